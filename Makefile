@@ -1,0 +1,47 @@
+# krunbench: see README.md. Static binaries everywhere.
+export CGO_ENABLED := 0
+GO       ?= go
+BIN      := bin/krunbench
+PKGS     := ./...
+FUZZTIME ?= 10s
+RUN_DIR  ?= /tmp/krunbench-run
+
+.PHONY: all build test unit fuzz lint bench run clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -o $(BIN) ./cmd/krunbench
+
+# test: everything CI runs. The FUSE and escape tests mount through
+# /dev/fuse and need root; they skip (loudly) without it.
+test: lint unit fuzz
+
+unit:
+	$(GO) test -count=1 -timeout 20m $(PKGS)
+
+# Short runs of every fuzz target (seed corpora live in testdata/fuzz).
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./virtiofs/fuse
+	$(GO) test -run '^$$' -fuzz '^FuzzServe$$' -fuzztime $(FUZZTIME) ./virtiofs/fuse
+	$(GO) test -run '^$$' -fuzz '^FuzzQueue$$' -fuzztime $(FUZZTIME) ./vmm/virtio
+
+lint:
+	$(GO) vet $(PKGS)
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 $(PKGS)
+
+# bench: side-by-side benchmarks (not part of test); tables on stdout, JSON
+# under bench/results/.
+bench: build
+	cd bench && CGO_ENABLED=0 $(GO) run ./fusebench -bin ../$(BIN) -out results/fuse.json
+
+# run: serve a demo directory through /dev/fuse with the default payload
+# and print the live FUSE trace; Ctrl-C unmounts.
+run: build
+	mkdir -p $(RUN_DIR)/share $(RUN_DIR)/mnt
+	echo 'hello from krunbench' > $(RUN_DIR)/share/hello.txt
+	printf '#!/bin/sh\necho demo init\n' > $(RUN_DIR)/init.sh
+	$(BIN) serve --shared-dir $(RUN_DIR)/share --mount $(RUN_DIR)/mnt --init $(RUN_DIR)/init.sh --trace -
+
+clean:
+	rm -rf bin

@@ -1,0 +1,92 @@
+package fuse
+
+import "syscall"
+
+// Errno is a Linux errno; 0 means success. Replies carry it negated.
+type Errno = syscall.Errno
+
+// OK is the zero Errno.
+const OK Errno = 0
+
+// RootID is the nodeid of the filesystem root.
+const RootID = 1
+
+// Caller is who sent a request, from the request header.
+type Caller struct {
+	Uid uint32
+	Gid uint32
+	Pid uint32
+}
+
+// Request is what a handler sees of the request being served: the header
+// fields and, for the trace, what the filesystem learned while serving it.
+type Request struct {
+	Header InHeader
+	Caller Caller
+	// Synthetic is set by a filesystem that served the request from a
+	// synthetic inode (the /init.krun overlay); the trace flags it.
+	Synthetic bool
+}
+
+// FileSystem is what the server dispatches decoded requests to. Nodeids and
+// file handles are the filesystem's own; the server never interprets them.
+// Methods must be safe for concurrent use: requests are served in parallel.
+type FileSystem interface {
+	// Init is called once INIT is negotiated, with the flags both sides agreed on.
+	Init(flags uint32)
+	// Destroy releases everything: the client unmounted or the device reset.
+	Destroy()
+
+	Lookup(r *Request, parent uint64, name string, out *EntryOut) Errno
+	Forget(nodeid, nlookup uint64)
+	GetAttr(r *Request, nodeid uint64, in *GetAttrIn, out *AttrOut) Errno
+	SetAttr(r *Request, nodeid uint64, in *SetAttrIn, out *AttrOut) Errno
+	Readlink(r *Request, nodeid uint64) ([]byte, Errno)
+	Symlink(r *Request, parent uint64, name, target string, out *EntryOut) Errno
+	Mknod(r *Request, parent uint64, name string, in *MknodIn, out *EntryOut) Errno
+	Mkdir(r *Request, parent uint64, name string, in *MkdirIn, out *EntryOut) Errno
+	Unlink(r *Request, parent uint64, name string) Errno
+	Rmdir(r *Request, parent uint64, name string) Errno
+	Rename(r *Request, parent uint64, name string, newParent uint64, newName string, flags uint32) Errno
+	Link(r *Request, nodeid, newParent uint64, newName string, out *EntryOut) Errno
+
+	Open(r *Request, nodeid uint64, in *OpenIn, out *OpenOut) Errno
+	Create(r *Request, parent uint64, name string, in *CreateIn, entry *EntryOut, out *OpenOut) Errno
+	// Read fills dst (the reply's data buffers, possibly several) and
+	// returns how many bytes it wrote; 0 at or past the end of the file.
+	Read(r *Request, nodeid uint64, in *ReadIn, dst [][]byte) (int, Errno)
+	// Write stores data (in.Size bytes split over the request's buffers).
+	Write(r *Request, nodeid uint64, in *WriteIn, data [][]byte) (uint32, Errno)
+	Flush(r *Request, nodeid uint64, in *FlushIn) Errno
+	Fsync(r *Request, nodeid uint64, in *FsyncIn) Errno
+	Release(r *Request, nodeid uint64, in *ReleaseIn) Errno
+	Fallocate(r *Request, nodeid uint64, in *FallocateIn) Errno
+	Lseek(r *Request, nodeid uint64, in *LseekIn, out *LseekOut) Errno
+	CopyFileRange(r *Request, nodeid uint64, in *CopyFileRangeIn) (uint32, Errno)
+
+	OpenDir(r *Request, nodeid uint64, in *OpenIn, out *OpenOut) Errno
+	// ReadDir appends entries to list until it is full; plus selects
+	// READDIRPLUS, whose entries carry an EntryOut (a lookup each).
+	ReadDir(r *Request, nodeid uint64, in *ReadIn, plus bool, list *DirList) Errno
+	ReleaseDir(r *Request, nodeid uint64, in *ReleaseIn) Errno
+	FsyncDir(r *Request, nodeid uint64, in *FsyncIn) Errno
+
+	StatFs(r *Request, nodeid uint64, out *StatfsOut) Errno
+	Access(r *Request, nodeid uint64, mask uint32) Errno
+	SetXattr(r *Request, nodeid uint64, name string, value []byte, flags uint32) Errno
+	// GetXattr copies the value into dst; with a nil dst it returns the size.
+	GetXattr(r *Request, nodeid uint64, name string, dst []byte) (int, Errno)
+	// ListXattr copies the NUL-separated names into dst; nil dst: size only.
+	ListXattr(r *Request, nodeid uint64, dst []byte) (int, Errno)
+	RemoveXattr(r *Request, nodeid uint64, name string) Errno
+	// Ioctl handles a restricted ioctl; it returns the result and the
+	// number of bytes written to outData.
+	Ioctl(r *Request, nodeid uint64, in *IoctlIn, inData []byte, outData []byte) (result int32, n int, errno Errno)
+	SyncFs(r *Request, nodeid uint64) Errno
+}
+
+// PathResolver is implemented by filesystems that can name a nodeid, so the
+// trace can show paths instead of numbers.
+type PathResolver interface {
+	PathOf(nodeid uint64) string
+}

@@ -1,0 +1,205 @@
+// Package fuse speaks the FUSE wire protocol as the Linux kernel does
+// (include/uapi/linux/fuse.h): it decodes a request held in any number of
+// byte slices, dispatches it through one opcode table to a FileSystem, and
+// encodes the reply into the caller's writable buffers. Transports
+// (/dev/fuse, virtqueues, vhost-user) feed it; it knows nothing about them.
+package fuse
+
+import (
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// MaxNameLen bounds names in requests (NAME_MAX).
+const MaxNameLen = 255
+
+// maxRequest bounds a request: a full WRITE plus its header and arguments.
+const maxRequest = MaxWrite + 4096
+
+// Offered is what the server offers at INIT, the same set libkrun offers.
+const Offered = InitAsyncRead | InitParallelDirops | InitBigWrites | InitAutoInvalData |
+	InitAsyncDio | InitHasIoctlDir | InitAtomicOTrunc | InitMaxPages | InitSubmounts |
+	InitDoReaddirplus | InitReaddirplusAuto
+
+// Options configure a Server.
+type Options struct {
+	// Observer sees every request (the trace tap); nil costs nothing.
+	Observer Observer
+	// Log receives reasons for dropped requests; nil discards them.
+	Log *slog.Logger
+	// Offer overrides the INIT flags offered; 0 means Offered.
+	Offer uint32
+}
+
+// Server dispatches FUSE requests to a FileSystem. It is safe for
+// concurrent use: transports call Serve from as many goroutines as they like.
+type Server struct {
+	fs    FileSystem
+	obs   Observer
+	log   *slog.Logger
+	offer uint32
+
+	initialized atomic.Bool
+	minor       atomic.Uint32
+	flags       atomic.Uint32
+
+	pool sync.Pool
+}
+
+// scratch is per-call state, pooled so serving allocates little.
+type scratch struct {
+	r     reader
+	w     writer
+	req   Request
+	ev    Served
+	gath  []byte
+	small [256]byte
+	dir   []byte
+}
+
+// NewServer returns a server for fs.
+func NewServer(fs FileSystem, opts Options) *Server {
+	s := &Server{fs: fs, obs: opts.Observer, log: opts.Log, offer: opts.Offer}
+	if s.offer == 0 {
+		s.offer = Offered
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.pool.New = func() any { return &scratch{gath: make([]byte, 0, 512)} }
+	return s
+}
+
+// FileSystem returns the filesystem the server dispatches to.
+func (s *Server) FileSystem() FileSystem { return s.fs }
+
+// Initialized reports whether INIT has been negotiated.
+func (s *Server) Initialized() bool { return s.initialized.Load() }
+
+// Serve handles one request. in holds the request bytes (possibly split at
+// any boundary); out receives the reply. It returns the reply length and
+// whether a reply must be sent at all (FORGET and friends have none, and
+// undecodable requests are dropped).
+func (s *Server) Serve(in, out [][]byte) (n int, reply bool) {
+	sc := s.pool.Get().(*scratch)
+	defer s.pool.Put(sc)
+	sc.r.reset(in, sc.gath)
+	sc.w.reset(out)
+	ev := &sc.ev
+	*ev = Served{}
+	if s.obs != nil {
+		ev.Start = time.Now()
+	}
+	n, reply = s.serve(sc)
+	if s.obs != nil {
+		ev.Latency = time.Since(ev.Start)
+		s.obs.Observe(ev)
+	}
+	return n, reply
+}
+
+func (s *Server) drop(sc *scratch, reason error) (int, bool) {
+	sc.ev.Dropped = reason.Error()
+	s.log.Warn("dropping FUSE request", "reason", reason, "opcode", sc.ev.Opcode, "unique", sc.ev.Unique)
+	return 0, false
+}
+
+func (s *Server) serve(sc *scratch) (int, bool) {
+	r, w, ev := &sc.r, &sc.w, &sc.ev
+	total := r.left
+	h, ok := decodeArg[InHeader](r)
+	if !ok {
+		return s.drop(sc, ErrShortRequest)
+	}
+	ev.Unique, ev.Opcode, ev.Nodeid = h.Unique, h.Opcode, h.Nodeid
+	ev.Caller = Caller{Uid: h.Uid, Gid: h.Gid, Pid: h.Pid}
+	if w.total < OutHeaderSize {
+		if op, ok := lookupOp(h.Opcode); !ok || !op.noReply {
+			return s.drop(sc, ErrShortReply)
+		}
+	}
+	fail := func(errno Errno, why error) (int, bool) {
+		s.log.Debug("rejecting FUSE request", "reason", why, "opcode", h.Opcode, "unique", h.Unique)
+		ev.Errno = errno
+		return w.finish(h.Unique, errno), true
+	}
+	switch {
+	case int(h.Len) < InHeaderSize:
+		return s.drop(sc, ErrShortRequest)
+	case int(h.Len) > maxRequest:
+		return fail(syscall.EINVAL, ErrTooLarge)
+	case int(h.Len) > total:
+		return fail(syscall.EINVAL, ErrLyingLength)
+	}
+	r.limit(int(h.Len) - InHeaderSize)
+
+	op, known := lookupOp(h.Opcode)
+	if !known {
+		return fail(syscall.ENOSYS, nil)
+	}
+	if h.Opcode != OpInit && !s.initialized.Load() {
+		return fail(syscall.EIO, nil)
+	}
+	if sc.r.left < op.inSize {
+		return fail(syscall.EINVAL, ErrShortRequest)
+	}
+	sc.req = Request{Header: h, Caller: ev.Caller}
+	errno := op.handle(s, sc, &h)
+	ev.Errno = errno
+	ev.Synthetic = ev.Synthetic || sc.req.Synthetic
+	if h.Opcode == OpRead && ev.Synthetic && errno == 0 && ev.Bytes == 0 {
+		ev.EOF = true
+	}
+	if op.noReply {
+		return 0, false
+	}
+	return w.finish(h.Unique, errno), true
+}
+
+// initOp negotiates the protocol version and flags.
+func (s *Server) initOp(sc *scratch, h *InHeader) Errno {
+	in, ok := decodeArg[InitIn](&sc.r)
+	if !ok {
+		return syscall.EINVAL
+	}
+	sc.ev.Flags = in.Flags
+	out := InitOut{Major: KernelVersion, Minor: KernelMinor}
+	switch {
+	case in.Major > KernelVersion:
+		// The kernel retries with our major when we answer with it alone.
+		sc.w.put(asBytes(&out))
+		return 0
+	case in.Major < KernelVersion || in.Minor < MinKernelMinor:
+		s.log.Warn("FUSE client too old", "major", in.Major, "minor", in.Minor)
+		return syscall.EPROTO
+	}
+	out.Minor = min(in.Minor, KernelMinor)
+	flags := in.Flags & s.offer
+	out.Flags = flags
+	out.MaxReadahead = in.MaxReadahead
+	out.MaxBackground = 256
+	out.CongestionThreshold = 192
+	out.MaxWrite = MaxWrite
+	out.TimeGran = 1
+	if flags&InitMaxPages != 0 {
+		out.MaxPages = MaxPages
+	}
+	if !sc.w.put(asBytes(&out)) {
+		return syscall.ERANGE
+	}
+	s.minor.Store(out.Minor)
+	s.flags.Store(flags)
+	s.fs.Init(flags)
+	s.initialized.Store(true)
+	return 0
+}
+
+// Reset forgets the negotiated session, as after DESTROY or a device reset.
+func (s *Server) Reset() {
+	if s.initialized.Swap(false) {
+		s.fs.Destroy()
+	}
+}

@@ -1,0 +1,153 @@
+// Package fusedev serves a fuse.Server through the host's /dev/fuse, so the
+// real Linux FUSE client can mount krunbench's filesystem directly. It is
+// the transport used by `krunbench serve --mount` and by the FUSE tests.
+package fusedev
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/krunbench/krunbench/virtiofs/fuse"
+)
+
+// ErrMount wraps failures to mount.
+var ErrMount = errors.New("fusedev: mount failed")
+
+// bufSize fits the largest request (a max_write WRITE) and the largest
+// reply (a max_pages READ); the kernel refuses smaller read buffers.
+const bufSize = fuse.MaxWrite + 4096
+
+// Options configure a mount.
+type Options struct {
+	// Workers is the number of goroutines reading /dev/fuse; default 8.
+	Workers int
+	// FSName is shown as the mount's source; default "krunbench".
+	FSName string
+	// AllowOther lets users other than the mounter use the mount
+	// (permission checks then run with each caller's credentials).
+	AllowOther bool
+}
+
+// Mount is a live /dev/fuse mount.
+type Mount struct {
+	dir  string
+	dev  *os.File
+	srv  *fuse.Server
+	wg   sync.WaitGroup
+	once sync.Once
+	err  error
+	conn uint32 // fusectl connection id (the mount's device minor)
+}
+
+// New mounts srv's filesystem on dir and starts serving.
+func New(srv *fuse.Server, dir string, opts Options) (*Mount, error) {
+	if opts.Workers <= 0 {
+		opts.Workers = 8
+	}
+	if opts.FSName == "" {
+		opts.FSName = "krunbench"
+	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("%w: mount point: %w", ErrMount, err)
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("%w: mount point %s is not a directory", ErrMount, dir)
+	}
+	fd, err := unix.Open("/dev/fuse", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("%w: open /dev/fuse: %w", ErrMount, err)
+	}
+	data := fmt.Sprintf("fd=%d,rootmode=40000,user_id=0,group_id=0", fd)
+	if opts.AllowOther {
+		data += ",allow_other"
+	}
+	if err := unix.Mount(opts.FSName, dir, "fuse.krunbench", unix.MS_NOSUID|unix.MS_NODEV, data); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("%w: mount %s: %w", ErrMount, dir, err)
+	}
+	m := &Mount{dir: dir, dev: os.NewFile(uintptr(fd), "/dev/fuse"), srv: srv}
+	for range opts.Workers {
+		m.wg.Add(1)
+		go m.loop(fd)
+	}
+	var root unix.Stat_t
+	if err := unix.Stat(dir, &root); err == nil {
+		m.conn = unix.Minor(root.Dev)
+	}
+	return m, nil
+}
+
+// Dir returns the mount point.
+func (m *Mount) Dir() string { return m.dir }
+
+func (m *Mount) loop(fd int) {
+	defer m.wg.Done()
+	in := make([]byte, bufSize)
+	out := make([]byte, bufSize)
+	inv, outv := [][]byte{nil}, [][]byte{out}
+	for {
+		n, err := unix.Read(fd, in)
+		switch {
+		case err == unix.EINTR || err == unix.EAGAIN || err == unix.ENOENT:
+			continue
+		case err != nil:
+			if err != unix.ENODEV && err != unix.EBADF {
+				m.once.Do(func() { m.err = fmt.Errorf("fusedev: read: %w", err) })
+			}
+			return
+		}
+		inv[0] = in[:n]
+		size, reply := m.srv.Serve(inv, outv)
+		if !reply {
+			continue
+		}
+		// ENOENT: the request was interrupted and the kernel forgot it.
+		if _, err := unix.Write(fd, out[:size]); err != nil && err != unix.ENOENT {
+			if err == unix.ENODEV || err == unix.EBADF {
+				return
+			}
+		}
+	}
+}
+
+// Wait blocks until the filesystem is unmounted (by Close or by umount).
+func (m *Mount) Wait() error {
+	m.wg.Wait()
+	return m.err
+}
+
+// Close unmounts (lazily, so busy users do not block it) and waits for the
+// workers to stop.
+func (m *Mount) Close() error {
+	err := unix.Unmount(m.dir, unix.MNT_DETACH)
+	if err == unix.EINVAL {
+		err = nil // already unmounted
+	}
+	done := make(chan struct{})
+	go func() { m.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(time.Second):
+		// Still in use after the lazy unmount: abort the connection so
+		// the workers' reads return and users get ENOTCONN.
+		m.abort()
+		<-done
+	}
+	m.dev.Close()
+	m.srv.Reset()
+	return err
+}
+
+func (m *Mount) abort() {
+	const ctl = "/sys/fs/fuse/connections"
+	if _, err := os.Stat(ctl + "/" + fmt.Sprint(m.conn)); err != nil {
+		_ = unix.Mount("fusectl", ctl, "fusectl", 0, "")
+	}
+	_ = os.WriteFile(fmt.Sprintf("%s/%d/abort", ctl, m.conn), []byte("1"), 0)
+}

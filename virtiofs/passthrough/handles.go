@@ -1,0 +1,89 @@
+package passthrough
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/krunbench/krunbench/virtiofs/fuse"
+)
+
+// handle is an open file or directory. The table holds one reference and
+// every in-flight operation another, so RELEASE racing with a READ never
+// closes (and lets the host reuse) a descriptor still being read.
+type handle struct {
+	fh     uint64
+	nodeid uint64
+	fd     int
+	refs   atomic.Int32
+	dir    *dirState
+}
+
+// dirState is the READDIR position of a directory handle.
+type dirState struct {
+	mu sync.Mutex
+	// pos is the cookie (d_off) of the last entry handed out; the host
+	// descriptor's offset equals it when buf is empty.
+	pos uint64
+	// buf[off:end] holds dirents read from the host but not yet handed out.
+	buf      []byte
+	off, end int
+}
+
+// put drops a reference, closing the descriptor with the last one.
+func (h *handle) put() {
+	if h.refs.Add(-1) == 0 {
+		unix.Close(h.fd)
+	}
+}
+
+// newHandle registers fd and returns its fh; ownership of fd passes to it.
+func (fs *FS) newHandle(nodeid uint64, fd int, dir bool) uint64 {
+	h := &handle{nodeid: nodeid, fd: fd}
+	h.refs.Store(1)
+	if dir {
+		h.dir = &dirState{}
+	}
+	fs.hmu.Lock()
+	h.fh = fs.nextFh
+	fs.nextFh++
+	fs.handles[h.fh] = h
+	fs.hmu.Unlock()
+	return h.fh
+}
+
+// getHandle returns a referenced handle; the caller must put it.
+func (fs *FS) getHandle(fh uint64) (*handle, fuse.Errno) {
+	fs.hmu.RLock()
+	h := fs.handles[fh]
+	if h != nil {
+		h.refs.Add(1)
+	}
+	fs.hmu.RUnlock()
+	if h == nil {
+		return nil, unix.EBADF
+	}
+	return h, fuse.OK
+}
+
+// releaseHandle removes fh from the table.
+func (fs *FS) releaseHandle(fh uint64, dir bool) fuse.Errno {
+	fs.hmu.Lock()
+	h := fs.handles[fh]
+	if h == nil || (h.dir != nil) != dir {
+		fs.hmu.Unlock()
+		return unix.EBADF
+	}
+	delete(fs.handles, fh)
+	fs.hmu.Unlock()
+	h.put()
+	return fuse.OK
+}
+
+// openHandles reports how many handles are open (for tests).
+func (fs *FS) openHandles() int {
+	fs.hmu.RLock()
+	defer fs.hmu.RUnlock()
+	return len(fs.handles)
+}

@@ -1,0 +1,294 @@
+package passthrough
+
+import (
+	"math"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/krunbench/krunbench/virtiofs/fuse"
+)
+
+// openFlagMask are the open(2) flags a client may pass through. O_CREAT,
+// O_EXCL, O_NOFOLLOW, O_PATH, O_TMPFILE and O_NOCTTY are never passed on a
+// reopen; O_CLOEXEC is always added.
+const openFlagMask = unix.O_ACCMODE | unix.O_APPEND | unix.O_NONBLOCK | unix.O_SYNC | unix.O_DSYNC |
+	unix.O_DIRECT | unix.O_LARGEFILE | unix.O_DIRECTORY | unix.O_NOATIME | unix.O_TRUNC
+
+// openFlags turns the client's open flags into the host's.
+func (fs *FS) openFlags(flags uint32) int {
+	f := int(flags) & openFlagMask
+	if fs.flags.Load()&fuse.InitWritebackCache != 0 {
+		// The client's page cache reads even write-only files and
+		// handles append itself, as virtiofsd does.
+		if f&unix.O_ACCMODE == unix.O_WRONLY {
+			f = f&^unix.O_ACCMODE | unix.O_RDWR
+		}
+		f &^= unix.O_APPEND
+	}
+	return f
+}
+
+// reopen opens the inode behind the O_PATH descriptor fd for I/O through
+// /proc/self/fd, with the current thread's credentials. Only regular files
+// and directories are reopened: a symlink gets ELOOP and a special file
+// ENXIO (the client never opens those through FUSE). O_DIRECT is dropped if
+// the host filesystem refuses it.
+func (fs *FS) reopen(ino *inode, fd int, flags int) (int, error) {
+	return fs.reopenType(ino.typ, fd, flags)
+}
+
+func (fs *FS) reopenType(typ uint32, fd int, flags int) (int, error) {
+	switch typ {
+	case unix.S_IFREG, unix.S_IFDIR:
+	case unix.S_IFLNK:
+		return -1, unix.ELOOP
+	default:
+		return -1, unix.ENXIO
+	}
+	flags = flags&openFlagMask | unix.O_CLOEXEC
+	nfd, err := unix.Openat(fs.procFD, procName(fd), flags, 0)
+	if err == unix.EINVAL && flags&unix.O_DIRECT != 0 {
+		nfd, err = unix.Openat(fs.procFD, procName(fd), flags&^unix.O_DIRECT, 0)
+	}
+	return nfd, err
+}
+
+// Open opens nodeid for I/O as the caller.
+func (fs *FS) Open(r *fuse.Request, nodeid uint64, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Errno {
+	return fs.open(r, nodeid, fs.openFlags(in.Flags), false, out)
+}
+
+func (fs *FS) open(r *fuse.Request, nodeid uint64, flags int, dir bool, out *fuse.OpenOut) fuse.Errno {
+	ino, fd, e := fs.inodes.pin(nodeid)
+	if e != 0 {
+		return e
+	}
+	defer fs.inodes.unpin(ino)
+	if dir && ino.typ != unix.S_IFDIR {
+		return unix.ENOTDIR
+	}
+	sw, e := fs.become(r.Caller)
+	if e != 0 {
+		return e
+	}
+	nfd, err := fs.reopen(ino, fd, flags)
+	fs.unbecome(sw)
+	if err != nil {
+		return errno(err)
+	}
+	*out = fuse.OpenOut{Fh: fs.newHandle(nodeid, nfd, dir)}
+	return fuse.OK
+}
+
+// Create creates (or, without O_EXCL, opens) name in parent and opens it.
+func (fs *FS) Create(r *fuse.Request, parent uint64, name string, in *fuse.CreateIn, entry *fuse.EntryOut, out *fuse.OpenOut) fuse.Errno {
+	if e := checkName(name); e != 0 {
+		return e
+	}
+	p, pfd, e := fs.inodes.pin(parent)
+	if e != 0 {
+		return e
+	}
+	defer fs.inodes.unpin(p)
+	sw, e := fs.become(r.Caller)
+	if e != 0 {
+		return e
+	}
+	defer fs.unbecome(sw)
+
+	flags := fs.openFlags(in.Flags) &^ unix.O_DIRECTORY
+	mode := in.Mode & 0o7777 &^ in.Umask
+	want := int64(-1)
+	var fd int
+	var err error
+	for range 3 {
+		fd, err = unix.Openat(pfd, name, flags|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, mode)
+		if err == nil {
+			want = int64(mode)
+			break
+		}
+		if err != unix.EEXIST || in.Flags&unix.O_EXCL != 0 {
+			return errno(err)
+		}
+		// It exists: open it the way OPEN would, so a fifo or device
+		// planted under the name is refused rather than opened.
+		fd, err = fs.openExisting(pfd, name, flags)
+		if err != unix.ENOENT {
+			break
+		}
+	}
+	if err != nil {
+		return errno(err)
+	}
+	pathFD, err := unix.Openat(fs.procFD, procName(fd), unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		unix.Close(fd)
+		return errno(err)
+	}
+	if e := fs.enter(parent, name, pathFD, want, entry); e != 0 {
+		unix.Close(fd)
+		return e
+	}
+	*out = fuse.OpenOut{Fh: fs.newHandle(entry.Nodeid, fd, false)}
+	return fuse.OK
+}
+
+// openExisting opens name in the directory at pfd without creating it.
+func (fs *FS) openExisting(pfd int, name string, flags int) (int, error) {
+	pathFD, err := unix.Openat(pfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(pathFD)
+	var st unix.Stat_t
+	if err := statFD(pathFD, &st); err != nil {
+		return -1, err
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		return -1, unix.EISDIR
+	}
+	return fs.reopenType(st.Mode&unix.S_IFMT, pathFD, flags)
+}
+
+// Read reads from an open handle into dst.
+func (fs *FS) Read(r *fuse.Request, nodeid uint64, in *fuse.ReadIn, dst [][]byte) (int, fuse.Errno) {
+	h, e := fs.getHandle(in.Fh)
+	if e != 0 {
+		return 0, e
+	}
+	defer h.put()
+	dst = limit(dst, int(in.Size))
+	n, err := unix.Preadv(h.fd, dst, int64(in.Offset))
+	if err != nil {
+		return 0, errno(err)
+	}
+	return n, fuse.OK
+}
+
+// Write writes in.Size bytes of data to an open handle.
+func (fs *FS) Write(r *fuse.Request, nodeid uint64, in *fuse.WriteIn, data [][]byte) (uint32, fuse.Errno) {
+	h, e := fs.getHandle(in.Fh)
+	if e != 0 {
+		return 0, e
+	}
+	defer h.put()
+	data = limit(data, int(in.Size))
+	n, err := unix.Pwritev(h.fd, data, int64(in.Offset))
+	if err != nil {
+		return 0, errno(err)
+	}
+	return uint32(n), fuse.OK
+}
+
+// limit trims bufs to at most n bytes in total.
+func limit(bufs [][]byte, n int) [][]byte {
+	total := 0
+	for i, b := range bufs {
+		if total+len(b) >= n {
+			if total+len(b) == n && i == len(bufs)-1 {
+				return bufs
+			}
+			out := make([][]byte, i+1)
+			copy(out, bufs[:i])
+			out[i] = b[:n-total]
+			return out
+		}
+		total += len(b)
+	}
+	return bufs
+}
+
+// Flush is close(dup(fd)): it releases the process's POSIX locks on the
+// file and reports errors a close would.
+func (fs *FS) Flush(r *fuse.Request, nodeid uint64, in *fuse.FlushIn) fuse.Errno {
+	h, e := fs.getHandle(in.Fh)
+	if e != 0 {
+		return e
+	}
+	defer h.put()
+	nfd, err := unix.Dup(h.fd)
+	if err != nil {
+		return errno(err)
+	}
+	return errno(unix.Close(nfd))
+}
+
+// Fsync flushes a handle to disk; bit 0 of FsyncFlags asks for fdatasync.
+func (fs *FS) Fsync(r *fuse.Request, nodeid uint64, in *fuse.FsyncIn) fuse.Errno {
+	h, e := fs.getHandle(in.Fh)
+	if e != 0 {
+		return e
+	}
+	defer h.put()
+	if in.FsyncFlags&1 != 0 {
+		return errno(unix.Fdatasync(h.fd))
+	}
+	return errno(unix.Fsync(h.fd))
+}
+
+// Release closes a file handle.
+func (fs *FS) Release(r *fuse.Request, nodeid uint64, in *fuse.ReleaseIn) fuse.Errno {
+	return fs.releaseHandle(in.Fh, false)
+}
+
+// Fallocate preallocates or punches space in an open file.
+func (fs *FS) Fallocate(r *fuse.Request, nodeid uint64, in *fuse.FallocateIn) fuse.Errno {
+	h, e := fs.getHandle(in.Fh)
+	if e != 0 {
+		return e
+	}
+	defer h.put()
+	if in.Offset > math.MaxInt64 || in.Length > math.MaxInt64 {
+		return unix.EINVAL
+	}
+	return errno(unix.Fallocate(h.fd, in.Mode, int64(in.Offset), int64(in.Length)))
+}
+
+// Lseek answers SEEK_DATA and SEEK_HOLE (and the plain whences).
+func (fs *FS) Lseek(r *fuse.Request, nodeid uint64, in *fuse.LseekIn, out *fuse.LseekOut) fuse.Errno {
+	switch in.Whence {
+	case unix.SEEK_SET, unix.SEEK_CUR, unix.SEEK_END, unix.SEEK_DATA, unix.SEEK_HOLE:
+	default:
+		return unix.EINVAL
+	}
+	h, e := fs.getHandle(in.Fh)
+	if e != 0 {
+		return e
+	}
+	defer h.put()
+	off, err := unix.Seek(h.fd, int64(in.Offset), int(in.Whence))
+	if err != nil {
+		return errno(err)
+	}
+	out.Offset = uint64(off)
+	return fuse.OK
+}
+
+// maxCopy bounds one COPY_FILE_RANGE so its result fits the reply.
+const maxCopy = 1 << 30
+
+// CopyFileRange copies between two open handles on the host.
+func (fs *FS) CopyFileRange(r *fuse.Request, nodeid uint64, in *fuse.CopyFileRangeIn) (uint32, fuse.Errno) {
+	if in.Flags != 0 {
+		return 0, unix.EINVAL
+	}
+	if in.OffIn > math.MaxInt64 || in.OffOut > math.MaxInt64 {
+		return 0, unix.EINVAL
+	}
+	src, e := fs.getHandle(in.FhIn)
+	if e != 0 {
+		return 0, e
+	}
+	defer src.put()
+	dst, e := fs.getHandle(in.FhOut)
+	if e != 0 {
+		return 0, e
+	}
+	defer dst.put()
+	offIn, offOut := int64(in.OffIn), int64(in.OffOut)
+	n, err := unix.CopyFileRange(src.fd, &offIn, dst.fd, &offOut, int(min(in.Len, maxCopy)), 0)
+	if err != nil {
+		return 0, errno(err)
+	}
+	return uint32(n), fuse.OK
+}

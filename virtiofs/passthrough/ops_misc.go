@@ -1,0 +1,197 @@
+package passthrough
+
+import (
+	"bytes"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/krunbench/krunbench/virtiofs/fuse"
+)
+
+// StatFs reports the host filesystem's statistics.
+func (fs *FS) StatFs(r *fuse.Request, nodeid uint64, out *fuse.StatfsOut) fuse.Errno {
+	ino, fd, e := fs.inodes.pin(nodeid)
+	if e != 0 {
+		return e
+	}
+	defer fs.inodes.unpin(ino)
+	var s unix.Statfs_t
+	if err := unix.Fstatfs(fd, &s); err != nil {
+		return errno(err)
+	}
+	*out = fuse.StatfsOut{
+		Blocks:  s.Blocks,
+		Bfree:   s.Bfree,
+		Bavail:  s.Bavail,
+		Files:   s.Files,
+		Ffree:   s.Ffree,
+		Bsize:   uint32(s.Bsize),
+		Namelen: uint32(s.Namelen),
+		Frsize:  uint32(s.Frsize),
+	}
+	return fuse.OK
+}
+
+// Access checks mask against the caller's credentials: faccessat2 with
+// AT_EACCESS under the switched fsuid/fsgid (see creds.go).
+func (fs *FS) Access(r *fuse.Request, nodeid uint64, mask uint32) fuse.Errno {
+	ino, fd, e := fs.inodes.pin(nodeid)
+	if e != 0 {
+		return e
+	}
+	defer fs.inodes.unpin(ino)
+	sw, e := fs.become(r.Caller)
+	if e != 0 {
+		return e
+	}
+	defer fs.unbecome(sw)
+	return errno(unix.Faccessat2(fd, "", mask, unix.AT_EMPTY_PATH|unix.AT_EACCESS|unix.AT_SYMLINK_NOFOLLOW))
+}
+
+// xattrOp pins nodeid and switches to the caller for an xattr call on the
+// inode's /proc/self/fd path. Symlinks are refused with refuse, as
+// virtiofsd does. The returned func undoes it all.
+func (fs *FS) xattrOp(r *fuse.Request, nodeid uint64, refuse fuse.Errno) (string, func(), fuse.Errno) {
+	if !fs.xattr {
+		return "", nil, unix.ENOSYS
+	}
+	ino, fd, e := fs.inodes.pin(nodeid)
+	if e != 0 {
+		return "", nil, e
+	}
+	if ino.typ == unix.S_IFLNK {
+		fs.inodes.unpin(ino)
+		return "", nil, refuse
+	}
+	sw, e := fs.become(r.Caller)
+	if e != 0 {
+		fs.inodes.unpin(ino)
+		return "", nil, e
+	}
+	return procPath(fd), func() {
+		fs.unbecome(sw)
+		fs.inodes.unpin(ino)
+	}, fuse.OK
+}
+
+// privilegedXattr reports whether name needs capabilities that survive the
+// fsuid switch (CAP_SYS_ADMIN, CAP_SETFCAP), so non-root callers are
+// refused it here.
+func privilegedXattr(name string) bool {
+	return strings.HasPrefix(name, "trusted.") || strings.HasPrefix(name, "security.")
+}
+
+// SetXattr sets an extended attribute.
+func (fs *FS) SetXattr(r *fuse.Request, nodeid uint64, name string, value []byte, flags uint32) fuse.Errno {
+	if privilegedXattr(name) && !fs.privileged(r.Caller) {
+		return unix.EPERM
+	}
+	path, done, e := fs.xattrOp(r, nodeid, unix.EPERM)
+	if e != 0 {
+		return e
+	}
+	defer done()
+	return errno(unix.Setxattr(path, name, value, int(flags)))
+}
+
+// GetXattr reads an extended attribute; a nil dst asks for its size.
+func (fs *FS) GetXattr(r *fuse.Request, nodeid uint64, name string, dst []byte) (int, fuse.Errno) {
+	if strings.HasPrefix(name, "trusted.") && !fs.privileged(r.Caller) {
+		return 0, unix.ENODATA
+	}
+	path, done, e := fs.xattrOp(r, nodeid, unix.ENOTSUP)
+	if e != 0 {
+		return 0, e
+	}
+	defer done()
+	n, err := unix.Getxattr(path, name, dst)
+	if err != nil {
+		return 0, errno(err)
+	}
+	return n, fuse.OK
+}
+
+// ListXattr lists extended attribute names; a nil dst asks for the size.
+// trusted.* names are hidden from non-root callers, as the kernel does.
+func (fs *FS) ListXattr(r *fuse.Request, nodeid uint64, dst []byte) (int, fuse.Errno) {
+	path, done, e := fs.xattrOp(r, nodeid, unix.ENOTSUP)
+	if e != 0 {
+		return 0, e
+	}
+	defer done()
+	if fs.privileged(r.Caller) {
+		n, err := unix.Listxattr(path, dst)
+		if err != nil {
+			return 0, errno(err)
+		}
+		return n, fuse.OK
+	}
+	var buf []byte
+	for {
+		n, err := unix.Listxattr(path, nil)
+		if err != nil {
+			return 0, errno(err)
+		}
+		buf = make([]byte, n)
+		if n, err = unix.Listxattr(path, buf); err == nil {
+			buf = buf[:n]
+			break
+		}
+		if err != unix.ERANGE {
+			return 0, errno(err)
+		}
+	}
+	var names []byte
+	for name := range bytes.SplitSeq(buf, []byte{0}) {
+		if len(name) > 0 && !bytes.HasPrefix(name, []byte("trusted.")) {
+			names = append(append(names, name...), 0)
+		}
+	}
+	if dst == nil {
+		return len(names), fuse.OK
+	}
+	if len(names) > len(dst) {
+		return 0, unix.ERANGE
+	}
+	return copy(dst, names), fuse.OK
+}
+
+// RemoveXattr removes an extended attribute.
+func (fs *FS) RemoveXattr(r *fuse.Request, nodeid uint64, name string) fuse.Errno {
+	if privilegedXattr(name) && !fs.privileged(r.Caller) {
+		return unix.EPERM
+	}
+	path, done, e := fs.xattrOp(r, nodeid, unix.EPERM)
+	if e != 0 {
+		return e
+	}
+	defer done()
+	return errno(unix.Removexattr(path, name))
+}
+
+// Ioctl refuses every ioctl; the exit-code ioctl is served above this
+// filesystem by the /init.krun overlay.
+func (fs *FS) Ioctl(r *fuse.Request, nodeid uint64, in *fuse.IoctlIn, inData []byte, outData []byte) (int32, int, fuse.Errno) {
+	return 0, 0, unix.ENOTTY
+}
+
+// SyncFs syncs the host filesystems the share spans.
+func (fs *FS) SyncFs(r *fuse.Request, nodeid uint64) fuse.Errno {
+	fds := fs.inodes.mountFDs()
+	if len(fds) == 0 {
+		root := fs.inodes.root
+		fd, err := fs.reopen(root, root.fd, unix.O_RDONLY|unix.O_DIRECTORY)
+		if err != nil {
+			return errno(err)
+		}
+		defer unix.Close(fd)
+		fds = []int{fd}
+	}
+	for _, fd := range fds {
+		if err := unix.Syncfs(fd); err != nil {
+			return errno(err)
+		}
+	}
+	return fuse.OK
+}

@@ -1,0 +1,287 @@
+package trace
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/krunbench/krunbench/virtiofs/fuse"
+)
+
+// FileWriter writes events as JSON lines through a buffer. It is safe for
+// concurrent use.
+type FileWriter struct {
+	mu  sync.Mutex
+	bw  *bufio.Writer
+	enc *json.Encoder
+	n   uint64
+	err error
+}
+
+// NewFileWriter returns a writer of JSON lines to w. Close flushes it; w
+// itself is left open.
+func NewFileWriter(w io.Writer) *FileWriter {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	enc := json.NewEncoder(bw)
+	enc.SetEscapeHTML(false)
+	return &FileWriter{bw: bw, enc: enc}
+}
+
+// WriteEvent appends one event as a line. After the first error every
+// call returns it.
+func (f *FileWriter) WriteEvent(ev *Event) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return f.err
+	}
+	if f.err = f.enc.Encode(ev); f.err == nil {
+		f.n++
+	}
+	return f.err
+}
+
+// Written is how many events were written.
+func (f *FileWriter) Written() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.n
+}
+
+// Flush writes buffered lines out.
+func (f *FileWriter) Flush() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return f.err
+	}
+	f.err = f.bw.Flush()
+	return f.err
+}
+
+// Close flushes; it does not close the underlying writer.
+func (f *FileWriter) Close() error { return f.Flush() }
+
+// DefaultFlushInterval is how often a Recorder flushes when not told.
+const DefaultFlushInterval = time.Second
+
+// Recorder is a subscriber that writes every event it receives to a
+// FileWriter, resolving paths and flushing periodically.
+type Recorder struct {
+	sub  *Subscription
+	fw   *FileWriter
+	done chan struct{}
+	err  error
+}
+
+// Record subscribes to the tap and writes events observed from now on to w
+// as JSON lines, flushing every flushEvery (0 means DefaultFlushInterval).
+// Call Close to stop, drain and flush.
+func (t *Tap) Record(w io.Writer, flushEvery time.Duration) *Recorder {
+	if flushEvery <= 0 {
+		flushEvery = DefaultFlushInterval
+	}
+	r := &Recorder{sub: t.Subscribe(16384), fw: NewFileWriter(w), done: make(chan struct{})}
+	go r.run(flushEvery)
+	return r
+}
+
+func (r *Recorder) run(every time.Duration) {
+	defer close(r.done)
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case ev, ok := <-r.sub.C():
+			if !ok {
+				r.err = r.fw.Close()
+				return
+			}
+			r.sub.tap.Resolve(&ev)
+			if err := r.fw.WriteEvent(&ev); err != nil {
+				r.err = err
+				r.sub.Close()
+				for range r.sub.C() {
+				}
+				return
+			}
+		case <-tick.C:
+			if err := r.fw.Flush(); err != nil {
+				r.err = err
+				r.sub.Close()
+				for range r.sub.C() {
+				}
+				return
+			}
+		}
+	}
+}
+
+// Written is how many events were written so far.
+func (r *Recorder) Written() uint64 { return r.fw.Written() }
+
+// Dropped is how many events were lost because writing lagged.
+func (r *Recorder) Dropped() uint64 { return r.sub.Dropped() }
+
+// Close stops recording, writes what was already received, flushes and
+// returns the first error met.
+func (r *Recorder) Close() error {
+	r.sub.Close()
+	<-r.done
+	return r.err
+}
+
+// Reader reads events from JSON lines. A last line cut short (a trace
+// whose writer died mid-line) ends the stream quietly; see Truncated.
+type Reader struct {
+	br        *bufio.Reader
+	line      int
+	truncated bool
+}
+
+// NewReader returns a reader of JSON lines from r.
+func NewReader(r io.Reader) *Reader {
+	return &Reader{br: bufio.NewReaderSize(r, 64<<10)}
+}
+
+// Next returns the next event, or io.EOF at the end. Blank lines are
+// skipped; a malformed complete line is an error naming its line number.
+func (r *Reader) Next() (Event, error) {
+	for {
+		b, err := r.br.ReadBytes('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return Event{}, err
+		}
+		last := err != nil
+		if len(b) == 0 && last {
+			return Event{}, io.EOF
+		}
+		r.line++
+		b = bytes.TrimSpace(b)
+		if len(b) == 0 {
+			if last {
+				return Event{}, io.EOF
+			}
+			continue
+		}
+		var ev Event
+		if jerr := json.Unmarshal(b, &ev); jerr != nil {
+			if last {
+				r.truncated = true
+				return Event{}, io.EOF
+			}
+			return Event{}, fmt.Errorf("trace: line %d: %w", r.line, jerr)
+		}
+		if ev.OpName == "" {
+			ev.OpName = opName(ev.Op)
+		}
+		return ev, nil
+	}
+}
+
+// Truncated reports whether the input ended in a partial line that was
+// skipped.
+func (r *Reader) Truncated() bool { return r.truncated }
+
+// ReadFile reads every event from JSON lines, tolerating a truncated last
+// line.
+func ReadFile(r io.Reader) ([]Event, error) {
+	rd := NewReader(r)
+	var out []Event
+	for {
+		ev, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return out, err
+		}
+		out = append(out, ev)
+	}
+}
+
+// maxInitReadLines bounds the init.krun reads Summary lists one by one.
+const maxInitReadLines = 64
+
+// Summary prints per-opcode counts, errors, bytes and latency percentiles
+// over events, then the reads of /init.krun one by one.
+func Summary(w io.Writer, events []Event) error {
+	s := Summarize(events)
+	bw := bufio.NewWriter(w)
+	fmt.Fprintf(bw, "events: %d  span: %s  errors: %d  bytes: %d  malformed: %d\n\n",
+		s.Total.Count, FormatLatency(s.Uptime), s.Total.Errors, s.Total.Bytes, s.Drops.Malformed)
+	tw := tabwriter.NewWriter(bw, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "OP\tCOUNT\tERRORS\tBYTES\tP50\tP99\tMAX\t")
+	rows := append(s.Ops, s.Total)
+	for i := range rows {
+		o := &rows[i]
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\t\n", o.Name, o.Count, o.Errors, o.Bytes,
+			FormatLatency(o.Latency.P50), FormatLatency(o.Latency.P99), FormatLatency(o.Latency.Max))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+
+	initNodes := map[uint64]string{}
+	for i := range events {
+		ev := &events[i]
+		if !ev.IsInit() || ev.Errno != 0 {
+			continue
+		}
+		switch {
+		case ev.Op == fuse.OpLookup && ev.NewNodeid != 0:
+			parent := ev.Path
+			if parent == "" && ev.Nodeid == fuse.RootID {
+				parent = "/"
+			}
+			initNodes[ev.NewNodeid] = path.Join(parent, ev.Name)
+		case ev.Name == "":
+			initNodes[ev.Nodeid] = ev.Path
+		}
+	}
+	isInitRead := func(ev *Event) bool {
+		if ev.Op != fuse.OpRead {
+			return false
+		}
+		_, known := initNodes[ev.Nodeid]
+		return ev.IsInit() || (ev.Synthetic && known)
+	}
+	var reads, eofs, listed int
+	var nbytes int
+	for i := range events {
+		ev := &events[i]
+		if !isInitRead(ev) {
+			continue
+		}
+		reads++
+		if ev.EOF {
+			eofs++
+		}
+		nbytes += ev.Bytes
+	}
+	fmt.Fprintf(bw, "\ninit.krun reads: %d (%d at EOF), %d bytes\n", reads, eofs, nbytes)
+	for i := range events {
+		ev := &events[i]
+		if !isInitRead(ev) {
+			continue
+		}
+		if listed == maxInitReadLines {
+			fmt.Fprintf(bw, "  ... %d more\n", reads-listed)
+			break
+		}
+		listed++
+		shown := *ev
+		if shown.Path == "" {
+			shown.Path = initNodes[ev.Nodeid]
+		}
+		fmt.Fprintf(bw, "  %s\n", Line(&shown))
+	}
+	return bw.Flush()
+}
