@@ -56,7 +56,6 @@ type scratch struct {
 	req   Request
 	ev    Served
 	gath  []byte
-	small [256]byte
 	dir   []byte
 }
 

@@ -404,16 +404,6 @@ func (t *inodeTable) mountFDs() []int {
 	return fds
 }
 
-// typeOf returns the file type of nodeid, or 0 if unknown.
-func (t *inodeTable) typeOf(nodeid uint64) uint32 {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if in := t.byID[nodeid]; in != nil {
-		return in.typ
-	}
-	return 0
-}
-
 // openFDs reports how many evictable descriptors are open (for tests).
 func (t *inodeTable) openFDs() int {
 	t.mu.Lock()

@@ -246,6 +246,7 @@ func TestRenameLinkSymlinkUnlink(t *testing.T) {
 	must(t, fs.Unlink(rootReq, fuse.RootID, "hard"), "unlink")
 	wantErr(t, fs.Unlink(rootReq, fuse.RootID, "hard"), unix.ENOENT, "unlink again")
 	wantErr(t, fs.Rmdir(rootReq, fuse.RootID, "a"), unix.ENOTEMPTY, "rmdir nonempty")
+	must(t, fs.Unlink(rootReq, b, "g"), "unlink exchanged file")
 	must(t, fs.Rmdir(rootReq, fuse.RootID, "b"), "rmdir")
 	if _, err := os.Stat(filepath.Join(dir, "b")); !os.IsNotExist(err) {
 		t.Fatalf("b still there: %v", err)

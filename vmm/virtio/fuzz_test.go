@@ -3,6 +3,7 @@ package virtio_test
 import (
 	"encoding/binary"
 	"errors"
+	"slices"
 	"testing"
 	"unsafe"
 
@@ -55,120 +56,159 @@ func FuzzQueue(f *testing.F) {
 	for _, s := range fuzzSeeds() {
 		f.Add(s)
 	}
-	f.Fuzz(func(t *testing.T, in []byte) {
-		if len(in) < fuzzHeader {
-			return
-		}
-		ram := make([]byte, fuzzRAM)
-		third := uint64(fuzzRAM / 3)
-		mem, err := virtio.NewMemory(
-			virtio.Region{GPA: fuzzBase, Data: ram[:third]},
-			virtio.Region{GPA: fuzzBase + third, Data: ram[third : 2*third]},
-			virtio.Region{GPA: fuzzBase + 2*third, Data: ram[2*third:]},
-		)
-		if err != nil {
-			t.Fatal(err)
-		}
-		size := uint16(1) << (in[0] % 5)
-		eventIdx := in[1]&1 != 0
-		desc := uint64(fuzzBase)
-		avail := desc + 16*uint64(size)
-		body := in[fuzzHeader:]
-		writeFuzzDescs(ram[desc-fuzzBase:avail-fuzzBase], body)
-		body = body[min(len(body), 16*int(size)):]
-		ring := ram[avail+4-fuzzBase : avail+4+2*uint64(size)-fuzzBase]
-		copy(ring, body)
-		body = body[min(len(body), len(ring)):]
-		writeFuzzDescs(ram[fuzzScratch-fuzzBase:], body)
-		copy(ram[avail+2-fuzzBase:], in[2:4])
-		copy(ram[avail+4+2*uint64(size)-fuzzBase:], in[6:8])
+	f.Fuzz(func(t *testing.T, in []byte) { runFuzzQueue(t, in) })
+}
 
-		q, err := virtio.NewQueue(16)
-		if err != nil {
+// fuzzStats counts what runFuzzQueue saw.
+type fuzzStats struct {
+	chains, bad int
+	broken      bool
+	crossing    bool // a descriptor buffer was split at a region boundary
+}
+
+func runFuzzQueue(t *testing.T, in []byte) (st fuzzStats) {
+	if len(in) < fuzzHeader {
+		return st
+	}
+	ram := make([]byte, fuzzRAM)
+	third := uint64(fuzzRAM / 3)
+	mem, err := virtio.NewMemory(
+		virtio.Region{GPA: fuzzBase, Data: ram[:third]},
+		virtio.Region{GPA: fuzzBase + third, Data: ram[third : 2*third]},
+		virtio.Region{GPA: fuzzBase + 2*third, Data: ram[2*third:]},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := uint16(1) << (in[0] % 5)
+	eventIdx := in[1]&1 != 0
+	desc := uint64(fuzzBase)
+	avail := desc + 16*uint64(size)
+	body := in[fuzzHeader:]
+	writeFuzzDescs(ram[desc-fuzzBase:avail-fuzzBase], body)
+	body = body[min(len(body), 16*int(size)):]
+	ring := ram[avail+4-fuzzBase : avail+4+2*uint64(size)-fuzzBase]
+	copy(ring, body)
+	body = body[min(len(body), len(ring)):]
+	writeFuzzDescs(ram[fuzzScratch-fuzzBase:], body)
+	copy(ram[avail+2-fuzzBase:], in[2:4])
+	copy(ram[avail+4+2*uint64(size)-fuzzBase:], in[6:8])
+
+	q, err := virtio.NewQueue(16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.SetSize(size)
+	q.SetDescTable(desc)
+	q.SetAvailRing(avail)
+	q.SetUsedRing(fuzzUsed)
+	q.SetEventIdx(eventIdx)
+	q.SetNextAvail(binary.LittleEndian.Uint16(in[4:6]))
+	q.SetReady(true)
+	if err := q.Validate(mem); err != nil {
+		t.Fatalf("valid layout rejected: %v", err)
+	}
+	if in[1]&2 != 0 {
+		if err := q.DisableNotification(mem); err != nil {
 			t.Fatal(err)
 		}
-		q.SetSize(size)
-		q.SetDescTable(desc)
-		q.SetAvailRing(avail)
-		q.SetUsedRing(fuzzUsed)
-		q.SetEventIdx(eventIdx)
-		q.SetNextAvail(binary.LittleEndian.Uint16(in[4:6]))
-		q.SetReady(true)
-		if err := q.Validate(mem); err != nil {
-			t.Fatalf("valid layout rejected: %v", err)
+	}
+
+	lo := uintptr(unsafe.Pointer(&ram[0]))
+	hi := lo + uintptr(len(ram))
+	inside := func(b []byte) bool {
+		if cap(b) == 0 {
+			return false
 		}
-		if in[1]&2 != 0 {
-			if err := q.DisableNotification(mem); err != nil {
+		p := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+		return p >= lo && p <= hi && uintptr(cap(b)) <= hi-p
+	}
+	var c virtio.Chain
+	for range 2*int(size) + 2 {
+		ok, err := q.PopInto(mem, &c)
+		var ce *virtio.ChainError
+		switch {
+		case ok:
+			st.chains++
+			st.crossing = st.crossing || crossesRegion(&c, lo+uintptr(third), lo+2*uintptr(third))
+			for name, list := range map[string][][]byte{"readable": c.Readable, "writable": c.Writable} {
+				var total uint32
+				for _, b := range list {
+					if len(b) == 0 || !inside(b) {
+						t.Fatalf("%s buffer of %d bytes outside guest RAM or empty", name, len(b))
+					}
+					total += uint32(len(b))
+				}
+				want := c.ReadableLen
+				if name == "writable" {
+					want = c.WritableLen
+				}
+				if total != want {
+					t.Fatalf("%s total %d, want %d", name, total, want)
+				}
+			}
+			if uint64(c.ReadableLen)+uint64(c.WritableLen) > virtio.DefaultMaxChainBytes {
+				t.Fatal("chain over the byte cap")
+			}
+			if c.Head >= size {
+				t.Fatalf("head %d >= size %d", c.Head, size)
+			}
+			if err := q.AddUsed(mem, c.Head, c.WritableLen); err != nil {
 				t.Fatal(err)
 			}
+		case errors.As(err, &ce):
+			st.bad++
+			if ce.Head >= size || q.Broken() {
+				t.Fatalf("chain error with head %d, broken %v", ce.Head, q.Broken())
+			}
+			if err := q.AddUsed(mem, ce.Head, 0); err != nil {
+				t.Fatal(err)
+			}
+		case errors.Is(err, virtio.ErrBroken):
+			if !q.Broken() {
+				t.Fatal("ErrBroken without Broken()")
+			}
+			st.broken = true
+			return st
+		case err != nil:
+			t.Fatalf("unexpected error %v", err)
+		default:
+			if _, err := q.NeedsNotification(mem); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := q.EnableNotification(mem); err != nil {
+				t.Fatal(err)
+			}
+			return st
 		}
+	}
+	t.Fatalf("popped more than %d chains from a queue of %d", 2*int(size)+2, size)
+	return st
+}
 
-		lo := uintptr(unsafe.Pointer(&ram[0]))
-		hi := lo + uintptr(len(ram))
-		inside := func(b []byte) bool {
-			if cap(b) == 0 {
-				return false
-			}
-			p := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
-			return p >= lo && p <= hi && uintptr(cap(b)) <= hi-p
-		}
-		var c virtio.Chain
-		for range 2*int(size) + 2 {
-			ok, err := q.PopInto(mem, &c)
-			var ce *virtio.ChainError
-			switch {
-			case ok:
-				for name, list := range map[string][][]byte{"readable": c.Readable, "writable": c.Writable} {
-					var total uint32
-					for _, b := range list {
-						if len(b) == 0 || !inside(b) {
-							t.Fatalf("%s buffer of %d bytes outside guest RAM or empty", name, len(b))
-						}
-						total += uint32(len(b))
-					}
-					want := c.ReadableLen
-					if name == "writable" {
-						want = c.WritableLen
-					}
-					if total != want {
-						t.Fatalf("%s total %d, want %d", name, total, want)
-					}
-				}
-				if uint64(c.ReadableLen)+uint64(c.WritableLen) > virtio.DefaultMaxChainBytes {
-					t.Fatal("chain over the byte cap")
-				}
-				if c.Head >= size {
-					t.Fatalf("head %d >= size %d", c.Head, size)
-				}
-				if err := q.AddUsed(mem, c.Head, c.WritableLen); err != nil {
-					t.Fatal(err)
-				}
-			case errors.As(err, &ce):
-				if ce.Head >= size || q.Broken() {
-					t.Fatalf("chain error with head %d, broken %v", ce.Head, q.Broken())
-				}
-				if err := q.AddUsed(mem, ce.Head, 0); err != nil {
-					t.Fatal(err)
-				}
-			case errors.Is(err, virtio.ErrBroken):
-				if !q.Broken() {
-					t.Fatal("ErrBroken without Broken()")
-				}
-				return
-			case err != nil:
-				t.Fatalf("unexpected error %v", err)
-			default:
-				if _, err := q.NeedsNotification(mem); err != nil {
-					t.Fatal(err)
-				}
-				if _, err := q.EnableNotification(mem); err != nil {
-					t.Fatal(err)
-				}
-				return
+// crossesRegion reports whether one of c's buffers ends exactly where the
+// next begins at a region boundary, i.e. a descriptor was split there.
+func crossesRegion(c *virtio.Chain, boundaries ...uintptr) bool {
+	for _, list := range [][][]byte{c.Readable, c.Writable} {
+		for i := 1; i < len(list); i++ {
+			end := uintptr(unsafe.Pointer(unsafe.SliceData(list[i-1]))) + uintptr(len(list[i-1]))
+			start := uintptr(unsafe.Pointer(unsafe.SliceData(list[i])))
+			if end == start && slices.Contains(boundaries, start) {
+				return true
 			}
 		}
-		t.Fatalf("popped more than %d chains from a queue of %d", 2*int(size)+2, size)
-	})
+	}
+	return false
+}
+
+func TestFuzzSeeds(t *testing.T) {
+	seeds := fuzzSeeds()
+	want := []fuzzStats{{chains: 2}, {chains: 1, crossing: true}, {bad: 1}}
+	for i, s := range seeds {
+		if got := runFuzzQueue(t, s); got != want[i] {
+			t.Errorf("seed %d: %+v, want %+v", i, got, want[i])
+		}
+	}
 }
 
 // fuzzSeeds returns a few well-formed inputs: a direct chain, a chain
