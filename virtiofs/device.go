@@ -1,0 +1,257 @@
+// Package virtiofs is the virtio-fs device: it takes FUSE requests from a
+// hiprio queue and request queues, serves them on a pool of workers through
+// a fuse.Server, and returns the replies on the used rings. The transport
+// (virtio-mmio in the in-process VMM, or a vhost-user backend) configures
+// the queues and delivers kicks; notifications go through virtio.Notifier.
+package virtiofs
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync"
+
+	"github.com/krunbench/krunbench/virtiofs/fuse"
+	"github.com/krunbench/krunbench/vmm/virtio"
+)
+
+// RootTag is the tag of the device that becomes the guest's root.
+const RootTag = "/dev/root"
+
+// TagSize is the size of the tag field in the config space.
+const TagSize = 36
+
+// QueueSize is the largest queue the device accepts.
+const QueueSize = 1024
+
+// ErrTag reports an unusable tag.
+var ErrTag = errors.New("virtiofs: tag must be 1 to 36 bytes")
+
+// DeviceOptions configure a Device.
+type DeviceOptions struct {
+	// Tag names the filesystem for the guest (mount -t virtiofs TAG).
+	Tag string
+	// RequestQueues is the number of request queues; default 1.
+	RequestQueues int
+	// Workers serve requests in parallel; default 2 x CPUs, at least 4.
+	Workers int
+	// Log receives queue errors; nil discards them.
+	Log *slog.Logger
+}
+
+// Device is a virtio-fs device (virtio device id 26).
+type Device struct {
+	srv     *fuse.Server
+	tag     [TagSize]byte
+	nreq    int
+	workers int
+	log     *slog.Logger
+	acked   uint64
+
+	mu      sync.Mutex
+	run     *activation
+}
+
+// activation is the state of one Activate..Reset period.
+type activation struct {
+	mem       virtio.GuestMemory
+	queues    []*virtio.Queue
+	notifiers []virtio.Notifier
+	kicks     []chan struct{}
+	jobs      chan job
+	stop      chan struct{}
+	pollers   sync.WaitGroup
+	workers   sync.WaitGroup
+}
+
+type job struct {
+	queue int
+	chain *virtio.Chain
+}
+
+// NewDevice returns a device serving srv's filesystem under tag.
+func NewDevice(srv *fuse.Server, opts DeviceOptions) (*Device, error) {
+	if len(opts.Tag) == 0 || len(opts.Tag) > TagSize {
+		return nil, fmt.Errorf("%w: %q", ErrTag, opts.Tag)
+	}
+	d := &Device{srv: srv, nreq: max(opts.RequestQueues, 1), workers: opts.Workers, log: opts.Log}
+	copy(d.tag[:], opts.Tag)
+	if d.workers <= 0 {
+		d.workers = max(4, 2*runtime.NumCPU())
+	}
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
+	}
+	return d, nil
+}
+
+// Server returns the FUSE server behind the device.
+func (d *Device) Server() *fuse.Server { return d.srv }
+
+// Type is virtio-fs.
+func (d *Device) Type() uint32 { return virtio.DeviceIDFS }
+
+// Features offers VERSION_1, EVENT_IDX and indirect descriptors.
+func (d *Device) Features() uint64 {
+	return 1<<virtio.FeatureVersion1 | 1<<virtio.FeatureEventIdx | 1<<virtio.FeatureIndirectDesc
+}
+
+// AckFeatures records the driver's features.
+func (d *Device) AckFeatures(f uint64) { d.acked = f & d.Features() }
+
+// config is struct virtio_fs_config: tag[36], num_request_queues (le32).
+func (d *Device) config() []byte {
+	c := make([]byte, TagSize+4)
+	copy(c, d.tag[:])
+	binary.LittleEndian.PutUint32(c[TagSize:], uint32(d.nreq))
+	return c
+}
+
+// ReadConfig reads the config space; bytes past its end read as zero.
+func (d *Device) ReadConfig(off uint64, data []byte) {
+	clear(data)
+	if c := d.config(); off < uint64(len(c)) {
+		copy(data, c[off:])
+	}
+}
+
+// WriteConfig ignores writes: the config space is read-only.
+func (d *Device) WriteConfig(uint64, []byte) {}
+
+// NumQueues is the hiprio queue plus the request queues.
+func (d *Device) NumQueues() int { return 1 + d.nreq }
+
+// MaxQueueSize is QueueSize.
+func (d *Device) MaxQueueSize() uint16 { return QueueSize }
+
+// Activate starts serving the queues.
+func (d *Device) Activate(mem virtio.GuestMemory, queues []*virtio.Queue, notifiers []virtio.Notifier) error {
+	if len(queues) != d.NumQueues() || len(notifiers) != len(queues) {
+		return fmt.Errorf("virtiofs: activate with %d queues and %d notifiers, want %d", len(queues), len(notifiers), d.NumQueues())
+	}
+	eventIdx := d.acked&(1<<virtio.FeatureEventIdx) != 0
+	for i, q := range queues {
+		if q == nil || !q.Ready() {
+			continue
+		}
+		q.SetEventIdx(eventIdx)
+		if err := q.Validate(mem); err != nil {
+			return fmt.Errorf("virtiofs: queue %d: %w", i, err)
+		}
+	}
+	d.Reset()
+	a := &activation{
+		mem: mem, queues: queues, notifiers: notifiers,
+		kicks: make([]chan struct{}, len(queues)),
+		jobs:  make(chan job, 2*QueueSize),
+		stop:  make(chan struct{}),
+	}
+	for range d.workers {
+		a.workers.Add(1)
+		go d.work(a)
+	}
+	for i, q := range queues {
+		a.kicks[i] = make(chan struct{}, 1)
+		if q == nil || !q.Ready() {
+			continue
+		}
+		a.pollers.Add(1)
+		go d.poll(a, i)
+	}
+	d.mu.Lock()
+	d.run = a
+	d.mu.Unlock()
+	return nil
+}
+
+// QueueNotify wakes the queue's poller; it never blocks.
+func (d *Device) QueueNotify(index int) {
+	d.mu.Lock()
+	a := d.run
+	d.mu.Unlock()
+	if a == nil || index < 0 || index >= len(a.kicks) {
+		return
+	}
+	select {
+	case a.kicks[index] <- struct{}{}:
+	default:
+	}
+}
+
+// Reset stops the pollers, waits for requests in flight to be answered,
+// and ends the FUSE session.
+func (d *Device) Reset() {
+	d.mu.Lock()
+	a := d.run
+	d.run = nil
+	d.mu.Unlock()
+	if a == nil {
+		return
+	}
+	close(a.stop)
+	a.pollers.Wait()
+	close(a.jobs)
+	a.workers.Wait()
+	d.srv.Reset()
+}
+
+// poll pops every available chain of one queue on each kick and hands
+// them to the workers.
+func (d *Device) poll(a *activation, qi int) {
+	defer a.pollers.Done()
+	q := a.queues[qi]
+	for {
+		for {
+			c, err := q.Pop(a.mem)
+			var ce *virtio.ChainError
+			switch {
+			case errors.As(err, &ce):
+				d.log.Warn("virtio-fs: rejected descriptor chain", "queue", qi, "reason", ce.Reason)
+				d.complete(a, qi, ce.Head, 0)
+				continue
+			case err != nil:
+				d.log.Error("virtio-fs: queue stopped", "queue", qi, "err", err)
+				return
+			}
+			if c == nil {
+				break
+			}
+			select {
+			case a.jobs <- job{queue: qi, chain: c}:
+			case <-a.stop:
+				return
+			}
+		}
+		select {
+		case <-a.kicks[qi]:
+		case <-a.stop:
+			return
+		}
+	}
+}
+
+func (d *Device) work(a *activation) {
+	defer a.workers.Done()
+	for j := range a.jobs {
+		n, _ := d.srv.Serve(j.chain.Readable, j.chain.Writable)
+		d.complete(a, j.queue, j.chain.Head, uint32(n))
+	}
+}
+
+// complete returns a chain to the driver and notifies it when needed.
+func (d *Device) complete(a *activation, qi int, head uint16, n uint32) {
+	q := a.queues[qi]
+	if err := q.AddUsed(a.mem, head, n); err != nil {
+		d.log.Error("virtio-fs: add used", "queue", qi, "err", err)
+		return
+	}
+	need, err := q.NeedsNotification(a.mem)
+	if err != nil || !need {
+		return
+	}
+	if err := a.notifiers[qi].Notify(); err != nil {
+		d.log.Warn("virtio-fs: notify", "queue", qi, "err", err)
+	}
+}
