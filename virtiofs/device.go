@@ -50,8 +50,8 @@ type Device struct {
 	log     *slog.Logger
 	acked   uint64
 
-	mu      sync.Mutex
-	run     *activation
+	mu  sync.Mutex
+	run *activation
 }
 
 // activation is the state of one Activate..Reset period.

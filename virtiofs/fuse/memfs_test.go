@@ -154,15 +154,15 @@ func (m *memFS) CopyFileRange(*fuse.Request, uint64, *fuse.CopyFileRangeIn) (uin
 	return 0, syscall.ENOSYS
 }
 func (m *memFS) OpenDir(*fuse.Request, uint64, *fuse.OpenIn, *fuse.OpenOut) fuse.Errno { return 0 }
-func (m *memFS) ReleaseDir(*fuse.Request, uint64, *fuse.ReleaseIn) fuse.Errno        { return 0 }
-func (m *memFS) FsyncDir(*fuse.Request, uint64, *fuse.FsyncIn) fuse.Errno            { return 0 }
-func (m *memFS) StatFs(*fuse.Request, uint64, *fuse.StatfsOut) fuse.Errno            { return 0 }
-func (m *memFS) Access(*fuse.Request, uint64, uint32) fuse.Errno                     { return 0 }
+func (m *memFS) ReleaseDir(*fuse.Request, uint64, *fuse.ReleaseIn) fuse.Errno          { return 0 }
+func (m *memFS) FsyncDir(*fuse.Request, uint64, *fuse.FsyncIn) fuse.Errno              { return 0 }
+func (m *memFS) StatFs(*fuse.Request, uint64, *fuse.StatfsOut) fuse.Errno              { return 0 }
+func (m *memFS) Access(*fuse.Request, uint64, uint32) fuse.Errno                       { return 0 }
 func (m *memFS) SetXattr(*fuse.Request, uint64, string, []byte, uint32) fuse.Errno {
 	return syscall.ENOSYS
 }
 func (m *memFS) ListXattr(*fuse.Request, uint64, []byte) (int, fuse.Errno) { return 0, 0 }
-func (m *memFS) RemoveXattr(*fuse.Request, uint64, string) fuse.Errno    { return syscall.ENOSYS }
+func (m *memFS) RemoveXattr(*fuse.Request, uint64, string) fuse.Errno      { return syscall.ENOSYS }
 func (m *memFS) Ioctl(*fuse.Request, uint64, *fuse.IoctlIn, []byte, []byte) (int32, int, fuse.Errno) {
 	return 0, 0, syscall.ENOTTY
 }

@@ -51,12 +51,12 @@ type Server struct {
 
 // scratch is per-call state, pooled so serving allocates little.
 type scratch struct {
-	r     reader
-	w     writer
-	req   Request
-	ev    Served
-	gath  []byte
-	dir   []byte
+	r    reader
+	w    writer
+	req  Request
+	ev   Served
+	gath []byte
+	dir  []byte
 }
 
 // NewServer returns a server for fs.

@@ -118,8 +118,8 @@ func (mt *mounted) events(t *testing.T) []trace.Event {
 	return evs
 }
 
-func (mt *mounted) path(name string) string  { return filepath.Join(mt.mnt, name) }
-func (mt *mounted) host(name string) string  { return filepath.Join(mt.shared, name) }
+func (mt *mounted) path(name string) string { return filepath.Join(mt.mnt, name) }
+func (mt *mounted) host(name string) string { return filepath.Join(mt.shared, name) }
 func writeFile(t *testing.T, p string, b []byte) {
 	t.Helper()
 	if err := os.WriteFile(p, b, 0o644); err != nil {
