@@ -16,7 +16,10 @@ import (
 // compares servers rather than mount settings: 1s entry and attribute
 // timeouts (passthrough.DefaultTimeout), 1 MiB requests (fuse.MaxWrite),
 // max_background 256 and congestion_threshold 192 (fuse.Server's INIT
-// reply), allow_other and no default_permissions (fusedev.New).
+// reply), allow_other and no default_permissions (fusedev.New). FUSE
+// passthrough (kernel 6.9+: reads and writes go straight to the backing
+// file, never reaching the server) is off unless asked for, because
+// virtio-fs has no such thing and krunbench does not use it.
 func main() {
 	var (
 		sharedDir     = flag.String("shared-dir", "", "host directory to serve (required)")
@@ -28,6 +31,7 @@ func main() {
 		congestion    = flag.Int("congestion-threshold", 192, "background requests at which the kernel throttles")
 		defaultPerms  = flag.Bool("default-permissions", false, "let the kernel check permissions")
 		disableSplice = flag.Bool("disable-splice", false, "copy READ data through a buffer instead of splicing it")
+		passthrough   = flag.Bool("passthrough", false, "let the kernel read and write files directly (FUSE passthrough, needs root)")
 		debug         = flag.Bool("debug", false, "log every request")
 	)
 	flag.Parse()
@@ -56,6 +60,9 @@ func main() {
 			FsName:              *sharedDir,
 			Name:                "loopback",
 		},
+	}
+	if !*passthrough {
+		opts.DisabledCapabilities |= fuse.CAP_PASSTHROUGH
 	}
 	if *defaultPerms {
 		opts.Options = append(opts.Options, "default_permissions")

@@ -50,6 +50,7 @@ type ChainError struct {
 	Reason string
 }
 
+// Error describes the rejected chain.
 func (e *ChainError) Error() string {
 	return fmt.Sprintf("virtio: malformed descriptor chain at head %d: %s", e.Head, e.Reason)
 }

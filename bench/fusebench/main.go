@@ -1,0 +1,299 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+type config struct {
+	bin         string
+	loopback    string
+	goCmd       string
+	out         string
+	workdir     string
+	keep        bool
+	runs        int
+	size        int64
+	dirs        int
+	filesPerDir int
+	creates     int
+	modes       []string
+	workloads   []string
+}
+
+func main() {
+	cfg, err := parseFlags()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "fusebench:", err)
+		os.Exit(2)
+	}
+	var cl cleanups
+	stop := cl.interrupts()
+	err = run(cfg, &cl, stop)
+	cl.runAll()
+	switch {
+	case errors.Is(err, errStopped):
+		fmt.Fprintln(os.Stderr, "fusebench: interrupted; nothing written")
+		os.Exit(130)
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "fusebench:", err)
+		os.Exit(1)
+	}
+}
+
+func parseFlags() (*config, error) {
+	var cfg config
+	var size, modes, workloads string
+	flag.StringVar(&cfg.bin, "bin", "../bin/krunbench", "krunbench binary")
+	flag.StringVar(&cfg.loopback, "loopback", "", "go-fuse loopback binary (default: build ./loopback with -go)")
+	flag.StringVar(&cfg.goCmd, "go", "go", "go command used to build the loopback server")
+	flag.StringVar(&cfg.out, "out", "results/fuse.json", "JSON results file (empty: none)")
+	flag.StringVar(&cfg.workdir, "workdir", os.TempDir(), "where the temporary share, mount point and trace go (same filesystem as /tmp by default)")
+	flag.BoolVar(&cfg.keep, "keep", false, "keep the temporary directory")
+	flag.IntVar(&cfg.runs, "runs", 3, "samples per mode and workload (the median is reported)")
+	flag.StringVar(&size, "size", "1G", "sequential read/write size (K, M, G suffixes are binary)")
+	flag.IntVar(&cfg.dirs, "dirs", 50, "directories in the stat tree")
+	flag.IntVar(&cfg.filesPerDir, "files-per-dir", 1000, "files per directory in the stat tree")
+	flag.IntVar(&cfg.creates, "creates", 20000, "files created and unlinked per create sample")
+	flag.StringVar(&modes, "modes", strings.Join(allModes, ","), "modes to run, comma-separated")
+	flag.StringVar(&workloads, "workloads", "", "workloads to run, comma-separated (default: all)")
+	flag.Parse()
+	if flag.NArg() != 0 {
+		return nil, fmt.Errorf("unexpected arguments %q", flag.Args())
+	}
+	var err error
+	if cfg.size, err = parseSize(size); err != nil {
+		return nil, err
+	}
+	if cfg.size < chunk || cfg.size%chunk != 0 {
+		return nil, fmt.Errorf("-size must be a positive multiple of 1M")
+	}
+	if cfg.runs < 1 || cfg.dirs < 1 || cfg.filesPerDir < 1 || cfg.creates < 1 {
+		return nil, fmt.Errorf("-runs, -dirs, -files-per-dir and -creates must be positive")
+	}
+	cfg.modes = splitList(modes)
+	for _, m := range cfg.modes {
+		if !slices.Contains(allModes, m) {
+			return nil, fmt.Errorf("unknown mode %q (have %s)", m, strings.Join(allModes, ", "))
+		}
+	}
+	cfg.workloads = splitList(workloads)
+	if cfg.bin, err = filepath.Abs(cfg.bin); err != nil {
+		return nil, err
+	}
+	if slices.ContainsFunc(cfg.modes, func(m string) bool { return m != modeHost && m != modeGoFuse && m != modeGoFuseP }) {
+		if _, err := os.Stat(cfg.bin); err != nil {
+			return nil, fmt.Errorf("-bin: %w (run make build)", err)
+		}
+	}
+	if cfg.loopback != "" {
+		if cfg.loopback, err = filepath.Abs(cfg.loopback); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.out != "" {
+		if cfg.out, err = filepath.Abs(cfg.out); err != nil {
+			return nil, err
+		}
+	}
+	return &cfg, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for f := range strings.SplitSeq(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func parseSize(s string) (int64, error) {
+	mult := int64(1)
+	t := strings.TrimSuffix(strings.TrimSuffix(strings.ToUpper(strings.TrimSpace(s)), "B"), "I")
+	if t != "" {
+		switch t[len(t)-1] {
+		case 'K':
+			mult = 1 << 10
+		case 'M':
+			mult = 1 << 20
+		case 'G':
+			mult = 1 << 30
+		}
+		if mult > 1 {
+			t = t[:len(t)-1]
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("bad size %q", s)
+	}
+	return n * mult, nil
+}
+
+func run(cfg *config, cl *cleanups, stop <-chan struct{}) error {
+	if os.Geteuid() != 0 {
+		return errors.New("must run as root (mounting through /dev/fuse, drop_caches)")
+	}
+	tmp, err := os.MkdirTemp(cfg.workdir, "fusebench-")
+	if err != nil {
+		return err
+	}
+	if cfg.keep {
+		fmt.Fprintln(os.Stderr, "fusebench: keeping", tmp)
+	} else {
+		cl.push("remove "+tmp, func() error { return os.RemoveAll(tmp) })
+	}
+	share, mnt := filepath.Join(tmp, "share"), filepath.Join(tmp, "mnt")
+	for _, d := range []string{share, mnt} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			return err
+		}
+	}
+	cl.push("unmount "+mnt, func() error { return unmountIfMounted(mnt) })
+
+	info := collectInfo(cfg, tmp)
+	if (slices.Contains(cfg.modes, modeGoFuse) || slices.Contains(cfg.modes, modeGoFuseP)) && cfg.loopback == "" {
+		if cfg.loopback, err = buildLoopback(cfg.goCmd, tmp); err != nil {
+			return err
+		}
+	}
+	info.GoFuse = goFuseVersion(cfg.goCmd)
+	modes := buildModes(cfg, share, mnt, filepath.Join(tmp, "trace.jsonl"))
+	wls := buildWorkloads(cfg)
+	if len(cfg.workloads) > 0 {
+		wls = slices.DeleteFunc(wls, func(w *workload) bool { return !slices.Contains(cfg.workloads, w.Name) })
+		if len(wls) != len(cfg.workloads) {
+			return fmt.Errorf("-workloads: unknown name in %q", strings.Join(cfg.workloads, ","))
+		}
+	}
+	if err := dropCaches(); err != nil {
+		return fmt.Errorf("drop_caches: %w", err)
+	}
+	if err := prepareShare(cfg, share); err != nil {
+		return err
+	}
+	if stopped(stop) {
+		return errStopped
+	}
+
+	res := newResults(cfg, info, modes, wls)
+	start := time.Now()
+	for rep := range cfg.runs {
+		order := rotate(cfg.modes, rep)
+		for _, name := range order {
+			m := modes[name]
+			if err := runMode(cl, m, wls, res, rep, tmp, share, mnt, stop); err != nil {
+				return fmt.Errorf("%s: %w", m.Name, err)
+			}
+		}
+	}
+	res.finish(time.Since(start))
+	res.printTable(os.Stdout)
+	if cfg.out != "" {
+		if err := res.write(cfg.out); err != nil {
+			return err
+		}
+		fmt.Fprintln(os.Stderr, "fusebench: wrote", cfg.out)
+	}
+	return nil
+}
+
+// rotate starts the mode order at a different mode in every repetition, so
+// no mode always runs first (or right after the same neighbour).
+func rotate(s []string, k int) []string {
+	k %= len(s)
+	return append(slices.Clone(s[k:]), s[:k]...)
+}
+
+// runMode mounts m (unless it is the host) and takes one sample of every
+// workload.
+func runMode(cl *cleanups, m *mode, wls []*workload, res *results, rep int, tmp, share, mnt string, stop <-chan struct{}) error {
+	dir := share
+	var srv *server
+	if m.fuse {
+		if m.trace != "" {
+			_ = os.Remove(m.trace)
+		}
+		var stopSrv func()
+		var err error
+		logFile := filepath.Join(tmp, fmt.Sprintf("%s.%d.log", strings.ReplaceAll(m.Name, "+", "-"), rep))
+		srv, stopSrv, err = startServer(cl, m, mnt, logFile)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			stopSrv()
+			if m.trace != "" {
+				res.addTrace(m.Name, traceInfo(m.trace, logFile))
+			}
+		}()
+		dir = mnt
+	}
+	for _, w := range wls {
+		if stopped(stop) {
+			return errStopped
+		}
+		s, err := sample(w, srv, dir, share, stop)
+		if err != nil {
+			return fmt.Errorf("%s: %w", w.Name, err)
+		}
+		res.add(w.Name, m.Name, s)
+		fmt.Fprintf(os.Stderr, "[%d/%d] %-10s %-14s %10.1f %-7s %7.3fs  server cpu %6.2fs  client cpu %6.2fs\n",
+			rep+1, res.cfg.runs, m.Name, w.Name, s.Value, w.Unit, s.Seconds, s.ServerCPU, s.ClientCPU)
+	}
+	return nil
+}
+
+// sample takes one timed measurement of w in dir.
+func sample(w *workload, srv *server, dir, share string, stop <-chan struct{}) (measure, error) {
+	if w.prepare != nil {
+		if err := w.prepare(dir, share); err != nil {
+			return measure{}, fmt.Errorf("prepare: %w", err)
+		}
+	}
+	if err := dropCaches(); err != nil {
+		return measure{}, fmt.Errorf("drop_caches: %w", err)
+	}
+	if w.warm != nil {
+		if err := w.warm(share); err != nil {
+			return measure{}, fmt.Errorf("warm: %w", err)
+		}
+	}
+	srv.settle()
+	cpu0, client0 := srv.cpu(), selfCPU()
+	t0 := time.Now()
+	units, err := w.run(dir, stop)
+	elapsed := time.Since(t0)
+	cpu1, client1 := srv.cpu(), selfCPU()
+	if err != nil {
+		return measure{}, err
+	}
+	if w.after != nil {
+		if err := w.after(dir, share); err != nil {
+			return measure{}, fmt.Errorf("clean up: %w", err)
+		}
+	}
+	secs := elapsed.Seconds()
+	return measure{Value: units / secs, Seconds: secs, ServerCPU: cpu1 - cpu0, ClientCPU: client1 - client0}, nil
+}
+
+// selfCPU is this process's user+system CPU time (the client side of FUSE
+// requests, kernel work included).
+func selfCPU() float64 {
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+}

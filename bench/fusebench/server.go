@@ -1,0 +1,282 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// mode is one way of reaching the shared directory.
+type mode struct {
+	Name  string   `json:"name"`
+	Label string   `json:"label"`
+	Desc  string   `json:"description"`
+	Argv  []string `json:"argv,omitempty"`
+	// ours marks krunbench's server; fuse marks any FUSE mount.
+	ours, fuse bool
+	trace      string
+}
+
+const (
+	modeHost    = "host"
+	modeNoTap   = "no-tap"
+	modeTap     = "tap"
+	modeTrace   = "tap+trace"
+	modeGoFuse  = "go-fuse"
+	modeGoFuseP = "go-fuse-pt"
+	mountWait   = 15 * time.Second
+	termWait    = 5 * time.Second
+	settleIdle  = 100 * time.Millisecond
+	settleLimit = 3 * time.Second
+)
+
+var allModes = []string{modeHost, modeNoTap, modeTap, modeTrace, modeGoFuse, modeGoFuseP}
+
+// buildModes describes every mode; share, mnt and traceFile are absolute.
+func buildModes(cfg *config, share, mnt, traceFile string) map[string]*mode {
+	serve := func(extra ...string) []string {
+		return append([]string{cfg.bin, "serve", "--shared-dir", share, "--mount", mnt}, extra...)
+	}
+	return map[string]*mode{
+		modeHost: {Name: modeHost, Label: "host", Desc: "the shared directory itself, no FUSE"},
+		modeNoTap: {Name: modeNoTap, Label: "no-tap (b)", Desc: "krunbench serve --no-tap",
+			Argv: serve("--no-tap"), ours: true, fuse: true},
+		modeTap: {Name: modeTap, Label: "tap (c)", Desc: "krunbench serve (tap on, no subscriber: the default)",
+			Argv: serve(), ours: true, fuse: true},
+		modeTrace: {Name: modeTrace, Label: "trace (d)", Desc: "krunbench serve --trace FILE (tap on, JSON lines on the same disk)",
+			Argv: serve("--trace", traceFile), ours: true, fuse: true, trace: traceFile},
+		modeGoFuse: {Name: modeGoFuse, Label: "go-fuse (e)", Desc: "go-fuse v2 fs.NewLoopbackRoot (bench/loopback), FUSE passthrough off",
+			Argv: []string{cfg.loopback, "-shared-dir", share, "-mount", mnt}, fuse: true},
+		modeGoFuseP: {Name: modeGoFuseP, Label: "go-fuse+pt", Desc: "as go-fuse, with its default FUSE passthrough on (the kernel reads and writes the backing file itself; not comparable, virtio-fs cannot do it)",
+			Argv: []string{cfg.loopback, "-shared-dir", share, "-mount", mnt, "-passthrough"}, fuse: true},
+	}
+}
+
+// server is a running FUSE server process.
+type server struct {
+	mode   *mode
+	mnt    string
+	cmd    *exec.Cmd
+	log    string
+	exited chan struct{}
+	err    error
+}
+
+// startServer runs m's server and waits until mnt is a live FUSE mount.
+// The returned stop function is also on the cleanup stack.
+func startServer(cl *cleanups, m *mode, mnt, logFile string) (*server, func(), error) {
+	if err := unmountIfMounted(mnt); err != nil {
+		return nil, nil, err
+	}
+	lf, err := os.Create(logFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	cmd := exec.Command(m.Argv[0], m.Argv[1:]...)
+	cmd.Stdout, cmd.Stderr = lf, lf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		lf.Close()
+		return nil, nil, fmt.Errorf("start %s: %w", m.Name, err)
+	}
+	s := &server{mode: m, mnt: mnt, cmd: cmd, log: logFile, exited: make(chan struct{})}
+	go func() {
+		s.err = cmd.Wait()
+		lf.Close()
+		close(s.exited)
+	}()
+	stop := cl.push("server "+m.Name, s.stop)
+	if err := s.waitMounted(); err != nil {
+		stop()
+		return nil, nil, err
+	}
+	return s, stop, nil
+}
+
+func (s *server) waitMounted() error {
+	deadline := time.Now().Add(mountWait)
+	for time.Now().Before(deadline) {
+		select {
+		case <-s.exited:
+			return fmt.Errorf("%s exited before mounting (%v):\n%s", s.mode.Name, s.err, tail(s.log, 20))
+		default:
+		}
+		if fstype, ok := mountType(s.mnt); ok && strings.HasPrefix(fstype, "fuse") {
+			var st unix.Stat_t
+			if err := unix.Stat(s.mnt, &st); err != nil {
+				return fmt.Errorf("%s: stat %s: %w", s.mode.Name, s.mnt, err)
+			}
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return fmt.Errorf("%s did not mount %s within %v:\n%s", s.mode.Name, s.mnt, mountWait, tail(s.log, 20))
+}
+
+// stop asks the server to unmount and exit (SIGTERM), kills it if it does
+// not, and lazily unmounts whatever is left.
+func (s *server) stop() error {
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.exited:
+	case <-time.After(termWait):
+		fmt.Fprintf(os.Stderr, "fusebench: %s ignored SIGTERM for %v; killing it\n", s.mode.Name, termWait)
+		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+		<-s.exited
+	}
+	return unmountIfMounted(s.mnt)
+}
+
+// unmountIfMounted detaches whatever is mounted on dir.
+func unmountIfMounted(dir string) error {
+	for range 10 {
+		if _, ok := mountType(dir); !ok {
+			return nil
+		}
+		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil && err != unix.EINVAL && err != unix.ENOENT {
+			return fmt.Errorf("umount %s: %w", dir, err)
+		}
+	}
+	return fmt.Errorf("umount %s: still mounted", dir)
+}
+
+// mountType returns the filesystem type mounted exactly on dir, from
+// /proc/self/mountinfo.
+func mountType(dir string) (string, bool) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return "", false
+	}
+	defer f.Close()
+	fstype, found := "", false
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 10 || unescapeMount(fields[4]) != dir {
+			continue
+		}
+		for i, fld := range fields {
+			if fld == "-" && i+1 < len(fields) {
+				fstype, found = fields[i+1], true
+			}
+		}
+	}
+	return fstype, found
+}
+
+var octalEscape = regexp.MustCompile(`\\[0-7]{3}`)
+
+func unescapeMount(s string) string {
+	return octalEscape.ReplaceAllStringFunc(s, func(e string) string {
+		n, _ := strconv.ParseUint(e[1:], 8, 8)
+		return string(rune(n))
+	})
+}
+
+// cpuSeconds is the user+system CPU time pid has used.
+func cpuSeconds(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name may hold spaces and parentheses; fields resume
+	// after the last ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, errors.New("malformed /proc/pid/stat")
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, errors.New("short /proc/pid/stat")
+	}
+	utime, err1 := strconv.ParseUint(f[11], 10, 64)
+	stime, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, err
+	}
+	return float64(utime+stime) / clockTicks, nil
+}
+
+// clockTicks is USER_HZ, 100 on every Linux architecture Go supports.
+const clockTicks = 100
+
+// cpu returns the server's CPU seconds so far, or 0 without a server.
+func (s *server) cpu() float64 {
+	if s == nil {
+		return 0
+	}
+	c, err := cpuSeconds(s.cmd.Process.Pid)
+	if err != nil {
+		return 0
+	}
+	return c
+}
+
+// settle waits until the server has stopped burning CPU (the FORGETs a
+// cache drop sends, the trace writer catching up), so that the next
+// measurement does not pay for the previous one.
+func (s *server) settle() {
+	if s == nil {
+		return
+	}
+	deadline := time.Now().Add(settleLimit)
+	last := s.cpu()
+	for time.Now().Before(deadline) {
+		time.Sleep(settleIdle)
+		now := s.cpu()
+		if now == last {
+			return
+		}
+		last = now
+	}
+}
+
+// traceDropped reads the dropped-event count krunbench prints on exit.
+func traceDropped(logFile string) uint64 {
+	b, err := os.ReadFile(logFile)
+	if err != nil {
+		return 0
+	}
+	m := regexp.MustCompile(`trace: (\d+) events dropped`).FindSubmatch(b)
+	if m == nil {
+		return 0
+	}
+	n, _ := strconv.ParseUint(string(m[1]), 10, 64)
+	return n
+}
+
+// tail returns the last n lines of a file, for error messages.
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "(" + err.Error() + ")"
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// buildLoopback compiles bench/loopback (static) into dir.
+func buildLoopback(goCmd, dir string) (string, error) {
+	out := filepath.Join(dir, "loopback")
+	cmd := exec.Command(goCmd, "build", "-trimpath", "-o", out, "github.com/krunbench/krunbench/bench/loopback")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build loopback (run fusebench from the bench module): %w\n%s", err, b)
+	}
+	return out, nil
+}

@@ -1,0 +1,303 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// errStopped reports an interrupted run.
+var errStopped = errors.New("interrupted")
+
+const chunk = 1 << 20
+
+// workload is one measurement; dir is where the shared directory is seen
+// (the host path or the mount point), share its host path.
+type workload struct {
+	Name  string `json:"name"`
+	Title string `json:"title"`
+	Unit  string `json:"unit"`
+	Desc  string `json:"description"`
+	// prepare runs untimed before the cache drop; run is timed and
+	// returns how many units it did; after runs untimed.
+	prepare func(dir, share string) error
+	run     func(dir string, stop <-chan struct{}) (float64, error)
+	after   func(dir, share string) error
+	// warm reads the data on the host after the cache drop, so only the
+	// FUSE side is cold.
+	warm func(share string) error
+}
+
+func buildWorkloads(cfg *config) []*workload {
+	size := cfg.size
+	nfiles := cfg.dirs * cfg.filesPerDir
+	mb := float64(size) / 1e6
+	read := func(dir string, stop <-chan struct{}) (float64, error) {
+		n, err := readFile(filepath.Join(dir, readName), stop)
+		if err != nil {
+			return 0, err
+		}
+		if n != size {
+			return 0, fmt.Errorf("read %d bytes, want %d", n, size)
+		}
+		return mb, nil
+	}
+	stat := func(dir string, stop <-chan struct{}) (float64, error) {
+		n, err := walkStat(filepath.Join(dir, treeName), stop)
+		if err != nil {
+			return 0, err
+		}
+		if n != nfiles {
+			return 0, fmt.Errorf("found %d files, want %d", n, nfiles)
+		}
+		return float64(n), nil
+	}
+	return []*workload{
+		{
+			Name: "write", Title: fmt.Sprintf("seq write %s", human(size)), Unit: "MB/s",
+			Desc:    "create a file, write it in 1 MiB writes, fsync, close (MB = 10^6 bytes)",
+			prepare: func(dir, _ string) error { return removeIfExists(filepath.Join(dir, writeName)) },
+			run: func(dir string, stop <-chan struct{}) (float64, error) {
+				return mb, writeFile(filepath.Join(dir, writeName), size, stop)
+			},
+			after: func(dir, _ string) error { return removeIfExists(filepath.Join(dir, writeName)) },
+		},
+		{
+			Name: "read", Title: fmt.Sprintf("seq read %s (cold)", human(size)), Unit: "MB/s",
+			Desc: "read a file made on the host in 1 MiB reads after drop_caches: host and FUSE page caches both cold",
+			run:  read,
+		},
+		{
+			Name: "read-hostwarm", Title: fmt.Sprintf("seq read %s (host cached)", human(size)), Unit: "MB/s",
+			Desc: "as read, but the file is read once on the host after drop_caches, so only the FUSE page cache is cold (server overhead without the disk)",
+			run:  read,
+			warm: func(share string) error {
+				_, err := readFile(filepath.Join(share, readName), nil)
+				return err
+			},
+		},
+		{
+			Name: "stat", Title: fmt.Sprintf("find+stat %d files (cold)", nfiles), Unit: "files/s",
+			Desc: "after drop_caches, walk the tree (open+getdents of each directory, like find) and lstat(2) every entry, directories included; files/s counts regular files",
+			run:  stat,
+		},
+		{
+			Name: "stat-hostwarm", Title: fmt.Sprintf("find+stat %d files (host cached)", nfiles), Unit: "files/s",
+			Desc: "as stat, but the tree is walked once on the host after drop_caches, so only the FUSE dentry/inode caches are cold",
+			run:  stat,
+			warm: func(share string) error {
+				_, err := walkStat(filepath.Join(share, treeName), nil)
+				return err
+			},
+		},
+		{
+			Name: "create", Title: fmt.Sprintf("create+unlink %d files", cfg.creates), Unit: "ops/s",
+			Desc: "in a fresh empty directory, per file: open(O_CREAT|O_EXCL|O_WRONLY), close, unlink; one op is that triple",
+			prepare: func(dir, _ string) error {
+				d := filepath.Join(dir, createName)
+				if err := os.RemoveAll(d); err != nil {
+					return err
+				}
+				return os.Mkdir(d, 0o755)
+			},
+			run: func(dir string, stop <-chan struct{}) (float64, error) {
+				return float64(cfg.creates), createUnlink(filepath.Join(dir, createName), cfg.creates, stop)
+			},
+			after: func(dir, _ string) error { return os.RemoveAll(filepath.Join(dir, createName)) },
+		},
+	}
+}
+
+// Names inside the shared directory.
+const (
+	readName   = "read.dat"
+	writeName  = "write.dat"
+	treeName   = "tree"
+	createName = "create"
+)
+
+func stopped(stop <-chan struct{}) bool {
+	select {
+	case <-stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// pattern is a megabyte of incompressible bytes, written over and over.
+func pattern() []byte {
+	b := make([]byte, chunk)
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < len(b); i += 8 {
+		v := r.Uint64()
+		for j := range 8 {
+			b[i+j] = byte(v >> (8 * j))
+		}
+	}
+	return b
+}
+
+// writeFile writes size bytes in 1 MiB writes and fsyncs.
+func writeFile(path string, size int64, stop <-chan struct{}) error {
+	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_CLOEXEC, 0o644)
+	if err != nil {
+		return err
+	}
+	buf := pattern()
+	for done := int64(0); done < size; {
+		if stopped(stop) {
+			unix.Close(fd)
+			return errStopped
+		}
+		n, err := unix.Write(fd, buf[:min(int64(len(buf)), size-done)])
+		if err != nil {
+			unix.Close(fd)
+			return fmt.Errorf("write %s: %w", path, err)
+		}
+		done += int64(n)
+	}
+	if err := unix.Fsync(fd); err != nil {
+		unix.Close(fd)
+		return fmt.Errorf("fsync %s: %w", path, err)
+	}
+	return unix.Close(fd)
+}
+
+// readFile reads a whole file in 1 MiB reads and returns its length.
+func readFile(path string, stop <-chan struct{}) (int64, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, chunk)
+	var total int64
+	for {
+		if stopped(stop) {
+			return total, errStopped
+		}
+		n, err := unix.Read(fd, buf)
+		if err != nil {
+			return total, fmt.Errorf("read %s: %w", path, err)
+		}
+		if n == 0 {
+			return total, nil
+		}
+		total += int64(n)
+	}
+}
+
+// walkStat lists dir recursively like find(1) (open, getdents64 until
+// empty, close) and lstats every entry; it returns the number of regular
+// files.
+func walkStat(dir string, stop <-chan struct{}) (int, error) {
+	if stopped(stop) {
+		return 0, errStopped
+	}
+	f, err := os.Open(dir)
+	if err != nil {
+		return 0, err
+	}
+	names, err := f.Readdirnames(-1)
+	f.Close()
+	if err != nil {
+		return 0, fmt.Errorf("readdir %s: %w", dir, err)
+	}
+	files := 0
+	var st unix.Stat_t
+	for _, name := range names {
+		p := dir + "/" + name
+		if err := unix.Lstat(p, &st); err != nil {
+			return files, fmt.Errorf("lstat %s: %w", p, err)
+		}
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFREG:
+			files++
+		case unix.S_IFDIR:
+			n, err := walkStat(p, stop)
+			files += n
+			if err != nil {
+				return files, err
+			}
+		}
+	}
+	return files, nil
+}
+
+// createUnlink creates, closes and unlinks n files in dir, one at a time.
+func createUnlink(dir string, n int, stop <-chan struct{}) error {
+	for i := range n {
+		if i%256 == 0 && stopped(stop) {
+			return errStopped
+		}
+		p := fmt.Sprintf("%s/f%06d", dir, i)
+		fd, err := unix.Open(p, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o644)
+		if err != nil {
+			return fmt.Errorf("create %s: %w", p, err)
+		}
+		if err := unix.Close(fd); err != nil {
+			return fmt.Errorf("close %s: %w", p, err)
+		}
+		if err := unix.Unlink(p); err != nil {
+			return fmt.Errorf("unlink %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+func removeIfExists(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// prepareShare makes the data every mode reads: the read file and the
+// tree, on the host, before anything is mounted.
+func prepareShare(cfg *config, share string) error {
+	start := time.Now()
+	if err := writeFile(filepath.Join(share, readName), cfg.size, nil); err != nil {
+		return err
+	}
+	tree := filepath.Join(share, treeName)
+	for d := range cfg.dirs {
+		sub := filepath.Join(tree, fmt.Sprintf("d%03d", d))
+		if err := os.MkdirAll(sub, 0o755); err != nil {
+			return err
+		}
+		for i := range cfg.filesPerDir {
+			fd, err := unix.Open(fmt.Sprintf("%s/f%05d", sub, i), unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o644)
+			if err != nil {
+				return err
+			}
+			unix.Close(fd)
+		}
+	}
+	unix.Sync()
+	fmt.Fprintf(os.Stderr, "fusebench: made %s file and %d-file tree in %s (%v)\n",
+		human(cfg.size), cfg.dirs*cfg.filesPerDir, share, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// dropCaches writes back dirty data and drops the page, dentry and inode
+// caches; FUSE mounts forget their inodes too.
+func dropCaches() error {
+	unix.Sync()
+	return os.WriteFile("/proc/sys/vm/drop_caches", []byte("3"), 0)
+}
+
+func human(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d B", n)
+}

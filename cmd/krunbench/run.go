@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/krunbench/krunbench/session"
+)
+
+type runFlags struct {
+	cfg      session.Config
+	initFile string
+	verbose  bool
+}
+
+func newRunCmd() *cobra.Command {
+	var f runFlags
+	cmd := &cobra.Command{
+		Use:   "run --rootfs DIR --init FILE [flags] -- CMD ARGS",
+		Short: "Boot a guest on DIR as its virtio-fs root and run CMD; exit with its exit code",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runGuest(cmd, f, args)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.cfg.Engine, "engine", session.EngineAuto, "engine: qemu, auto")
+	fl.StringVar(&f.cfg.Accel, "accel", "", "QEMU accelerator: kvm, tcg (default: kvm where it works)")
+	fl.StringVar(&f.cfg.RootFS, "rootfs", "", "host directory served as the guest's root (required)")
+	fl.StringVar(&f.initFile, "init", "", "file served as /init.krun (required)")
+	fl.StringVar(&f.cfg.Kernel, "kernel", "", "guest kernel (default: $KRUNBENCH_KERNEL, then the one make kernel installs)")
+	fl.IntVar(&f.cfg.CPUs, "cpus", 1, "vCPUs")
+	fl.IntVar(&f.cfg.MemMiB, "mem", 512, "guest memory in MiB")
+	fl.StringVar(&f.cfg.TraceFile, "trace", "", "write the FUSE trace as JSON lines to FILE")
+	fl.StringArrayVar(&f.cfg.Env, "env", nil, "K=V for the workload (repeatable)")
+	fl.StringVar(&f.cfg.Workdir, "workdir", "", "working directory of the workload")
+	fl.BoolVar(&f.cfg.Verbose, "verbose-boot", false, "show kernel boot messages")
+	fl.BoolVar(&f.verbose, "verbose", false, "log krunbench diagnostics to stderr")
+	return cmd
+}
+
+func runGuest(cmd *cobra.Command, f runFlags, args []string) error {
+	cfg := f.cfg
+	if len(args) > 0 {
+		cfg.Program, cfg.Args = args[0], args[1:]
+	}
+	payload, err := readOptional(f.initFile, "--init")
+	if err != nil {
+		return err
+	}
+	cfg.Payload = payload
+	cfg.In, cfg.Out = os.Stdin, cmd.OutOrStdout()
+	if f.verbose {
+		cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer cancel()
+	res, err := session.Run(ctx, cfg)
+	switch {
+	case errors.Is(err, context.Canceled):
+		fmt.Fprintln(os.Stderr, "krunbench: interrupted; guest stopped")
+		return exitError{code: 130}
+	case err != nil:
+		return err
+	}
+	return exitError{code: res.ExitCode}
+}

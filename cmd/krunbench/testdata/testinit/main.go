@@ -1,0 +1,26 @@
+// Command testinit is the /init.krun of the end-to-end tests: it prints a
+// marker, writes a file into the shared root and reads one back, reports
+// exit code 42 through ioctl 0x7602 on /, and reboots.
+package main
+
+import (
+	"fmt"
+	"os"
+	"syscall"
+)
+
+func main() {
+	fmt.Println("KRUNBENCH-E2E-MARKER pid", os.Getpid())
+	if err := os.WriteFile("/from-guest.txt", []byte("written by the guest\n"), 0o644); err != nil {
+		fmt.Println("write failed:", err)
+	}
+	b, err := os.ReadFile("/to-guest.txt")
+	fmt.Printf("read from host: %q %v\n", b, err)
+	root, err := os.Open("/")
+	if err == nil {
+		_, _, errno := syscall.Syscall(syscall.SYS_IOCTL, root.Fd(), 0x7602, 42)
+		fmt.Println("exit-code ioctl:", errno)
+	}
+	syscall.Sync()
+	syscall.Reboot(syscall.LINUX_REBOOT_CMD_RESTART)
+}

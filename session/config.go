@@ -1,0 +1,150 @@
+// Package session owns one run of a guest: its config, the virtio-fs stack
+// serving the root filesystem, the engine, the console pty, the trace and
+// the lifecycle from start to the guest's exit code.
+package session
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Engines.
+const (
+	EngineQEMU = "qemu"
+	EngineAuto = "auto"
+)
+
+// Config errors, each naming what is wrong.
+var (
+	ErrRootFS = errors.New("root filesystem")
+	ErrKernel = errors.New("kernel")
+	ErrNoInit = errors.New("no init payload: /init.krun would not exist and the guest could not start")
+	ErrEngine = errors.New("engine")
+	ErrSizing = errors.New("sizing")
+)
+
+// Limits on the guest's size.
+const (
+	MaxCPUs    = 64
+	MinMemMiB  = 64
+	MaxMemMiB  = 64 << 10
+	defaultMem = 512
+)
+
+// Config describes one run.
+type Config struct {
+	// Engine is EngineQEMU or EngineAuto.
+	Engine string
+	// Accel for the QEMU engine: "kvm", "tcg" or "" (auto).
+	Accel string
+	// RootFS is the host directory served as the guest's root.
+	RootFS string
+	// Payload is served as /init.krun. It is caller-owned and never
+	// copied: do not modify it while the session runs.
+	Payload []byte
+	// Kernel is the guest kernel image.
+	Kernel string
+	CPUs   int
+	MemMiB int
+	// Program, Args, Env and Workdir describe the workload for the init.
+	Program string
+	Args    []string
+	Env     []string
+	Workdir string
+	// Verbose keeps kernel boot messages on the console.
+	Verbose bool
+	// TraceFile, when set, receives the FUSE trace as JSON lines.
+	TraceFile string
+	// BootTimeout bounds the time until the guest's first FUSE request.
+	BootTimeout time.Duration
+	// In and Out are the user's terminal (In may be nil: no input).
+	In  *os.File
+	Out io.Writer
+	// Log receives diagnostics; nil discards them.
+	Log *slog.Logger
+}
+
+// Validate checks the whole config before anything starts and fills
+// defaults. Every error names the problem in one line.
+func (c *Config) Validate() error {
+	if c.Engine == "" {
+		c.Engine = EngineAuto
+	}
+	if c.Engine != EngineQEMU && c.Engine != EngineAuto {
+		return fmt.Errorf("%w: %q is not available (qemu, auto)", ErrEngine, c.Engine)
+	}
+	if c.CPUs == 0 {
+		c.CPUs = 1
+	}
+	if c.MemMiB == 0 {
+		c.MemMiB = defaultMem
+	}
+	if c.CPUs < 1 || c.CPUs > MaxCPUs {
+		return fmt.Errorf("%w: %d vCPUs (allowed 1..%d)", ErrSizing, c.CPUs, MaxCPUs)
+	}
+	if c.MemMiB < MinMemMiB || c.MemMiB > MaxMemMiB {
+		return fmt.Errorf("%w: %d MiB of memory (allowed %d..%d)", ErrSizing, c.MemMiB, MinMemMiB, MaxMemMiB)
+	}
+	if c.BootTimeout == 0 {
+		c.BootTimeout = 30 * time.Second
+	}
+	if c.Out == nil {
+		c.Out = io.Discard
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	if c.Payload == nil {
+		return ErrNoInit
+	}
+	st, err := os.Stat(c.RootFS)
+	switch {
+	case c.RootFS == "":
+		return fmt.Errorf("%w: none given (--rootfs DIR)", ErrRootFS)
+	case err != nil:
+		return fmt.Errorf("%w: %w", ErrRootFS, err)
+	case !st.IsDir():
+		return fmt.Errorf("%w: %s is not a directory", ErrRootFS, c.RootFS)
+	}
+	if c.Kernel, err = FindKernel(c.Kernel); err != nil {
+		return err
+	}
+	return nil
+}
+
+// FindKernel resolves the kernel image: the given path, else
+// $KRUNBENCH_KERNEL, else the one `make kernel` installs.
+func FindKernel(given string) (string, error) {
+	candidates := []string{given, os.Getenv("KRUNBENCH_KERNEL")}
+	if given == "" {
+		candidates = append(candidates, filepath.Join(dataDir(), "kernel", "bzImage"))
+	}
+	for _, p := range candidates {
+		if p == "" {
+			continue
+		}
+		st, err := os.Stat(p)
+		if err != nil {
+			return "", fmt.Errorf("%w: %w", ErrKernel, err)
+		}
+		if st.IsDir() || st.Size() < 4096 {
+			return "", fmt.Errorf("%w: %s is not a kernel image", ErrKernel, p)
+		}
+		return p, nil
+	}
+	return "", fmt.Errorf("%w: none found (pass --kernel, set KRUNBENCH_KERNEL, or run make kernel)", ErrKernel)
+}
+
+// dataDir is krunbench's XDG data directory.
+func dataDir() string {
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "krunbench")
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".local", "share", "krunbench")
+}

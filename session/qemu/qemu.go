@@ -1,0 +1,134 @@
+// Package qemu is krunbench's fallback engine: it runs the guest in
+// qemu-system-x86_64 -M microvm, with the root filesystem served by
+// krunbench's own vhost-user virtio-fs backend and the console on a pty
+// krunbench owns. KVM is used where it works, TCG elsewhere.
+package qemu
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// Accelerators.
+const (
+	AccelKVM = "kvm"
+	AccelTCG = "tcg"
+)
+
+// TCGParams are kernel parameters the guest needs under TCG: without an
+// early TSC frequency the kernel hangs calibrating the TSC in about half
+// the boots on microvm.
+var TCGParams = []string{"tsc_early_khz=2000000"}
+
+// ErrNoQEMU reports a missing qemu-system-x86_64.
+var ErrNoQEMU = errors.New("qemu-system-x86_64 not found (apt-get install qemu-system-x86)")
+
+// Config describes one QEMU run.
+type Config struct {
+	// Binary is the QEMU executable; default qemu-system-x86_64 on PATH.
+	Binary string
+	// Kernel is a bzImage (or a PVH vmlinux).
+	Kernel string
+	// Cmdline is the full kernel command line.
+	Cmdline string
+	CPUs    int
+	MemMiB  int
+	// Socket is the vhost-user socket of the root virtio-fs backend.
+	Socket string
+	// Tag is the virtio-fs tag; "/dev/root" for the root.
+	Tag string
+	// Accel is AccelKVM or AccelTCG.
+	Accel string
+	// Console is the pty slave that becomes the guest's hvc0.
+	Console *os.File
+	// Stderr receives QEMU's own messages.
+	Stderr io.Writer
+}
+
+// Args returns QEMU's argument vector (without the binary).
+func (c Config) Args() []string {
+	cpu := "max"
+	if c.Accel == AccelKVM {
+		cpu = "host"
+	}
+	mem := strconv.Itoa(c.MemMiB) + "M"
+	return []string{
+		"-M", "microvm,memory-backend=mem,x-option-roms=off,rtc=off",
+		"-accel", c.Accel, "-cpu", cpu,
+		"-smp", strconv.Itoa(c.CPUs), "-m", mem,
+		"-object", "memory-backend-memfd,id=mem,size=" + mem + ",share=on",
+		"-global", "virtio-mmio.force-legacy=false",
+		"-chardev", "socket,id=vfs,path=" + c.Socket,
+		"-device", "vhost-user-fs-device,chardev=vfs,tag=" + c.Tag + ",queue-size=1024",
+		"-chardev", "stdio,id=con0,signal=off",
+		"-device", "virtio-serial-device,max_ports=1",
+		"-device", "virtconsole,chardev=con0",
+		"-display", "none", "-nodefaults", "-no-user-config", "-no-reboot",
+		"-kernel", c.Kernel, "-append", c.Cmdline,
+	}
+}
+
+// Process is a running QEMU.
+type Process struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+}
+
+// Start launches QEMU in its own process group; it dies with krunbench
+// (parent-death signal) so a crash of ours leaves no stray QEMU.
+func Start(c Config) (*Process, error) {
+	bin := c.Binary
+	if bin == "" {
+		bin = "qemu-system-x86_64"
+	}
+	path, err := exec.LookPath(bin)
+	if err != nil {
+		return nil, ErrNoQEMU
+	}
+	cmd := exec.Command(path, c.Args()...)
+	cmd.Stdin, cmd.Stdout = c.Console, c.Console
+	cmd.Stderr = c.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start qemu: %w", err)
+	}
+	p := &Process{cmd: cmd, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// Done is closed when QEMU has exited.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Err is QEMU's exit status, valid after Done.
+func (p *Process) Err() error { return p.err }
+
+// Pid is QEMU's process id.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
+// Stop asks QEMU to quit (SIGTERM), then kills its process group if it is
+// still there after grace.
+func (p *Process) Stop(grace time.Duration) {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = syscall.Kill(p.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(grace):
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+	}
+}
