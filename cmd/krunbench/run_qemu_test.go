@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,7 +43,12 @@ func TestQEMUEngineBootsGuestFromOurVirtioFS(t *testing.T) {
 		t.Fatalf("krunbench run: %v (want exit code 42)\n%s", err, out.String())
 	}
 	console := out.String()
-	for _, want := range []string{"KRUNBENCH-E2E-MARKER pid 1", `read from host: "hello guest" <nil>`} {
+	img, err := os.Stat(initBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"KRUNBENCH-E2E-MARKER pid 1", `read from host: "hello guest" <nil>`,
+		fmt.Sprintf("own image: %d bytes", img.Size())} {
 		if !strings.Contains(console, want) {
 			t.Errorf("console lacks %q:\n%s", want, console)
 		}

@@ -69,6 +69,9 @@ func (c Config) Args() []string {
 		"-chardev", "stdio,id=con0,signal=off",
 		"-device", "virtio-serial-device,max_ports=1",
 		"-device", "virtconsole,chardev=con0",
+		// The guest resets through the keyboard controller (reboot=k),
+		// which -no-reboot turns into QEMU's exit.
+		"-device", "i8042",
 		"-display", "none", "-nodefaults", "-no-user-config", "-no-reboot",
 		"-kernel", c.Kernel, "-append", c.Cmdline,
 	}

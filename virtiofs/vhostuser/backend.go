@@ -7,12 +7,17 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/krunbench/krunbench/vmm/virtio"
 )
 
 // DefaultMaxMemSlots is the default answer to GET_MAX_MEM_SLOTS.
 const DefaultMaxMemSlots = 32
+
+// DefaultBusyWait is how long Serve holds a new connection while another
+// one is served before refusing it.
+const DefaultBusyWait = 2 * time.Second
 
 // maxMemSlots is QEMU's VHOST_USER_MAX_RAM_SLOTS.
 const maxMemSlots = 512
@@ -35,6 +40,11 @@ type Options struct {
 	// ADD_MEM_REG (GET_MAX_MEM_SLOTS); 0 means DefaultMaxMemSlots, at
 	// most 512.
 	MaxMemSlots int
+	// BusyWait is how long Serve holds a connection that arrives while
+	// another is served, in case that one is ending (a front-end that
+	// reconnects at once); after it the connection is refused. 0 means
+	// DefaultBusyWait; negative refuses at once.
+	BusyWait time.Duration
 }
 
 // Backend serves one virtio.Device to vhost-user front-ends, one
@@ -43,6 +53,7 @@ type Backend struct {
 	dev      virtio.Device
 	log      *slog.Logger
 	maxSlots int
+	busyWait time.Duration
 	connSeq  atomic.Uint64
 
 	mu        sync.Mutex
@@ -55,7 +66,11 @@ type Backend struct {
 
 // NewBackend returns a backend driving dev.
 func NewBackend(dev virtio.Device, opts Options) *Backend {
-	b := &Backend{dev: dev, log: opts.Log, maxSlots: opts.MaxMemSlots, listeners: map[*net.UnixListener]struct{}{}}
+	b := &Backend{dev: dev, log: opts.Log, maxSlots: opts.MaxMemSlots, busyWait: opts.BusyWait,
+		listeners: map[*net.UnixListener]struct{}{}}
+	if b.busyWait == 0 {
+		b.busyWait = DefaultBusyWait
+	}
 	if b.log == nil {
 		b.log = slog.New(slog.DiscardHandler)
 	}
@@ -124,8 +139,8 @@ func (b *Backend) serveClaimed(uc *net.UnixConn, done chan struct{}) error {
 }
 
 // Serve accepts front-end connections on ln and serves them one after
-// another; a connection arriving while another is served is closed at
-// once. It returns nil after Close (or Shutdown of ln by ListenAndServe),
+// another; a connection arriving while another is served is held for
+// Options.BusyWait, then refused (closed) if that one is still served. It returns nil after Close (or Shutdown of ln by ListenAndServe),
 // or the error that made Accept fail. ln is closed on return.
 func (b *Backend) Serve(ln *net.UnixListener) error {
 	b.mu.Lock()
@@ -150,6 +165,7 @@ func (b *Backend) Serve(ln *net.UnixListener) error {
 			}
 			return err
 		}
+		b.waitIdle()
 		done, err := b.claim(uc)
 		if err != nil {
 			b.log.Warn("vhost-user: refusing connection", "err", err)
@@ -178,6 +194,22 @@ func (b *Backend) ListenAndServe(ctx context.Context, path string) error {
 		return ctx.Err()
 	}
 	return err
+}
+
+// waitIdle waits up to busyWait for the current connection to end.
+func (b *Backend) waitIdle() {
+	b.mu.Lock()
+	done := b.curDone
+	b.mu.Unlock()
+	if done == nil || b.busyWait < 0 {
+		return
+	}
+	timer := time.NewTimer(b.busyWait)
+	defer timer.Stop()
+	select {
+	case <-done:
+	case <-timer.C:
+	}
 }
 
 // disconnect closes the current connection and waits for its teardown.

@@ -1,27 +1,3 @@
-// Package vhostuser is a vhost-user backend: it speaks the vhost-user
-// protocol over a unix socket as the back-end of QEMU's vhost-user-fs-device
-// (or vhost-user-fs-pci) and drives any virtio.Device with it.
-//
-// The front-end (QEMU) shares guest RAM as memfd regions, which the backend
-// maps MAP_SHARED and presents to the device as a virtio.Memory over
-// guest-physical addresses. Ring addresses arrive as the front-end's own
-// virtual addresses and are translated through the regions. Kicks arrive on
-// eventfds, which one goroutine per connection polls (without ever touching
-// their O_NONBLOCK flag: the file description is shared with QEMU) and
-// forwards to Device.QueueNotify; used buffer notifications are written to
-// the call eventfds.
-//
-// The device is activated once every ring the front-end configured has a
-// kick fd and is enabled, and reset when a ring is stopped with
-// GET_VRING_BASE, when guest memory changes under it, or when the front-end
-// disconnects. Connections are served one at a time; the next one finds the
-// device and all protocol state reset.
-//
-// Everything the front-end sends is validated: message and payload sizes,
-// fd counts, ring indices and sizes, memory regions and address
-// translations. A malformed message whose sender asked for a reply
-// (need_reply) gets a failure ack; any other protocol error closes the
-// connection with a logged reason.
 package vhostuser
 
 import (
@@ -143,8 +119,12 @@ const (
 const FeatureProtocolFeatures = 30
 
 // offeredProtocol is what GET_PROTOCOL_FEATURES returns. BACKEND_REQ is
-// not offered: the backend never sends requests to the front-end.
-const offeredProtocol = 1<<ProtocolMQ | 1<<ProtocolReplyAck | 1<<ProtocolConfig |
+// not offered: the backend never sends requests to the front-end. CONFIG
+// is not offered either, as QEMU's vhost-user-fs keeps the config space
+// itself (and warns about a backend offering it); GET_CONFIG and
+// SET_CONFIG are still served from the device for front-ends that send
+// them.
+const offeredProtocol = 1<<ProtocolMQ | 1<<ProtocolReplyAck |
 	1<<ProtocolResetDevice | 1<<ProtocolConfigureMemSlots
 
 // Protocol limits.

@@ -1,9 +1,12 @@
 // Command testinit is the /init.krun of the end-to-end tests: it prints a
-// marker, writes a file into the shared root and reads one back, reports
-// exit code 42 through ioctl 0x7602 on /, and reboots.
+// marker, writes a file into the shared root and reads one back, checksums
+// its own image through /proc/self/exe (reading /init.krun to its end, so
+// the host sees the 0-byte read at EOF), reports exit code 42 through ioctl
+// 0x7602 on /, and reboots.
 package main
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"os"
 	"syscall"
@@ -16,6 +19,11 @@ func main() {
 	}
 	b, err := os.ReadFile("/to-guest.txt")
 	fmt.Printf("read from host: %q %v\n", b, err)
+	if err := syscall.Mount("proc", "/proc", "proc", 0, ""); err != nil {
+		fmt.Println("mount /proc:", err)
+	}
+	self, err := os.ReadFile("/proc/self/exe")
+	fmt.Printf("own image: %d bytes, sha256 %x %v\n", len(self), sha256.Sum256(self), err)
 	root, err := os.Open("/")
 	if err == nil {
 		_, _, errno := syscall.Syscall(syscall.SYS_IOCTL, root.Fd(), 0x7602, 42)

@@ -1,0 +1,184 @@
+package variants
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/krunbench/krunbench/virtiofs/fuse"
+	"github.com/krunbench/krunbench/virtiofs/fusedev"
+	"github.com/krunbench/krunbench/virtiofs/overlay"
+	"github.com/krunbench/krunbench/virtiofs/passthrough"
+	"github.com/krunbench/krunbench/virtiofs/trace"
+)
+
+// These benchmarks mount krunbench's server in-process through /dev/fuse,
+// the way `krunbench serve` builds it, with one setting changed at a time,
+// to explain rows of fusebench where krunbench trails go-fuse or the tap
+// costs more than it should. They need root; run them with
+//
+//	cd bench && go test -run '^$' -bench . -benchtime 5x ./variants
+
+const (
+	treeDirs  = 10
+	treeFiles = 1000
+	creates   = 5000
+)
+
+// variant is one server configuration.
+type variant struct {
+	name  string
+	offer uint32
+	tap   bool
+}
+
+var statVariants = []variant{
+	{name: "auto", offer: fuse.Offered},
+	{name: "auto+tap", offer: fuse.Offered, tap: true},
+	{name: "always", offer: fuse.Offered &^ fuse.InitReaddirplusAuto},
+	{name: "always+tap", offer: fuse.Offered &^ fuse.InitReaddirplusAuto, tap: true},
+}
+
+func needRoot(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("needs root to mount through /dev/fuse and drop caches")
+	}
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		b.Skip("no /dev/fuse")
+	}
+}
+
+// mount serves share on mnt with v's settings until the benchmark ends.
+func mount(b *testing.B, v variant, share, mnt string) {
+	pt, err := passthrough.New(share, passthrough.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ov := overlay.New(pt)
+	opts := fuse.Options{Offer: v.offer}
+	if v.tap {
+		opts.Observer = trace.NewTap(trace.Options{Resolver: ov, Inodes: ov})
+	}
+	m, err := fusedev.New(fuse.NewServer(ov, opts), mnt, fusedev.Options{Workers: 8, AllowOther: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		if err := m.Close(); err != nil {
+			b.Error(err)
+		}
+		pt.Close()
+	})
+}
+
+func dropCaches(b *testing.B) {
+	unix.Sync()
+	if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("3"), 0); err != nil {
+		b.Fatal(err)
+	}
+}
+
+func makeTree(b *testing.B, root string) {
+	for d := range treeDirs {
+		dir := filepath.Join(root, fmt.Sprintf("d%03d", d))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			b.Fatal(err)
+		}
+		for i := range treeFiles {
+			fd, err := unix.Open(fmt.Sprintf("%s/f%05d", dir, i), unix.O_WRONLY|unix.O_CREAT|unix.O_CLOEXEC, 0o644)
+			if err != nil {
+				b.Fatal(err)
+			}
+			unix.Close(fd)
+		}
+	}
+}
+
+// walk is fusebench's stat workload: list every directory, lstat every
+// entry.
+func walk(dir string) (int, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return 0, err
+	}
+	names, err := f.Readdirnames(-1)
+	f.Close()
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	var st unix.Stat_t
+	for _, name := range names {
+		p := dir + "/" + name
+		if err := unix.Lstat(p, &st); err != nil {
+			return n, err
+		}
+		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			sub, err := walk(p)
+			n += sub
+			if err != nil {
+				return n, err
+			}
+		} else {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// BenchmarkStatTree compares READDIRPLUS_AUTO (offered today) with plain
+// READDIRPLUS: with AUTO the kernel uses READDIRPLUS only for a
+// directory's first READDIR, so a find+stat walk sends one LOOKUP per file.
+func BenchmarkStatTree(b *testing.B) {
+	needRoot(b)
+	share := b.TempDir()
+	makeTree(b, share)
+	for _, v := range statVariants {
+		b.Run(v.name, func(b *testing.B) {
+			mnt := b.TempDir()
+			mount(b, v, share, mnt)
+			for range b.N {
+				b.StopTimer()
+				dropCaches(b)
+				b.StartTimer()
+				n, err := walk(mnt)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if n != treeDirs*treeFiles {
+					b.Fatalf("walked %d files, want %d", n, treeDirs*treeFiles)
+				}
+			}
+			b.ReportMetric(float64(b.N*treeDirs*treeFiles)/b.Elapsed().Seconds(), "files/s")
+		})
+	}
+}
+
+// BenchmarkCreateUnlink measures the tap on fusebench's create workload,
+// which sends about six requests per file.
+func BenchmarkCreateUnlink(b *testing.B) {
+	needRoot(b)
+	for _, v := range []variant{{name: "no-tap", offer: fuse.Offered}, {name: "tap", offer: fuse.Offered, tap: true}} {
+		b.Run(v.name, func(b *testing.B) {
+			share, mnt := b.TempDir(), b.TempDir()
+			mount(b, v, share, mnt)
+			for range b.N {
+				for i := range creates {
+					p := fmt.Sprintf("%s/f%06d", mnt, i)
+					fd, err := unix.Open(p, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o644)
+					if err != nil {
+						b.Fatal(err)
+					}
+					unix.Close(fd)
+					if err := unix.Unlink(p); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.ReportMetric(float64(b.N*creates)/b.Elapsed().Seconds(), "ops/s")
+		})
+	}
+}
