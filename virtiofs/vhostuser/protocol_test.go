@@ -115,7 +115,12 @@ func TestQEMUSequence(t *testing.T) {
 		t.Fatalf("socket file left behind: %v", err)
 	}
 	b.Close()
-	if after := openFds(t); len(after) > len(baseline) {
+	after := openFds(t)
+	for deadline := time.Now().Add(2 * time.Second); len(after) > len(baseline) && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		after = openFds(t)
+	}
+	if len(after) > len(baseline) {
 		t.Fatalf("fds open after the backend closed: %v; before: %v", after, baseline)
 	}
 }

@@ -2,7 +2,8 @@
 // marker, writes a file into the shared root and reads one back, checksums
 // its own image through /proc/self/exe (reading /init.krun to its end, so
 // the host sees the 0-byte read at EOF), reports exit code 42 through ioctl
-// 0x7602 on /, and reboots.
+// 0x7602 on /, and reboots. With KRUN_INIT=sleep it blocks forever; with
+// KRUN_INIT=die it exits at once, so the guest kernel panics.
 package main
 
 import (
@@ -14,6 +15,16 @@ import (
 
 func main() {
 	fmt.Println("KRUNBENCH-E2E-MARKER pid", os.Getpid())
+	// krunbench passes the workload's program as KRUN_INIT, as libkrun does.
+	if mode := os.Getenv("KRUN_INIT"); mode != "" {
+		switch mode {
+		case "sleep": // for interruption tests: never ends on its own
+			fmt.Println("KRUNBENCH-SLEEPING")
+			select {}
+		case "die": // init exits: the kernel panics
+			os.Exit(3)
+		}
+	}
 	if err := os.WriteFile("/from-guest.txt", []byte("written by the guest\n"), 0o644); err != nil {
 		fmt.Println("write failed:", err)
 	}
