@@ -30,10 +30,9 @@ var (
 
 // Limits on the guest's size.
 const (
-	MaxCPUs    = 64
-	MinMemMiB  = 64
-	MaxMemMiB  = 64 << 10
-	defaultMem = 512
+	MaxCPUs   = 64
+	MinMemMiB = 64
+	MaxMemMiB = 64 << 10
 )
 
 // Config describes one run.
@@ -49,6 +48,7 @@ type Config struct {
 	Payload []byte
 	// Kernel is the guest kernel image.
 	Kernel string
+	// CPUs (1..MaxCPUs) and MemMiB (MinMemMiB..MaxMemMiB) size the guest.
 	CPUs   int
 	MemMiB int
 	// Program, Args, Env and Workdir describe the workload for the init.
@@ -77,12 +77,6 @@ func (c *Config) Validate() error {
 	}
 	if c.Engine != EngineQEMU && c.Engine != EngineAuto {
 		return fmt.Errorf("%w: %q is not available (qemu, auto)", ErrEngine, c.Engine)
-	}
-	if c.CPUs == 0 {
-		c.CPUs = 1
-	}
-	if c.MemMiB == 0 {
-		c.MemMiB = defaultMem
 	}
 	if c.CPUs < 1 || c.CPUs > MaxCPUs {
 		return fmt.Errorf("%w: %d vCPUs (allowed 1..%d)", ErrSizing, c.CPUs, MaxCPUs)

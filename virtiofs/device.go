@@ -218,11 +218,10 @@ func (d *Device) poll(a *activation, qi int) {
 			if c == nil {
 				break
 			}
-			select {
-			case a.jobs <- job{queue: qi, chain: c}:
-			case <-a.stop:
-				return
-			}
+			// Always hand a popped chain on: the workers drain jobs
+			// until Reset closes it after the pollers are gone, and a
+			// dropped chain would never be answered.
+			a.jobs <- job{queue: qi, chain: c}
 		}
 		select {
 		case <-a.kicks[qi]:

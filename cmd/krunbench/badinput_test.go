@@ -1,0 +1,73 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestBadRunInputFailsWithOneLine runs the CLI with broken inputs: each
+// must end quickly with a non-zero exit and one line naming the problem.
+func TestBadRunInputFailsWithOneLine(t *testing.T) {
+	requireQEMU(t)
+	kernel := guestKernel(t)
+	dir := t.TempDir()
+	root := busyboxRootfs(t)
+	initFile := filepath.Join(dir, "init")
+	notKernel := filepath.Join(dir, "notakernel")
+	aFile := filepath.Join(dir, "file")
+	for _, f := range []string{initFile, aFile} {
+		if err := os.WriteFile(f, []byte("#!/bin/sh\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(notKernel, bytes.Repeat([]byte("garbage!"), 4096), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	base := func(extra ...string) []string {
+		return append([]string{"run", "--engine", "qemu", "--accel", "tcg", "--rootfs", root, "--init", initFile, "--kernel", kernel}, extra...)
+	}
+	cases := map[string]struct {
+		args []string
+		want string
+	}{
+		"missing rootfs":   {append(base(), "--rootfs", "/no/such/dir"), "root filesystem"},
+		"rootfs is a file": {append(base(), "--rootfs", aFile), "not a directory"},
+		"no init":          {[]string{"run", "--engine", "qemu", "--rootfs", root, "--kernel", kernel}, "no init payload"},
+		"missing init":     {append(base(), "--init", "/no/such/init"), "--init"},
+		"missing kernel":   {append(base(), "--kernel", "/no/such/kernel"), "kernel"},
+		"not a kernel":     {append(base(), "--kernel", notKernel), "qemu"},
+		"zero vcpus":       {append(base(), "--cpus", "0"), "vCPUs"},
+		"300 vcpus":        {append(base(), "--cpus", "300"), "vCPUs"},
+		"too little mem":   {append(base(), "--mem", "16"), "memory"},
+		"bad engine":       {append(base(), "--engine", "warp"), "engine"},
+		"env not K=V":      {append(base(), "--env", "NOPE"), "KEY=VALUE"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, krunbenchBin(t), c.args...)
+			out, err := cmd.CombinedOutput()
+			if ctx.Err() != nil {
+				t.Fatalf("still running after 60s:\n%s", out)
+			}
+			if err == nil {
+				t.Fatalf("exit 0, want an error:\n%s", out)
+			}
+			text := strings.TrimSpace(string(out))
+			if strings.Count(text, "\n") != 0 || !strings.HasPrefix(text, "krunbench: ") || !strings.Contains(text, c.want) {
+				t.Fatalf("want one line 'krunbench: ...%s...', got:\n%s", c.want, text)
+			}
+			if strings.Contains(text, "panic") || strings.Contains(text, "goroutine") {
+				t.Fatalf("Go panic:\n%s", text)
+			}
+		})
+	}
+	waitNoQEMU(t, "krunbench-run-")
+}
