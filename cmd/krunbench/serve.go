@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,16 +12,20 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/krunbench/krunbench/virtiofs"
 	"github.com/krunbench/krunbench/virtiofs/fuse"
 	"github.com/krunbench/krunbench/virtiofs/fusedev"
 	"github.com/krunbench/krunbench/virtiofs/overlay"
 	"github.com/krunbench/krunbench/virtiofs/passthrough"
 	"github.com/krunbench/krunbench/virtiofs/trace"
+	"github.com/krunbench/krunbench/virtiofs/vhostuser"
 )
 
 type serveFlags struct {
 	sharedDir  string
 	mount      string
+	socket     string
+	tag        string
 	initFile   string
 	configFile string
 	traceFile  string
@@ -32,14 +37,20 @@ type serveFlags struct {
 func newServeCmd() *cobra.Command {
 	var f serveFlags
 	cmd := &cobra.Command{
-		Use:   "serve --shared-dir DIR --mount MNT [--init FILE] [--trace FILE]",
-		Short: "Serve a directory with /init.krun over /dev/fuse until interrupted",
-		Args:  cobra.NoArgs,
-		RunE:  func(cmd *cobra.Command, _ []string) error { return runServe(cmd, f) },
+		Use:   "serve --shared-dir DIR (--mount MNT | --socket PATH [--tag TAG]) [--init FILE] [--trace FILE]",
+		Short: "Serve a directory with /init.krun over /dev/fuse or as a vhost-user-fs backend until interrupted",
+		Long: `serve exports DIR with krunbench's synthetic /init.krun, either mounted on the
+host through /dev/fuse (--mount), or as the vhost-user backend of QEMU's
+vhost-user-fs-device / vhost-user-fs-pci (--socket), a drop-in for virtiofsd.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runServe(cmd, f) },
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.sharedDir, "shared-dir", "", "host directory to serve (required)")
-	fl.StringVar(&f.mount, "mount", "", "mount point for the /dev/fuse transport (required)")
+	fl.StringVar(&f.mount, "mount", "", "mount point for the /dev/fuse transport")
+	fl.StringVar(&f.socket, "socket", "", "vhost-user socket path (the QEMU side uses it with vhost-user-fs-device)")
+	fl.StringVar(&f.socket, "socket-path", "", "alias of --socket, as virtiofsd spells it")
+	fl.StringVar(&f.tag, "tag", virtiofs.RootTag, "virtio-fs tag advertised in the device config")
 	fl.StringVar(&f.initFile, "init", "", "file served as /init.krun (none: /init.krun does not exist)")
 	fl.StringVar(&f.configFile, "krun-config", "", "file served as /.krun_config.json")
 	fl.StringVar(&f.traceFile, "trace", "", "write FUSE trace events as JSON lines to FILE (- prints them readably)")
@@ -47,7 +58,8 @@ func newServeCmd() *cobra.Command {
 	fl.BoolVar(&f.noTap, "no-tap", false, "do not observe requests at all (for benchmarks)")
 	fl.BoolVar(&f.verbose, "verbose", false, "log dropped and rejected requests")
 	_ = cmd.MarkFlagRequired("shared-dir")
-	_ = cmd.MarkFlagRequired("mount")
+	cmd.MarkFlagsOneRequired("mount", "socket", "socket-path")
+	cmd.MarkFlagsMutuallyExclusive("mount", "socket", "socket-path")
 	return cmd
 }
 
@@ -97,13 +109,24 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 		return err
 	}
 	srv := fuse.NewServer(ov, opts)
+	if f.socket != "" {
+		err = serveVhostUser(cmd, srv, f, log)
+	} else {
+		err = serveFuseDev(cmd, srv, f)
+	}
+	stopTrace()
+	if code, ok := ov.ExitCode(); ok {
+		fmt.Fprintf(cmd.ErrOrStderr(), "krunbench: guest reported exit code %d\n", code)
+	}
+	return err
+}
+
+func serveFuseDev(cmd *cobra.Command, srv *fuse.Server, f serveFlags) error {
 	m, err := fusedev.New(srv, f.mount, fusedev.Options{Workers: f.workers, AllowOther: true})
 	if err != nil {
-		stopTrace()
 		return err
 	}
 	fmt.Fprintf(cmd.ErrOrStderr(), "krunbench: serving %s on %s (Ctrl-C to unmount)\n", f.sharedDir, f.mount)
-
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
@@ -111,12 +134,23 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 	go func() { done <- m.Wait() }()
 	select {
 	case <-sigs:
-		err = m.Close()
+		return m.Close()
 	case err = <-done:
+		return err
 	}
-	stopTrace()
-	if code, ok := ov.ExitCode(); ok {
-		fmt.Fprintf(cmd.ErrOrStderr(), "krunbench: guest reported exit code %d\n", code)
+}
+
+func serveVhostUser(cmd *cobra.Command, srv *fuse.Server, f serveFlags, log *slog.Logger) error {
+	dev, err := virtiofs.NewDevice(srv, virtiofs.DeviceOptions{Tag: f.tag, Workers: f.workers, Log: log})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer cancel()
+	fmt.Fprintf(cmd.ErrOrStderr(), "krunbench: serving %s as vhost-user-fs on %s, tag %s (Ctrl-C to stop)\n", f.sharedDir, f.socket, f.tag)
+	err = vhostuser.NewBackend(dev, vhostuser.Options{Log: log}).ListenAndServe(ctx, f.socket)
+	if errors.Is(err, context.Canceled) {
+		return nil
 	}
 	return err
 }

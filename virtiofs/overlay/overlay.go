@@ -235,8 +235,16 @@ func (f *FS) Ioctl(r *fuse.Request, nodeid uint64, in *fuse.IoctlIn, inData, out
 	return f.FileSystem.Ioctl(r, nodeid, in, inData, outData)
 }
 
+// Init starts a FUSE session: a new guest gets a fresh one-shot
+// /init.krun entry.
+func (f *FS) Init(flags uint32) {
+	f.mu.Lock()
+	f.consumed = false
+	f.mu.Unlock()
+	f.FileSystem.Init(flags)
+}
+
 // Destroy drops every lookup of the synthetic inodes and passes through.
-// The one-shot entry stays consumed until SetPayload re-arms it.
 func (f *FS) Destroy() {
 	f.mu.Lock()
 	f.initRefs, f.cfgRefs = 0, 0
