@@ -6,7 +6,7 @@ PKGS     := ./...
 FUZZTIME ?= 10s
 RUN_DIR  ?= /tmp/krunbench-run
 
-.PHONY: all build test unit fuzz lint bench run clean kernel
+.PHONY: all build test unit fuzz lint bench run clean kernel init
 
 all: build
 
@@ -33,7 +33,7 @@ lint:
 # bench: side-by-side benchmarks (not part of test); tables on stdout, JSON
 # under bench/results/.
 bench: build
-	cd bench && CGO_ENABLED=0 $(GO) run ./fusebench -bin ../$(BIN) -out results/fuse.json
+	cd bench && CGO_ENABLED=0 $(GO) run ./fusebench -bin ../$(BIN) -go $(GO) -out results/fuse.json $(BENCHFLAGS)
 
 # run: serve a demo directory through /dev/fuse with the default payload
 # and print the live FUSE trace; Ctrl-C unmounts.
@@ -42,6 +42,11 @@ run: build
 	echo 'hello from krunbench' > $(RUN_DIR)/share/hello.txt
 	printf '#!/bin/sh\necho demo init\n' > $(RUN_DIR)/init.sh
 	$(BIN) serve --shared-dir $(RUN_DIR)/share --mount $(RUN_DIR)/mnt --init $(RUN_DIR)/init.sh --trace -
+
+# init: the default init, a static program embedded (behind a build tag) by
+# initlib/defaultinit.
+init:
+	$(GO) build -trimpath -ldflags='-s -w' -o initlib/defaultinit/krun-init ./initlib/cmd/krun-init
 
 # kernel: build the guest kernel from Debian's linux-source-6.1 into
 # ~/.local/share/krunbench/kernel (about 13 minutes on 2 cores).

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/krunbench/krunbench/virtiofs/fuse"
 	"github.com/krunbench/krunbench/virtiofs/fusedev"
 	"github.com/krunbench/krunbench/virtiofs/overlay"
@@ -88,7 +90,31 @@ func mount(t *testing.T, o mountOpts) *mounted {
 		t.Fatal(err)
 	}
 	t.Cleanup(mt.close)
+	disablePoll(t, mt.mnt)
 	return mt
+}
+
+// disablePoll makes the kernel ask the server FUSE_POLL once, from a plain
+// syscall. The server answers ENOSYS and the kernel never asks again. This
+// matters because the tests use the mount from the process that serves it:
+// Go's os.Open registers files with epoll from inside the runtime, and a
+// FUSE_POLL sent then could wait on a server goroutine that a concurrent
+// garbage collection has stopped.
+func disablePoll(t *testing.T, mnt string) {
+	t.Helper()
+	name := filepath.Join(mnt, ".krunbench-poll-probe")
+	fd, err := unix.Open(name, unix.O_CREAT|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Unlink(name)
+	defer unix.Close(fd)
+	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(ep)
+	_ = unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)})
 }
 
 // close unmounts and flushes the trace; safe to call twice.
