@@ -1,5 +1,10 @@
 # krunbench: see README.md. Static binaries everywhere.
 export CGO_ENABLED := 0
+# The default init is embedded into the CLI behind this tag (see
+# initlib/defaultinit); every target that compiles the CLI builds it first.
+export GOFLAGS := -tags=krunbench_init
+INIT     := initlib/defaultinit/krun-init
+INIT_SRC := $(shell find initlib/cmd/krun-init initlib/kruninit -name '*.go' -not -name '*_test.go')
 GO       ?= go
 BIN      := bin/krunbench
 PKGS     := ./...
@@ -10,14 +15,14 @@ RUN_DIR  ?= /tmp/krunbench-run
 
 all: build
 
-build:
+build: $(INIT)
 	$(GO) build -trimpath -o $(BIN) ./cmd/krunbench
 
 # test: everything CI runs. The FUSE and escape tests mount through
 # /dev/fuse and need root; they skip (loudly) without it.
 test: lint unit fuzz
 
-unit:
+unit: $(INIT)
 	$(GO) test -count=1 -timeout 20m $(PKGS)
 
 # Short runs of every fuzz target (seed corpora live in testdata/fuzz).
@@ -26,7 +31,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzServe$$' -fuzztime $(FUZZTIME) ./virtiofs/fuse
 	$(GO) test -run '^$$' -fuzz '^FuzzQueue$$' -fuzztime $(FUZZTIME) ./vmm/virtio
 
-lint:
+lint: $(INIT)
 	$(GO) vet $(PKGS)
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 $(PKGS)
 
@@ -45,8 +50,10 @@ run: build
 
 # init: the default init, a static program embedded (behind a build tag) by
 # initlib/defaultinit.
-init:
-	$(GO) build -trimpath -ldflags='-s -w' -o initlib/defaultinit/krun-init ./initlib/cmd/krun-init
+init: $(INIT)
+
+$(INIT): $(INIT_SRC)
+	$(GO) build -trimpath -ldflags='-s -w' -o $@ ./initlib/cmd/krun-init
 
 # kernel: build the guest kernel from Debian's linux-source-6.1 into
 # ~/.local/share/krunbench/kernel (about 13 minutes on 2 cores).

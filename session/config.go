@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/krunbench/krunbench/initlib"
 )
 
 // Engines.
@@ -43,9 +45,15 @@ type Config struct {
 	Accel string
 	// RootFS is the host directory served as the guest's root.
 	RootFS string
-	// Payload is served as /init.krun. It is caller-owned and never
-	// copied: do not modify it while the session runs.
-	Payload []byte
+	// Init is the init policy; the zero value is init.krun from the root
+	// virtio-fs device.
+	Init initlib.InitSpec
+	// Payload is served as /init.krun. Its bytes are caller-owned and
+	// never copied: do not modify them while the session runs.
+	Payload initlib.Payload
+	// BootTrace asks the default init for its boot milestones
+	// (krunbench.trace=1 on the kernel command line).
+	BootTrace bool
 	// Kernel is the guest kernel image.
 	Kernel string
 	// CPUs (1..MaxCPUs) and MemMiB (MinMemMiB..MaxMemMiB) size the guest.
@@ -93,8 +101,11 @@ func (c *Config) Validate() error {
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
 	}
-	if c.Payload == nil {
-		return ErrNoInit
+	if err := c.Init.Check([]initlib.FSDevice{{Tag: initlib.RootTag, HasPayload: c.Payload.Set()}}); err != nil {
+		return err
+	}
+	if c.Payload.Size() > initlib.MaxPayloadSize {
+		return initlib.ErrHugePayload
 	}
 	st, err := os.Stat(c.RootFS)
 	switch {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/creack/pty"
 
+	"github.com/krunbench/krunbench/initlib"
 	"github.com/krunbench/krunbench/session/qemu"
 	"github.com/krunbench/krunbench/session/terminal"
 	"github.com/krunbench/krunbench/virtiofs"
@@ -61,7 +62,10 @@ func startFS(cfg *Config, dir string) (*fsStack, error) {
 		return nil, fmt.Errorf("%w: %w", ErrRootFS, err)
 	}
 	s := &fsStack{overlay: overlay.New(pt), socket: filepath.Join(dir, "virtiofs.sock")}
-	s.overlay.SetPayload(cfg.Payload)
+	if cfg.Init.Policy == initlib.InitKrun {
+		s.overlay.SetPayload(cfg.Payload.Bytes)
+		s.overlay.SetOneShot(!initlib.IsScript(cfg.Payload.Bytes))
+	}
 	s.tap = trace.NewTap(trace.Options{Resolver: s.overlay, Inodes: s.overlay})
 	if cfg.TraceFile != "" {
 		if s.file, err = os.Create(cfg.TraceFile); err != nil {
@@ -143,9 +147,15 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 
 func boot(ctx context.Context, cfg Config, accel string, bootTimeout time.Duration) (Result, error) {
 	res := Result{Engine: EngineQEMU, Accel: accel}
-	spec := cmdline.Spec{Program: cfg.Program, Args: cfg.Args, Env: cfg.Env, Workdir: cfg.Workdir, Verbose: cfg.Verbose}
+	spec := cmdline.Spec{
+		Program: cfg.Program, Args: cfg.Args, Env: cfg.Env, Workdir: cfg.Workdir, Verbose: cfg.Verbose,
+		Init: cfg.Init.KernelParam(), NoInit: cfg.Init.Policy == initlib.NoInit,
+	}
 	if accel == qemu.AccelTCG {
-		spec.Extra = qemu.TCGParams
+		spec.Extra = append(spec.Extra, qemu.TCGParams...)
+	}
+	if cfg.BootTrace {
+		spec.Extra = append(spec.Extra, "krunbench.trace=1")
 	}
 	line, err := cmdline.Build(spec)
 	if err != nil {

@@ -26,6 +26,13 @@ func TestBadRunInputFailsWithOneLine(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	huge, empty := filepath.Join(dir, "huge"), filepath.Join(dir, "empty")
+	if err := os.WriteFile(empty, nil, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(createFile(t, huge), 300<<20); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(notKernel, bytes.Repeat([]byte("garbage!"), 4096), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +45,10 @@ func TestBadRunInputFailsWithOneLine(t *testing.T) {
 	}{
 		"missing rootfs":   {append(base(), "--rootfs", "/no/such/dir"), "root filesystem"},
 		"rootfs is a file": {append(base(), "--rootfs", aFile), "not a directory"},
-		"no init":          {[]string{"run", "--engine", "qemu", "--rootfs", root, "--kernel", kernel}, "no init payload"},
+		"init none":        {append(base(), "--init", "none"), "init policy init.krun: the root virtio-fs device has no init payload"},
+		"kernel policy":    {append(base(), "--init-policy", "kernel"), "init policy kernel"},
+		"huge payload":     {append(base(), "--init", huge), "larger than"},
+		"empty payload":    {append(base(), "--init", empty), "empty"},
 		"missing init":     {append(base(), "--init", "/no/such/init"), "--init"},
 		"missing kernel":   {append(base(), "--kernel", "/no/such/kernel"), "kernel"},
 		"not a kernel":     {append(base(), "--kernel", notKernel), "qemu"},
@@ -70,4 +80,14 @@ func TestBadRunInputFailsWithOneLine(t *testing.T) {
 		})
 	}
 	waitNoQEMU(t, "krunbench-run-")
+}
+
+func createFile(t *testing.T, p string) string {
+	t.Helper()
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	return p
 }

@@ -31,9 +31,9 @@ func requireQEMU(t *testing.T) {
 }
 
 // buildStatic builds a Go package into dir as a static binary.
-func buildStatic(t *testing.T, pkg, out string) string {
+func buildStatic(t *testing.T, pkg, out string, flags ...string) string {
 	t.Helper()
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, pkg)
+	cmd := exec.Command("go", append(append([]string{"build", "-trimpath", "-ldflags=-s -w"}, flags...), "-o", out, pkg)...)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
@@ -41,11 +41,16 @@ func buildStatic(t *testing.T, pkg, out string) string {
 	return out
 }
 
-// krunbenchBin builds the CLI once per test binary.
+// krunbenchBin builds the CLI once per test binary, with the default init
+// embedded as `make build` does (building the init first when missing).
 func krunbenchBin(t *testing.T) string {
 	t.Helper()
 	if binPath == "" {
-		binPath = buildStatic(t, ".", filepath.Join(binDir, "krunbench"))
+		const initImage = "../../initlib/defaultinit/krun-init"
+		if _, err := os.Stat(initImage); err != nil {
+			buildStatic(t, "../../initlib/cmd/krun-init", initImage)
+		}
+		binPath = buildStatic(t, ".", filepath.Join(binDir, "krunbench"), "-tags=krunbench_init")
 	}
 	return binPath
 }

@@ -11,19 +11,21 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/krunbench/krunbench/initlib"
 	"github.com/krunbench/krunbench/session"
 )
 
 type runFlags struct {
-	cfg      session.Config
-	initFile string
-	verbose  bool
+	cfg        session.Config
+	initFile   string
+	initPolicy string
+	verbose    bool
 }
 
 func newRunCmd() *cobra.Command {
 	var f runFlags
 	cmd := &cobra.Command{
-		Use:   "run --rootfs DIR --init FILE [flags] -- CMD ARGS",
+		Use:   "run --rootfs DIR [--init default|none|NAME|FILE] [flags] -- CMD ARGS",
 		Short: "Boot a guest on DIR as its virtio-fs root and run CMD; exit with its exit code",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runGuest(cmd, f, args)
@@ -33,7 +35,10 @@ func newRunCmd() *cobra.Command {
 	fl.StringVar(&f.cfg.Engine, "engine", session.EngineAuto, "engine: qemu, auto")
 	fl.StringVar(&f.cfg.Accel, "accel", "", "QEMU accelerator: kvm, tcg (default: kvm where it works)")
 	fl.StringVar(&f.cfg.RootFS, "rootfs", "", "host directory served as the guest's root (required)")
-	fl.StringVar(&f.initFile, "init", "", "file served as /init.krun (required)")
+	fl.StringVar(&f.initFile, "init", "default", "payload served as /init.krun: default (the built-in krun init), none, a built-in name (shell-template, exit-at-once) or a file")
+	fl.StringVar(&f.initPolicy, "init-policy", "init.krun", "where init comes from: init.krun (the payload), kernel (--kernel-init PATH in the rootfs), none (the kernel searches)")
+	fl.StringVar(&f.cfg.Init.KernelInitPath, "kernel-init", "", "init inside the rootfs for --init-policy kernel")
+	fl.BoolVar(&f.cfg.BootTrace, "boot-trace", false, "ask the default init for boot milestones (krunbench.trace=1)")
 	fl.StringVar(&f.cfg.Kernel, "kernel", "", "guest kernel (default: $KRUNBENCH_KERNEL, then the one make kernel installs)")
 	fl.IntVar(&f.cfg.CPUs, "cpus", 1, "vCPUs")
 	fl.IntVar(&f.cfg.MemMiB, "mem", 512, "guest memory in MiB")
@@ -50,11 +55,16 @@ func runGuest(cmd *cobra.Command, f runFlags, args []string) error {
 	if len(args) > 0 {
 		cfg.Program, cfg.Args = args[0], args[1:]
 	}
-	payload, err := readOptional(f.initFile, "--init")
+	policy, err := initlib.ParsePolicy(f.initPolicy)
 	if err != nil {
 		return err
 	}
-	cfg.Payload = payload
+	cfg.Init.Policy = policy
+	if policy == initlib.InitKrun {
+		if cfg.Payload, err = resolvePayload(f.initFile); err != nil {
+			return err
+		}
+	}
 	cfg.In, cfg.Out = os.Stdin, cmd.OutOrStdout()
 	if f.verbose {
 		cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))

@@ -32,6 +32,7 @@ type FS struct {
 	payload  []byte
 	config   []byte
 	consumed bool   // the one-shot init.krun name was looked up
+	lasting  bool   // the name stays visible after the first lookup
 	initRefs uint64 // lookups of the synthetic init inode not yet forgotten
 	cfgRefs  uint64
 
@@ -51,6 +52,15 @@ func (f *FS) SetPayload(p []byte) {
 	defer f.mu.Unlock()
 	f.payload = p
 	f.consumed = false
+}
+
+// SetOneShot chooses libkrun's one-shot entry (the default: the name is
+// gone after its first lookup) or a lasting one, which scripts need
+// because their interpreter opens /init.krun again by name.
+func (f *FS) SetOneShot(oneShot bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lasting = !oneShot
 }
 
 // Payload returns the slice being served (the caller's own, not a copy).
@@ -114,7 +124,7 @@ func (f *FS) Lookup(r *fuse.Request, parent uint64, name string, out *fuse.Entry
 		var data []byte
 		var mode uint32
 		switch {
-		case name == InitName && f.payload != nil && !f.consumed:
+		case name == InitName && f.payload != nil && (!f.consumed || f.lasting):
 			f.consumed = true
 			f.initRefs++
 			nodeid, data, mode = InitNodeid, f.payload, syscall.S_IFREG|0o755

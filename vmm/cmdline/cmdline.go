@@ -31,6 +31,8 @@ var Base = []string{
 type Spec struct {
 	// Init is the init the kernel runs; default /init.krun.
 	Init string
+	// NoInit leaves init= out: the kernel searches for an init itself.
+	NoInit bool
 	// Program is KRUN_INIT: the workload's executable ("" leaves the
 	// choice to the init: its config file, else /bin/sh).
 	Program string
@@ -88,7 +90,9 @@ func Build(s Spec) (string, error) {
 	if init == "" {
 		init = "/init.krun"
 	}
-	words = append(words, "init="+init)
+	if !s.NoInit {
+		words = append(words, "init="+init)
+	}
 	vars := []string{}
 	if s.Program != "" {
 		vars = append(vars, "KRUN_INIT="+s.Program)

@@ -18,8 +18,10 @@
 package main
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -111,6 +113,9 @@ func prepare(env []string) (*workload, *failure) {
 		}
 	}
 	milestone(kruninit.Milestone{Name: kruninit.MilestoneMounted, Boot: sinceBoot()})
+	if tracing {
+		reportImage()
+	}
 
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_SHARED, ""); err != nil {
 		warn("make / shared: %v", err)
@@ -155,6 +160,25 @@ func prepare(env []string) (*workload, *failure) {
 		return nil, fail(kruninit.ExecErrorCode(err), "%v", err)
 	}
 	return &workload{path: path, argv: argv, env: wenv}, nil
+}
+
+// reportImage prints which init image is running: its size and digest,
+// read through /proc/self/exe to the end (on krunbench's virtio-fs that is
+// every READ of /init.krun, down to the one at EOF that returns 0 bytes).
+func reportImage() {
+	f, err := os.Open("/proc/self/exe")
+	if err != nil {
+		warn("image: %v", err)
+		return
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		warn("image: %v", err)
+		return
+	}
+	fmt.Fprintf(os.Stderr, "krun-init: image %d bytes sha256 %x\n", n, h.Sum(nil))
 }
 
 // readConfig reads and parses the config file; the default path may be

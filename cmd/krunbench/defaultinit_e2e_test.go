@@ -1,0 +1,121 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/krunbench/krunbench/virtiofs/fuse"
+	"github.com/krunbench/krunbench/virtiofs/overlay"
+	"github.com/krunbench/krunbench/virtiofs/trace"
+)
+
+// runDefault runs `krunbench run` with the built-in default init on a
+// busybox root under QEMU (TCG) and returns the output and exit code.
+func runDefault(t *testing.T, root string, args ...string) (string, int) {
+	t.Helper()
+	requireQEMU(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	full := append([]string{"run", "--engine", "qemu", "--accel", "tcg", "--rootfs", root, "--kernel", guestKernel(t)}, args...)
+	cmd := exec.CommandContext(ctx, krunbenchBin(t), full...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return out.String(), 0
+	case errors.As(err, &ee) && ctx.Err() == nil:
+		return out.String(), ee.ExitCode()
+	}
+	t.Fatalf("krunbench run %v: %v\n%s", args, err, out.String())
+	return "", 0
+}
+
+func TestDefaultInitRunsWorkloadAndReportsItsExitCode(t *testing.T) {
+	root := busyboxRootfs(t)
+	traceFile := filepath.Join(t.TempDir(), "trace.jsonl")
+	out, code := runDefault(t, root, "--trace", traceFile, "--boot-trace", "--", "/bin/sh", "-c", "echo hi; exit 3")
+	if code != 3 || !strings.Contains(out, "hi") {
+		t.Fatalf("exit %d (want 3), output:\n%s", code, out)
+	}
+	for _, m := range []string{"milestone mounted", "krun-init: image ", "milestone exec", "milestone exit t=", " code=3"} {
+		if !strings.Contains(out, m) {
+			t.Errorf("boot trace lacks %q:\n%s", m, out)
+		}
+	}
+	f, err := os.Open(traceFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	evs, err := trace.ReadFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lookup, reads, eof int
+	for _, ev := range evs {
+		switch {
+		case ev.Op == fuse.OpLookup && ev.Name == "init.krun" && ev.NewNodeid == overlay.InitNodeid:
+			lookup++
+		case ev.Op == fuse.OpRead && ev.Nodeid == overlay.InitNodeid:
+			reads++
+			if ev.EOF {
+				eof++
+			}
+		}
+	}
+	if lookup != 1 || reads == 0 || eof == 0 {
+		t.Fatalf("trace: %d init.krun lookups, %d reads, %d EOF reads", lookup, reads, eof)
+	}
+}
+
+func TestDefaultInitFailureCodes(t *testing.T) {
+	root := busyboxRootfs(t)
+	cases := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"missing workload", []string{"--", "/no/such/program"}, 127, "no such file"},
+		{"bad workdir", []string{"--workdir", "/no/such/dir", "--", "/bin/true"}, 125, "/no/such/dir"},
+		{"env reaches workload", []string{"--env", "KRUNBENCH_GREETING=hello-env", "--", "/bin/sh", "-c", "echo $KRUNBENCH_GREETING"}, 0, "hello-env"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			out, code := runDefault(t, root, c.args...)
+			if code != c.code || !strings.Contains(out, c.want) {
+				t.Fatalf("exit %d (want %d), output lacks %q:\n%s", code, c.code, c.want, out)
+			}
+		})
+	}
+}
+
+func TestUserPayloadReplacesDefaultInit(t *testing.T) {
+	root := busyboxRootfs(t)
+	initBin := buildStatic(t, "./testdata/testinit", filepath.Join(t.TempDir(), "testinit"))
+	out, code := runDefault(t, root, "--init", initBin, "--", "anything")
+	if code != 42 || !strings.Contains(out, "KRUNBENCH-E2E-MARKER") || strings.Contains(out, "krun-init") {
+		t.Fatalf("user payload: exit %d (want 42):\n%s", code, out)
+	}
+}
+
+func TestInitNoneFailsBeforeBoot(t *testing.T) {
+	root := busyboxRootfs(t)
+	start := time.Now()
+	out, code := runDefault(t, root, "--init", "none", "--", "/bin/true")
+	if code == 0 || !strings.Contains(out, "init policy init.krun") || time.Since(start) > 10*time.Second {
+		t.Fatalf("--init none: exit %d after %s:\n%s", code, time.Since(start), out)
+	}
+	if len(qemuProcesses("krunbench-run-")) != 0 || strings.Contains(out, "Linux version") {
+		t.Fatal("a guest was started for a config that fails the init policy")
+	}
+}
