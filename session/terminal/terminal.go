@@ -61,24 +61,31 @@ func SetSize(fd int, s Size) error {
 	return unix.IoctlSetWinsize(fd, unix.TIOCSWINSZ, &unix.Winsize{Col: s.Cols, Row: s.Rows})
 }
 
-// Bridge copies the user's terminal to a console pty and back until the
-// console closes or Stop is called.
+// Bridge forwards the user's terminal to a guest console: it puts the
+// terminal in raw mode, copies keystrokes to the console input, and reports
+// window size changes. Output goes the other way through whoever reads the
+// console.
 type Bridge struct {
-	console *os.File
 	in      *os.File
-	out     io.Writer
+	to      io.Writer
+	resize  func(Size)
 	restore func()
 	stop    chan struct{}
 	done    chan struct{}
 	once    sync.Once
 }
 
-// NewBridge starts bridging in/out to the console pty master. When in is a
-// terminal it goes raw (restored by Stop) and its size follows SIGWINCH.
-func NewBridge(console, in *os.File, out io.Writer) (*Bridge, error) {
-	b := &Bridge{console: console, in: in, out: out, restore: func() {},
+// NewBridge starts forwarding in to the console input to. When in is a
+// terminal it goes raw (restored by Stop) and resize is called with its
+// size now and on every SIGWINCH.
+func NewBridge(in *os.File, to io.Writer, resize func(Size)) (*Bridge, error) {
+	b := &Bridge{in: in, to: to, resize: resize, restore: func() {},
 		stop: make(chan struct{}), done: make(chan struct{})}
-	if in != nil && IsTerminal(int(in.Fd())) {
+	if in == nil {
+		close(b.done)
+		return b, nil
+	}
+	if IsTerminal(int(in.Fd())) {
 		restore, err := MakeRaw(int(in.Fd()))
 		if err != nil {
 			return nil, err
@@ -86,19 +93,14 @@ func NewBridge(console, in *os.File, out io.Writer) (*Bridge, error) {
 		b.restore = restore
 		b.followSize()
 	}
-	go func() {
-		defer close(b.done)
-		_, _ = io.Copy(out, console)
-	}()
-	if in != nil {
-		go b.pumpInput()
-	}
+	go b.pumpInput()
 	return b, nil
 }
 
 // pumpInput copies input to the console; it polls so that Stop never
 // leaves a goroutine blocked in a read of the user's terminal.
 func (b *Bridge) pumpInput() {
+	defer close(b.done)
 	buf := make([]byte, 4096)
 	fds := []unix.PollFd{{Fd: int32(b.in.Fd()), Events: unix.POLLIN}}
 	for {
@@ -121,19 +123,19 @@ func (b *Bridge) pumpInput() {
 			}
 			return
 		}
-		if _, err := b.console.Write(buf[:r]); err != nil {
+		if _, err := b.to.Write(buf[:r]); err != nil {
 			return
 		}
 	}
 }
 
 func (b *Bridge) followSize() {
-	sync := func() {
-		if s, err := GetSize(int(b.in.Fd())); err == nil {
-			_ = SetSize(int(b.console.Fd()), s)
+	report := func() {
+		if s, err := GetSize(int(b.in.Fd())); err == nil && b.resize != nil {
+			b.resize(s)
 		}
 	}
-	sync()
+	report()
 	winch := make(chan os.Signal, 1)
 	signal.Notify(winch, syscall.SIGWINCH)
 	go func() {
@@ -141,7 +143,7 @@ func (b *Bridge) followSize() {
 		for {
 			select {
 			case <-winch:
-				sync()
+				report()
 			case <-b.stop:
 				return
 			}
@@ -149,15 +151,11 @@ func (b *Bridge) followSize() {
 	}()
 }
 
-// Stop ends the bridge and restores the terminal. Output already read from
-// the console is written out first.
+// Stop ends the bridge and restores the terminal.
 func (b *Bridge) Stop() {
 	b.once.Do(func() {
 		close(b.stop)
+		<-b.done
 		b.restore()
 	})
 }
-
-// Drained returns a channel closed once the console side hit EOF (every
-// guest output byte was copied).
-func (b *Bridge) Drained() <-chan struct{} { return b.done }

@@ -1,0 +1,248 @@
+package session
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/creack/pty"
+
+	"github.com/krunbench/krunbench/initlib"
+	"github.com/krunbench/krunbench/session/qemu"
+	"github.com/krunbench/krunbench/session/terminal"
+	"github.com/krunbench/krunbench/virtiofs"
+	"github.com/krunbench/krunbench/virtiofs/trace"
+	"github.com/krunbench/krunbench/vmm/cmdline"
+)
+
+// kvmBootTimeout bounds a KVM boot chosen automatically: on real hardware
+// the guest reaches virtio-fs in well under a second, so a stall means KVM
+// is present but unfit (nested setups), and TCG takes over.
+const kvmBootTimeout = 10 * time.Second
+
+// Session is one running guest: the virtio-fs stack serving its root, the
+// engine process, and its console. Console output goes to Config.Out as it
+// arrives (the writer must not block for long: the TUI's drops and counts);
+// input goes in through Input.
+type Session struct {
+	cfg     Config
+	accel   string
+	dir     string
+	fs      *fsStack
+	proc    *qemu.Process
+	console *os.File
+	tail    consoleTail
+	qlog    bytes.Buffer
+	drained chan struct{}
+	ended   chan struct{}
+	stopped chan struct{}
+	stop    sync.Once
+	res     Result
+	err     error
+}
+
+// Start validates cfg, serves the root filesystem, and boots the guest
+// with the given accelerator ("" picks KVM where it works, else TCG; an
+// automatic KVM that stalls falls back to TCG inside Wait).
+func Start(cfg Config) (*Session, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	accel := cfg.Accel
+	if accel == "" {
+		accel = qemu.AccelTCG
+		if KVMUsable() == nil {
+			accel = qemu.AccelKVM
+		}
+	}
+	return start(cfg, accel)
+}
+
+func start(cfg Config, accel string) (*Session, error) {
+	s := &Session{cfg: cfg, accel: accel, drained: make(chan struct{}), ended: make(chan struct{}), stopped: make(chan struct{})}
+	spec := cmdline.Spec{
+		Program: cfg.Program, Args: cfg.Args, Env: cfg.Env, Workdir: cfg.Workdir, Verbose: cfg.Verbose,
+		Init: cfg.Init.KernelParam(), NoInit: cfg.Init.Policy == initlib.NoInit,
+	}
+	if accel == qemu.AccelTCG {
+		spec.Extra = append(spec.Extra, qemu.TCGParams...)
+	}
+	if cfg.BootTrace {
+		spec.Extra = append(spec.Extra, "krunbench.trace=1")
+	}
+	line, err := cmdline.Build(spec)
+	if err != nil {
+		return nil, err
+	}
+	if s.dir, err = os.MkdirTemp("", "krunbench-run-"); err != nil {
+		return nil, err
+	}
+	if s.fs, err = startFS(&s.cfg, s.dir); err != nil {
+		s.cleanup()
+		return nil, err
+	}
+	master, slave, err := pty.Open()
+	if err != nil {
+		s.cleanup()
+		return nil, fmt.Errorf("console pty: %w", err)
+	}
+	s.console = master
+	s.proc, err = qemu.Start(qemu.Config{
+		Kernel: cfg.Kernel, Cmdline: line, CPUs: cfg.CPUs, MemMiB: cfg.MemMiB,
+		Socket: s.fs.socket, Tag: virtiofs.RootTag, Accel: accel, Console: slave, Stderr: &s.qlog,
+	})
+	slave.Close()
+	if err != nil {
+		s.cleanup()
+		return nil, err
+	}
+	go s.pumpOutput()
+	go s.supervise()
+	return s, nil
+}
+
+// pumpOutput copies console output to Config.Out and the panic detector.
+func (s *Session) pumpOutput() {
+	defer close(s.drained)
+	_, _ = io.Copy(io.MultiWriter(s.cfg.Out, &s.tail), s.console)
+}
+
+// supervise waits for the engine to end, enforcing the boot timeout.
+func (s *Session) supervise() {
+	defer close(s.ended)
+	timeout := s.cfg.BootTimeout
+	if s.cfg.Accel == "" && s.accel == qemu.AccelKVM {
+		timeout = min(timeout, kvmBootTimeout)
+	}
+	stall := time.NewTimer(timeout)
+	defer stall.Stop()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.proc.Done():
+			s.finish()
+			return
+		case <-s.stopped:
+			s.proc.Stop(2 * time.Second)
+			s.err = ErrStopped
+			return
+		case <-tick.C:
+			if s.fs.server.Initialized() {
+				stall.Stop()
+			}
+		case <-stall.C:
+			if !s.fs.server.Initialized() {
+				s.proc.Stop(2 * time.Second)
+				s.err = fmt.Errorf("%w within %s (accel %s; does the kernel have virtio-fs, virtio-mmio and hvc?)", ErrBootStall, timeout, s.accel)
+				return
+			}
+		}
+	}
+}
+
+// finish works out how the guest ended, after the engine exited.
+func (s *Session) finish() {
+	select { // let the last console bytes through
+	case <-s.drained:
+	case <-time.After(time.Second):
+	}
+	s.res = Result{Engine: EngineQEMU, Accel: s.accel, Panic: s.tail.panicMessage()}
+	if code, ok := s.fs.overlay.ExitCode(); ok {
+		s.res.ExitCode, s.res.Reported = code, true
+		return
+	}
+	switch qerr := s.proc.Err(); {
+	case s.res.Panic != "":
+		s.err = fmt.Errorf("%w: guest %s", ErrNoExitCode, s.res.Panic)
+	case qerr != nil:
+		s.err = fmt.Errorf("%w: qemu: %v: %s", ErrNoExitCode, qerr, bytes.TrimSpace(s.qlog.Bytes()))
+	default:
+		s.err = ErrNoExitCode
+	}
+}
+
+// Accel is the accelerator the guest runs on.
+func (s *Session) Accel() string { return s.accel }
+
+// Tap is the trace tap of the guest's root filesystem.
+func (s *Session) Tap() *trace.Tap { return s.fs.tap }
+
+// Input sends bytes to the guest console.
+func (s *Session) Input(b []byte) (int, error) { return s.console.Write(b) }
+
+// Resize sets the console's window size. (QEMU's virtconsole does not
+// pass sizes on to the guest; the in-process engine does.)
+func (s *Session) Resize(size terminal.Size) { _ = terminal.SetSize(int(s.console.Fd()), size) }
+
+// Stop ends the guest; Wait then returns ErrStopped.
+func (s *Session) Stop() { s.stop.Do(func() { close(s.stopped) }) }
+
+// Done is closed when the guest has ended.
+func (s *Session) Done() <-chan struct{} { return s.ended }
+
+// Wait blocks until the guest ends and returns how it ended. It releases
+// everything the session held.
+func (s *Session) Wait() (Result, error) {
+	<-s.ended
+	s.cleanup()
+	return s.res, s.err
+}
+
+func (s *Session) cleanup() {
+	if s.proc != nil {
+		s.proc.Stop(2 * time.Second)
+	}
+	if s.fs != nil {
+		s.fs.close()
+	}
+	if s.console != nil {
+		s.console.Close()
+	}
+	os.RemoveAll(s.dir)
+}
+
+// Run boots the guest, bridges its console to the user's terminal (cfg.In
+// and cfg.Out) until it stops, and returns how it ended. Cancelling ctx
+// stops the guest.
+func Run(ctx context.Context, cfg Config) (Result, error) {
+	res, err := runOnce(ctx, cfg, cfg.Accel)
+	if errors.Is(err, ErrBootStall) && cfg.Accel == "" && res.Accel == qemu.AccelKVM {
+		if cfg.Out != nil {
+			fmt.Fprintf(cfg.Out, "krunbench: KVM did not boot the guest within %s; retrying with TCG\r\n", kvmBootTimeout)
+		}
+		return runOnce(ctx, cfg, qemu.AccelTCG)
+	}
+	return res, err
+}
+
+func runOnce(ctx context.Context, cfg Config, accel string) (Result, error) {
+	cfg.Accel = accel
+	s, err := Start(cfg)
+	if err != nil {
+		return Result{}, err
+	}
+	bridge, err := terminal.NewBridge(cfg.In, s.console, s.Resize)
+	if err != nil {
+		s.Stop()
+		s.Wait()
+		return Result{}, err
+	}
+	defer bridge.Stop()
+	select {
+	case <-s.Done():
+	case <-ctx.Done():
+		s.Stop()
+		s.Wait()
+		return Result{Accel: s.accel}, ctx.Err()
+	}
+	bridge.Stop()
+	res, err := s.Wait()
+	res.Accel = s.accel
+	return res, err
+}
