@@ -14,6 +14,9 @@ import (
 type cleanups struct {
 	mu    sync.Mutex
 	stack []*cleanup
+	// running is held by runAll, so that a second caller returns only
+	// once the first has finished.
+	running sync.Mutex
 }
 
 type cleanup struct {
@@ -53,6 +56,8 @@ func (s *cleanups) push(name string, fn func() error) (runNow func()) {
 // runAll undoes everything still registered, last first. It is safe to
 // call concurrently and more than once.
 func (s *cleanups) runAll() {
+	s.running.Lock()
+	defer s.running.Unlock()
 	for {
 		s.mu.Lock()
 		if len(s.stack) == 0 {

@@ -41,7 +41,7 @@ func main() {
 	err = run(cfg, &cl, stop)
 	cl.runAll()
 	switch {
-	case errors.Is(err, errStopped):
+	case errors.Is(err, errStopped) || (err != nil && stopped(stop)):
 		fmt.Fprintln(os.Stderr, "fusebench: interrupted; nothing written")
 		os.Exit(130)
 	case err != nil:
@@ -59,7 +59,7 @@ func parseFlags() (*config, error) {
 	flag.StringVar(&cfg.out, "out", "results/fuse.json", "JSON results file (empty: none)")
 	flag.StringVar(&cfg.workdir, "workdir", os.TempDir(), "where the temporary share, mount point and trace go (same filesystem as /tmp by default)")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the temporary directory")
-	flag.IntVar(&cfg.runs, "runs", 3, "samples per mode and workload (the median is reported)")
+	flag.IntVar(&cfg.runs, "runs", 5, "samples per mode and workload (the median is reported)")
 	flag.StringVar(&size, "size", "1G", "sequential read/write size (K, M, G suffixes are binary)")
 	flag.IntVar(&cfg.dirs, "dirs", 50, "directories in the stat tree")
 	flag.IntVar(&cfg.filesPerDir, "files-per-dir", 1000, "files per directory in the stat tree")
@@ -163,6 +163,9 @@ func run(cfg *config, cl *cleanups, stop <-chan struct{}) error {
 	cl.push("unmount "+mnt, func() error { return unmountIfMounted(mnt) })
 
 	info := collectInfo(cfg, tmp)
+	if info.BusyStart >= 10 {
+		fmt.Fprintf(os.Stderr, "fusebench: warning: the CPUs were %.0f%% busy before starting; other work makes the numbers noisy\n", info.BusyStart)
+	}
 	if (slices.Contains(cfg.modes, modeGoFuse) || slices.Contains(cfg.modes, modeGoFuseP)) && cfg.loopback == "" {
 		if cfg.loopback, err = buildLoopback(cfg.goCmd, tmp); err != nil {
 			return err

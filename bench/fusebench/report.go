@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -39,6 +40,8 @@ type series struct {
 	MedianServerCPU float64   `json:"median_server_cpu_s"`
 	Min             float64   `json:"min"`
 	Max             float64   `json:"max"`
+	// SpreadPct is (max - min) / median: how far apart the samples are.
+	SpreadPct float64 `json:"spread_pct"`
 }
 
 type row struct {
@@ -76,6 +79,11 @@ type machine struct {
 	WorkdirFS string `json:"workdir_fs"`
 	Krunbench string `json:"krunbench_commit"`
 	GoFuse    string `json:"go_fuse_version"`
+	LoadStart string `json:"loadavg_start"`
+	LoadEnd   string `json:"loadavg_end"`
+	// BusyStart is the share of CPU time other work used in the second
+	// before the benchmark started.
+	BusyStart float64 `json:"cpu_busy_pct_start"`
 }
 
 type results struct {
@@ -186,6 +194,7 @@ func ptr[T any](v T) *T { return &v }
 // finish computes medians, ratios and targets.
 func (r *results) finish(elapsed time.Duration) {
 	r.Elapsed = elapsed.Seconds()
+	r.Machine.LoadEnd = loadAvg()
 	ratio := &target{Description: fmt.Sprintf("ours >= go-fuse on every row: tap (c) median throughput / go-fuse median throughput >= %.2f", targetRatio), Rows: map[string]bool{}}
 	overhead := &target{Description: fmt.Sprintf("tap overhead <= %.0f%%: extra time of tap (c) and trace (d) over no-tap (b), from medians", targetOverheadPct), Rows: map[string]bool{}}
 	for _, x := range r.Rows {
@@ -193,6 +202,9 @@ func (r *results) finish(elapsed time.Duration) {
 			vals := pick(s.Samples, func(m measure) float64 { return m.Value })
 			s.Median = median(vals)
 			s.Min, s.Max = slices.Min(vals), slices.Max(vals)
+			if s.Median > 0 {
+				s.SpreadPct = 100 * (s.Max - s.Min) / s.Median
+			}
 			s.MedianSeconds = median(pick(s.Samples, func(m measure) float64 { return m.Seconds }))
 			s.MedianServerCPU = median(pick(s.Samples, func(m measure) float64 { return m.ServerCPU }))
 		}
@@ -272,8 +284,8 @@ func (r *results) printTable(w io.Writer) {
 	for _, m := range r.Modes {
 		head = append(head, m.Label)
 	}
-	head = append(head, "ours/go-fuse", "tap ovh (c)", "trace ovh (d)", "")
-	fmt.Fprintf(w, "\nmedian of %d runs; ours = tap (c); overhead = extra time over no-tap (b)\n", r.cfg.runs)
+	head = append(head, "ours/go-fuse", "tap ovh (c)", "trace ovh (d)", "spread", "")
+	fmt.Fprintf(w, "\nmedian of %d runs; ours = tap (c); overhead = extra time over no-tap (b); spread = largest (max-min)/median of the FUSE modes\n", r.cfg.runs)
 	fmt.Fprintln(tw, strings.Join(head, "\t"))
 	cell := func(x *row, m *mode, f func(*series) float64, unit string) string {
 		if s := x.Modes[m.Name]; s != nil {
@@ -286,14 +298,20 @@ func (r *results) printTable(w io.Writer) {
 		for _, m := range r.Modes {
 			line = append(line, cell(x, m, func(s *series) float64 { return s.Median }, x.Unit))
 		}
-		line = append(line, fmtRatio(x.OursOverGoFuse), fmtPct(x.TapOverheadPct), fmtPct(x.TraceOverheadPct), "")
+		spread := 0.0
+		for _, m := range r.Modes {
+			if s := x.Modes[m.Name]; s != nil && m.fuse {
+				spread = max(spread, s.SpreadPct)
+			}
+		}
+		line = append(line, fmtRatio(x.OursOverGoFuse), fmtPct(x.TapOverheadPct), fmtPct(x.TraceOverheadPct), fmt.Sprintf("%.0f%%", spread), "")
 		fmt.Fprintln(tw, strings.Join(line, "\t"))
 		if strings.HasPrefix(x.Name, "stat") {
 			line = []string{x.Title, "s"}
 			for _, m := range r.Modes {
 				line = append(line, cell(x, m, func(s *series) float64 { return s.MedianSeconds }, "s"))
 			}
-			line = append(line, "", "", "", "")
+			line = append(line, "", "", "", "", "")
 			fmt.Fprintln(tw, strings.Join(line, "\t"))
 		}
 	}
@@ -359,6 +377,8 @@ func collectInfo(cfg *config, workdir string) machine {
 		m.Kernel = unix.ByteSliceToString(u.Release[:]) + " " + unix.ByteSliceToString(u.Version[:])
 	}
 	m.CPU = procField("/proc/cpuinfo", "model name")
+	m.LoadStart = loadAvg()
+	m.BusyStart = cpuBusy(time.Second)
 	m.MemTotal = procField("/proc/meminfo", "MemTotal")
 	var sfs unix.Statfs_t
 	if unix.Statfs(workdir, &sfs) == nil {
@@ -372,6 +392,42 @@ func collectInfo(cfg *config, workdir string) machine {
 		}
 	}
 	return m
+}
+
+// loadAvg is /proc/loadavg's 1, 5 and 15 minute averages.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	return strings.Join(f[:min(3, len(f))], " ")
+}
+
+// cpuBusy is the percentage of non-idle CPU time over d, from /proc/stat.
+func cpuBusy(d time.Duration) float64 {
+	read := func() (idle, total uint64) {
+		b, err := os.ReadFile("/proc/stat")
+		if err != nil {
+			return 0, 0
+		}
+		line, _, _ := strings.Cut(string(b), "\n")
+		for i, f := range strings.Fields(line)[1:] {
+			v, _ := strconv.ParseUint(f, 10, 64)
+			total += v
+			if i == 3 || i == 4 {
+				idle += v
+			}
+		}
+		return idle, total
+	}
+	i0, t0 := read()
+	time.Sleep(d)
+	i1, t1 := read()
+	if t1 <= t0 {
+		return 0
+	}
+	return 100 * (1 - float64(i1-i0)/float64(t1-t0))
 }
 
 func goFuseVersion(goCmd string) string {
