@@ -10,9 +10,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/krunbench/krunbench/initlib"
+	"github.com/krunbench/krunbench/vmm/kernelconfig"
 )
 
 // Engines.
@@ -118,6 +120,13 @@ func (c *Config) Validate() error {
 	}
 	if c.Kernel, err = FindKernel(c.Kernel); err != nil {
 		return err
+	}
+	// A kernel that says what it was built with is checked now; one
+	// without IKCONFIG is caught by the boot timeout instead.
+	if kc, err := kernelconfig.Read(c.Kernel); err == nil {
+		if missing := kc.Missing(); len(missing) > 0 {
+			return fmt.Errorf("%w: %s lacks %s", ErrKernel, c.Kernel, strings.Join(missing, ", "))
+		}
 	}
 	return nil
 }

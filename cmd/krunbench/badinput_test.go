@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"os"
 	"os/exec"
@@ -25,6 +26,10 @@ func TestBadRunInputFailsWithOneLine(t *testing.T) {
 		if err := os.WriteFile(f, []byte("#!/bin/sh\n"), 0o755); err != nil {
 			t.Fatal(err)
 		}
+	}
+	noVirtioFS := filepath.Join(dir, "kernel-without-virtiofs")
+	if err := os.WriteFile(noVirtioFS, kernelWithConfig(t, "CONFIG_VIRTIO_MMIO=y\nCONFIG_VIRTIO_CONSOLE=y\n"), 0o644); err != nil {
+		t.Fatal(err)
 	}
 	huge, empty := filepath.Join(dir, "huge"), filepath.Join(dir, "empty")
 	if err := os.WriteFile(empty, nil, 0o755); err != nil {
@@ -52,6 +57,7 @@ func TestBadRunInputFailsWithOneLine(t *testing.T) {
 		"missing init":     {append(base(), "--init", "/no/such/init"), "--init"},
 		"missing kernel":   {append(base(), "--kernel", "/no/such/kernel"), "kernel"},
 		"not a kernel":     {append(base(), "--kernel", notKernel), "qemu"},
+		"no virtio-fs":     {append(base(), "--kernel", noVirtioFS), "lacks CONFIG_VIRTIO_FS"},
 		"zero vcpus":       {append(base(), "--cpus", "0"), "vCPUs"},
 		"300 vcpus":        {append(base(), "--cpus", "300"), "vCPUs"},
 		"too little mem":   {append(base(), "--mem", "16"), "memory"},
@@ -90,4 +96,17 @@ func createFile(t *testing.T, p string) string {
 	}
 	f.Close()
 	return p
+}
+
+// kernelWithConfig makes an image that carries only an embedded kernel
+// configuration (IKCONFIG), as a kernel built without some option would.
+func kernelWithConfig(t *testing.T, config string) []byte {
+	t.Helper()
+	var z bytes.Buffer
+	zw := gzip.NewWriter(&z)
+	zw.Write([]byte(config))
+	zw.Close()
+	img := append(bytes.Repeat([]byte{0}, 8192), "IKCFG_ST"...)
+	img = append(img, z.Bytes()...)
+	return append(img, "IKCFG_ED"...)
 }
