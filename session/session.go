@@ -18,6 +18,7 @@ import (
 	"github.com/krunbench/krunbench/virtiofs"
 	"github.com/krunbench/krunbench/virtiofs/trace"
 	"github.com/krunbench/krunbench/vmm/cmdline"
+	"github.com/krunbench/krunbench/vmm/kvm"
 )
 
 // kvmBootTimeout bounds a KVM boot chosen automatically: on real hardware
@@ -56,7 +57,7 @@ func Start(cfg Config) (*Session, error) {
 	accel := cfg.Accel
 	if accel == "" {
 		accel = qemu.AccelTCG
-		if KVMUsable() == nil {
+		if kvm.KVMUsable() == nil {
 			accel = qemu.AccelKVM
 		}
 	}
