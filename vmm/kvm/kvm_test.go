@@ -1,0 +1,223 @@
+package kvm
+
+import (
+	"errors"
+	"runtime"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+func requireKVM(t *testing.T) {
+	t.Helper()
+	if err := KVMUsable(); err != nil {
+		t.Skipf("KVM not usable on this machine, skipping: %v", err)
+	}
+}
+
+func TestKVMUsable(t *testing.T) {
+	start := time.Now()
+	err := KVMUsable()
+	if err != nil {
+		if !errors.Is(err, ErrUnavailable) && !errors.Is(err, ErrMissingCapability) && !errors.Is(err, ErrAPIVersion) {
+			t.Fatalf("KVMUsable error does not wrap a sentinel: %v", err)
+		}
+		t.Skipf("KVM not usable on this machine, skipping: %v", err)
+	}
+	t.Logf("KVMUsable ok in %v", time.Since(start))
+}
+
+func TestCapsAndCPUID(t *testing.T) {
+	requireKVM(t)
+	sys, err := Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sys.Close()
+	if err := sys.RequireCaps(RequiredCaps...); err != nil {
+		t.Fatal(err)
+	}
+	if err := sys.RequireCaps(Cap(100000)); !errors.Is(err, ErrMissingCapability) {
+		t.Fatalf("bogus capability: got %v, want ErrMissingCapability", err)
+	}
+	ents, err := sys.SupportedCPUID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var has0, has1 bool
+	for _, e := range ents {
+		has0 = has0 || e.Function == 0
+		has1 = has1 || e.Function == 1
+	}
+	if !has0 || !has1 {
+		t.Fatalf("supported CPUID lacks leaf 0 or 1 (%d entries)", len(ents))
+	}
+}
+
+// newRealModeVM makes a one-vCPU VM running code at GPA 0 in real mode.
+func newRealModeVM(t *testing.T, code []byte, irqchip bool) (*VM, *VCPU) {
+	t.Helper()
+	sys, err := Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sys.Close() })
+	vm, err := sys.CreateVM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { vm.Close() })
+	if err := vm.SetTSSAddr(DefaultTSSAddr); err != nil {
+		t.Fatal(err)
+	}
+	if err := vm.SetIdentityMapAddr(DefaultIdentityMapAddr); err != nil {
+		t.Fatal(err)
+	}
+	if irqchip {
+		if err := vm.CreateIRQChip(); err != nil {
+			t.Fatal(err)
+		}
+		if err := vm.CreatePIT2(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mem, err := unix.Mmap(-1, 0, 0x10000, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(mem, code)
+	if err := vm.SetUserMemoryRegion(0, 0, mem); err != nil {
+		t.Fatal(err)
+	}
+	v, err := vm.CreateVCPU(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { v.Close(); unix.Munmap(mem) })
+	s, err := v.GetSregs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.CS.Base, s.CS.Selector = 0, 0
+	if err := v.SetSregs(s); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.SetRegs(Regs{RFLAGS: 2}); err != nil {
+		t.Fatal(err)
+	}
+	return vm, v
+}
+
+func TestKickInterruptsSpinningGuest(t *testing.T) {
+	requireKVM(t)
+	_, v := newRealModeVM(t, []byte{0xeb, 0xfe}, false) // jmp $
+	done := make(chan error, 1)
+	tidc := make(chan int, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		tidc <- unix.Gettid()
+		for {
+			_, err := v.Run()
+			if errors.Is(err, ErrInterrupted) {
+				done <- nil
+				return
+			}
+			if err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	tid := <-tidc
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	if err := v.Kick(tid); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("KVM_RUN left %v after Kick", time.Since(start))
+	case <-time.After(5 * time.Second):
+		t.Fatal("KVM_RUN did not return within 5s of Kick")
+	}
+	regs, err := v.GetRegs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if regs.RIP != 0 {
+		t.Errorf("spinning guest RIP = %#x, want 0", regs.RIP)
+	}
+}
+
+func TestIRQChipEventFDsAndState(t *testing.T) {
+	requireKVM(t)
+	vm, v := newRealModeVM(t, []byte{0xf4}, true)
+	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(efd)
+	if err := vm.RegisterIRQFD(efd, 5); err != nil {
+		t.Fatal(err)
+	}
+	if err := vm.UnregisterIRQFD(efd, 5); err != nil {
+		t.Fatal(err)
+	}
+	match := uint64(3)
+	ev := IOEventFD{FD: efd, Addr: 0xd0000050, Len: 4, Datamatch: &match}
+	if err := vm.RegisterIOEventFD(ev); err != nil {
+		t.Fatal(err)
+	}
+	if err := vm.UnregisterIOEventFD(ev); err != nil {
+		t.Fatal(err)
+	}
+	if err := vm.IRQLine(4, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := vm.IRQLine(4, false); err != nil {
+		t.Fatal(err)
+	}
+	l, err := v.GetLAPIC()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.SetLAPIC(l); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.SetMPState(MPStateRunnable); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := v.GetMPState(); err != nil || s != MPStateRunnable {
+		t.Fatalf("GetMPState = %d, %v", s, err)
+	}
+	const msrStar = 0xc0000081
+	if err := v.SetMSRs([]MSREntry{{Index: msrStar, Data: 0x1234}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := v.GetMSRs(msrStar)
+	if err != nil || got[0].Data != 0x1234 {
+		t.Fatalf("GetMSRs(STAR) = %+v, %v", got, err)
+	}
+	f, err := v.GetFPU()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.FCW, f.MXCSR = 0x37f, 0x1f80
+	if err := v.SetFPU(f); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.SetCPUID2(nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.GetRegs(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("GetRegs after Close: %v, want ErrClosed", err)
+	}
+}
