@@ -1,0 +1,339 @@
+package console_test
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/krunbench/krunbench/vmm/console"
+	"github.com/krunbench/krunbench/vmm/virtio"
+)
+
+func describe(ms []console.Control) string {
+	var parts []string
+	for _, m := range ms {
+		parts = append(parts, fmt.Sprintf("%d:%d=%d%q", m.ID, m.Event, m.Value, m.Payload))
+	}
+	return strings.Join(parts, " ")
+}
+
+func size(rowsFirst bool, cols, rows uint16) []byte {
+	if rowsFirst {
+		return binary.LittleEndian.AppendUint16(binary.LittleEndian.AppendUint16(nil, rows), cols)
+	}
+	return binary.LittleEndian.AppendUint16(binary.LittleEndian.AppendUint16(nil, cols), rows)
+}
+
+func TestNewValidation(t *testing.T) {
+	if _, err := console.New(console.Options{}); err == nil {
+		t.Error("no ports accepted")
+	}
+	if _, err := console.New(console.Options{Ports: []console.Port{{Name: "a\x00b"}}}); err == nil {
+		t.Error("name with NUL accepted")
+	}
+	if _, err := console.New(console.Options{Ports: make([]console.Port, console.MaxPorts+1)}); err == nil {
+		t.Error("too many ports accepted")
+	}
+}
+
+func TestConfigSpaceAndQueues(t *testing.T) {
+	c, err := console.New(console.Options{Ports: []console.Port{{Console: true}, {Name: "krun-stdout"}, {Name: "krun-stderr"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.Type() != virtio.DeviceIDConsole || c.NumQueues() != 8 || c.MaxQueueSize() != console.QueueSize {
+		t.Fatalf("type %d queues %d max %d", c.Type(), c.NumQueues(), c.MaxQueueSize())
+	}
+	want := uint64(1<<virtio.FeatureVersion1 | 1<<virtio.FeatureEventIdx | 1<<console.FeatureSize | 1<<console.FeatureMultiport)
+	if c.Features() != want {
+		t.Fatalf("features %#x", c.Features())
+	}
+	c.Resize(100, 30)
+	cfg := make([]byte, 16)
+	c.ReadConfig(0, cfg)
+	if binary.LittleEndian.Uint16(cfg) != 100 || binary.LittleEndian.Uint16(cfg[2:]) != 30 ||
+		binary.LittleEndian.Uint32(cfg[4:]) != 3 || !bytes.Equal(cfg[8:], make([]byte, 8)) {
+		t.Fatalf("config %x", cfg)
+	}
+	b := make([]byte, 2)
+	c.ReadConfig(4, b)
+	if binary.LittleEndian.Uint16(b) != 3 {
+		t.Fatalf("max_nr_ports low half %x", b)
+	}
+	c.WriteConfig(0, []byte{1, 2})
+	c.ReadConfig(0, b)
+	if binary.LittleEndian.Uint16(b) != 100 {
+		t.Fatal("config write changed cols")
+	}
+	if err := c.Activate(nil, nil, nil); err == nil {
+		t.Fatal("activation with no queues accepted")
+	}
+}
+
+func TestControlHandshake(t *testing.T) {
+	for _, colsFirst := range []bool{false, true} {
+		t.Run(fmt.Sprintf("colsFirst=%v", colsFirst), func(t *testing.T) {
+			opts := console.Options{ResizeColsFirst: colsFirst, Ports: []console.Port{
+				{Console: true, Host: newHost(t).Side()},
+				{Name: "krun-stdout", Host: newHost(t).Side()},
+				{Name: "krun-stdin", Host: newHost(t).Side()},
+				{},
+			}}
+			g := newGuest(t, opts, multiFeatures)
+			g.con.Resize(80, 24)
+			per := g.handshake(4, []int{3, 2, 2, 1})
+			wantSize := size(!colsFirst, 80, 24)
+			want := []string{
+				describe([]console.Control{
+					{ID: 0, Event: console.EventConsolePort, Value: 1},
+					{ID: 0, Event: console.EventPortOpen, Value: 1},
+					{ID: 0, Event: console.EventResize, Payload: wantSize},
+				}),
+				describe([]console.Control{
+					{ID: 1, Event: console.EventPortOpen, Value: 1},
+					{ID: 1, Event: console.EventPortName, Payload: []byte("krun-stdout")},
+				}),
+				describe([]console.Control{
+					{ID: 2, Event: console.EventPortOpen, Value: 1},
+					{ID: 2, Event: console.EventPortName, Payload: []byte("krun-stdin")},
+				}),
+				describe([]console.Control{{ID: 3, Event: console.EventPortOpen, Value: 1}}),
+			}
+			for i := range per {
+				if got := describe(per[i]); got != want[i] {
+					t.Errorf("after PORT_READY %d:\n got %s\nwant %s", i, got, want[i])
+				}
+			}
+			// A terminal size change reaches the guest as RESIZE.
+			g.con.Resize(132, 43)
+			got := g.ctrl(1)
+			if got[0].Event != console.EventResize || got[0].ID != 0 || !bytes.Equal(got[0].Payload, size(!colsFirst, 132, 43)) {
+				t.Fatalf("resize message %s", describe(got))
+			}
+			if g.irqs[ctrlRx].Load() == 0 {
+				t.Fatal("control messages without an interrupt")
+			}
+			// A size with a zero dimension is not sent.
+			g.con.Resize(0, 10)
+			g.noCtrl()
+		})
+	}
+}
+
+func TestHostileControlMessages(t *testing.T) {
+	g := newGuest(t, console.Options{Ports: []console.Port{{Console: true}}}, multiFeatures)
+	g.post(ctrlRx, 4096, 4096, 4096, 4096)
+	g.sendCtrl(console.BadID, console.EventDeviceReady, 0) // driver failed: nothing
+	g.sendCtrl(99, console.EventPortReady, 1)              // unknown port
+	g.sendCtrl(0, console.EventPortReady, 0)               // port failed
+	g.sendCtrl(0, 42, 1)                                   // unknown event
+	g.send(ctrlTx, []byte{1, 2, 3})                        // short message
+	g.send(ctrlTx, nil)                                    // empty chain is rejected, returned
+	g.noCtrl()
+	// A bad chain on the control queue does not stop it.
+	d := g.m.Drivers[ctrlTx]
+	head, _ := d.AllocDesc()
+	d.SetDesc(head, 1<<40, 8, 0, 0)
+	d.PushHead(head)
+	d.Publish()
+	g.sendCtrl(console.BadID, console.EventDeviceReady, 1)
+	if m := g.ctrl(1); m[0].Event != console.EventPortAdd || m[0].ID != 0 {
+		t.Fatalf("after hostile messages: %s", describe(m))
+	}
+}
+
+func TestPort0BothWays(t *testing.T) {
+	h := newHost(t)
+	g := newGuest(t, console.Options{Ports: []console.Port{{Console: true, Host: h.Side()}}}, multiFeatures)
+	g.handshake(1, []int{2})
+	// Host input before the guest opens the port waits.
+	go h.In.Write([]byte("typed early"))
+	time.Sleep(20 * time.Millisecond)
+	g.post(rxq(0), 64)
+	time.Sleep(20 * time.Millisecond)
+	if got := g.collect(rxq(0)); len(got) != 0 {
+		t.Fatalf("data delivered before the guest opened the port: %q", got)
+	}
+	g.sendCtrl(0, console.EventPortOpen, 1)
+	if got := g.receive(0, 11, 1, 64); string(got) != "typed early" {
+		t.Fatalf("guest received %q", got)
+	}
+	if g.irqs[rxq(0)].Load() == 0 {
+		t.Fatal("no receive interrupt")
+	}
+	go h.In.Write([]byte("more"))
+	if got := g.receive(0, 4, 1, 64); string(got) != "more" {
+		t.Fatalf("guest received %q", got)
+	}
+	g.send(txq(0), []byte("hello from the guest\r\n"))
+	if got := readN(t, h.Out, 22); string(got) != "hello from the guest\r\n" {
+		t.Fatalf("host received %q", got)
+	}
+	// A closed port gets nothing until it is opened again.
+	g.sendCtrl(0, console.EventPortOpen, 0)
+	go h.In.Write([]byte("while closed"))
+	time.Sleep(20 * time.Millisecond)
+	if got := g.collect(rxq(0)); len(got) != 0 {
+		t.Fatalf("data delivered to a closed port: %q", got)
+	}
+	g.sendCtrl(0, console.EventPortOpen, 1)
+	if got := g.receive(0, 12, 1, 64); string(got) != "while closed" {
+		t.Fatalf("guest received %q", got)
+	}
+}
+
+func TestLargeTransferSmallBuffers(t *testing.T) {
+	h := newHost(t)
+	g := newGuest(t, console.Options{Ports: []console.Port{{Console: true, Host: h.Side()}}}, multiFeatures)
+	g.handshake(1, []int{2})
+	data := make([]byte, 100<<10)
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range data {
+		data[i] = byte(rng.Uint32())
+	}
+	done := make(chan error, 1)
+	go func() {
+		// Odd write sizes so that host reads and guest buffers never align.
+		rest := data
+		for len(rest) > 0 {
+			n := min(len(rest), 1+rng.IntN(9000))
+			if _, err := h.In.Write(rest[:n]); err != nil {
+				done <- err
+				return
+			}
+			rest = rest[n:]
+		}
+		done <- nil
+	}()
+	// Until the port is open the host is read only up to the pending
+	// limit: the writer is held back, nothing is lost.
+	time.Sleep(50 * time.Millisecond)
+	select {
+	case err := <-done:
+		t.Fatalf("host wrote 100 KiB with no guest reading (err %v): no backpressure", err)
+	default:
+	}
+	g.sendCtrl(0, console.EventPortOpen, 1)
+	got := g.receive(0, len(data), 8, 61)
+	if !bytes.Equal(got, data) {
+		i := 0
+		for i < len(got) && got[i] == data[i] {
+			i++
+		}
+		t.Fatalf("100 KiB transfer differs from byte %d", i)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// Guest to host, many small chains. The host reads slowly at first:
+	// the guest's chains are held back, not dropped.
+	var want bytes.Buffer
+	for i := range 300 {
+		want.Write(bytes.Repeat([]byte{byte(i)}, 1+i%37))
+	}
+	received := make(chan []byte, 1)
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		b := make([]byte, want.Len())
+		io.ReadFull(h.Out, b)
+		received <- b
+	}()
+	for i := range 300 {
+		g.send(txq(0), bytes.Repeat([]byte{byte(i)}, 1+i%37))
+	}
+	select {
+	case got := <-received:
+		if !bytes.Equal(got, want.Bytes()) {
+			t.Fatal("guest to host stream differs")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("host did not receive the guest's output")
+	}
+}
+
+func TestNamedPorts(t *testing.T) {
+	hs := []*host{newHost(t), newHost(t), newHost(t)}
+	g := newGuest(t, console.Options{Ports: []console.Port{
+		{Console: true, Host: hs[0].Side()},
+		{Name: "krun-stdout", Host: hs[1].Side()},
+		{Name: "krun-stdin", Host: hs[2].Side()},
+	}}, multiFeatures)
+	g.handshake(3, []int{2, 2, 2})
+	g.send(txq(1), []byte("out\n"))
+	if got := readN(t, hs[1].Out, 4); string(got) != "out\n" {
+		t.Fatalf("krun-stdout host got %q", got)
+	}
+	g.sendCtrl(2, console.EventPortOpen, 1)
+	go hs[2].In.Write([]byte("in"))
+	if got := g.receive(2, 2, 2, 16); string(got) != "in" {
+		t.Fatalf("krun-stdin guest got %q", got)
+	}
+	// Input for port 0 does not leak into port 2 and vice versa.
+	if got := g.collect(rxq(0)); len(got) != 0 {
+		t.Fatal("port 0 received port 2's data")
+	}
+}
+
+func TestWithoutMultiport(t *testing.T) {
+	h := newHost(t)
+	g := newGuest(t, console.Options{Ports: []console.Port{{Console: true, Host: h.Side()}, {Name: "unused"}}},
+		1<<virtio.FeatureVersion1|1<<console.FeatureSize)
+	var cfgChanges int
+	g.con.SetConfigNotifier(virtio.NotifierFunc(func() error { cfgChanges++; return nil }))
+	go h.In.Write([]byte("no handshake needed"))
+	if got := g.receive(0, 19, 4, 8); string(got) != "no handshake needed" {
+		t.Fatalf("guest got %q", got)
+	}
+	g.send(txq(0), []byte("out"))
+	if got := readN(t, h.Out, 3); string(got) != "out" {
+		t.Fatalf("host got %q", got)
+	}
+	g.con.Resize(120, 40)
+	cfg := make([]byte, 4)
+	g.con.ReadConfig(0, cfg)
+	if cfgChanges != 1 || binary.LittleEndian.Uint16(cfg) != 120 || binary.LittleEndian.Uint16(cfg[2:]) != 40 {
+		t.Fatalf("config changes %d, config %x", cfgChanges, cfg)
+	}
+
+	// Reset keeps undelivered host bytes for the next activation.
+	g.con.Reset()
+	go h.In.Write([]byte("after reset"))
+	time.Sleep(20 * time.Millisecond)
+	g.con.QueueNotify(0) // ignored while reset
+	queues := []*virtio.Queue{g.m.Drivers[0].Queue(), g.m.Drivers[1].Queue(), nil, nil, nil, nil}
+	queues[0].SetNextAvail(g.m.Drivers[0].AvailIdx())
+	queues[0].SetNextUsed(g.m.Drivers[0].UsedIdx())
+	notifiers := make([]virtio.Notifier, 6)
+	for i := range notifiers {
+		notifiers[i] = virtio.NotifierFunc(func() error { return nil })
+	}
+	clear(g.placed[0]) // buffers posted before the reset are gone with it
+	if err := g.con.Activate(g.m.Mem, queues, notifiers); err != nil {
+		t.Fatal(err)
+	}
+	if got := g.receive(0, 11, 2, 64); string(got) != "after reset" {
+		t.Fatalf("after reset the guest got %q", got)
+	}
+}
+
+func TestCloseStopsActivation(t *testing.T) {
+	h := newHost(t)
+	c, err := console.New(console.Options{Ports: []console.Port{{Console: true, Host: h.Side()}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	c.Close()
+	queues := make([]*virtio.Queue, c.NumQueues())
+	if err := c.Activate(nil, queues, make([]virtio.Notifier, len(queues))); err != console.ErrClosed {
+		t.Fatalf("Activate after Close = %v", err)
+	}
+	c.QueueNotify(0)
+	c.Resize(1, 1)
+}

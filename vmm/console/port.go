@@ -1,0 +1,190 @@
+package console
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"sync"
+
+	"github.com/krunbench/krunbench/vmm/virtio"
+)
+
+// port is the host side of one console port. It lives as long as the
+// Console, across activations.
+type port struct {
+	id      int
+	name    string
+	console bool
+	host    io.ReadWriter
+
+	mu      sync.Mutex
+	space   sync.Cond    // signalled when pending shrinks or the port closes
+	pending bytes.Buffer // host bytes not yet delivered to the guest
+	closed  bool
+
+	data   chan struct{} // wakes the receive loop: pending grew
+	writes chan []byte   // transmit data for the host writer
+}
+
+func newPort(id int, p Port) *port {
+	pt := &port{
+		id: id, name: p.Name, console: p.Console, host: p.Host,
+		data:   make(chan struct{}, 1),
+		writes: make(chan []byte, writeBacklog),
+	}
+	pt.space.L = &pt.mu
+	return pt
+}
+
+// close stops the reader at its next wake-up and ends the writer once its
+// backlog is written. The transmit loops must be stopped already.
+func (p *port) close() {
+	p.mu.Lock()
+	p.closed = true
+	p.space.Broadcast()
+	p.mu.Unlock()
+	close(p.writes)
+}
+
+// readLoop reads the host side into pending, at most maxPending ahead of
+// the guest, until Read fails or the port is closed.
+func (c *Console) readLoop(p *port) {
+	buf := make([]byte, readChunk)
+	for {
+		p.mu.Lock()
+		for p.pending.Len() >= maxPending && !p.closed {
+			p.space.Wait()
+		}
+		closed := p.closed
+		p.mu.Unlock()
+		if closed {
+			return
+		}
+		n, err := p.host.Read(buf)
+		if n > 0 {
+			p.mu.Lock()
+			p.pending.Write(buf[:n])
+			p.mu.Unlock()
+			wake(p.data)
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrClosed) {
+				c.log.Info("virtio-console: host side stopped reading", "port", p.id, "err", err)
+			}
+			return
+		}
+	}
+}
+
+// writeLoop writes transmit data to the host side in order. After a write
+// error the rest is discarded: the guest must not stall on a dead host.
+func (c *Console) writeLoop(p *port) {
+	var failed bool
+	for data := range p.writes {
+		if failed || p.host == nil {
+			continue
+		}
+		if _, err := p.host.Write(data); err != nil {
+			c.log.Warn("virtio-console: host side stopped writing; output discarded", "port", p.id, "err", err)
+			failed = true
+		}
+	}
+}
+
+// rxLoop fills the port's receive queue with pending host bytes whenever
+// the guest posts buffers or the host produces data.
+func (c *Console) rxLoop(a *activation, p *port) {
+	defer a.wg.Done()
+	qi := rxQueue(p.id)
+	var ch virtio.Chain
+	for {
+		if !c.fillRx(a, p, &ch) {
+			return
+		}
+		select {
+		case <-a.kicks[qi]:
+		case <-p.data:
+		case <-a.stop:
+			return
+		}
+	}
+}
+
+// fillRx copies pending bytes into receive buffers. A chain is only popped
+// when there are bytes for it, so buffers are never held empty. With
+// MULTIPORT nothing is delivered until the guest opens the port (Linux
+// discards data for ports that are not open). It returns false when the
+// queue is dead.
+func (c *Console) fillRx(a *activation, p *port, ch *virtio.Chain) bool {
+	if a.multiport && !a.open[p.id].Load() {
+		return true
+	}
+	qi := rxQueue(p.id)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	used := false
+	for p.pending.Len() > 0 {
+		ok, dead := c.pop(a, qi, ch)
+		if dead {
+			return false
+		}
+		if !ok {
+			break
+		}
+		n := 0
+		for _, b := range ch.Writable {
+			n += copy(b, p.pending.Bytes()[n:])
+		}
+		p.pending.Next(n)
+		if !c.complete(a, qi, ch.Head, uint32(n)) {
+			return false
+		}
+		used = true
+	}
+	if used {
+		p.space.Broadcast()
+		c.notify(a, qi)
+	}
+	return true
+}
+
+// txLoop copies transmit chains out of guest memory and hands them to the
+// host writer. A chain is returned to the guest once the writer's backlog
+// has room for it, which is how a slow host slows the guest down.
+func (c *Console) txLoop(a *activation, p *port) {
+	defer a.wg.Done()
+	qi := txQueue(p.id)
+	var ch virtio.Chain
+	for {
+		for {
+			ok, dead := c.pop(a, qi, &ch)
+			if dead {
+				return
+			}
+			if !ok {
+				break
+			}
+			data := make([]byte, 0, ch.ReadableLen)
+			for _, b := range ch.Readable {
+				data = append(data, b...)
+			}
+			if len(data) > 0 {
+				select {
+				case p.writes <- data:
+				case <-a.stop:
+					return
+				}
+			}
+			if !c.complete(a, qi, ch.Head, 0) {
+				return
+			}
+			c.notify(a, qi)
+		}
+		select {
+		case <-a.kicks[qi]:
+		case <-a.stop:
+			return
+		}
+	}
+}
