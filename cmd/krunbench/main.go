@@ -23,7 +23,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newRunCmd(), newServeCmd(), newTraceCmd(), newLibraryCmd(), newDoctorCmd())
+	root.AddCommand(newRunCmd(), newServeCmd(), newTraceCmd(), newLibraryCmd(), newDoctorCmd(), newReplayCmd())
 	return root
 }
 

@@ -42,6 +42,6 @@ func newTraceCmd() *cobra.Command {
 	}
 	show.Flags().BoolVar(&summary, "summary", false, "print per-opcode totals after the events")
 	show.Flags().BoolVar(&initOnly, "init-only", false, "only requests that touched synthetic files (/init.krun)")
-	cmd.AddCommand(show)
+	cmd.AddCommand(show, newTraceExportCmd())
 	return cmd
 }

@@ -1,0 +1,232 @@
+package tui
+
+import (
+	"io"
+	"strconv"
+	"strings"
+	"sync/atomic"
+
+	"charm.land/bubbles/v2/key"
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/vt"
+)
+
+// consoleKeys are the console pane's keys. Detach is the only one read
+// while the console is attached; the others only while it is not.
+type consoleKeys struct {
+	Attach, Detach, Up, Down, PageUp, PageDown, Top, Bottom key.Binding
+}
+
+func newConsoleKeys() consoleKeys {
+	return consoleKeys{
+		Attach:   key.NewBinding(key.WithKeys("enter", "i"), key.WithHelp("enter/i", "attach: type into the guest")),
+		Detach:   key.NewBinding(key.WithKeys(DetachKey), key.WithHelp(DetachKey, "detach from the guest")),
+		Up:       key.NewBinding(key.WithKeys("up", "k"), key.WithHelp("↑/k", "scroll back")),
+		Down:     key.NewBinding(key.WithKeys("down", "j"), key.WithHelp("↓/j", "scroll forward")),
+		PageUp:   key.NewBinding(key.WithKeys("pgup", "b"), key.WithHelp("pgup", "page back")),
+		PageDown: key.NewBinding(key.WithKeys("pgdown", "f"), key.WithHelp("pgdn", "page forward")),
+		Top:      key.NewBinding(key.WithKeys("home", "g"), key.WithHelp("home/g", "oldest line")),
+		Bottom:   key.NewBinding(key.WithKeys("end", "G"), key.WithHelp("end/G", "live screen")),
+	}
+}
+
+// inputSink is where the console's bytes go: the current source.
+type inputSink struct{ src Source }
+
+// console is the guest console pane: a terminal emulator fed with the
+// guest's output, with scrollback. While attached it sends every key press
+// to the guest, except DetachKey.
+type console struct {
+	ctx  *Context
+	keys consoleKeys
+	emu  *vt.SafeEmulator
+	sink atomic.Pointer[inputSink]
+
+	w, h       int
+	cols, rows int
+	attached   bool
+	scroll     int
+	src        Source
+	// sent counts the bytes of key presses sent to the guest.
+	sent int
+}
+
+const scrollbackLines = 5000
+
+func newConsole(ctx *Context) *console {
+	c := &console{ctx: ctx, keys: newConsoleKeys(), cols: 80, rows: 24}
+	c.emu = vt.NewSafeEmulator(c.cols, c.rows)
+	c.emu.SetScrollbackSize(scrollbackLines)
+	c.sink.Store(&inputSink{})
+	go c.replies(c.emu)
+	return c
+}
+
+// replies copies the emulator's answers to terminal queries (DSR, DA...)
+// to the guest. Without it, the emulator's Write blocks on the first
+// query, since the answers go through a pipe.
+func (c *console) replies(emu *vt.SafeEmulator) {
+	buf := make([]byte, 256)
+	for {
+		n, err := emu.Read(buf)
+		if n > 0 {
+			if s := c.sink.Load().src; s != nil {
+				s.Input(append([]byte(nil), buf[:n]...))
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// setSource connects the console to src (nil: none) with a fresh screen
+// and tells src the console's size.
+func (c *console) setSource(src Source) {
+	c.src = src
+	c.sink.Store(&inputSink{src: src})
+	c.scroll = 0
+	c.attached = false
+	c.emu.Write([]byte("\x1b[2J\x1b[3J\x1b[H"))
+	c.emu.ClearScrollback()
+	if src != nil {
+		src.Resize(c.cols, c.rows)
+	}
+}
+
+// close ends the reply goroutine.
+func (c *console) close() {
+	if cl, ok := c.emu.InputPipe().(io.Closer); ok {
+		cl.Close()
+	}
+}
+
+// feed writes guest output into the emulator.
+func (c *console) feed(b []byte) { c.emu.Write(b) }
+
+func (c *console) Title() string { return "console" }
+
+func (c *console) SetSize(w, h int) {
+	c.w, c.h = w, h
+	cols, rows := max(w-2, 1), max(h-2, 1)
+	if cols == c.cols && rows == c.rows {
+		return
+	}
+	c.cols, c.rows = cols, rows
+	c.emu.Resize(cols, rows)
+	if c.src != nil {
+		c.src.Resize(cols, rows)
+	}
+}
+
+// Size is the emulator's size in cells.
+func (c *console) Size() (cols, rows int) { return c.emu.Width(), c.emu.Height() }
+
+func (c *console) Capturing() bool { return c.attached }
+
+func (c *console) Bindings() []key.Binding {
+	k := c.keys
+	return []key.Binding{k.Attach, k.Detach, k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom}
+}
+
+// attach gives the console the keyboard.
+func (c *console) attach() {
+	c.attached = true
+	c.scroll = 0
+}
+
+// send sends bytes to the guest.
+func (c *console) send(b []byte) {
+	if len(b) == 0 || c.src == nil {
+		return
+	}
+	c.sent += len(b)
+	c.src.Input(b)
+}
+
+func (c *console) Update(msg tea.KeyPressMsg) tea.Cmd {
+	if c.attached {
+		if key.Matches(msg, c.keys.Detach) {
+			c.attached = false
+			return nil
+		}
+		c.scroll = 0
+		c.send(EncodeKey(msg))
+		return nil
+	}
+	back := c.emu.ScrollbackLen()
+	switch {
+	case key.Matches(msg, c.keys.Attach):
+		c.attach()
+	case key.Matches(msg, c.keys.Up):
+		c.scroll = min(c.scroll+1, back)
+	case key.Matches(msg, c.keys.Down):
+		c.scroll = max(c.scroll-1, 0)
+	case key.Matches(msg, c.keys.PageUp):
+		c.scroll = min(c.scroll+c.rows, back)
+	case key.Matches(msg, c.keys.PageDown):
+		c.scroll = max(c.scroll-c.rows, 0)
+	case key.Matches(msg, c.keys.Top):
+		c.scroll = back
+	case key.Matches(msg, c.keys.Bottom):
+		c.scroll = 0
+	}
+	return nil
+}
+
+// paste sends pasted text to the guest while attached.
+func (c *console) paste(s string) {
+	if c.attached {
+		c.send([]byte(s))
+	}
+}
+
+// screenLines renders the emulator's screen, one string per row.
+func (c *console) screenLines() []string {
+	return strings.Split(c.emu.Render(), "\n")
+}
+
+// lines is what the pane shows: the screen, or a window into the
+// scrollback followed by the screen.
+func (c *console) lines() []string {
+	screen := c.screenLines()
+	if c.scroll == 0 {
+		return screen
+	}
+	sb := c.emu.Scrollback()
+	var all []string
+	if sb != nil {
+		for _, l := range sb.Lines() {
+			all = append(all, l.Render())
+		}
+	}
+	all = append(all, screen...)
+	end := max(len(all)-c.scroll, 0)
+	start := max(end-c.rows, 0)
+	return all[start:end]
+}
+
+// Text is the screen's plain text, trailing blanks trimmed.
+func (c *console) Text() string { return c.emu.String() }
+
+// cursor is where the guest's cursor is inside the pane's content area,
+// and whether the real cursor should be shown there.
+func (c *console) cursor() (x, y int, show bool) {
+	p := c.emu.CursorPosition()
+	return p.X, p.Y, c.attached && c.scroll == 0 && !c.emu.CursorHidden()
+}
+
+func (c *console) View(focused bool) string {
+	style, title := styleFor(c.ctx, focused)
+	var badge string
+	switch {
+	case c.attached:
+		style = c.ctx.Styles.Attached
+		badge = c.ctx.Styles.Accent.Render("● attached · " + DetachKey + " detaches")
+	case c.scroll > 0:
+		badge = c.ctx.Styles.Muted.Render("↑ " + strconv.Itoa(c.scroll) + " lines · end: live")
+	case focused && c.src != nil:
+		badge = c.ctx.Styles.Muted.Render("enter: attach")
+	}
+	return box(c.ctx, style, title, c.Title(), badge, c.lines(), c.w, c.h)
+}

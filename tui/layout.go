@@ -1,0 +1,97 @@
+package tui
+
+import (
+	"strings"
+
+	"charm.land/lipgloss/v2"
+)
+
+// Below these sizes the panes become tabs.
+const (
+	GridMinWidth  = 120
+	GridMinHeight = 36
+)
+
+// rect is where a pane is drawn.
+type rect struct{ x, y, w, h int }
+
+// layout places the panes: in grid mode every pane has a rect; in tab mode
+// only the focused one is drawn, under a tab bar.
+type layout struct {
+	grid  bool
+	rects map[pane]rect
+}
+
+// Grid reports whether the panes share the screen (else they are tabs).
+func (m *Model) Grid() bool { return m.lay.grid }
+
+func (m *Model) relayout() {
+	w, h := m.ctx.Width, m.ctx.Height
+	body := max(h-1, 1) // the status bar
+	m.lay = layout{grid: w >= GridMinWidth && h >= GridMinHeight, rects: map[pane]rect{}}
+	if !m.lay.grid {
+		r := rect{0, 1, w, max(body-1, 2)}
+		for _, p := range m.panes {
+			m.lay.rects[p] = r
+			p.SetSize(r.w, r.h)
+		}
+		return
+	}
+	lw := max(40, w*3/10)
+	rw := w - lw
+	left := []pane{m.st}
+	heights := []int{body}
+	if m.lib != nil {
+		lh := max(body*3/10, 8)
+		left = []pane{m.lib, m.st}
+		heights = []int{lh, body - lh}
+	}
+	y := 0
+	for i, p := range left {
+		m.place(p, rect{0, y, lw, heights[i]})
+		y += heights[i]
+	}
+	ch := body / 2
+	th := (body - ch) * 55 / 100
+	m.place(m.con, rect{lw, 0, rw, ch})
+	m.place(m.traf, rect{lw, ch, rw, th})
+	m.place(m.ino, rect{lw, ch + th, rw, body - ch - th})
+}
+
+func (m *Model) place(p pane, r rect) {
+	m.lay.rects[p] = r
+	p.SetSize(r.w, r.h)
+}
+
+// body draws the panes.
+func (m *Model) body() string {
+	if !m.lay.grid {
+		return m.tabBar() + "\n" + m.panes[m.focus].View(true)
+	}
+	col := func(ps ...pane) string {
+		var parts []string
+		for _, p := range ps {
+			parts = append(parts, p.View(p == m.panes[m.focus]))
+		}
+		return lipgloss.JoinVertical(lipgloss.Left, parts...)
+	}
+	left := col(m.st)
+	if m.lib != nil {
+		left = col(m.lib, m.st)
+	}
+	return lipgloss.JoinHorizontal(lipgloss.Top, left, col(m.con, m.traf, m.ino))
+}
+
+func (m *Model) tabBar() string {
+	st := m.ctx.Styles
+	var b strings.Builder
+	for i, p := range m.panes {
+		label := string(rune('1'+i)) + " " + p.Title()
+		if i == m.focus {
+			b.WriteString(st.ActiveTab.Render(label))
+		} else {
+			b.WriteString(st.Tab.Render(label))
+		}
+	}
+	return fitLine(b.String(), m.ctx.Width)
+}

@@ -1,0 +1,334 @@
+package tui
+
+import (
+	"time"
+
+	"charm.land/bubbles/v2/help"
+	"charm.land/bubbles/v2/key"
+	tea "charm.land/bubbletea/v2"
+
+	"github.com/krunbench/krunbench/session/recording"
+	"github.com/krunbench/krunbench/themes"
+)
+
+// Options configure the app.
+type Options struct {
+	// Theme defaults to themes.Default.
+	Theme *themes.Theme
+	// Library lists what can be launched; nil hides the library pane.
+	Library Library
+	// Launch starts a session; nil disables launching.
+	Launch Launcher
+	// Source, when set, is shown from the start (a replay, say).
+	Source Source
+	// Attach gives the console the keyboard as Source starts.
+	Attach bool
+	// Title is shown at the left of the status bar.
+	Title string
+	// TrafficLimit bounds the traffic pane's events (DefaultTrafficLimit).
+	TrafficLimit int
+}
+
+// Model is the app: the panes, the status bar and the overlays, fed by
+// one Source at a time. Its methods must be called from one goroutine
+// (bubbletea's).
+type Model struct {
+	ctx    Context
+	keys   globalKeys
+	help   help.Model
+	title  string
+	launch Launcher
+
+	lib   *library
+	con   *console
+	traf  *traffic
+	ino   *inodes
+	st    *stats
+	panes []pane
+	focus int
+	lay   layout
+
+	src            Source
+	gen            int
+	info           recording.Config
+	status         recording.Status
+	ended          bool
+	dropped        uint64
+	consoleDropped uint64
+
+	showHelp   bool
+	helpScroll int
+	showDebug  bool
+	debug      debugStats
+}
+
+// launchedMsg carries the result of a launch.
+type launchedMsg struct {
+	src Source
+	err error
+}
+
+// sourceMsg is a batch of the source of generation gen.
+type sourceMsg struct {
+	gen int
+	msg SourceMsg
+}
+
+// sourceDoneMsg says the source of generation gen closed its channel.
+type sourceDoneMsg struct{ gen int }
+
+// New builds the app.
+func New(opts Options) *Model {
+	th := opts.Theme
+	if th == nil {
+		th = themes.MustGet(themes.Default)
+	}
+	m := &Model{keys: newGlobalKeys(), help: help.New(), title: opts.Title, launch: opts.Launch}
+	m.ctx.SetTheme(th)
+	m.ctx.Width, m.ctx.Height = 80, 24
+	if opts.Library != nil {
+		m.lib = newLibrary(&m.ctx, opts.Library)
+		m.panes = append(m.panes, m.lib)
+	}
+	m.con = newConsole(&m.ctx)
+	m.traf = newTraffic(&m.ctx, opts.TrafficLimit)
+	m.ino = newInodes(&m.ctx)
+	m.st = newStats(&m.ctx)
+	m.panes = append(m.panes, m.con, m.traf, m.ino, m.st)
+	m.applyTheme()
+	m.relayout()
+	if opts.Source != nil {
+		m.attachSource(opts.Source, opts.Attach)
+	}
+	return m
+}
+
+// Init starts listening to the source, if there is one.
+func (m *Model) Init() tea.Cmd {
+	if m.src == nil {
+		return nil
+	}
+	return m.listen()
+}
+
+// listen waits for the current source's next batch.
+func (m *Model) listen() tea.Cmd {
+	ch, gen := m.src.Events(), m.gen
+	return func() tea.Msg {
+		b, ok := <-ch
+		if !ok {
+			return sourceDoneMsg{gen: gen}
+		}
+		return sourceMsg{gen: gen, msg: b}
+	}
+}
+
+// attachSource replaces the source (stopping the old one) and clears the
+// panes that show a session.
+func (m *Model) attachSource(src Source, attach bool) {
+	if m.src != nil {
+		m.src.Stop()
+	}
+	m.src = src
+	m.gen++
+	m.info, m.status, m.ended = recording.Config{}, recording.Status{}, false
+	m.dropped, m.consoleDropped = 0, 0
+	m.traf.reset()
+	m.st.reset()
+	m.ino.set(nil)
+	m.con.setSource(src)
+	if attach {
+		m.focusPane(m.con)
+		m.con.attach()
+	} else if m.lib != nil && m.panes[m.focus] == m.lib {
+		m.focusPane(m.con)
+	}
+}
+
+// Close stops the source and the console's goroutine.
+func (m *Model) Close() {
+	if m.src != nil {
+		m.src.Stop()
+	}
+	m.con.close()
+}
+
+func (m *Model) focusPane(p pane) {
+	for i, q := range m.panes {
+		if q == p {
+			m.focus = i
+		}
+	}
+}
+
+// SetTheme switches the theme.
+func (m *Model) SetTheme(t *themes.Theme) {
+	m.ctx.SetTheme(t)
+	m.applyTheme()
+}
+
+// Theme is the current theme.
+func (m *Model) Theme() *themes.Theme { return m.ctx.Theme }
+
+func (m *Model) applyTheme() {
+	s := m.ctx.Styles
+	m.help.Styles = help.Styles{
+		ShortKey: s.HelpKey, ShortDesc: s.HelpDesc, ShortSeparator: s.Muted, Ellipsis: s.Muted,
+		FullKey: s.HelpKey, FullDesc: s.HelpDesc, FullSeparator: s.Muted,
+	}
+}
+
+// Update handles a message.
+func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	start := time.Now()
+	defer func() { m.debug.update(time.Since(start)) }()
+	switch msg := msg.(type) {
+	case tea.WindowSizeMsg:
+		m.ctx.Width, m.ctx.Height = max(msg.Width, 20), max(msg.Height, 6)
+		m.relayout()
+		return m, nil
+	case tea.KeyPressMsg:
+		return m, m.key(msg)
+	case tea.PasteMsg:
+		m.con.paste(msg.Content)
+		return m, nil
+	case sourceMsg:
+		if msg.gen != m.gen {
+			return m, nil
+		}
+		m.apply(&msg.msg)
+		return m, m.listen()
+	case sourceDoneMsg:
+		if msg.gen == m.gen {
+			m.ended = true
+		}
+		return m, nil
+	case launchMsg:
+		if m.launch == nil {
+			m.lib.note = "launching is not available here"
+			return m, nil
+		}
+		launch := m.launch
+		return m, func() tea.Msg {
+			src, err := launch(msg.req)
+			return launchedMsg{src: src, err: err}
+		}
+	case launchedMsg:
+		if msg.err != nil {
+			if m.lib != nil {
+				m.lib.note = "launch failed: " + msg.err.Error()
+			}
+			return m, nil
+		}
+		if m.lib != nil {
+			m.lib.note = ""
+		}
+		m.attachSource(msg.src, true)
+		return m, m.listen()
+	}
+	if m.traf.editing != editNone {
+		var cmd tea.Cmd
+		m.traf.input, cmd = m.traf.input.Update(msg)
+		return m, cmd
+	}
+	return m, nil
+}
+
+// apply shows a batch from the source.
+func (m *Model) apply(b *SourceMsg) {
+	m.debug.batch(b)
+	if b.Info != nil {
+		m.info = *b.Info
+	}
+	if len(b.Console) > 0 {
+		m.con.feed(b.Console)
+	}
+	if len(b.Events) > 0 {
+		m.traf.add(b.Events)
+		m.st.add(b.Events)
+	}
+	for _, ms := range b.Milestones {
+		m.st.milestone(ms)
+	}
+	if n := len(b.Status); n > 0 {
+		m.status = b.Status[n-1]
+	}
+	if b.Stats != nil {
+		m.st.setSnapshot(b.Stats)
+	}
+	if b.Inodes != nil {
+		m.ino.set(b.Inodes)
+	}
+	m.dropped, m.consoleDropped = b.Dropped, b.ConsoleDropped
+}
+
+// key routes a key press: to a pane that captures the keyboard, else to
+// the overlays and global keys, else to the focused pane.
+func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
+	focused := m.panes[m.focus]
+	if focused.Capturing() {
+		return focused.Update(msg)
+	}
+	if m.showHelp {
+		switch msg.String() {
+		case "up", "k":
+			m.helpScroll = max(m.helpScroll-1, 0)
+		case "down", "j":
+			m.helpScroll++
+		case "ctrl+c":
+			return m.quit()
+		default:
+			m.showHelp = false
+		}
+		return nil
+	}
+	k := m.keys
+	switch {
+	case key.Matches(msg, k.Quit):
+		return m.quit()
+	case key.Matches(msg, k.Next):
+		m.focus = (m.focus + 1) % len(m.panes)
+	case key.Matches(msg, k.Prev):
+		m.focus = (m.focus + len(m.panes) - 1) % len(m.panes)
+	case key.Matches(msg, k.Jump):
+		if i := int(msg.Code - '1'); i >= 0 && i < len(m.panes) {
+			m.focus = i
+		}
+	case key.Matches(msg, k.Theme):
+		m.SetTheme(themes.Next(m.ctx.Theme))
+	case key.Matches(msg, k.Help):
+		m.showHelp, m.helpScroll = true, 0
+	case key.Matches(msg, k.Debug):
+		m.showDebug = !m.showDebug
+	default:
+		return focused.Update(msg)
+	}
+	return nil
+}
+
+func (m *Model) quit() tea.Cmd {
+	m.Close()
+	return tea.Quit
+}
+
+// View draws the app.
+func (m *Model) View() tea.View {
+	start := time.Now()
+	content := m.body()
+	if m.showHelp {
+		content = m.helpOverlay(content)
+	}
+	if m.showDebug {
+		content = m.debugOverlay(content)
+	}
+	content += "\n" + m.statusBar()
+	v := tea.NewView(content)
+	v.AltScreen = true
+	if r, ok := m.lay.rects[m.con]; ok && m.panes[m.focus] == m.con && !m.showHelp {
+		if x, y, show := m.con.cursor(); show {
+			v.Cursor = tea.NewCursor(r.x+1+x, r.y+1+y)
+		}
+	}
+	m.debug.frame(time.Since(start))
+	return v
+}
