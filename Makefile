@@ -9,7 +9,6 @@ GO       ?= go
 BIN      := bin/krunbench
 PKGS     := ./...
 FUZZTIME ?= 10s
-RUN_DIR  ?= /tmp/krunbench-run
 
 .PHONY: all build test unit fuzz lint bench run clean kernel init
 
@@ -36,24 +35,17 @@ lint: $(INIT)
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 $(PKGS)
 
 # bench: side-by-side benchmarks (not part of test); tables on stdout, JSON
-# under bench/results/.
+# under bench/results/. guestbench (virtio-fs vs virtio-9p inside a QEMU
+# guest) skips itself without qemu-system-x86_64 or a guest kernel
+# ($$KRUNBENCH_KERNEL, or -kernel in BENCHGUEST).
 bench: build
 	cd bench && CGO_ENABLED=0 $(GO) run ./fusebench -bin ../$(BIN) -go $(GO) -out results/fuse.json $(BENCHFLAGS)
+	cd bench && CGO_ENABLED=0 $(GO) run ./guestbench -bin ../$(BIN) -go $(GO) -out results/guest.json $(BENCHGUEST)
 
-# run: serve a demo directory through /dev/fuse with the default payload
-# and print the live FUSE trace; Ctrl-C unmounts.
+# run: the workbench on a booted guest: builds or finds QEMU, the demo
+# busybox root filesystem and a guest kernel, then opens the TUI.
 run: build
-	mkdir -p $(RUN_DIR)/share $(RUN_DIR)/mnt
-	echo 'hello from krunbench' > $(RUN_DIR)/share/hello.txt
-	printf '#!/bin/sh\necho demo init\n' > $(RUN_DIR)/init.sh
-	$(BIN) serve --shared-dir $(RUN_DIR)/share --mount $(RUN_DIR)/mnt --init $(RUN_DIR)/init.sh --trace -
-
-# init: the default init, a static program embedded (behind a build tag) by
-# initlib/defaultinit.
-init: $(INIT)
-
-$(INIT): $(INIT_SRC)
-	$(GO) build -trimpath -ldflags='-s -w' -o $@ ./initlib/cmd/krun-init
+	demo/run.sh $(RUN_ARGS)
 
 # kernel: build the guest kernel from Debian's linux-source-6.1 into
 # ~/.local/share/krunbench/kernel (about 13 minutes on 2 cores).

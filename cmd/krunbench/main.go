@@ -17,12 +17,19 @@ type exitError struct{ code int }
 func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 
 func newRootCmd() *cobra.Command {
+	var wb workbenchFlags
 	root := &cobra.Command{
-		Use:           "krunbench",
-		Short:         "A workbench for libkrun-style microVMs and their virtio-fs traffic",
+		Use:   "krunbench",
+		Short: "A workbench for libkrun-style microVMs and their virtio-fs traffic",
+		Long: `krunbench with no command opens the workbench: pick a root filesystem, an init
+payload and a kernel in the library pane, launch, type into the guest console,
+and watch every FUSE request, the inode table and the boot timeline live.`,
+		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		RunE:          func(cmd *cobra.Command, _ []string) error { return runWorkbench(cmd, &wb) },
 	}
+	addWorkbenchFlags(root, &wb)
 	root.AddCommand(newRunCmd(), newServeCmd(), newTraceCmd(), newLibraryCmd(), newDoctorCmd(), newReplayCmd())
 	return root
 }

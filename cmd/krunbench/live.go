@@ -1,0 +1,195 @@
+package main
+
+import (
+	"bytes"
+	"sync"
+	"time"
+
+	"github.com/krunbench/krunbench/initlib/kruninit"
+	"github.com/krunbench/krunbench/session"
+	"github.com/krunbench/krunbench/session/recording"
+	"github.com/krunbench/krunbench/session/terminal"
+	"github.com/krunbench/krunbench/tui"
+	"github.com/krunbench/krunbench/virtiofs/trace"
+)
+
+// liveSource feeds the TUI from a running session: console output, the
+// FUSE trace, the init's milestones, stats and the inode table, through a
+// tui.Pump so that nothing the UI does can block the guest. With a
+// recording writer it records the same stream.
+type liveSource struct {
+	s     *session.Session
+	pump  *tui.Pump
+	rec   *recording.Writer
+	sub   *trace.Subscription
+	input chan []byte
+	start time.Time
+
+	lineMu sync.Mutex
+	line   []byte // console text since the last newline, for milestones
+
+	stop chan struct{}
+	once sync.Once
+	done sync.WaitGroup
+}
+
+// consoleSink receives console output from the session.
+type consoleSink struct{ l *liveSource }
+
+func (c consoleSink) Write(b []byte) (int, error) {
+	c.l.pump.Console(b)
+	if c.l.rec != nil {
+		_ = c.l.rec.Console(b)
+	}
+	c.l.scanMilestones(b)
+	return len(b), nil
+}
+
+// startLive boots cfg and returns its source. rec may be nil.
+func startLive(cfg session.Config, rec *recording.Writer) (*liveSource, error) {
+	l := &liveSource{pump: tui.NewPump(0, 0), rec: rec, input: make(chan []byte, 256), stop: make(chan struct{})}
+	cfg.Out = consoleSink{l}
+	cfg.In = nil
+	l.status(recording.Status{State: recording.StateBooting})
+	s, err := session.Start(cfg)
+	if err != nil {
+		l.status(recording.Status{State: recording.StateFailed, Reason: err.Error()})
+		l.pump.Close()
+		return nil, err
+	}
+	l.s = s
+	l.start = s.Tap().Start()
+	info := recording.Config{Engine: "qemu", Accel: s.Accel(), CPUs: cfg.CPUs, MemMiB: cfg.MemMiB, RootFS: cfg.RootFS, Init: cfg.Payload.Name}
+	l.pump.Info(info)
+	l.sub = s.Tap().Subscribe(trace.DefaultSubscriberBuffer)
+	l.done.Add(3)
+	go l.events()
+	go l.periodic()
+	go l.writeInput()
+	go l.wait()
+	return l, nil
+}
+
+func (l *liveSource) status(st recording.Status) {
+	l.pump.Status(st)
+	if l.rec != nil {
+		_ = l.rec.Status(st)
+	}
+}
+
+// scanMilestones finds the init's milestone lines in console output.
+func (l *liveSource) scanMilestones(b []byte) {
+	l.lineMu.Lock()
+	defer l.lineMu.Unlock()
+	l.line = append(l.line, b...)
+	for {
+		i := bytes.IndexByte(l.line, '\n')
+		if i < 0 {
+			break
+		}
+		if m, ok := kruninit.ParseMilestone(string(l.line[:i])); ok {
+			ms := recording.Milestone{Name: m.Name, Boot: m.Boot, At: time.Since(l.start), Code: m.Code, HasCode: m.HasCode}
+			l.pump.Milestone(ms)
+			if l.rec != nil {
+				_ = l.rec.Milestone(ms)
+			}
+		}
+		l.line = l.line[i+1:]
+	}
+	if len(l.line) > 4096 {
+		l.line = l.line[len(l.line)-4096:]
+	}
+}
+
+func (l *liveSource) events() {
+	defer l.done.Done()
+	tap := l.s.Tap()
+	for ev := range l.sub.C() {
+		tap.Resolve(&ev)
+		l.pump.Event(ev)
+		if l.rec != nil {
+			_ = l.rec.Event(ev)
+		}
+	}
+}
+
+func (l *liveSource) periodic() {
+	defer l.done.Done()
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	running := false
+	var reported uint64
+	for {
+		select {
+		case <-tick.C:
+		case <-l.s.Done():
+			return
+		}
+		tap := l.s.Tap()
+		l.pump.Stats(tap.Stats())
+		l.pump.Inodes(tap.Inodes())
+		if d := l.sub.Dropped(); d > reported {
+			l.pump.AddDropped(d - reported)
+			reported = d
+		}
+		if !running && tap.Seq() > 0 {
+			running = true
+			l.status(recording.Status{State: recording.StateRunning})
+		}
+	}
+}
+
+func (l *liveSource) writeInput() {
+	defer l.done.Done()
+	for {
+		select {
+		case b := <-l.input:
+			_, _ = l.s.Input(b)
+		case <-l.s.Done():
+			return
+		}
+	}
+}
+
+// wait reports how the guest ended and closes the stream.
+func (l *liveSource) wait() {
+	res, err := l.s.Wait()
+	l.sub.Close()
+	l.done.Wait()
+	switch {
+	case err != nil:
+		l.status(recording.Status{State: recording.StateFailed, Reason: err.Error()})
+	default:
+		l.status(recording.Status{State: recording.StateExited, Code: res.ExitCode})
+	}
+	if l.rec != nil {
+		_ = l.rec.Flush()
+	}
+	l.pump.Close()
+}
+
+// Events is the pump's channel.
+func (l *liveSource) Events() <-chan tui.SourceMsg { return l.pump.C() }
+
+// Input queues keystrokes for the guest; when the guest does not read
+// them and the queue is full, they are dropped rather than block the UI.
+func (l *liveSource) Input(b []byte) {
+	if l.rec != nil {
+		_ = l.rec.Input(b)
+	}
+	select {
+	case l.input <- append([]byte(nil), b...):
+	default:
+	}
+}
+
+// Resize sets the guest console's size.
+func (l *liveSource) Resize(cols, rows int) {
+	if l.rec != nil {
+		_ = l.rec.Resize(cols, rows)
+	}
+	l.s.Resize(terminal.Size{Cols: uint16(cols), Rows: uint16(rows)})
+}
+
+// Stop ends the guest.
+func (l *liveSource) Stop() { l.once.Do(l.s.Stop) }

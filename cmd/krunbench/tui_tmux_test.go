@@ -1,0 +1,105 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// tmuxTerm drives a real terminal: a tmux session of a fixed size.
+type tmuxTerm struct {
+	t    *testing.T
+	name string
+}
+
+func newTmux(t *testing.T, cols, rows int) *tmuxTerm {
+	t.Helper()
+	if _, err := exec.LookPath("tmux"); err != nil {
+		t.Skip("SKIPPED: tmux not installed (apt-get install tmux)")
+	}
+	tm := &tmuxTerm{t: t, name: fmt.Sprintf("krunbench-test-%d", os.Getpid())}
+	out, err := exec.Command("tmux", "new-session", "-d", "-s", tm.name, "-x", fmt.Sprint(cols), "-y", fmt.Sprint(rows), "sh").CombinedOutput()
+	if err != nil {
+		t.Fatalf("tmux: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("tmux", "kill-session", "-t", tm.name).Run() })
+	return tm
+}
+
+func (tm *tmuxTerm) send(keys ...string) {
+	tm.t.Helper()
+	if out, err := exec.Command("tmux", append([]string{"send-keys", "-t", tm.name}, keys...)...).CombinedOutput(); err != nil {
+		tm.t.Fatalf("send-keys %v: %v %s", keys, err, out)
+	}
+	time.Sleep(150 * time.Millisecond)
+}
+
+func (tm *tmuxTerm) screen() string {
+	out, _ := exec.Command("tmux", "capture-pane", "-p", "-t", tm.name).Output()
+	return string(out)
+}
+
+// waitFor polls the screen until re matches, or fails after limit.
+func (tm *tmuxTerm) waitFor(re string, limit time.Duration) string {
+	tm.t.Helper()
+	rx := regexp.MustCompile(re)
+	deadline := time.Now().Add(limit)
+	for {
+		s := tm.screen()
+		if rx.MatchString(s) {
+			return s
+		}
+		if time.Now().After(deadline) {
+			tm.t.Fatalf("screen never matched %q within %s:\n%s", re, limit, s)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestWorkbenchInTmux is the user's path through the TUI in a real
+// terminal: pick the busybox root and the default init in the library,
+// launch on the QEMU engine, type into the guest console, find the
+// init.krun reads in the traffic pane, quit.
+func TestWorkbenchInTmux(t *testing.T) {
+	requireQEMU(t)
+	kernel := guestKernel(t)
+	data := t.TempDir()
+	if err := os.Mkdir(filepath.Join(data, "rootfs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(busyboxRootfs(t), filepath.Join(data, "rootfs", "busybox")); err != nil {
+		t.Fatal(err)
+	}
+	bin := krunbenchBin(t)
+	tm := newTmux(t, 120, 40)
+	tm.send(fmt.Sprintf("KRUNBENCH_KERNEL=%s %s --library %s --accel tcg; echo KB-EXIT=$?", kernel, bin, data), "Enter")
+	tm.waitFor(`krun-init \(default\)`, 20*time.Second)
+	tm.send("Down")
+	tm.send("Space")
+	tm.send("Enter")
+	tm.waitFor(`/ # `, 90*time.Second)
+	tm.send("echo hello-from-guest", "Enter")
+	tm.waitFor(`[┃│]hello-from-guest\s`, 20*time.Second)
+
+	tm.send("C-]")
+	tm.send("3")
+	tm.send("/")
+	tm.send("init.krun", "Enter")
+	screen := tm.waitFor(`READ\s+/init\.krun off=`, 10*time.Second)
+	if !strings.Contains(screen, "filter: path~init.krun") {
+		t.Fatalf("traffic filter not shown:\n%s", screen)
+	}
+	tm.send("q")
+	tm.waitFor(`KB-EXIT=0`, 20*time.Second)
+	tm.send("stty -a", "Enter")
+	screen = tm.waitFor(`icanon`, 5*time.Second)
+	if strings.Contains(screen, "-icanon") || strings.Contains(screen, "-echo ") {
+		t.Fatalf("terminal left in raw mode:\n%s", screen)
+	}
+	waitNoQEMU(t, "krunbench-run-")
+}
