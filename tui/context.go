@@ -113,12 +113,3 @@ func styleFor(ctx *Context, focused bool) (lipgloss.Style, lipgloss.Style) {
 	}
 	return ctx.Styles.Pane, ctx.Styles.Title
 }
-
-// keyMap adapts binding groups to help.KeyMap.
-type keyMap struct {
-	short []key.Binding
-	full  [][]key.Binding
-}
-
-func (k keyMap) ShortHelp() []key.Binding  { return k.short }
-func (k keyMap) FullHelp() [][]key.Binding { return k.full }

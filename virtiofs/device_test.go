@@ -44,7 +44,6 @@ type rig struct {
 	dev     *virtiofs.Device
 	ov      *overlay.FS
 	notifed atomic.Int32
-	unique  uint64
 }
 
 func newRig(t *testing.T, payload []byte) *rig {
