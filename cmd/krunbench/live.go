@@ -2,7 +2,10 @@ package main
 
 import (
 	"bytes"
+	"fmt"
+	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/krunbench/krunbench/initlib/kruninit"
@@ -20,7 +23,8 @@ import (
 type liveSource struct {
 	s     *session.Session
 	pump  *tui.Pump
-	rec   *recording.Writer
+	rec   atomic.Pointer[recording.Writer]
+	file  *os.File
 	sub   *trace.Subscription
 	input chan []byte
 	start time.Time
@@ -38,16 +42,17 @@ type consoleSink struct{ l *liveSource }
 
 func (c consoleSink) Write(b []byte) (int, error) {
 	c.l.pump.Console(b)
-	if c.l.rec != nil {
-		_ = c.l.rec.Console(b)
+	if rec := c.l.rec.Load(); rec != nil {
+		_ = rec.Console(b)
 	}
 	c.l.scanMilestones(b)
 	return len(b), nil
 }
 
-// startLive boots cfg and returns its source. rec may be nil.
-func startLive(cfg session.Config, rec *recording.Writer) (*liveSource, error) {
-	l := &liveSource{pump: tui.NewPump(0, 0), rec: rec, input: make(chan []byte, 256), stop: make(chan struct{})}
+// startLive boots cfg and returns its source; with a record path the
+// session is recorded there (replaced if it exists).
+func startLive(cfg session.Config, record string) (*liveSource, error) {
+	l := &liveSource{pump: tui.NewPump(0, 0), input: make(chan []byte, 256), stop: make(chan struct{})}
 	cfg.Out = consoleSink{l}
 	cfg.In = nil
 	l.status(recording.Status{State: recording.StateBooting})
@@ -61,6 +66,14 @@ func startLive(cfg session.Config, rec *recording.Writer) (*liveSource, error) {
 	l.start = s.Tap().Start()
 	info := recording.Config{Engine: "qemu", Accel: s.Accel(), CPUs: cfg.CPUs, MemMiB: cfg.MemMiB, RootFS: cfg.RootFS, Init: cfg.Payload.Name}
 	l.pump.Info(info)
+	if record != "" {
+		if err := l.openRecording(record, info); err != nil {
+			s.Stop()
+			s.Wait()
+			l.pump.Close()
+			return nil, err
+		}
+	}
 	l.sub = s.Tap().Subscribe(trace.DefaultSubscriberBuffer)
 	l.done.Add(3)
 	go l.events()
@@ -72,8 +85,8 @@ func startLive(cfg session.Config, rec *recording.Writer) (*liveSource, error) {
 
 func (l *liveSource) status(st recording.Status) {
 	l.pump.Status(st)
-	if l.rec != nil {
-		_ = l.rec.Status(st)
+	if rec := l.rec.Load(); rec != nil {
+		_ = rec.Status(st)
 	}
 }
 
@@ -90,8 +103,8 @@ func (l *liveSource) scanMilestones(b []byte) {
 		if m, ok := kruninit.ParseMilestone(string(l.line[:i])); ok {
 			ms := recording.Milestone{Name: m.Name, Boot: m.Boot, At: time.Since(l.start), Code: m.Code, HasCode: m.HasCode}
 			l.pump.Milestone(ms)
-			if l.rec != nil {
-				_ = l.rec.Milestone(ms)
+			if rec := l.rec.Load(); rec != nil {
+				_ = rec.Milestone(ms)
 			}
 		}
 		l.line = l.line[i+1:]
@@ -107,8 +120,8 @@ func (l *liveSource) events() {
 	for ev := range l.sub.C() {
 		tap.Resolve(&ev)
 		l.pump.Event(ev)
-		if l.rec != nil {
-			_ = l.rec.Event(ev)
+		if rec := l.rec.Load(); rec != nil {
+			_ = rec.Event(ev)
 		}
 	}
 }
@@ -162,10 +175,28 @@ func (l *liveSource) wait() {
 	default:
 		l.status(recording.Status{State: recording.StateExited, Code: res.ExitCode})
 	}
-	if l.rec != nil {
-		_ = l.rec.Flush()
+	if rec := l.rec.Swap(nil); rec != nil {
+		_ = rec.Close()
+		l.file.Close()
 	}
 	l.pump.Close()
+}
+
+// openRecording starts recording the session to path.
+func (l *liveSource) openRecording(path string, info recording.Config) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("--record: %w", err)
+	}
+	rec, err := recording.NewWriter(f, recording.Header{Version: recording.Version, Created: time.Now(), Config: info})
+	if err != nil {
+		f.Close()
+		return err
+	}
+	l.file = f
+	l.rec.Store(rec)
+	_ = rec.Status(recording.Status{State: recording.StateBooting})
+	return nil
 }
 
 // Events is the pump's channel.
@@ -174,8 +205,8 @@ func (l *liveSource) Events() <-chan tui.SourceMsg { return l.pump.C() }
 // Input queues keystrokes for the guest; when the guest does not read
 // them and the queue is full, they are dropped rather than block the UI.
 func (l *liveSource) Input(b []byte) {
-	if l.rec != nil {
-		_ = l.rec.Input(b)
+	if rec := l.rec.Load(); rec != nil {
+		_ = rec.Input(b)
 	}
 	select {
 	case l.input <- append([]byte(nil), b...):
@@ -185,8 +216,8 @@ func (l *liveSource) Input(b []byte) {
 
 // Resize sets the guest console's size.
 func (l *liveSource) Resize(cols, rows int) {
-	if l.rec != nil {
-		_ = l.rec.Resize(cols, rows)
+	if rec := l.rec.Load(); rec != nil {
+		_ = rec.Resize(cols, rows)
 	}
 	l.s.Resize(terminal.Size{Cols: uint16(cols), Rows: uint16(rows)})
 }

@@ -5,14 +5,12 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"time"
 
 	tea "charm.land/bubbletea/v2"
 	"github.com/spf13/cobra"
 
 	"github.com/krunbench/krunbench/initlib"
 	"github.com/krunbench/krunbench/session"
-	"github.com/krunbench/krunbench/session/recording"
 	"github.com/krunbench/krunbench/themes"
 	"github.com/krunbench/krunbench/tui"
 )
@@ -38,7 +36,7 @@ func addWorkbenchFlags(cmd *cobra.Command, f *workbenchFlags) {
 	fl.StringArrayVar(&f.rootfs, "rootfs", nil, "add a root filesystem directory to the library (repeatable)")
 	fl.StringArrayVar(&f.inits, "init", nil, "add an init payload file to the library (repeatable)")
 	fl.StringArrayVar(&f.kernels, "kernel", nil, "add a kernel image to the library (repeatable)")
-	fl.StringVar(&f.record, "record", "", "record launched sessions to FILE (replay with krunbench replay FILE)")
+	fl.StringVar(&f.record, "record", "", "record the launched session to FILE, replacing it at each launch (replay with krunbench replay FILE)")
 	fl.StringVar(&f.engine, "engine", session.EngineAuto, "engine: qemu, auto")
 	fl.StringVar(&f.accel, "accel", "", "QEMU accelerator: kvm, tcg (default: kvm where it works)")
 	fl.IntVar(&f.cpus, "cpus", 1, "vCPUs of launched guests")
@@ -72,7 +70,7 @@ func newWorkbenchLibrary(f *workbenchFlags) workbenchLibrary {
 }
 
 // launcher starts a live session for the items the user picked.
-func (w workbenchLibrary) launcher(f *workbenchFlags, rec *recording.Writer) tui.Launcher {
+func (w workbenchLibrary) launcher(f *workbenchFlags) tui.Launcher {
 	return func(req tui.LaunchRequest) (tui.Source, error) {
 		payload, err := w.payload(req.Init)
 		if err != nil {
@@ -85,7 +83,7 @@ func (w workbenchLibrary) launcher(f *workbenchFlags, rec *recording.Writer) tui
 			Engine: f.engine, Accel: f.accel, RootFS: req.RootFS.Path, Payload: payload,
 			Kernel: req.Kernel.Path, CPUs: f.cpus, MemMiB: f.mem, BootTrace: true,
 		}
-		return startLive(cfg, rec)
+		return startLive(cfg, f.record)
 	}
 }
 
@@ -105,21 +103,8 @@ func runWorkbench(cmd *cobra.Command, f *workbenchFlags) error {
 	if err != nil {
 		return err
 	}
-	var rec *recording.Writer
-	if f.record != "" {
-		file, err := os.Create(f.record)
-		if err != nil {
-			return fmt.Errorf("--record: %w", err)
-		}
-		defer file.Close()
-		rec, err = recording.NewWriter(file, recording.Header{Version: recording.Version, Created: time.Now()})
-		if err != nil {
-			return err
-		}
-		defer rec.Close()
-	}
 	lib := newWorkbenchLibrary(f)
-	m := tui.New(tui.Options{Theme: th, Library: lib, Launch: lib.launcher(f, rec), Title: "krunbench"})
+	m := tui.New(tui.Options{Theme: th, Library: lib, Launch: lib.launcher(f), Title: "krunbench"})
 	defer m.Close()
 	ctx := cmd.Context()
 	if ctx == nil {
