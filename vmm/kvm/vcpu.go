@@ -39,9 +39,10 @@ func (v *VCPU) Close() error {
 	return err
 }
 
-// Run enters the guest until the next exit that needs userspace. It returns
-// ErrInterrupted (EINTR) when a signal or immediate_exit cut it short, and
-// ErrAgain-like errors (EAGAIN) unchanged for the caller to retry.
+// Run enters the guest until the next exit that needs userspace and returns
+// its reason. It returns ErrInterrupted (wrapping EINTR) when a signal or
+// immediate_exit cut it short; other errors (EAGAIN included) wrap the
+// errno.
 func (v *VCPU) Run() (ExitReason, error) {
 	_, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(v.fd), ioctlRun, 0)
 	switch errno {
