@@ -1,0 +1,484 @@
+// Command guestbench runs the same filesystem workloads as fusebench, but
+// inside a guest under QEMU (microvm), over krunbench's vhost-user virtio-fs
+// backend and over QEMU's built-in virtio-9p, with the same kernel, memory
+// and CPUs. Each boot's root is an initramfs (a newc cpio written here)
+// whose /init is guestbench/runner; the filesystem under test is mounted at
+// /mnt. See bench/README.md.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/krunbench/krunbench/session/qemu"
+	"golang.org/x/sys/unix"
+)
+
+type config struct {
+	bin, kernel, qemu, goCmd string
+	out, workdir             string
+	keep                     bool
+	accel                    string
+	cpus, memMiB, queueSize  int
+	runs                     int
+	size                     int64
+	dirs, filesPerDir        int
+	creates                  int
+	cache9p                  string
+	msize                    int
+	timeout                  time.Duration
+	modes, workloads         []string
+}
+
+// Modes: the two virtio-fs variants and virtio-9p, then what-if modes
+// that are not in the default set: krunbench's server with one setting
+// changed (built from guestbench/vhostserve), and 9p without a cache.
+const (
+	modeNoTap  = "virtiofs-notap"
+	modeTap    = "virtiofs-tap"
+	mode9p     = "9p"
+	modeRdplus = "virtiofs-rdplus"
+	modeDirect = "virtiofs-dio"
+	mode9pNone = "9p-none"
+)
+
+var (
+	defaultModes = []string{modeNoTap, modeTap, mode9p}
+	allModes     = []string{modeNoTap, modeTap, mode9p, modeRdplus, modeDirect, mode9pNone}
+	allWorkloads = []string{"stat", "read", "create"}
+)
+
+// Names inside the shared directory.
+const (
+	readName   = "read.dat"
+	treeName   = "tree"
+	createName = "create"
+)
+
+func main() {
+	cfg, err := parseFlags()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "guestbench:", err)
+		os.Exit(2)
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	err = run(ctx, cfg)
+	interrupted := ctx.Err() != nil
+	cancel()
+	switch {
+	case errors.Is(err, errSkip):
+		fmt.Fprintln(os.Stderr, "guestbench: skipped:", err)
+	case interrupted:
+		fmt.Fprintln(os.Stderr, "guestbench: interrupted; nothing written")
+		os.Exit(130)
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "guestbench:", err)
+		os.Exit(1)
+	}
+}
+
+// errSkip reports a missing QEMU or kernel when none was asked for by
+// name: make bench goes on without the guest benchmark.
+var errSkip = errors.New("skip")
+
+func parseFlags() (*config, error) {
+	var cfg config
+	var size, modes, workloads string
+	flag.StringVar(&cfg.bin, "bin", "../bin/krunbench", "krunbench binary")
+	flag.StringVar(&cfg.kernel, "kernel", "", "guest kernel bzImage (default: $KRUNBENCH_KERNEL, then the one make kernel installs)")
+	flag.StringVar(&cfg.qemu, "qemu", "qemu-system-x86_64", "QEMU binary")
+	flag.StringVar(&cfg.goCmd, "go", "go", "go command used to build the guest runner")
+	flag.StringVar(&cfg.out, "out", "results/guest.json", "JSON results file (empty: none)")
+	flag.StringVar(&cfg.workdir, "workdir", os.TempDir(), "where the temporary share, initramfs and logs go")
+	flag.BoolVar(&cfg.keep, "keep", false, "keep the temporary directory (console logs, initramfs)")
+	flag.StringVar(&cfg.accel, "accel", qemu.AccelTCG, "QEMU accelerator: tcg or kvm")
+	flag.IntVar(&cfg.cpus, "cpus", 1, "guest vCPUs")
+	flag.IntVar(&cfg.memMiB, "mem", 1024, "guest memory in MiB (memfd, shared, for every mode)")
+	flag.IntVar(&cfg.queueSize, "queue-size", 1024, "vhost-user-fs-device request queue size")
+	flag.IntVar(&cfg.runs, "runs", 3, "boots per mode (one sample of every workload each; the median is reported)")
+	flag.StringVar(&size, "size", "1G", "sequential read size (K, M, G suffixes are binary)")
+	flag.IntVar(&cfg.dirs, "dirs", 50, "directories in the stat tree")
+	flag.IntVar(&cfg.filesPerDir, "files-per-dir", 1000, "files per directory in the stat tree")
+	flag.IntVar(&cfg.creates, "creates", 20000, "files created and unlinked per create sample")
+	flag.StringVar(&cfg.cache9p, "9p-cache", "loose", "9p cache mode: none, loose, fscache or mmap")
+	flag.IntVar(&cfg.msize, "9p-msize", 512000, "9p msize")
+	flag.DurationVar(&cfg.timeout, "timeout", 20*time.Minute, "limit for one boot")
+	flag.StringVar(&modes, "modes", strings.Join(defaultModes, ","), "modes to run, comma-separated (what-if modes: "+strings.Join(allModes[len(defaultModes):], ", ")+")")
+	flag.StringVar(&workloads, "workloads", strings.Join(allWorkloads, ","), "workloads to run, comma-separated, in this order")
+	flag.Parse()
+	if flag.NArg() != 0 {
+		return nil, fmt.Errorf("unexpected arguments %q", flag.Args())
+	}
+	var err error
+	if cfg.size, err = parseSize(size); err != nil {
+		return nil, err
+	}
+	if cfg.runs < 1 || cfg.dirs < 1 || cfg.filesPerDir < 1 || cfg.creates < 1 || cfg.cpus < 1 || cfg.memMiB < 128 {
+		return nil, errors.New("-runs, -dirs, -files-per-dir, -creates and -cpus must be positive, -mem at least 128")
+	}
+	if cfg.accel != qemu.AccelTCG && cfg.accel != qemu.AccelKVM {
+		return nil, fmt.Errorf("-accel %q: want tcg or kvm", cfg.accel)
+	}
+	cfg.modes, cfg.workloads = splitList(modes), splitList(workloads)
+	for _, m := range cfg.modes {
+		if !slices.Contains(allModes, m) {
+			return nil, fmt.Errorf("unknown mode %q (have %s)", m, strings.Join(allModes, ", "))
+		}
+	}
+	for _, w := range cfg.workloads {
+		if !slices.Contains(allWorkloads, w) {
+			return nil, fmt.Errorf("unknown workload %q (have %s)", w, strings.Join(allWorkloads, ", "))
+		}
+	}
+	if len(cfg.modes) == 0 || len(cfg.workloads) == 0 {
+		return nil, errors.New("-modes and -workloads must not be empty")
+	}
+	for _, p := range []*string{&cfg.bin, &cfg.out} {
+		if *p != "" {
+			if *p, err = filepath.Abs(*p); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return &cfg, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for f := range strings.SplitSeq(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func parseSize(s string) (int64, error) {
+	mult := int64(1)
+	t := strings.TrimSuffix(strings.TrimSuffix(strings.ToUpper(strings.TrimSpace(s)), "B"), "I")
+	if t != "" {
+		switch t[len(t)-1] {
+		case 'K':
+			mult = 1 << 10
+		case 'M':
+			mult = 1 << 20
+		case 'G':
+			mult = 1 << 30
+		}
+		if mult > 1 {
+			t = t[:len(t)-1]
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("bad size %q", s)
+	}
+	return n * mult, nil
+}
+
+// mode is one way of giving the guest the shared directory.
+type mode struct {
+	Name      string   `json:"name"`
+	Label     string   `json:"label"`
+	Desc      string   `json:"description"`
+	Server    []string `json:"server_argv,omitempty"`
+	MountOpts string   `json:"guest_mount"`
+	virtiofs  bool
+	opts9p    string
+	initrd    string
+}
+
+// buildModes describes every mode; vhostserve is the what-if server.
+func buildModes(cfg *config, vhostserve string) map[string]*mode {
+	nine := func(name, cache, desc string) *mode {
+		opts := fmt.Sprintf("trans=virtio,version=9p2000.L,msize=%d,cache=%s", cfg.msize, cache)
+		return &mode{Name: name, Label: "9p (" + cache + ")", opts9p: opts, Desc: desc,
+			MountOpts: "mount -t 9p -o " + opts + " " + tag + " /mnt"}
+	}
+	vfs := func(name, label, desc string, argv ...string) *mode {
+		return &mode{Name: name, Label: label, Desc: desc, virtiofs: true, Server: argv,
+			MountOpts: "mount -t virtiofs " + tag + " /mnt"}
+	}
+	return map[string]*mode{
+		modeNoTap: vfs(modeNoTap, "virtio-fs (tap off)", "krunbench serve --no-tap --socket, QEMU vhost-user-fs-device",
+			cfg.bin, "serve", "--no-tap"),
+		modeTap: vfs(modeTap, "virtio-fs (tap on)", "krunbench serve --socket (tap on, no subscriber: the default), QEMU vhost-user-fs-device",
+			cfg.bin, "serve"),
+		modeRdplus: vfs(modeRdplus, "virtio-fs rdplus", "what-if: krunbench's server, no tap, offering plain READDIRPLUS instead of READDIRPLUS_AUTO (guestbench/vhostserve -offer always)",
+			vhostserve, "-offer", "always"),
+		modeDirect: vfs(modeDirect, "virtio-fs dio", "what-if: krunbench's server, no tap, FOPEN_DIRECT_IO on every open: no guest page cache (guestbench/vhostserve -direct-io)",
+			vhostserve, "-direct-io"),
+		mode9p:     nine(mode9p, cfg.cache9p, "QEMU -fsdev local,security_model=none -device virtio-9p-device"),
+		mode9pNone: nine(mode9pNone, "none", "what-if: as 9p with cache=none, the kernel's default: no page cache, every lookup revalidated, reads zero-copy into the caller's buffer"),
+	}
+}
+
+// guestConfig is the runner's /guestbench.json (see runner.Config).
+type guestConfig struct {
+	FS        string   `json:"fs"`
+	Tag       string   `json:"tag"`
+	MountOpts string   `json:"mount_opts"`
+	Workloads []string `json:"workloads"`
+	ReadFile  string   `json:"read_file"`
+	ReadSize  int64    `json:"read_size"`
+	Tree      string   `json:"tree"`
+	TreeFiles int      `json:"tree_files"`
+	CreateDir string   `json:"create_dir"`
+	Creates   int      `json:"creates"`
+}
+
+func run(ctx context.Context, cfg *config) error {
+	if os.Geteuid() != 0 {
+		return errors.New("must run as root (drop_caches, and krunbench serve reads every file)")
+	}
+	if _, err := exec.LookPath(cfg.qemu); err != nil {
+		return fmt.Errorf("%w: %s not found", errSkip, cfg.qemu)
+	}
+	if cfg.kernel == "" {
+		cfg.kernel = findKernel()
+		if cfg.kernel == "" {
+			return fmt.Errorf("%w: no guest kernel (pass -kernel, set KRUNBENCH_KERNEL, or run make kernel)", errSkip)
+		}
+	}
+	if st, err := os.Stat(cfg.kernel); err != nil || st.IsDir() {
+		return fmt.Errorf("-kernel %s: not a file", cfg.kernel)
+	}
+	if slices.Contains(cfg.modes, modeNoTap) || slices.Contains(cfg.modes, modeTap) {
+		if _, err := os.Stat(cfg.bin); err != nil {
+			return fmt.Errorf("-bin: %w (run make build)", err)
+		}
+	}
+	tmp, err := os.MkdirTemp(cfg.workdir, "guestbench-")
+	if err != nil {
+		return err
+	}
+	if cfg.keep {
+		fmt.Fprintln(os.Stderr, "guestbench: keeping", tmp)
+	} else {
+		defer os.RemoveAll(tmp)
+	}
+	share := filepath.Join(tmp, "share")
+	if err := os.Mkdir(share, 0o755); err != nil {
+		return err
+	}
+	info := collectInfo(cfg, tmp)
+	runnerBin, err := goBuild(cfg.goCmd, tmp, "runner")
+	if err != nil {
+		return err
+	}
+	runner, err := os.ReadFile(runnerBin)
+	if err != nil {
+		return err
+	}
+	var vhostserve string
+	if slices.Contains(cfg.modes, modeRdplus) || slices.Contains(cfg.modes, modeDirect) {
+		if vhostserve, err = goBuild(cfg.goCmd, tmp, "vhostserve"); err != nil {
+			return err
+		}
+	}
+	modes := buildModes(cfg, vhostserve)
+	for _, name := range cfg.modes {
+		m := modes[name]
+		gc := guestConfig{
+			FS: "virtiofs", Tag: tag, Workloads: cfg.workloads,
+			ReadFile: readName, ReadSize: cfg.size,
+			Tree: treeName, TreeFiles: cfg.dirs * cfg.filesPerDir,
+			CreateDir: createName, Creates: cfg.creates,
+		}
+		if !m.virtiofs {
+			gc.FS, gc.MountOpts = "9p", m.opts9p
+		}
+		b, err := json.Marshal(gc)
+		if err != nil {
+			return err
+		}
+		m.initrd = filepath.Join(tmp, name+".cpio")
+		if err := writeInitramfs(m.initrd, runner, b); err != nil {
+			return err
+		}
+	}
+	if err := prepareShare(cfg, share); err != nil {
+		return err
+	}
+
+	res := newResults(cfg, info, modes)
+	start := time.Now()
+	for rep := range cfg.runs {
+		for _, name := range rotate(cfg.modes, rep) {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			m := modes[name]
+			if err := warmHost(share); err != nil {
+				return err
+			}
+			t0 := time.Now()
+			samples, err := boot(ctx, cfg, m, tmp, share, fmt.Sprintf("%s.%d", name, rep))
+			if err != nil {
+				return fmt.Errorf("%s run %d: %w", name, rep+1, err)
+			}
+			boot := time.Since(t0).Seconds()
+			for _, w := range cfg.workloads {
+				s, ok := samples[w]
+				if !ok {
+					return fmt.Errorf("%s run %d: no result for %s", name, rep+1, w)
+				}
+				res.add(w, name, s)
+				fmt.Fprintf(os.Stderr, "[%d/%d] %-15s %-7s %10.1f %-7s %8.3fs  qemu cpu %7.2fs  server cpu %6.2fs\n",
+					rep+1, cfg.runs, name, w, s.Units/s.Seconds/unitScale(w), unitOf(w), s.Seconds, s.QemuCPU, s.ServerCPU)
+			}
+			res.addBoot(name, boot)
+		}
+	}
+	res.finish(time.Since(start))
+	res.printTable(os.Stdout)
+	if cfg.out != "" {
+		if err := res.write(cfg.out); err != nil {
+			return err
+		}
+		fmt.Fprintln(os.Stderr, "guestbench: wrote", cfg.out)
+	}
+	return nil
+}
+
+// rotate starts the mode order at a different mode in every repetition.
+func rotate(s []string, k int) []string {
+	k %= len(s)
+	return append(slices.Clone(s[k:]), s[:k]...)
+}
+
+// goBuild compiles guestbench/NAME as a static binary into dir: the
+// guest runner, or the what-if server.
+func goBuild(goCmd, dir, name string) (string, error) {
+	out := filepath.Join(dir, name)
+	cmd := exec.Command(goCmd, "build", "-trimpath", "-ldflags=-s -w", "-o", out, "./guestbench/"+name)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("build guestbench/%s (run from bench/): %w", name, err)
+	}
+	return out, nil
+}
+
+// prepareShare makes the read file (incompressible bytes) and the tree of
+// empty files on the host, once.
+func prepareShare(cfg *config, share string) error {
+	start := time.Now()
+	fd, err := unix.Open(filepath.Join(share, readName), unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_CLOEXEC, 0o644)
+	if err != nil {
+		return err
+	}
+	buf := pattern()
+	for done := int64(0); done < cfg.size; {
+		n, err := unix.Write(fd, buf[:min(int64(len(buf)), cfg.size-done)])
+		if err != nil {
+			unix.Close(fd)
+			return err
+		}
+		done += int64(n)
+	}
+	unix.Close(fd)
+	tree := filepath.Join(share, treeName)
+	for d := range cfg.dirs {
+		sub := filepath.Join(tree, fmt.Sprintf("d%03d", d))
+		if err := os.MkdirAll(sub, 0o755); err != nil {
+			return err
+		}
+		for i := range cfg.filesPerDir {
+			fd, err := unix.Open(fmt.Sprintf("%s/f%05d", sub, i), unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o644)
+			if err != nil {
+				return err
+			}
+			unix.Close(fd)
+		}
+	}
+	unix.Sync()
+	fmt.Fprintf(os.Stderr, "guestbench: made %s file and %d-file tree in %s (%v)\n",
+		human(cfg.size), cfg.dirs*cfg.filesPerDir, share, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// warmHost reads the file and walks the tree on the host before every
+// boot, so every mode starts with the host page, dentry and inode caches
+// warm: the comparison is of the transports, not of the host disk.
+func warmHost(share string) error {
+	fd, err := unix.Open(filepath.Join(share, readName), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, 1<<20)
+	for {
+		n, err := unix.Read(fd, buf)
+		if err != nil || n == 0 {
+			unix.Close(fd)
+			if err != nil {
+				return err
+			}
+			break
+		}
+	}
+	return filepath.WalkDir(filepath.Join(share, treeName), func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		_, err = d.Info()
+		return err
+	})
+}
+
+func human(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+// pattern is a megabyte of incompressible bytes, written over and over.
+func pattern() []byte {
+	b := make([]byte, 1<<20)
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < len(b); i += 8 {
+		v := r.Uint64()
+		for j := range 8 {
+			b[i+j] = byte(v >> (8 * j))
+		}
+	}
+	return b
+}
+
+// findKernel is session.FindKernel's search without a path given:
+// $KRUNBENCH_KERNEL, else the bzImage make kernel installs ("" if none).
+func findKernel() string {
+	if k := os.Getenv("KRUNBENCH_KERNEL"); k != "" {
+		return k
+	}
+	data := os.Getenv("XDG_DATA_HOME")
+	if data == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return ""
+		}
+		data = filepath.Join(home, ".local", "share")
+	}
+	k := filepath.Join(data, "krunbench", "kernel", "bzImage")
+	if _, err := os.Stat(k); err != nil {
+		return ""
+	}
+	return k
+}

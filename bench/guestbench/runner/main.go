@@ -1,0 +1,223 @@
+// Command runner is guestbench's guest side: a static program that is the
+// init (/init) of the benchmark initramfs. It reads /guestbench.json (put
+// there by the host harness), mounts the filesystem under test at /mnt,
+// runs the workloads with the guest caches dropped before each, prints one
+// line per event on the console and powers the guest off.
+//
+// Console protocol, one line each, fields space separated key=value:
+//
+//	GUESTBENCH begin name=stat
+//	GUESTBENCH end name=stat seconds=12.345678 units=50000
+//	GUESTBENCH error msg="..."
+//	GUESTBENCH done
+//
+// begin is printed after the cache drop, right before the timed part, so
+// the host can attribute its own CPU time to the workload.
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Config is /guestbench.json; the host harness writes the same struct.
+type Config struct {
+	FS         string   `json:"fs"`
+	Tag        string   `json:"tag"`
+	MountOpts  string   `json:"mount_opts"`
+	Workloads  []string `json:"workloads"`
+	ReadFile   string   `json:"read_file"`
+	ReadSize   int64    `json:"read_size"`
+	Tree       string   `json:"tree"`
+	TreeFiles  int      `json:"tree_files"`
+	CreateDir  string   `json:"create_dir"`
+	Creates    int      `json:"creates"`
+	ChunkBytes int      `json:"chunk_bytes"`
+}
+
+const mnt = "/mnt"
+
+func main() {
+	err := run()
+	if err != nil {
+		fmt.Printf("GUESTBENCH error msg=%q\n", err.Error())
+	} else {
+		fmt.Println("GUESTBENCH done")
+	}
+	unix.Sync()
+	// The kernel runs with reboot=k and QEMU with -no-reboot: a restart
+	// through the keyboard controller ends QEMU.
+	_ = unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART)
+	select {}
+}
+
+func run() error {
+	for _, m := range []struct{ src, dst, fs string }{
+		{"proc", "/proc", "proc"},
+		{"sysfs", "/sys", "sysfs"},
+		{"devtmpfs", "/dev", "devtmpfs"},
+	} {
+		_ = os.MkdirAll(m.dst, 0o755)
+		if err := unix.Mount(m.src, m.dst, m.fs, 0, ""); err != nil && !errors.Is(err, unix.EBUSY) {
+			return fmt.Errorf("mount %s: %w", m.dst, err)
+		}
+	}
+	b, err := os.ReadFile("/guestbench.json")
+	if err != nil {
+		return err
+	}
+	var cfg Config
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		return fmt.Errorf("/guestbench.json: %w", err)
+	}
+	if err := os.MkdirAll(mnt, 0o755); err != nil {
+		return err
+	}
+	if err := unix.Mount(cfg.Tag, mnt, cfg.FS, 0, cfg.MountOpts); err != nil {
+		return fmt.Errorf("mount -t %s -o %q %s %s: %w", cfg.FS, cfg.MountOpts, cfg.Tag, mnt, err)
+	}
+	fmt.Printf("GUESTBENCH mounted fs=%s opts=%q\n", cfg.FS, cfg.MountOpts)
+	if cfg.ChunkBytes <= 0 {
+		cfg.ChunkBytes = 1 << 20
+	}
+	for _, name := range cfg.Workloads {
+		if err := sample(&cfg, name); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return unix.Unmount(mnt, 0)
+}
+
+// sample prepares, drops the caches, and times one workload.
+func sample(cfg *Config, name string) error {
+	var body func() (float64, error)
+	var after func() error
+	switch name {
+	case "stat":
+		body = func() (float64, error) {
+			n, err := walkStat(mnt + "/" + cfg.Tree)
+			if err == nil && n != cfg.TreeFiles {
+				err = fmt.Errorf("found %d files, want %d", n, cfg.TreeFiles)
+			}
+			return float64(n), err
+		}
+	case "read":
+		body = func() (float64, error) {
+			n, err := readFile(mnt+"/"+cfg.ReadFile, cfg.ChunkBytes)
+			if err == nil && n != cfg.ReadSize {
+				err = fmt.Errorf("read %d bytes, want %d", n, cfg.ReadSize)
+			}
+			return float64(n), err
+		}
+	case "create":
+		dir := mnt + "/" + cfg.CreateDir
+		if err := os.RemoveAll(dir); err != nil {
+			return err
+		}
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			return err
+		}
+		body = func() (float64, error) { return float64(cfg.Creates), createUnlink(dir, cfg.Creates) }
+		after = func() error { return os.Remove(dir) }
+	default:
+		return errors.New("unknown workload")
+	}
+	unix.Sync()
+	if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("3"), 0); err != nil {
+		return fmt.Errorf("drop_caches: %w", err)
+	}
+	fmt.Printf("GUESTBENCH begin name=%s\n", name)
+	t0 := time.Now()
+	units, err := body()
+	secs := time.Since(t0).Seconds()
+	if err != nil {
+		return err
+	}
+	fmt.Printf("GUESTBENCH end name=%s seconds=%.6f units=%.0f\n", name, secs, units)
+	if after != nil {
+		return after()
+	}
+	return nil
+}
+
+// readFile reads a whole file in chunk-sized reads and returns its length.
+func readFile(path string, chunk int) (int64, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, chunk)
+	var total int64
+	for {
+		n, err := unix.Read(fd, buf)
+		if err != nil {
+			return total, fmt.Errorf("read %s: %w", path, err)
+		}
+		if n == 0 {
+			return total, nil
+		}
+		total += int64(n)
+	}
+}
+
+// walkStat lists dir recursively like find(1) (open, getdents64 until
+// empty, close) and lstats every entry; it returns the number of regular
+// files.
+func walkStat(dir string) (int, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return 0, err
+	}
+	names, err := f.Readdirnames(-1)
+	f.Close()
+	if err != nil {
+		return 0, fmt.Errorf("readdir %s: %w", dir, err)
+	}
+	files := 0
+	var st unix.Stat_t
+	for _, name := range names {
+		p := dir + "/" + name
+		if err := unix.Lstat(p, &st); err != nil {
+			return files, fmt.Errorf("lstat %s: %w", p, err)
+		}
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFREG:
+			files++
+		case unix.S_IFDIR:
+			n, err := walkStat(p)
+			files += n
+			if err != nil {
+				return files, err
+			}
+		}
+	}
+	return files, nil
+}
+
+// createUnlink creates, closes and unlinks n files in dir, one at a time.
+func createUnlink(dir string, n int) error {
+	var sb strings.Builder
+	for i := range n {
+		sb.Reset()
+		fmt.Fprintf(&sb, "%s/f%06d", dir, i)
+		p := sb.String()
+		fd, err := unix.Open(p, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o644)
+		if err != nil {
+			return fmt.Errorf("create %s: %w", p, err)
+		}
+		if err := unix.Close(fd); err != nil {
+			return fmt.Errorf("close %s: %w", p, err)
+		}
+		if err := unix.Unlink(p); err != nil {
+			return fmt.Errorf("unlink %s: %w", p, err)
+		}
+	}
+	return nil
+}

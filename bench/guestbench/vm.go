@@ -1,0 +1,268 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/krunbench/krunbench/session/qemu"
+)
+
+const (
+	tag        = "bench"
+	socketWait = 10 * time.Second
+	termWait   = 5 * time.Second
+)
+
+// proc is a child process in its own process group that dies with us.
+type proc struct {
+	name   string
+	cmd    *exec.Cmd
+	exited chan struct{}
+	err    error
+}
+
+func startProc(name string, argv []string, stdout io.Writer, log *os.File) (*proc, error) {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdout, cmd.Stderr = stdout, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	p := &proc{name: name, cmd: cmd, exited: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.exited)
+	}()
+	return p, nil
+}
+
+// stop sends SIGTERM, then kills the process group after termWait.
+func (p *proc) stop() {
+	if p == nil {
+		return
+	}
+	select {
+	case <-p.exited:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(termWait):
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.exited
+	}
+}
+
+// cpu is the process's user+system CPU time in seconds (0 once it is gone
+// or for a nil process).
+func (p *proc) cpu() float64 {
+	if p == nil {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100
+}
+
+// qemuArgs is the microvm command line for one boot; the transport
+// differs, everything else (kernel, memory backend, CPUs, console) is the
+// same for every mode.
+func qemuArgs(cfg *config, m *mode, initrd, socket, share string) []string {
+	cpu := "max"
+	if cfg.accel == qemu.AccelKVM {
+		cpu = "host"
+	}
+	mem := strconv.Itoa(cfg.memMiB) + "M"
+	cmdline := "console=hvc0 reboot=k panic=-1 quiet rdinit=/init"
+	if cfg.accel == qemu.AccelTCG {
+		cmdline += " " + strings.Join(qemu.TCGParams, " ")
+	}
+	args := []string{
+		"-M", "microvm,memory-backend=mem,x-option-roms=off,rtc=off",
+		"-accel", cfg.accel, "-cpu", cpu,
+		"-smp", strconv.Itoa(cfg.cpus), "-m", mem,
+		"-object", "memory-backend-memfd,id=mem,size=" + mem + ",share=on",
+		"-global", "virtio-mmio.force-legacy=false",
+	}
+	if m.virtiofs {
+		args = append(args,
+			"-chardev", "socket,id=vfs,path="+socket,
+			"-device", "vhost-user-fs-device,chardev=vfs,tag="+tag+",queue-size="+strconv.Itoa(cfg.queueSize))
+	} else {
+		args = append(args,
+			"-fsdev", "local,id=fs9,path="+share+",security_model=none",
+			"-device", "virtio-9p-device,fsdev=fs9,mount_tag="+tag)
+	}
+	return append(args,
+		"-chardev", "stdio,id=con0,signal=off",
+		"-device", "virtio-serial-device,max_ports=1",
+		"-device", "virtconsole,chardev=con0",
+		"-device", "i8042",
+		"-display", "none", "-nodefaults", "-no-user-config", "-no-reboot",
+		"-kernel", cfg.kernel, "-initrd", initrd, "-append", cmdline,
+	)
+}
+
+// boot runs one guest in mode m and returns its samples, one per
+// workload, with the host CPU time the server and QEMU spent in each.
+func boot(ctx context.Context, cfg *config, m *mode, tmp, share, label string) (map[string]measure, error) {
+	logFile := filepath.Join(tmp, label+".log")
+	log, err := os.Create(logFile)
+	if err != nil {
+		return nil, err
+	}
+	defer log.Close()
+	socket := filepath.Join(tmp, label+".sock")
+	var srv *proc
+	if m.virtiofs {
+		argv := append(append([]string{}, m.Server...), "--shared-dir", share, "--socket", socket, "--tag", tag)
+		if srv, err = startProc("server", argv, log, log); err != nil {
+			return nil, err
+		}
+		defer srv.stop()
+		if err := waitSocket(ctx, srv, socket); err != nil {
+			return nil, fmt.Errorf("%w\n%s", err, tail(logFile))
+		}
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer pr.Close()
+	args := qemuArgs(cfg, m, m.initrd, socket, share)
+	fmt.Fprintf(log, "qemu: %s %s\n", cfg.qemu, strings.Join(args, " "))
+	vm, err := startProc("qemu", append([]string{cfg.qemu}, args...), pw, log)
+	pw.Close()
+	if err != nil {
+		return nil, err
+	}
+	defer vm.stop()
+
+	timer := time.AfterFunc(cfg.timeout, func() { vm.stop() })
+	defer timer.Stop()
+	stopOnCancel := context.AfterFunc(ctx, func() { vm.stop() })
+	defer stopOnCancel()
+
+	res := map[string]measure{}
+	var cpuSrv, cpuVM float64
+	var guestErr error
+	done := false
+	sc := bufio.NewScanner(pr)
+	for sc.Scan() {
+		line := strings.TrimRight(sc.Text(), "\r")
+		fmt.Fprintln(log, "console:", line)
+		rest, ok := strings.CutPrefix(line, "GUESTBENCH ")
+		if !ok {
+			continue
+		}
+		verb, kv := parseLine(rest)
+		switch verb {
+		case "begin":
+			cpuSrv, cpuVM = srv.cpu(), vm.cpu()
+		case "end":
+			secs, _ := strconv.ParseFloat(kv["seconds"], 64)
+			units, _ := strconv.ParseFloat(kv["units"], 64)
+			if secs <= 0 {
+				return nil, fmt.Errorf("bad result line %q", line)
+			}
+			res[kv["name"]] = measure{
+				Seconds: secs, Units: units,
+				ServerCPU: srv.cpu() - cpuSrv, QemuCPU: vm.cpu() - cpuVM,
+			}
+		case "error":
+			guestErr = fmt.Errorf("guest: %s", kv["msg"])
+		case "done":
+			done = true
+		}
+	}
+	<-vm.exited
+	switch {
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case guestErr != nil:
+		return nil, guestErr
+	case !done:
+		return nil, fmt.Errorf("guest did not finish (qemu: %v; timeout %v)\n%s", vm.err, cfg.timeout, tail(logFile))
+	}
+	return res, nil
+}
+
+// parseLine splits "verb k=v k2="quoted v" ..." into the verb and a map.
+func parseLine(s string) (string, map[string]string) {
+	verb, rest, _ := strings.Cut(s, " ")
+	kv := map[string]string{}
+	for rest != "" {
+		rest = strings.TrimLeft(rest, " ")
+		k, after, ok := strings.Cut(rest, "=")
+		if !ok {
+			break
+		}
+		var v string
+		if strings.HasPrefix(after, `"`) {
+			q, err := strconv.QuotedPrefix(after)
+			if err != nil {
+				v, rest = after, ""
+			} else {
+				v, _ = strconv.Unquote(q)
+				rest = after[len(q):]
+			}
+		} else {
+			v, rest, _ = strings.Cut(after, " ")
+		}
+		kv[k] = v
+	}
+	return verb, kv
+}
+
+func waitSocket(ctx context.Context, srv *proc, path string) error {
+	deadline := time.Now().Add(socketWait)
+	for time.Now().Before(deadline) {
+		select {
+		case <-srv.exited:
+			return fmt.Errorf("the server exited before listening (%v)", srv.err)
+		case <-ctx.Done():
+			return ctx.Err()
+		default:
+		}
+		if st, err := os.Stat(path); err == nil && st.Mode()&os.ModeSocket != 0 {
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return errors.New("the server did not create its socket within " + socketWait.String())
+}
+
+// tail is the last lines of a log file, for error messages.
+func tail(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-25):], "\n")
+}
