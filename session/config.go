@@ -20,6 +20,7 @@ import (
 // Engines.
 const (
 	EngineQEMU = "qemu"
+	EngineKVM  = "kvm"
 	EngineAuto = "auto"
 )
 
@@ -41,10 +42,15 @@ const (
 
 // Config describes one run.
 type Config struct {
-	// Engine is EngineQEMU or EngineAuto.
+	// Engine is EngineKVM (in-process, vmm/builder), EngineQEMU or
+	// EngineAuto, which Validate resolves: kvm where KVM is usable and not
+	// PVM-only, else qemu with TCG (qemu too when Accel is given).
 	Engine string
 	// Accel for the QEMU engine: "kvm", "tcg" or "" (auto).
 	Accel string
+	// EngineNote, when set, receives one line naming the engine that
+	// EngineAuto picked (and, for QEMU, why).
+	EngineNote io.Writer
 	// RootFS is the host directory served as the guest's root.
 	RootFS string
 	// Init is the init policy; the zero value is init.krun from the root
@@ -77,6 +83,11 @@ type Config struct {
 	Out io.Writer
 	// Log receives diagnostics; nil discards them.
 	Log *slog.Logger
+
+	// engineAuto records that Validate resolved EngineAuto, engineWhy why
+	// it chose QEMU.
+	engineAuto bool
+	engineWhy  string
 }
 
 // Validate checks the whole config before anything starts and fills
@@ -85,8 +96,8 @@ func (c *Config) Validate() error {
 	if c.Engine == "" {
 		c.Engine = EngineAuto
 	}
-	if c.Engine != EngineQEMU && c.Engine != EngineAuto {
-		return fmt.Errorf("%w: %q is not available (qemu, auto)", ErrEngine, c.Engine)
+	if c.Engine != EngineQEMU && c.Engine != EngineKVM && c.Engine != EngineAuto {
+		return fmt.Errorf("%w: %q is not available (kvm, qemu, auto)", ErrEngine, c.Engine)
 	}
 	if c.CPUs < 1 || c.CPUs > MaxCPUs {
 		return fmt.Errorf("%w: %d vCPUs (allowed 1..%d)", ErrSizing, c.CPUs, MaxCPUs)
@@ -127,6 +138,10 @@ func (c *Config) Validate() error {
 		if missing := kc.Missing(); len(missing) > 0 {
 			return fmt.Errorf("%w: %s lacks %s", ErrKernel, c.Kernel, strings.Join(missing, ", "))
 		}
+	}
+	if c.Engine == EngineAuto {
+		c.engineAuto = true
+		c.Engine, c.Accel, c.engineWhy = pickEngine(c.Accel)
 	}
 	return nil
 }

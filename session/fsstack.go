@@ -66,6 +66,9 @@ func startFS(cfg *Config, dir string) (*fsStack, error) {
 		s.rec = s.tap.Record(s.file, 0)
 	}
 	s.server = fuse.NewServer(s.overlay, fuse.Options{Observer: s.tap, Log: cfg.Log})
+	if cfg.Engine != EngineQEMU {
+		return s, nil // the in-process engine puts the server behind its own device
+	}
 	dev, err := virtiofs.NewDevice(s.server, virtiofs.DeviceOptions{Tag: virtiofs.RootTag, Log: cfg.Log})
 	if err != nil {
 		return nil, err
@@ -80,7 +83,9 @@ func startFS(cfg *Config, dir string) (*fsStack, error) {
 }
 
 func (s *fsStack) close() {
-	s.backend.Close()
+	if s.backend != nil {
+		s.backend.Close()
+	}
 	if s.rec != nil {
 		s.rec.Close()
 		s.file.Close()

@@ -35,7 +35,7 @@ type Session struct {
 	accel   string
 	dir     string
 	fs      *fsStack
-	proc    *qemu.Process
+	proc    engineProc
 	console *os.File
 	tail    consoleTail
 	qlog    bytes.Buffer
@@ -47,21 +47,29 @@ type Session struct {
 	err     error
 }
 
-// Start validates cfg, serves the root filesystem, and boots the guest
-// with the given accelerator ("" picks KVM where it works, else TCG; an
-// automatic KVM that stalls falls back to TCG inside Wait).
+// Start validates cfg, serves the root filesystem, and boots the guest on
+// its engine: in-process KVM, or QEMU with the given accelerator ("" picks
+// KVM where it works, else TCG; an automatic KVM that stalls falls back to
+// TCG inside Run).
 func Start(cfg Config) (*Session, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	accel := cfg.Accel
-	if accel == "" {
+	switch {
+	case cfg.Engine == EngineKVM:
+		accel = qemu.AccelKVM
+	case accel == "":
 		accel = qemu.AccelTCG
 		if kvm.KVMUsable() == nil {
 			accel = qemu.AccelKVM
 		}
 	}
-	return start(cfg, accel)
+	s, err := start(cfg, accel)
+	if err == nil && cfg.engineAuto && cfg.EngineNote != nil {
+		fmt.Fprintln(cfg.EngineNote, engineLine(&cfg))
+	}
+	return s, err
 }
 
 func start(cfg Config, accel string) (*Session, error) {
@@ -93,11 +101,11 @@ func start(cfg Config, accel string) (*Session, error) {
 		return nil, fmt.Errorf("console pty: %w", err)
 	}
 	s.console = master
-	s.proc, err = qemu.Start(qemu.Config{
-		Kernel: cfg.Kernel, Cmdline: line, CPUs: cfg.CPUs, MemMiB: cfg.MemMiB,
-		Socket: s.fs.socket, Tag: virtiofs.RootTag, Accel: accel, Console: slave, Stderr: &s.qlog,
-	})
-	slave.Close()
+	if cfg.Engine == EngineKVM {
+		err = s.startKVM(spec, slave)
+	} else {
+		err = s.startQEMU(line, slave)
+	}
 	if err != nil {
 		s.cleanup()
 		return nil, err
@@ -105,6 +113,28 @@ func start(cfg Config, accel string) (*Session, error) {
 	go s.pumpOutput()
 	go s.supervise()
 	return s, nil
+}
+
+// startKVM runs the guest in-process; the VM owns slave.
+func (s *Session) startKVM(spec cmdline.Spec, slave *os.File) error {
+	e, err := startKVM(&s.cfg, spec, s.fs, slave)
+	if err == nil {
+		s.proc = e
+	}
+	return err
+}
+
+// startQEMU runs the guest in QEMU, which gets its own copy of slave.
+func (s *Session) startQEMU(line string, slave *os.File) error {
+	p, err := qemu.Start(qemu.Config{
+		Kernel: s.cfg.Kernel, Cmdline: line, CPUs: s.cfg.CPUs, MemMiB: s.cfg.MemMiB,
+		Socket: s.fs.socket, Tag: virtiofs.RootTag, Accel: s.accel, Console: slave, Stderr: &s.qlog,
+	})
+	slave.Close()
+	if err == nil {
+		s.proc = p
+	}
+	return err
 }
 
 // pumpOutput copies console output to Config.Out and the panic detector.
@@ -117,7 +147,7 @@ func (s *Session) pumpOutput() {
 func (s *Session) supervise() {
 	defer close(s.ended)
 	timeout := s.cfg.BootTimeout
-	if s.cfg.Accel == "" && s.accel == qemu.AccelKVM {
+	if s.cfg.Accel == "" && s.accel == qemu.AccelKVM && (s.cfg.Engine == EngineQEMU || s.cfg.engineAuto) {
 		timeout = min(timeout, kvmBootTimeout)
 	}
 	stall := time.NewTimer(timeout)
@@ -153,7 +183,7 @@ func (s *Session) finish() {
 	case <-s.drained:
 	case <-time.After(time.Second):
 	}
-	s.res = Result{Engine: EngineQEMU, Accel: s.accel, Panic: s.tail.panicMessage()}
+	s.res = Result{Engine: s.cfg.Engine, Accel: s.accel, Panic: s.tail.panicMessage()}
 	if code, ok := s.fs.overlay.ExitCode(); ok {
 		s.res.ExitCode, s.res.Reported = code, true
 		return
@@ -161,12 +191,17 @@ func (s *Session) finish() {
 	switch qerr := s.proc.Err(); {
 	case s.res.Panic != "":
 		s.err = fmt.Errorf("%w: guest %s", ErrNoExitCode, s.res.Panic)
+	case qerr != nil && s.qlog.Len() == 0:
+		s.err = fmt.Errorf("%w: %s: %v", ErrNoExitCode, s.cfg.Engine, qerr)
 	case qerr != nil:
-		s.err = fmt.Errorf("%w: qemu: %v: %s", ErrNoExitCode, qerr, bytes.TrimSpace(s.qlog.Bytes()))
+		s.err = fmt.Errorf("%w: %s: %v: %s", ErrNoExitCode, s.cfg.Engine, qerr, bytes.TrimSpace(s.qlog.Bytes()))
 	default:
 		s.err = ErrNoExitCode
 	}
 }
+
+// Engine is the engine the guest runs on (EngineKVM or EngineQEMU).
+func (s *Session) Engine() string { return s.cfg.Engine }
 
 // Accel is the accelerator the guest runs on.
 func (s *Session) Accel() string { return s.accel }
@@ -179,7 +214,12 @@ func (s *Session) Input(b []byte) (int, error) { return s.console.Write(b) }
 
 // Resize sets the console's window size. (QEMU's virtconsole does not
 // pass sizes on to the guest; the in-process engine does.)
-func (s *Session) Resize(size terminal.Size) { _ = terminal.SetSize(int(s.console.Fd()), size) }
+func (s *Session) Resize(size terminal.Size) {
+	_ = terminal.SetSize(int(s.console.Fd()), size)
+	if e, ok := s.proc.(*kvmEngine); ok {
+		e.Resize(size.Cols, size.Rows)
+	}
+}
 
 // Stop ends the guest; Wait then returns ErrStopped.
 func (s *Session) Stop() { s.stop.Do(func() { close(s.stopped) }) }
@@ -213,7 +253,7 @@ func (s *Session) cleanup() {
 // stops the guest.
 func Run(ctx context.Context, cfg Config) (Result, error) {
 	res, err := runOnce(ctx, cfg, cfg.Accel)
-	if errors.Is(err, ErrBootStall) && cfg.Accel == "" && res.Accel == qemu.AccelKVM {
+	if errors.Is(err, ErrBootStall) && cfg.Accel == "" && res.Accel == qemu.AccelKVM && cfg.Engine != EngineKVM {
 		if cfg.Out != nil {
 			fmt.Fprintf(cfg.Out, "krunbench: KVM did not boot the guest within %s; retrying with TCG\r\n", kvmBootTimeout)
 		}

@@ -85,7 +85,7 @@ func TestBadRunInputFailsWithOneLine(t *testing.T) {
 			}
 		})
 	}
-	waitNoQEMU(t, "krunbench-run-")
+	waitNoQEMU(t, runMarker())
 }
 
 func createFile(t *testing.T, p string) string {

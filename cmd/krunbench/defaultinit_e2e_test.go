@@ -116,7 +116,7 @@ func TestInitNoneFailsBeforeBoot(t *testing.T) {
 	if code == 0 || !strings.Contains(out, "init policy init.krun") || time.Since(start) > 10*time.Second {
 		t.Fatalf("--init none: exit %d after %s:\n%s", code, time.Since(start), out)
 	}
-	if len(qemuProcesses("krunbench-run-")) != 0 || strings.Contains(out, "Linux version") {
+	if len(qemuProcesses(runMarker())) != 0 || strings.Contains(out, "Linux version") {
 		t.Fatal("a guest was started for a config that fails the init policy")
 	}
 }

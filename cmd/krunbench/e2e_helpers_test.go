@@ -55,16 +55,26 @@ func krunbenchBin(t *testing.T) string {
 	return binPath
 }
 
-var binPath, binDir string
+var binPath, binDir, tmpRoot string
+
+// runMarker is in the command line of every QEMU this test binary's
+// krunbench runs start (their sockets live under its own TMPDIR), so
+// checks for stray QEMUs never see other processes' guests.
+func runMarker() string { return filepath.Join(tmpRoot, "krunbench-run-") }
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "krunbench-bin-")
+	root, err := os.MkdirTemp("", "krunbench-cmdtest-")
 	if err != nil {
 		panic(err)
 	}
-	binDir = dir
+	tmpRoot = root
+	os.Setenv("TMPDIR", root)
+	binDir = filepath.Join(root, "bin")
+	if err := os.Mkdir(binDir, 0o755); err != nil {
+		panic(err)
+	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	os.RemoveAll(root)
 	os.Exit(code)
 }
 

@@ -126,7 +126,7 @@ func TestInterruptStopsGuestAndRestoresTerminal(t *testing.T) {
 	if after.Lflag != before.Lflag || after.Iflag != before.Iflag || after.Oflag != before.Oflag {
 		t.Fatalf("terminal not restored: lflag %#x -> %#x", before.Lflag, after.Lflag)
 	}
-	waitNoQEMU(t, "krunbench-run-")
+	waitNoQEMU(t, runMarker())
 }
 
 func TestGuestPanicIsReportedInBoundedTime(t *testing.T) {
@@ -155,7 +155,7 @@ func TestGuestPanicIsReportedInBoundedTime(t *testing.T) {
 	if !strings.Contains(last, "Kernel panic") || !strings.HasPrefix(last, "krunbench: ") {
 		t.Fatalf("last line should name the guest's panic, got %q", last)
 	}
-	waitNoQEMU(t, "krunbench-run-")
+	waitNoQEMU(t, runMarker())
 }
 
 func TestKillingKrunbenchOrQEMULeavesNothingBehind(t *testing.T) {
@@ -164,7 +164,7 @@ func TestKillingKrunbenchOrQEMULeavesNothingBehind(t *testing.T) {
 			cmd := guestRun(t, "sleep")
 			_, wait := startOnPty(t, cmd)
 			wait("KRUNBENCH-SLEEPING")
-			sock := "krunbench-run-"
+			sock := runMarker()
 			procs := qemuProcesses(sock)
 			if len(procs) != 1 {
 				t.Fatalf("want one QEMU, found %v", procs)

@@ -32,7 +32,7 @@ func newRunCmd() *cobra.Command {
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.cfg.Engine, "engine", session.EngineAuto, "engine: qemu, auto")
+	fl.StringVar(&f.cfg.Engine, "engine", session.EngineAuto, "engine: kvm (in-process VMM), qemu, or auto (kvm where /dev/kvm runs guests on hardware virtualization, else qemu; says which on stderr)")
 	fl.StringVar(&f.cfg.Accel, "accel", "", "QEMU accelerator: kvm, tcg (default: kvm where it works)")
 	fl.StringVar(&f.cfg.RootFS, "rootfs", "", "host directory served as the guest's root (required)")
 	fl.StringVar(&f.initFile, "init", "default", "payload served as /init.krun: default (the built-in krun init), none, a built-in name (shell-template, exit-at-once) or a file")
@@ -65,7 +65,7 @@ func runGuest(cmd *cobra.Command, f runFlags, args []string) error {
 			return err
 		}
 	}
-	cfg.In, cfg.Out = os.Stdin, cmd.OutOrStdout()
+	cfg.In, cfg.Out, cfg.EngineNote = os.Stdin, cmd.OutOrStdout(), os.Stderr
 	if f.verbose {
 		cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}

@@ -77,7 +77,7 @@ func TestWorkbenchInTmux(t *testing.T) {
 	}
 	bin := krunbenchBin(t)
 	tm := newTmux(t, 120, 40)
-	tm.send(fmt.Sprintf("KRUNBENCH_KERNEL=%s %s --library %s --accel tcg; echo KB-EXIT=$?", kernel, bin, data), "Enter")
+	tm.send(fmt.Sprintf("TMPDIR=%s KRUNBENCH_KERNEL=%s %s --library %s --accel tcg; echo KB-EXIT=$?", tmpRoot, kernel, bin, data), "Enter")
 	tm.waitFor(`krun-init \(default\)`, 20*time.Second)
 	tm.send("Down")
 	tm.send("Space")
@@ -101,5 +101,5 @@ func TestWorkbenchInTmux(t *testing.T) {
 	if strings.Contains(screen, "-icanon") || strings.Contains(screen, "-echo ") {
 		t.Fatalf("terminal left in raw mode:\n%s", screen)
 	}
-	waitNoQEMU(t, "krunbench-run-")
+	waitNoQEMU(t, runMarker())
 }

@@ -37,7 +37,7 @@ func addWorkbenchFlags(cmd *cobra.Command, f *workbenchFlags) {
 	fl.StringArrayVar(&f.inits, "init", nil, "add an init payload file to the library (repeatable)")
 	fl.StringArrayVar(&f.kernels, "kernel", nil, "add a kernel image to the library (repeatable)")
 	fl.StringVar(&f.record, "record", "", "record the launched session to FILE, replacing it at each launch (replay with krunbench replay FILE)")
-	fl.StringVar(&f.engine, "engine", session.EngineAuto, "engine: qemu, auto")
+	fl.StringVar(&f.engine, "engine", session.EngineAuto, "engine: kvm, qemu, auto (kvm where it works, else qemu)")
 	fl.StringVar(&f.accel, "accel", "", "QEMU accelerator: kvm, tcg (default: kvm where it works)")
 	fl.IntVar(&f.cpus, "cpus", 1, "vCPUs of launched guests")
 	fl.IntVar(&f.mem, "mem", 512, "memory of launched guests in MiB")

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// kvmBadInputTimeout bounds one rejected run: every case fails in
+// validation, before any ioctl, so it needs neither KVM nor a guest.
+const kvmBadInputTimeout = 20 * time.Second
+
+// guestVmlinux finds the vmlinux fixture ($KRUNBENCH_GUEST_VMLINUX, else
+// beside the repository), or "" when there is none.
+func guestVmlinux() string {
+	if k := os.Getenv("KRUNBENCH_GUEST_VMLINUX"); k != "" {
+		return k
+	}
+	_, file, _, _ := runtime.Caller(0)
+	k := filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "guest", "vmlinux")
+	if _, err := os.Stat(k); err != nil {
+		return ""
+	}
+	return k
+}
+
+// TestKVMBadRunInputFailsWithOneLine runs `krunbench run --engine kvm`
+// with broken inputs: each must end quickly with a non-zero exit, one line
+// naming the problem, and no temporary directory left behind.
+func TestKVMBadRunInputFailsWithOneLine(t *testing.T) {
+	dir := t.TempDir()
+	root := filepath.Join(dir, "root")
+	initFile := filepath.Join(dir, "init")
+	notKernel := filepath.Join(dir, "notakernel")
+	if err := os.Mkdir(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(initFile, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(notKernel, bytes.Repeat([]byte("garbage!"), 4096), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	kernel := guestVmlinux()
+	base := func(k string, extra ...string) []string {
+		return append([]string{"run", "--engine", "kvm", "--rootfs", root, "--init", initFile, "--kernel", k}, extra...)
+	}
+	cases := map[string]struct {
+		args       []string
+		want       string
+		needKernel bool
+	}{
+		"nonexistent rootfs": {append(base(notKernel), "--rootfs", "/no/such/dir"), "root filesystem", false},
+		"not a kernel":       {base(notKernel), "bad kernel image", false},
+		"0 vCPUs":            {append(base(notKernel), "--cpus", "0"), "vCPUs", false},
+		"300 vCPUs":          {append(base(notKernel), "--cpus", "300"), "vCPUs", false},
+		"too little memory":  {append(base(notKernel), "--mem", "16"), "memory", false},
+		"no payload":         {append(base(notKernel), "--init", "none"), "init policy init.krun", false},
+		"above NR_CPUS":      {append(base(kernel), "--cpus", "40"), "NR_CPUS", true},
+		"bad environment":    {append(base(kernel), "--env", "NOPE"), "KEY=VALUE", true},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			if c.needKernel && kernel == "" {
+				t.Skip("SKIPPED: no vmlinux fixture (set KRUNBENCH_GUEST_VMLINUX)")
+			}
+			tmp := t.TempDir()
+			ctx, cancel := context.WithTimeout(context.Background(), kvmBadInputTimeout)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, krunbenchBin(t), c.args...)
+			cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+			start := time.Now()
+			out, err := cmd.CombinedOutput()
+			if ctx.Err() != nil {
+				t.Fatalf("still running after %v:\n%s", kvmBadInputTimeout, out)
+			}
+			if err == nil {
+				t.Fatalf("exit 0, want an error:\n%s", out)
+			}
+			text := strings.TrimSpace(string(out))
+			if strings.Count(text, "\n") != 0 || !strings.HasPrefix(text, "krunbench: ") || !strings.Contains(text, c.want) {
+				t.Fatalf("want one line 'krunbench: ...%s...', got:\n%s", c.want, text)
+			}
+			if strings.Contains(text, "panic") || strings.Contains(text, "goroutine") {
+				t.Fatalf("Go panic:\n%s", text)
+			}
+			if left, _ := os.ReadDir(tmp); len(left) > 0 {
+				t.Fatalf("left behind in TMPDIR: %v", left)
+			}
+			t.Logf("%v: %s", time.Since(start).Round(time.Millisecond), text)
+		})
+	}
+}
