@@ -37,10 +37,13 @@ lint: $(INIT)
 # bench: side-by-side benchmarks (not part of test); tables on stdout, JSON
 # under bench/results/. guestbench (virtio-fs vs virtio-9p inside a QEMU
 # guest) skips itself without qemu-system-x86_64 or a guest kernel
-# ($$KRUNBENCH_KERNEL, or -kernel in BENCHGUEST).
+# ($$KRUNBENCH_KERNEL, or -kernel in BENCHGUEST); tuibench (the TUI under a
+# flood, compared with fusebench's tap overhead) also without tmux or
+# busybox (flags in TUIBENCHFLAGS).
 bench: build
 	cd bench && CGO_ENABLED=0 $(GO) run ./fusebench -bin ../$(BIN) -go $(GO) -out results/fuse.json $(BENCHFLAGS)
 	cd bench && CGO_ENABLED=0 $(GO) run ./guestbench -bin ../$(BIN) -go $(GO) -out results/guest.json $(BENCHGUEST)
+	cd bench && CGO_ENABLED=0 $(GO) run ./tuibench -bin ../$(BIN) -out results/tui.json $(TUIBENCHFLAGS)
 
 # run: the workbench on a booted guest: builds or finds QEMU, the demo
 # busybox root filesystem and a guest kernel, then opens the TUI.

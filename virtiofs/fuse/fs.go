@@ -90,3 +90,26 @@ type FileSystem interface {
 type PathResolver interface {
 	PathOf(nodeid uint64) string
 }
+
+// FDReader is implemented by filesystems whose READ data comes from a host
+// file descriptor, so a transport that can splice (fusedev) moves it into
+// the reply without copying it through the server's memory.
+type FDReader interface {
+	// ReadFD returns the descriptor to read in.Size bytes at in.Offset
+	// from, and done, which the caller must call once it no longer uses
+	// fd (until then fd stays open, even if the handle is released). fd
+	// -1 with OK means this READ has no descriptor (a synthetic inode):
+	// serve it with Read. A non-zero errno fails the READ.
+	ReadFD(r *Request, nodeid uint64, in *ReadIn) (fd int, done func(), errno Errno)
+}
+
+// ReadSplicer is what a transport hands ServeSplice to send READ replies
+// whose data it moves from a descriptor itself.
+type ReadSplicer interface {
+	// SpliceRead sends the complete reply to READ unique: the header, whose
+	// length it sets to OutHeaderSize plus the data, then up to size bytes
+	// read from fd at off (fewer at the end of the file, none past it).
+	// It returns how many data bytes the reply carried. An error means
+	// nothing was sent: the server then serves the READ by copying.
+	SpliceRead(unique uint64, fd int, off int64, size int) (int, error)
+}

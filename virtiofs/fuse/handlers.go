@@ -2,6 +2,7 @@ package fuse
 
 import (
 	"errors"
+	"math"
 	"syscall"
 )
 
@@ -235,6 +236,11 @@ func (s *Server) readOp(sc *scratch, h *InHeader) Errno {
 	if in.Size > MaxWrite {
 		return syscall.EINVAL
 	}
+	if sc.sp != nil && s.fdr != nil && in.Offset <= math.MaxInt64 {
+		if done, errno := s.spliceRead(sc, h, &in); done || errno != 0 {
+			return errno
+		}
+	}
 	dst := sc.w.window(int(in.Size))
 	n, errno := s.fs.Read(&sc.req, h.Nodeid, &in, dst)
 	if errno != 0 {
@@ -244,6 +250,23 @@ func (s *Server) readOp(sc *scratch, h *InHeader) Errno {
 	sc.w.n += n
 	sc.ev.Bytes = n
 	return 0
+}
+
+// spliceRead serves a READ through the transport's splicer when the
+// filesystem has a descriptor for it; done false leaves it to Read.
+func (s *Server) spliceRead(sc *scratch, h *InHeader, in *ReadIn) (done bool, errno Errno) {
+	fd, release, errno := s.fdr.ReadFD(&sc.req, h.Nodeid, in)
+	if errno != 0 || fd < 0 {
+		return false, errno
+	}
+	n, err := sc.sp.SpliceRead(h.Unique, fd, int64(in.Offset), int(in.Size))
+	release()
+	if err != nil {
+		return false, 0
+	}
+	sc.spliced = true
+	sc.ev.Bytes = n
+	return true, 0
 }
 
 func (s *Server) writeOp(sc *scratch, h *InHeader) Errno {

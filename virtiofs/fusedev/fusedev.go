@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -31,6 +32,9 @@ type Options struct {
 	// AllowOther lets users other than the mounter use the mount
 	// (permission checks then run with each caller's credentials).
 	AllowOther bool
+	// NoSplice sends every READ reply by copying it through the server,
+	// even when the filesystem could hand out a descriptor (see splice.go).
+	NoSplice bool
 }
 
 // Mount is a live /dev/fuse mount.
@@ -42,6 +46,9 @@ type Mount struct {
 	once sync.Once
 	err  error
 	conn uint32 // fusectl connection id (the mount's device minor)
+	// noSplice and spliceFailures govern READ splicing (splice.go).
+	noSplice       bool
+	spliceFailures atomic.Int32
 }
 
 // New mounts srv's filesystem on dir and starts serving.
@@ -71,7 +78,7 @@ func New(srv *fuse.Server, dir string, opts Options) (*Mount, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("%w: mount %s: %w", ErrMount, dir, err)
 	}
-	m := &Mount{dir: dir, dev: os.NewFile(uintptr(fd), "/dev/fuse"), srv: srv}
+	m := &Mount{dir: dir, dev: os.NewFile(uintptr(fd), "/dev/fuse"), srv: srv, noSplice: opts.NoSplice}
 	for range opts.Workers {
 		m.wg.Add(1)
 		go m.loop(fd)
@@ -91,6 +98,12 @@ func (m *Mount) loop(fd int) {
 	in := make([]byte, bufSize)
 	out := make([]byte, bufSize)
 	inv, outv := [][]byte{nil}, [][]byte{out}
+	var sp fuse.ReadSplicer
+	if !m.noSplice {
+		s := newSplicer(fd, &m.spliceFailures)
+		defer s.close()
+		sp = s
+	}
 	for {
 		n, err := unix.Read(fd, in)
 		switch {
@@ -103,7 +116,7 @@ func (m *Mount) loop(fd int) {
 			return
 		}
 		inv[0] = in[:n]
-		size, reply := m.srv.Serve(inv, outv)
+		size, reply := m.srv.ServeSplice(inv, outv, sp)
 		if !reply {
 			continue
 		}

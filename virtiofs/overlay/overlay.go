@@ -227,6 +227,19 @@ func (f *FS) Read(r *fuse.Request, nodeid uint64, in *fuse.ReadIn, dst [][]byte)
 	return n, 0
 }
 
+// ReadFD lets a transport splice reads of host files (fuse.FDReader).
+// Synthetic files have no descriptor: their READs go through Read.
+func (f *FS) ReadFD(r *fuse.Request, nodeid uint64, in *fuse.ReadIn) (int, func(), fuse.Errno) {
+	if synthetic(nodeid) {
+		r.Synthetic = true
+		return -1, nil, 0
+	}
+	if fr, ok := f.FileSystem.(fuse.FDReader); ok {
+		return fr.ReadFD(r, nodeid, in)
+	}
+	return -1, nil, 0
+}
+
 // Ioctl records the guest's exit code (0x7602 on any inode).
 func (f *FS) Ioctl(r *fuse.Request, nodeid uint64, in *fuse.IoctlIn, inData, outData []byte) (int32, int, fuse.Errno) {
 	if in.Cmd == fuse.ExitCodeIoctl {

@@ -18,6 +18,9 @@ type handle struct {
 	fd     int
 	refs   atomic.Int32
 	dir    *dirState
+	// release is put as a func value, made once so that handing it out
+	// (ReadFD) does not allocate.
+	release func()
 }
 
 // dirState is the READDIR position of a directory handle.
@@ -42,6 +45,7 @@ func (h *handle) put() {
 func (fs *FS) newHandle(nodeid uint64, fd int, dir bool) uint64 {
 	h := &handle{nodeid: nodeid, fd: fd}
 	h.refs.Store(1)
+	h.release = h.put
 	if dir {
 		h.dir = &dirState{}
 	}

@@ -127,13 +127,10 @@ func (t *inodeTable) pin(nodeid uint64) (*inode, int, fuse.Errno) {
 		return nil, -1, unix.EBADF
 	}
 
-	fd, err := unix.OpenByHandleAt(mfd, *h, unix.O_PATH|unix.O_CLOEXEC)
-	if err != nil {
+	fd, e := openHandle(in, mfd, h)
+	if e != 0 {
 		t.unpin(in)
-		if err == unix.ESTALE {
-			return nil, -1, unix.ENOENT
-		}
-		return nil, -1, errno(err)
+		return nil, -1, e
 	}
 	t.mu.Lock()
 	var victims []int

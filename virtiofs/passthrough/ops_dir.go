@@ -84,7 +84,7 @@ func (fs *FS) ReadDir(r *fuse.Request, nodeid uint64, in *fuse.ReadIn, plus bool
 		var added bool
 		if plus && ent.name != "." && ent.name != ".." {
 			var entry fuse.EntryOut
-			if fs.lookupAt(h.nodeid, dirFD, ent.name, -1, &entry) != 0 {
+			if fs.lookupFast(h.nodeid, dirFD, ent.name, &entry) != 0 {
 				entry = fuse.EntryOut{}
 			}
 			added = list.AddPlus(&entry, ent.ino, ent.off, ent.typ, ent.name)

@@ -65,7 +65,7 @@ func (fs *FS) Lookup(r *fuse.Request, parent uint64, name string, out *fuse.Entr
 		return e
 	}
 	defer fs.unbecome(sw)
-	return fs.lookupAt(parent, pfd, name, -1, out)
+	return fs.lookupFast(parent, pfd, name, out)
 }
 
 // Forget drops nlookup lookups of nodeid.

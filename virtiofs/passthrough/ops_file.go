@@ -165,6 +165,22 @@ func (fs *FS) Read(r *fuse.Request, nodeid uint64, in *fuse.ReadIn, dst [][]byte
 	return n, fuse.OK
 }
 
+// ReadFD hands out an open file's descriptor for a READ the transport
+// splices (fuse.FDReader). The returned func drops the reference that keeps
+// the descriptor open, so a racing RELEASE cannot close it mid-splice.
+// Directory handles get no descriptor: Read answers them.
+func (fs *FS) ReadFD(r *fuse.Request, nodeid uint64, in *fuse.ReadIn) (int, func(), fuse.Errno) {
+	h, e := fs.getHandle(in.Fh)
+	if e != 0 {
+		return -1, nil, e
+	}
+	if h.dir != nil {
+		h.put()
+		return -1, nil, fuse.OK
+	}
+	return h.fd, h.release, fuse.OK
+}
+
 // Write writes in.Size bytes of data to an open handle.
 func (fs *FS) Write(r *fuse.Request, nodeid uint64, in *fuse.WriteIn, data [][]byte) (uint32, fuse.Errno) {
 	h, e := fs.getHandle(in.Fh)

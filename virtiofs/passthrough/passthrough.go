@@ -85,6 +85,7 @@ var (
 	_ fuse.FileSystem   = (*FS)(nil)
 	_ fuse.PathResolver = (*FS)(nil)
 	_ fuse.InodeLister  = (*FS)(nil)
+	_ fuse.FDReader     = (*FS)(nil)
 )
 
 // New opens root and returns a filesystem serving it.

@@ -18,20 +18,17 @@ import (
 // FileWriter writes events as JSON lines through a buffer. It is safe for
 // concurrent use.
 type FileWriter struct {
-	mu  sync.Mutex
-	bw  *bufio.Writer
-	enc *json.Encoder
-	n   uint64
-	err error
+	mu   sync.Mutex
+	bw   *bufio.Writer
+	line []byte // encoding scratch
+	n    uint64
+	err  error
 }
 
 // NewFileWriter returns a writer of JSON lines to w. Close flushes it; w
 // itself is left open.
 func NewFileWriter(w io.Writer) *FileWriter {
-	bw := bufio.NewWriterSize(w, 64<<10)
-	enc := json.NewEncoder(bw)
-	enc.SetEscapeHTML(false)
-	return &FileWriter{bw: bw, enc: enc}
+	return &FileWriter{bw: bufio.NewWriterSize(w, 64<<10), line: make([]byte, 0, 512)}
 }
 
 // WriteEvent appends one event as a line. After the first error every
@@ -39,10 +36,27 @@ func NewFileWriter(w io.Writer) *FileWriter {
 func (f *FileWriter) WriteEvent(ev *Event) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	return f.writeLocked(ev)
+}
+
+// writeEvents appends events as lines, under one lock.
+func (f *FileWriter) writeEvents(evs []Event) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := range evs {
+		if err := f.writeLocked(&evs[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (f *FileWriter) writeLocked(ev *Event) error {
 	if f.err != nil {
 		return f.err
 	}
-	if f.err = f.enc.Encode(ev); f.err == nil {
+	f.line = append(appendJSON(f.line[:0], ev), '\n')
+	if _, f.err = f.bw.Write(f.line); f.err == nil {
 		f.n++
 	}
 	return f.err
@@ -72,6 +86,17 @@ func (f *FileWriter) Close() error { return f.Flush() }
 // DefaultFlushInterval is how often a Recorder flushes when not told.
 const DefaultFlushInterval = time.Second
 
+// recordBuffer is the recorder's subscription buffer, and recordNap how
+// long it lets events pile up there once they flow. A receiver parked on
+// the channel is woken by every event, a cost paid on the serving
+// goroutine; one that naps between drains is not, and writes each batch
+// under one lock. 16384 events last over 300 ms at 50,000 requests/s.
+const (
+	recordBuffer = 16384
+	recordNap    = 2 * time.Millisecond
+	recordBatch  = 1024
+)
+
 // Recorder is a subscriber that writes every event it receives to a
 // FileWriter, resolving paths and flushing periodically.
 type Recorder struct {
@@ -88,39 +113,97 @@ func (t *Tap) Record(w io.Writer, flushEvery time.Duration) *Recorder {
 	if flushEvery <= 0 {
 		flushEvery = DefaultFlushInterval
 	}
-	r := &Recorder{sub: t.Subscribe(16384), fw: NewFileWriter(w), done: make(chan struct{})}
+	r := &Recorder{sub: t.Subscribe(recordBuffer), fw: NewFileWriter(w), done: make(chan struct{})}
 	go r.run(flushEvery)
 	return r
 }
 
+// run waits for an event (or a flush tick) parked on the channel while the
+// filesystem is idle; once events flow it drains them in batches, napping
+// in between, until a drain finds nothing.
 func (r *Recorder) run(every time.Duration) {
 	defer close(r.done)
 	tick := time.NewTicker(every)
 	defer tick.Stop()
+	batch := make([]Event, 0, recordBatch)
 	for {
 		select {
 		case ev, ok := <-r.sub.C():
 			if !ok {
-				r.err = r.fw.Close()
+				r.finish(nil)
 				return
 			}
-			r.sub.tap.Resolve(&ev)
-			if err := r.fw.WriteEvent(&ev); err != nil {
-				r.err = err
-				r.sub.Close()
-				for range r.sub.C() {
-				}
-				return
-			}
+			batch = append(batch[:0], ev)
 		case <-tick.C:
 			if err := r.fw.Flush(); err != nil {
-				r.err = err
-				r.sub.Close()
-				for range r.sub.C() {
-				}
+				r.finish(err)
 				return
 			}
+			continue
 		}
+		for {
+			var open bool
+			batch, open = r.drain(batch)
+			if err := r.write(batch); err != nil {
+				r.finish(err)
+				return
+			}
+			if !open {
+				r.finish(nil)
+				return
+			}
+			if len(batch) == 0 {
+				break
+			}
+			select {
+			case <-tick.C:
+				if err := r.fw.Flush(); err != nil {
+					r.finish(err)
+					return
+				}
+			default:
+			}
+			time.Sleep(recordNap)
+			batch = batch[:0]
+		}
+		batch = batch[:0]
+	}
+}
+
+// drain appends what the subscription holds, up to a batch; open is false
+// once the subscription is closed and empty.
+func (r *Recorder) drain(batch []Event) (_ []Event, open bool) {
+	for len(batch) < cap(batch) {
+		select {
+		case ev, ok := <-r.sub.C():
+			if !ok {
+				return batch, false
+			}
+			batch = append(batch, ev)
+		default:
+			return batch, true
+		}
+	}
+	return batch, true
+}
+
+func (r *Recorder) write(batch []Event) error {
+	for i := range batch {
+		r.sub.tap.Resolve(&batch[i])
+	}
+	return r.fw.writeEvents(batch)
+}
+
+// finish records err, or closes the writer cleanly; after an error it
+// unsubscribes and discards what is left.
+func (r *Recorder) finish(err error) {
+	if err == nil {
+		r.err = r.fw.Close()
+		return
+	}
+	r.err = err
+	r.sub.Close()
+	for range r.sub.C() {
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/krunbench/krunbench/virtiofs/fuse"
 )
@@ -252,5 +253,58 @@ func TestRecorderWriteError(t *testing.T) {
 	}
 	if err := rec.Close(); err == nil || !strings.Contains(err.Error(), "disk full") {
 		t.Fatalf("Close = %v, want the write error", err)
+	}
+}
+
+// TestAppendJSONMatchesEncodingJSON holds the hand-written encoder to
+// encoding/json's output, byte for byte, and decodes what it writes.
+func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
+	names := []string{"", "plain", "a b\"c", "d\n", "back\\slash", "tab\there", "\x00\x1f", "<html>&amp;",
+		"héllo", "日本", "bad\xffutf8", "\u2028\u2029", "emoji 😀", strings.Repeat("x", 300)}
+	walls := []time.Time{{}, time.Date(2025, 3, 1, 12, 0, 0, 123456789, time.UTC), time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
+		time.Date(2024, 7, 8, 9, 10, 11, 100, time.FixedZone("X", 5*3600+1800)), time.Now().Round(0)}
+	events := []Event{fullEvent(), {}, {Seq: 1, Op: fuse.OpInit, OpName: "INIT"}}
+	for i, n := range names {
+		ev := fullEvent()
+		ev.Path, ev.Name, ev.NewName, ev.Dropped, ev.OpName = n, n, n, n, n
+		ev.Wall = walls[i%len(walls)]
+		ev.Errno, ev.Bytes, ev.Latency, ev.Time = -i, i*1000, time.Duration(i)*time.Hour, -time.Duration(i)
+		ev.Synthetic, ev.EOF = i%2 == 0, i%3 == 0
+		ev.Offset, ev.Fh, ev.Seq = ^uint64(0)-uint64(i), uint64(i), uint64(i)<<40
+		events = append(events, ev)
+	}
+	for i := range events {
+		ev := &events[i]
+		var want bytes.Buffer
+		enc := json.NewEncoder(&want)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(ev); err != nil {
+			t.Fatal(err)
+		}
+		got := appendJSON(nil, ev)
+		if string(got)+"\n" != want.String() {
+			t.Fatalf("event %d\n got %s\nwant %s", i, got, want.String())
+		}
+		var back Event
+		if err := json.Unmarshal(got, &back); err != nil {
+			t.Fatalf("event %d: %v", i, err)
+		}
+		if !back.Wall.Equal(ev.Wall) {
+			t.Fatalf("event %d wall %v, want %v", i, back.Wall, ev.Wall)
+		}
+		back.Wall = ev.Wall
+		if !reflect.DeepEqual(back, *ev) && utf8.ValidString(ev.Name) {
+			t.Fatalf("event %d round trip\n got %+v\nwant %+v", i, back, *ev)
+		}
+	}
+}
+
+func BenchmarkAppendJSON(b *testing.B) {
+	ev := fullEvent()
+	ev.Name, ev.NewName, ev.Dropped = "f00001", "", ""
+	buf := make([]byte, 0, 512)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = appendJSON(buf[:0], &ev)
 	}
 }

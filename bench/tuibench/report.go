@@ -1,0 +1,386 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// fuseRow is the fusebench workload closest to this one: find+stat over
+// the same 50 x 1000 tree. fuseTargetPct is fusebench's own target for
+// the tap overhead.
+const (
+	fuseRow       = "stat"
+	fuseTargetPct = 5.0
+)
+
+type machine struct {
+	Kernel    string `json:"host_kernel"`
+	CPU       string `json:"cpu_model"`
+	NProc     int    `json:"nproc"`
+	MemTotal  string `json:"mem_total"`
+	Go        string `json:"go_version"`
+	QEMU      string `json:"qemu_version"`
+	Tmux      string `json:"tmux_version"`
+	Date      string `json:"date"`
+	Krunbench string `json:"krunbench_commit"`
+	LoadStart string `json:"loadavg_start"`
+	LoadEnd   string `json:"loadavg_end"`
+}
+
+type modeResult struct {
+	Name      string    `json:"name"`
+	Label     string    `json:"label"`
+	Desc      string    `json:"description"`
+	Samples   []*sample `json:"samples"`
+	Median    float64   `json:"median_s"`
+	Min       float64   `json:"min_s"`
+	Max       float64   `json:"max_s"`
+	SpreadPct float64   `json:"spread_pct"`
+	// HostMedian is the median of the workload's host-clock time, and
+	// HostOverheadPct the extra host time over the run mode.
+	HostMedian      float64  `json:"median_host_s"`
+	HostOverheadPct *float64 `json:"host_overhead_pct,omitempty"`
+	// Medians of the host CPU during the workload.
+	KrunbenchCPU float64 `json:"median_krunbench_cpu_s"`
+	QEMUCPU      float64 `json:"median_qemu_cpu_s"`
+	// OverheadPct is the extra guest time over the run mode, from medians.
+	OverheadPct *float64 `json:"overhead_pct,omitempty"`
+	UI          *uiTotal `json:"ui,omitempty"`
+}
+
+// uiTotal sums up the TUI runs of a mode.
+type uiTotal struct {
+	MedianFPS      float64 `json:"median_flood_fps"`
+	MedianAvgMs    float64 `json:"median_flood_frame_avg_ms"`
+	MaxMs          float64 `json:"max_frame_max_ms"`
+	MaxInFlood     int     `json:"runs_with_max_set_during_flood"`
+	Dropped        uint64  `json:"dropped_events"`
+	ConsoleDropped uint64  `json:"dropped_console_bytes"`
+	KeepsRedrawing bool    `json:"keeps_redrawing"`
+	RedrawRuns     int     `json:"runs_redrawing"`
+}
+
+// fuseComparison holds the issue's target: the TUI's overhead is no more
+// than the tap overhead fusebench measured.
+type fuseComparison struct {
+	File    string `json:"file"`
+	Present bool   `json:"present"`
+	Note    string `json:"note"`
+	Date    string `json:"fusebench_date,omitempty"`
+	Commit  string `json:"fusebench_krunbench_commit,omitempty"`
+	// TapOverheadPct is every fusebench row's tap overhead; Row is the
+	// one compared with, BoundPct its value.
+	TapOverheadPct map[string]float64 `json:"tap_overhead_pct,omitempty"`
+	Row            string             `json:"row"`
+	BoundPct       *float64           `json:"bound_pct"`
+	TUIOverheadPct *float64           `json:"tui_overhead_pct"`
+	Pass           *bool              `json:"pass"`
+	// The same on the host's clock (see the notes on the guest's).
+	TUIHostOverheadPct *float64 `json:"tui_host_overhead_pct"`
+	PassHostClock      *bool    `json:"pass_host_clock"`
+	TargetPct          float64  `json:"fusebench_target_pct"`
+	PassTarget         *bool    `json:"pass_vs_fusebench_target"`
+}
+
+type results struct {
+	cfg     *config
+	Machine machine `json:"machine"`
+	Config  struct {
+		Runs        int     `json:"runs"`
+		Dirs        int     `json:"dirs"`
+		FilesPerDir int     `json:"files_per_dir"`
+		Entries     int     `json:"entries_found"`
+		Workload    string  `json:"workload"`
+		Timing      string  `json:"timing"`
+		Accel       string  `json:"accel"`
+		Kernel      string  `json:"kernel"`
+		Bin         string  `json:"krunbench_bin"`
+		Terminal    string  `json:"terminal"`
+		SampleS     float64 `json:"sample_interval_s"`
+		Lock        string  `json:"lock"`
+		Order       string  `json:"order"`
+	} `json:"config"`
+	Modes    []*modeResult   `json:"modes"`
+	Fuse     *fuseComparison `json:"fuse_comparison"`
+	Notes    []string        `json:"notes"`
+	ElapsedS float64         `json:"elapsed_s"`
+}
+
+func newResults(cfg *config, m machine) *results {
+	r := &results{cfg: cfg, Machine: m}
+	c := &r.Config
+	c.Runs, c.Dirs, c.FilesPerDir = cfg.runs, cfg.dirs, cfg.filesPerDir
+	c.Entries = cfg.dirs*cfg.filesPerDir + cfg.dirs + 1
+	c.Workload = "find /data | wc -l, in /" + scriptName
+	c.Timing = "busybox time -p inside the guest (real, 10 ms resolution); each run boots a fresh guest, host caches warmed by a walk before each"
+	c.Accel, c.Kernel, c.Bin = cfg.accel, cfg.kernel, cfg.bin
+	c.Terminal = fmt.Sprintf("tmux %dx%d", cfg.cols, cfg.rows)
+	c.SampleS = cfg.sample.Seconds()
+	c.Lock = "each run under flock " + cfg.lock
+	c.Order = "each repetition runs every mode once, in rotated order"
+	for _, name := range allModes {
+		if slices.Contains(cfg.modes, name) {
+			r.Modes = append(r.Modes, &modeResult{Name: name, Label: modeInfo[name].label, Desc: modeInfo[name].desc})
+		}
+	}
+	return r
+}
+
+func (r *results) mode(name string) *modeResult {
+	for _, m := range r.Modes {
+		if m.Name == name {
+			return m
+		}
+	}
+	return nil
+}
+
+func (r *results) add(name string, s *sample) { r.mode(name).Samples = append(r.mode(name).Samples, s) }
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if n := len(s); n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func collect(ss []*sample, f func(*sample) float64) []float64 {
+	out := make([]float64, len(ss))
+	for i, s := range ss {
+		out[i] = f(s)
+	}
+	return out
+}
+
+func (r *results) finish(elapsed time.Duration) {
+	r.ElapsedS = elapsed.Seconds()
+	r.Machine.LoadEnd = loadAvg()
+	base := r.mode(modeRun)
+	for _, m := range r.Modes {
+		secs := collect(m.Samples, func(s *sample) float64 { return s.Seconds })
+		m.Median, m.Min, m.Max = median(secs), slices.Min(secs), slices.Max(secs)
+		if m.Median > 0 {
+			m.SpreadPct = 100 * (m.Max - m.Min) / m.Median
+		}
+		m.KrunbenchCPU = median(collect(m.Samples, func(s *sample) float64 { return s.KrunbenchCPU }))
+		m.QEMUCPU = median(collect(m.Samples, func(s *sample) float64 { return s.QEMUCPU }))
+		m.HostMedian = median(collect(m.Samples, func(s *sample) float64 { return s.HostS }))
+		if base != nil && m != base && base.Median > 0 && base.HostMedian > 0 {
+			m.OverheadPct = ptr(100 * (m.Median/base.Median - 1))
+			m.HostOverheadPct = ptr(100 * (m.HostMedian/base.HostMedian - 1))
+		}
+		if m.Name == modeRun {
+			continue
+		}
+		u := &uiTotal{KeepsRedrawing: true}
+		u.MedianFPS = median(collect(m.Samples, func(s *sample) float64 { return s.UI.FloodFPS }))
+		u.MedianAvgMs = median(collect(m.Samples, func(s *sample) float64 { return s.UI.FloodAvgMs }))
+		for _, s := range m.Samples {
+			u.MaxMs = max(u.MaxMs, s.UI.End.MaxMs)
+			if s.UI.MaxInFlood {
+				u.MaxInFlood++
+			}
+			u.Dropped += s.UI.End.Dropped
+			u.ConsoleDropped += s.UI.End.ConsoleDropped
+			if s.UI.KeepsRedrawing {
+				u.RedrawRuns++
+			} else {
+				u.KeepsRedrawing = false
+			}
+		}
+		m.UI = u
+	}
+	r.Notes = append(r.Notes,
+		"the debug overlay shows the last, mean and max frame time since the TUI started (View only, not the terminal write) and cumulative counters; the flood's frame rate and mean come from the overlay at the workload's start and end, and its max only when the max rose during the workload",
+		"the overlay has no frame-time percentiles or per-interval max, so a single spike and a sustained slowdown look alike in frame_max_ms",
+		"the guest's clock is not reliable under TCG: krunbench boots it with tsc_early_khz=2000000 while TCG's TSC ticks at the host's rate (guest time runs fast while the TSC is the clocksource), and during the find the guest's clocksource watchdog marks the TSC unstable and switches to refined-jiffies, which loses ticks when the vCPU is starved (guest time runs slow, more so when the TUI takes CPU); host_s and host_overhead_pct are the cross-check")
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// fuseFile is the part of fusebench's results/fuse.json read here.
+type fuseFile struct {
+	Machine struct {
+		Date      string `json:"date"`
+		Krunbench string `json:"krunbench_commit"`
+	} `json:"machine"`
+	Workloads []struct {
+		Name           string   `json:"name"`
+		TapOverheadPct *float64 `json:"tap_overhead_pct"`
+	} `json:"workloads"`
+}
+
+// compareFuse checks the TUI's overhead against fusebench's tap overhead.
+func (r *results) compareFuse(path string) {
+	c := &fuseComparison{File: path, Row: fuseRow, TargetPct: fuseTargetPct}
+	r.Fuse = c
+	if m := r.mode(modeTUI); m != nil {
+		c.TUIOverheadPct, c.TUIHostOverheadPct = m.OverheadPct, m.HostOverheadPct
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		c.Note = fmt.Sprintf("no fusebench results (%v): run fusebench first; nothing to compare with", err)
+		return
+	}
+	var f fuseFile
+	if err := json.Unmarshal(data, &f); err != nil {
+		c.Note = fmt.Sprintf("fusebench results unreadable: %v", err)
+		return
+	}
+	c.Present, c.Date, c.Commit = true, f.Machine.Date, f.Machine.Krunbench
+	c.TapOverheadPct = map[string]float64{}
+	for _, w := range f.Workloads {
+		if w.TapOverheadPct != nil {
+			c.TapOverheadPct[w.Name] = *w.TapOverheadPct
+		}
+	}
+	bound, ok := c.TapOverheadPct[fuseRow]
+	if !ok {
+		c.Note = fmt.Sprintf("fusebench results have no tap overhead for %q", fuseRow)
+		return
+	}
+	c.BoundPct = ptr(bound)
+	c.Note = fmt.Sprintf("bound: fusebench's %q row (find+stat over the same tree), tap (c) over no-tap (b); a negative bound is fusebench's noise, so pass_vs_fusebench_target (%.0f%%) is given too", fuseRow, fuseTargetPct)
+	if c.TUIOverheadPct == nil {
+		c.Note += "; no tui mode run, nothing compared"
+		return
+	}
+	c.Pass = ptr(*c.TUIOverheadPct <= bound)
+	c.PassTarget = ptr(*c.TUIOverheadPct <= fuseTargetPct)
+	if c.TUIHostOverheadPct != nil {
+		c.PassHostClock = ptr(*c.TUIHostOverheadPct <= bound)
+	}
+}
+
+func (r *results) print(w io.Writer) {
+	fmt.Fprintf(w, "\ntuibench: %s over %d entries, guest time (busybox time -p), median of %d runs, accel %s, %s\n\n",
+		"find /data | wc -l", r.Config.Entries, r.cfg.runs, r.cfg.accel, r.Config.Terminal)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "mode\tmedian\tmin\tmax\tspread\tvs run\thost\tvs run\tkrunbench CPU\tqemu CPU\tframes/s\tframe avg\tframe max\tdropped\tredraws\t")
+	for _, m := range r.Modes {
+		line := []string{m.Label, fmtS(m.Median), fmtS(m.Min), fmtS(m.Max), fmt.Sprintf("%.0f%%", m.SpreadPct), fmtPct(m.OverheadPct),
+			fmt.Sprintf("%.1fs", m.HostMedian), fmtPct(m.HostOverheadPct), fmtS(m.KrunbenchCPU), fmtS(m.QEMUCPU)}
+		if u := m.UI; u != nil {
+			redraw := fmt.Sprintf("%d/%d runs", u.RedrawRuns, len(m.Samples))
+			line = append(line, fmt.Sprintf("%.0f", u.MedianFPS), fmt.Sprintf("%.2fms", u.MedianAvgMs), fmt.Sprintf("%.1fms", u.MaxMs),
+				fmt.Sprint(u.Dropped), redraw)
+		} else {
+			line = append(line, "-", "-", "-", "-", "-")
+		}
+		fmt.Fprintln(tw, strings.Join(line, "\t")+"\t")
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "\nmedian/min/max: guest seconds; vs run: extra guest time over run (a); host: the workload on the host's clock (median, to 0.1s), and its extra over (a);")
+	fmt.Fprintln(w, "CPU: host CPU seconds during the workload (medians);")
+	fmt.Fprintln(w, "frames/s, frame avg: the debug overlay over the workload (medians); frame max: the overlay's max since launch (worst run);")
+	fmt.Fprintln(w, "dropped: events the TUI dropped (all runs); redraws: runs in which the traffic pane's counter rose between every two screen samples")
+	c := r.Fuse
+	switch {
+	case !c.Present || c.BoundPct == nil:
+		fmt.Fprintf(w, "\nfusebench comparison: %s\n", c.Note)
+	case c.TUIOverheadPct == nil:
+		fmt.Fprintf(w, "\nfusebench tap overhead (%s row): %s; no tui mode run\n", c.Row, fmtPct(c.BoundPct))
+	default:
+		fmt.Fprintf(w, "\ntarget: tui (b) overhead %s <= fusebench tap overhead %s (%s row, %s): %s; vs fusebench's %.0f%% target: %s\n",
+			fmtPct(c.TUIOverheadPct), fmtPct(c.BoundPct), c.Row, filepath.Base(c.File), passFail(*c.Pass), c.TargetPct, passFail(*c.PassTarget))
+		if c.PassHostClock != nil {
+			fmt.Fprintf(w, "on the host's clock: tui (b) overhead %s: %s (the guest's clock drifts under TCG; see notes in the JSON)\n",
+				fmtPct(c.TUIHostOverheadPct), passFail(*c.PassHostClock))
+		}
+	}
+}
+
+func fmtS(v float64) string { return fmt.Sprintf("%.2fs", v) }
+
+func fmtPct(p *float64) string {
+	if p == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%+.1f%%", *p)
+}
+
+func passFail(ok bool) string {
+	if ok {
+		return "PASS"
+	}
+	return "FAIL"
+}
+
+func (r *results) write(path string) error {
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(data, '\n'), 0o644)
+}
+
+// collectInfo describes the machine and the build under test.
+func collectInfo(cfg *config) machine {
+	m := machine{NProc: runtime.NumCPU(), Go: runtime.Version(), Date: time.Now().UTC().Format(time.RFC3339)}
+	var u unix.Utsname
+	if unix.Uname(&u) == nil {
+		m.Kernel = unix.ByteSliceToString(u.Release[:]) + " " + unix.ByteSliceToString(u.Version[:])
+	}
+	m.CPU = procField("/proc/cpuinfo", "model name")
+	m.MemTotal = procField("/proc/meminfo", "MemTotal")
+	m.LoadStart = loadAvg()
+	if out, err := exec.Command("qemu-system-x86_64", "--version").Output(); err == nil {
+		m.QEMU, _, _ = strings.Cut(string(out), "\n")
+	}
+	if out, err := exec.Command("tmux", "-V").Output(); err == nil {
+		m.Tmux = strings.TrimSpace(string(out))
+	}
+	repo := filepath.Dir(filepath.Dir(cfg.bin))
+	if out, err := exec.Command("git", "-C", repo, "rev-parse", "--short", "HEAD").Output(); err == nil {
+		m.Krunbench = strings.TrimSpace(string(out))
+		if st, err := exec.Command("git", "-C", repo, "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(st) > 0 {
+			m.Krunbench += "-dirty"
+		}
+	}
+	return m
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	return strings.Join(f[:min(3, len(f))], " ")
+}
+
+func procField(path, key string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if ok && strings.TrimSpace(k) == key {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// screen is a capture of the TUI at 120x40 during the flood, cut to the
+// lines that matter.
+const screen = `╭─ library ────────────────────────────╮╭─ console ───────────────────────────────────────────────────── enter: attach ╮
+│root filesystems                      ││krun-init: milestone mounted╔════════════════════════════════════════════════╗│
+│● ✓ ok   tuibench                     ││krun-init: image 2728098 byt║ debug                                          ║│
+│init payloads                         ││66c4912dac0abc7bf9edbab0    ║ frame     10.129ms (avg 7.535ms, max 61.317ms) ║│
+│● ✓ ok   krun-init (default)          ││krun-init: milestone config ║ frames    3164                                 ║│
+│  ✓ ok   shell-template               ││krun-init: milestone exec t=║ update    927µs                                ║│
+│  ✓ ok   exit-at-once                 ││                            ║ batches   3141 (last 0 events)                 ║│
+│kernels                               ││                            ║ events    2726 seen, 2225 kept                 ║│
+│● ✓ ok   bzImage                      ││BusyBox v1.35.0 (Debian 1:1.║ dropped   3 events, 17 console bytes           ║│
+╭─ stats ──────────────────────────────╮│/ # /tuibench.sh            ║ goroutines 28                                  ║│
+│requests 2726  errors 17  bytes 24.9M…││TUIBENCH done 50051 real 54.╚════════════════════════════════════════════════╝│
+│                                      ││2726 requests · o op  / path  e errors                                        │
+ krunbench · qemu · tcg · 1 vCPU · 512 MiB · running                                                 dropped 3 · ? help
+`
+
+func TestParseOverlay(t *testing.T) {
+	o := parseOverlay(screen)
+	want := overlayStats{Seen: true, LastMs: 10.129, AvgMs: 7.535, MaxMs: 61.317, Frames: 3164, UpdateMs: 0.927,
+		Batches: 3141, Events: 2726, Kept: 2225, Dropped: 3, ConsoleDropped: 17, Requests: 2726}
+	if o != want {
+		t.Fatalf("got %+v\nwant %+v", o, want)
+	}
+	if o := parseOverlay(strings.ReplaceAll(screen, "requests · ", "")); o.Requests != -1 {
+		t.Fatalf("no traffic footer: requests %d, want -1", o.Requests)
+	}
+}
+
+func TestParseResult(t *testing.T) {
+	var s sample
+	if err := parseResult("50051 real 41.25 user 0.51 sys 38.82 \n", &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Found != 50051 || s.Seconds != 41.25 || s.GuestUser != 0.51 || s.GuestSys != 38.82 {
+		t.Fatalf("got %+v", s)
+	}
+	if err := parseResult("sh: find: not found real 0.00 user 0.00 sys 0.00", &s); err == nil {
+		t.Fatal("want an error for a failed workload")
+	}
+}
+
+func TestFloodNumbers(t *testing.T) {
+	u := &uiStats{
+		Start: overlayStats{Frames: 100, AvgMs: 2, MaxMs: 20},
+		End:   overlayStats{Frames: 300, AvgMs: 4, MaxMs: 30, Events: 50, Dropped: 2},
+		Samples: []screenSample{
+			{Requests: 10}, {Requests: 20}, {Requests: 20}, {Requests: 40},
+		},
+	}
+	u.finish(10)
+	if u.FloodFrames != 200 || u.FloodFPS != 20 || u.FloodAvgMs != 5 || !u.MaxInFlood || u.FloodDrops != 2 {
+		t.Fatalf("got %+v", u)
+	}
+	if u.Intervals != 3 || u.Rises != 2 || u.KeepsRedrawing {
+		t.Fatalf("redraws: %d/%d, keeps %v", u.Rises, u.Intervals, u.KeepsRedrawing)
+	}
+}
+
+func TestShellQuote(t *testing.T) {
+	for in, want := range map[string]string{"/tmp/a-b_c.d": "/tmp/a-b_c.d", "a b": "'a b'", "it's": `'it'\''s'`, "": "''"} {
+		if got := shellQuote(in); got != want {
+			t.Errorf("shellQuote(%q) = %s, want %s", in, got, want)
+		}
+	}
+}

@@ -1,0 +1,122 @@
+package passthrough
+
+import (
+	"golang.org/x/sys/unix"
+
+	"github.com/krunbench/krunbench/virtiofs/fuse"
+)
+
+// LOOKUP and READDIRPLUS entries take the cheap path here instead of
+// opening every name: an fstatat of the name (one component, never
+// followed, as the caller) identifies the host inode. An inode the table
+// holds a descriptor for is that same inode (an open descriptor keeps its
+// number from being reused), so it only gains a lookup. Otherwise the
+// inode's file handle comes from name_to_handle_at on the same name, also
+// without following it, and the O_PATH descriptor is opened from the
+// handle only when an operation pins the inode (inodeTable.pin), which
+// checks that it is still the inode the fstatat saw. Whatever the fast
+// path cannot decide (no file handles, a mount not seen yet, "." and "..")
+// goes through lookupAt.
+
+// lookupFast resolves name in the directory open at pfd, registers it and
+// fills out. It runs with the caller's credentials.
+func (fs *FS) lookupFast(parent uint64, pfd int, name string, out *fuse.EntryOut) fuse.Errno {
+	if name == "." || name == ".." {
+		return fs.lookupAt(parent, pfd, name, -1, out)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstatat(pfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return errno(err)
+	}
+	t := &fs.inodes
+	if id, ok := t.again(parent, name, &st); ok {
+		fs.fillEntry(out, id, &st)
+		return fuse.OK
+	}
+	fh, mnt, err := unix.NameToHandleAt(pfd, name, 0)
+	if err != nil {
+		return fs.lookupAt(parent, pfd, name, -1, out)
+	}
+	id, ok := t.registerHandle(parent, name, &st, &fh, mnt)
+	if !ok {
+		return fs.lookupAt(parent, pfd, name, -1, out)
+	}
+	fs.fillEntry(out, id, &st)
+	return fuse.OK
+}
+
+// again adds a lookup to the known inode st describes if the table holds
+// its descriptor, which proves it is the same host inode. It reports false
+// when the inode needs its file handle to tell.
+func (t *inodeTable) again(parent uint64, name string, st *unix.Stat_t) (uint64, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	in := t.byKey[inodeKey{st.Dev, st.Ino}]
+	if in == nil || in.fd < 0 {
+		return 0, false
+	}
+	in.nlookup++
+	if in != t.root {
+		in.parent, in.name = parent, name
+	}
+	return in.nodeid, true
+}
+
+// registerHandle records a lookup of the inode st describes, known by its
+// file handle h on mount mnt, without a descriptor: a known inode with the
+// same handle gains a lookup, one with another handle (its number was
+// reused) is replaced. It reports false when mnt has no descriptor for
+// open_by_handle_at yet (lookupAt makes one).
+func (t *inodeTable) registerHandle(parent uint64, name string, st *unix.Stat_t, h *unix.FileHandle, mnt int) (uint64, bool) {
+	key := inodeKey{st.Dev, st.Ino}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	mfd, ok := t.mounts[mnt]
+	if !ok {
+		return 0, false
+	}
+	if in := t.byKey[key]; in != nil {
+		if in.fd >= 0 || (in.handle != nil && sameHandle(in.handle, h)) {
+			in.nlookup++
+			if in != t.root {
+				in.parent, in.name = parent, name
+			}
+			return in.nodeid, true
+		}
+		delete(t.byKey, key)
+	}
+	in := &inode{
+		nodeid:  t.nextID,
+		key:     key,
+		typ:     st.Mode & unix.S_IFMT,
+		nlookup: 1,
+		parent:  parent,
+		name:    name,
+		fd:      -1,
+		handle:  h,
+		mountFD: mfd,
+	}
+	t.nextID++
+	t.byID[in.nodeid] = in
+	t.byKey[key] = in
+	return in.nodeid, true
+}
+
+// openHandle opens in's O_PATH descriptor from its file handle and checks
+// that it is the inode the table knows (a handle taken by name can belong
+// to a file swapped in under that name after it was stat-ed).
+func openHandle(in *inode, mfd int, h *unix.FileHandle) (int, fuse.Errno) {
+	fd, err := unix.OpenByHandleAt(mfd, *h, unix.O_PATH|unix.O_CLOEXEC)
+	if err != nil {
+		if err == unix.ESTALE {
+			return -1, unix.ENOENT
+		}
+		return -1, errno(err)
+	}
+	var st unix.Stat_t
+	if err := statFD(fd, &st); err != nil || (inodeKey{st.Dev, st.Ino}) != in.key {
+		unix.Close(fd)
+		return -1, unix.ENOENT
+	}
+	return fd, fuse.OK
+}
