@@ -50,6 +50,13 @@ bench: build
 run: build
 	demo/run.sh $(RUN_ARGS)
 
+# init: the default init (initlib/cmd/krun-init), static and small, where
+# initlib/defaultinit embeds it (with -tags krunbench_init, set above).
+init: $(INIT)
+
+$(INIT): $(INIT_SRC)
+	$(GO) build -trimpath -ldflags='-s -w' -o $@ ./initlib/cmd/krun-init
+
 # kernel: build the guest kernel from Debian's linux-source-6.1 into
 # ~/.local/share/krunbench/kernel (about 13 minutes on 2 cores).
 kernel:
