@@ -69,6 +69,7 @@ func FuzzServe(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		defer pt.Close()
 		ov := overlay.New(pt)
 		ov.SetPayload([]byte("#!/bin/sh\necho hi\n"))
 		s := fuse.NewServer(ov, fuse.Options{})
