@@ -10,11 +10,11 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/krunbench/krunbench/bench/internal/hostinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -168,19 +168,6 @@ func traceInfo(path, logFile string) traceRun {
 	return t
 }
 
-func median(v []float64) float64 {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	n := len(s)
-	if n == 0 {
-		return 0
-	}
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
-}
-
 func pick(ms []measure, f func(measure) float64) []float64 {
 	out := make([]float64, len(ms))
 	for i, m := range ms {
@@ -194,19 +181,19 @@ func ptr[T any](v T) *T { return &v }
 // finish computes medians, ratios and targets.
 func (r *results) finish(elapsed time.Duration) {
 	r.Elapsed = elapsed.Seconds()
-	r.Machine.LoadEnd = loadAvg()
+	r.Machine.LoadEnd = hostinfo.LoadAvg()
 	ratio := &target{Description: fmt.Sprintf("ours >= go-fuse on every row: tap (c) median throughput / go-fuse median throughput >= %.2f", targetRatio), Rows: map[string]bool{}}
 	overhead := &target{Description: fmt.Sprintf("tap overhead <= %.0f%%: extra time of tap (c) and trace (d) over no-tap (b), from medians", targetOverheadPct), Rows: map[string]bool{}}
 	for _, x := range r.Rows {
 		for _, s := range x.Modes {
 			vals := pick(s.Samples, func(m measure) float64 { return m.Value })
-			s.Median = median(vals)
+			s.Median = hostinfo.Median(vals)
 			s.Min, s.Max = slices.Min(vals), slices.Max(vals)
 			if s.Median > 0 {
 				s.SpreadPct = 100 * (s.Max - s.Min) / s.Median
 			}
-			s.MedianSeconds = median(pick(s.Samples, func(m measure) float64 { return m.Seconds }))
-			s.MedianServerCPU = median(pick(s.Samples, func(m measure) float64 { return m.ServerCPU }))
+			s.MedianSeconds = hostinfo.Median(pick(s.Samples, func(m measure) float64 { return m.Seconds }))
+			s.MedianServerCPU = hostinfo.Median(pick(s.Samples, func(m measure) float64 { return m.ServerCPU }))
 		}
 		b, c, d, e := x.Modes[modeNoTap], x.Modes[modeTap], x.Modes[modeTrace], x.Modes[modeGoFuse]
 		if c != nil && e != nil && e.Median > 0 {
@@ -376,10 +363,10 @@ func collectInfo(cfg *config, workdir string) machine {
 	if unix.Uname(&u) == nil {
 		m.Kernel = unix.ByteSliceToString(u.Release[:]) + " " + unix.ByteSliceToString(u.Version[:])
 	}
-	m.CPU = procField("/proc/cpuinfo", "model name")
-	m.LoadStart = loadAvg()
-	m.BusyStart = cpuBusy(time.Second)
-	m.MemTotal = procField("/proc/meminfo", "MemTotal")
+	m.CPU = hostinfo.ProcField("/proc/cpuinfo", "model name")
+	m.LoadStart = hostinfo.LoadAvg()
+	m.BusyStart = hostinfo.CPUBusy(time.Second)
+	m.MemTotal = hostinfo.ProcField("/proc/meminfo", "MemTotal")
 	var sfs unix.Statfs_t
 	if unix.Statfs(workdir, &sfs) == nil {
 		m.WorkdirFS = fsName(sfs.Type)
@@ -394,64 +381,12 @@ func collectInfo(cfg *config, workdir string) machine {
 	return m
 }
 
-// loadAvg is /proc/loadavg's 1, 5 and 15 minute averages.
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return ""
-	}
-	f := strings.Fields(string(b))
-	return strings.Join(f[:min(3, len(f))], " ")
-}
-
-// cpuBusy is the percentage of non-idle CPU time over d, from /proc/stat.
-func cpuBusy(d time.Duration) float64 {
-	read := func() (idle, total uint64) {
-		b, err := os.ReadFile("/proc/stat")
-		if err != nil {
-			return 0, 0
-		}
-		line, _, _ := strings.Cut(string(b), "\n")
-		for i, f := range strings.Fields(line)[1:] {
-			v, _ := strconv.ParseUint(f, 10, 64)
-			total += v
-			if i == 3 || i == 4 {
-				idle += v
-			}
-		}
-		return idle, total
-	}
-	i0, t0 := read()
-	time.Sleep(d)
-	i1, t1 := read()
-	if t1 <= t0 {
-		return 0
-	}
-	return 100 * (1 - float64(i1-i0)/float64(t1-t0))
-}
-
 func goFuseVersion(goCmd string) string {
 	out, err := exec.Command(goCmd, "list", "-m", "-f", "{{.Version}}", "github.com/hanwen/go-fuse/v2").Output()
 	if err != nil {
 		return ""
 	}
 	return strings.TrimSpace(string(out))
-}
-
-func procField(path, key string) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if ok && strings.TrimSpace(k) == key {
-			return strings.TrimSpace(v)
-		}
-	}
-	return ""
 }
 
 func fsName(magic int64) string {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,11 +9,11 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/krunbench/krunbench/bench/internal/hostinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -167,19 +166,6 @@ func (r *results) addBoot(mode string, secs float64) {
 	r.Boots[mode] = append(r.Boots[mode], secs)
 }
 
-func median(v []float64) float64 {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	n := len(s)
-	if n == 0 {
-		return 0
-	}
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
-}
-
 func pick(ms []measure, f func(measure) float64) []float64 {
 	out := make([]float64, len(ms))
 	for i, m := range ms {
@@ -190,19 +176,19 @@ func pick(ms []measure, f func(measure) float64) []float64 {
 
 func (r *results) finish(elapsed time.Duration) {
 	r.Elapsed = elapsed.Seconds()
-	r.Machine.LoadEnd = loadAvg()
+	r.Machine.LoadEnd = hostinfo.LoadAvg()
 	stat := &target{Description: fmt.Sprintf("virtio-fs >= %.0fx 9p on the metadata walk: find+stat median files/s, each virtio-fs mode over 9p", targetStat), Rows: map[string]bool{}}
 	read := &target{Description: "virtio-fs not slower than 9p on the sequential read: median MB/s, each virtio-fs mode over 9p >= 1", Rows: map[string]bool{}}
 	for _, x := range r.Rows {
 		for _, s := range x.Modes {
 			vals := pick(s.Samples, func(m measure) float64 { return m.Value })
-			s.Median = median(vals)
+			s.Median = hostinfo.Median(vals)
 			if s.Median > 0 {
 				s.SpreadPct = 100 * (slices.Max(vals) - slices.Min(vals)) / s.Median
 			}
-			s.MedianSeconds = median(pick(s.Samples, func(m measure) float64 { return m.Seconds }))
-			s.MedianServerCPU = median(pick(s.Samples, func(m measure) float64 { return m.ServerCPU }))
-			s.MedianQemuCPU = median(pick(s.Samples, func(m measure) float64 { return m.QemuCPU }))
+			s.MedianSeconds = hostinfo.Median(pick(s.Samples, func(m measure) float64 { return m.Seconds }))
+			s.MedianServerCPU = hostinfo.Median(pick(s.Samples, func(m measure) float64 { return m.ServerCPU }))
+			s.MedianQemuCPU = hostinfo.Median(pick(s.Samples, func(m measure) float64 { return m.QemuCPU }))
 		}
 		p9 := x.Modes[mode9p]
 		if p9 == nil || p9.Median <= 0 {
@@ -375,10 +361,10 @@ func collectInfo(cfg *config, workdir string) machine {
 	if unix.Uname(&u) == nil {
 		m.Kernel = unix.ByteSliceToString(u.Release[:]) + " " + unix.ByteSliceToString(u.Version[:])
 	}
-	m.CPU = procField("/proc/cpuinfo", "model name")
-	m.MemTotal = procField("/proc/meminfo", "MemTotal")
-	m.LoadStart = loadAvg()
-	m.BusyStart = cpuBusy(time.Second)
+	m.CPU = hostinfo.ProcField("/proc/cpuinfo", "model name")
+	m.MemTotal = hostinfo.ProcField("/proc/meminfo", "MemTotal")
+	m.LoadStart = hostinfo.LoadAvg()
+	m.BusyStart = hostinfo.CPUBusy(time.Second)
 	if out, err := exec.Command(cfg.qemu, "--version").Output(); err == nil {
 		m.QEMU, _, _ = strings.Cut(string(out), "\n")
 	}
@@ -397,55 +383,4 @@ func collectInfo(cfg *config, workdir string) machine {
 		}
 	}
 	return m
-}
-
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return ""
-	}
-	f := strings.Fields(string(b))
-	return strings.Join(f[:min(3, len(f))], " ")
-}
-
-// cpuBusy is the percentage of non-idle CPU time over d, from /proc/stat.
-func cpuBusy(d time.Duration) float64 {
-	read := func() (idle, total uint64) {
-		b, err := os.ReadFile("/proc/stat")
-		if err != nil {
-			return 0, 0
-		}
-		line, _, _ := strings.Cut(string(b), "\n")
-		for i, f := range strings.Fields(line)[1:] {
-			v, _ := strconv.ParseUint(f, 10, 64)
-			total += v
-			if i == 3 || i == 4 {
-				idle += v
-			}
-		}
-		return idle, total
-	}
-	i0, t0 := read()
-	time.Sleep(d)
-	i1, t1 := read()
-	if t1 <= t0 {
-		return 0
-	}
-	return 100 * (1 - float64(i1-i0)/float64(t1-t0))
-}
-
-func procField(path, key string) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if ok && strings.TrimSpace(k) == key {
-			return strings.TrimSpace(v)
-		}
-	}
-	return ""
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/krunbench/krunbench/bench/internal/hostinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -149,18 +149,6 @@ func (r *results) mode(name string) *modeResult {
 
 func (r *results) add(name string, s *sample) { r.mode(name).Samples = append(r.mode(name).Samples, s) }
 
-func median(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	s := slices.Clone(v)
-	slices.Sort(s)
-	if n := len(s); n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
 func collect(ss []*sample, f func(*sample) float64) []float64 {
 	out := make([]float64, len(ss))
 	for i, s := range ss {
@@ -171,17 +159,17 @@ func collect(ss []*sample, f func(*sample) float64) []float64 {
 
 func (r *results) finish(elapsed time.Duration) {
 	r.ElapsedS = elapsed.Seconds()
-	r.Machine.LoadEnd = loadAvg()
+	r.Machine.LoadEnd = hostinfo.LoadAvg()
 	base := r.mode(modeRun)
 	for _, m := range r.Modes {
 		secs := collect(m.Samples, func(s *sample) float64 { return s.Seconds })
-		m.Median, m.Min, m.Max = median(secs), slices.Min(secs), slices.Max(secs)
+		m.Median, m.Min, m.Max = hostinfo.Median(secs), slices.Min(secs), slices.Max(secs)
 		if m.Median > 0 {
 			m.SpreadPct = 100 * (m.Max - m.Min) / m.Median
 		}
-		m.KrunbenchCPU = median(collect(m.Samples, func(s *sample) float64 { return s.KrunbenchCPU }))
-		m.QEMUCPU = median(collect(m.Samples, func(s *sample) float64 { return s.QEMUCPU }))
-		m.HostMedian = median(collect(m.Samples, func(s *sample) float64 { return s.HostS }))
+		m.KrunbenchCPU = hostinfo.Median(collect(m.Samples, func(s *sample) float64 { return s.KrunbenchCPU }))
+		m.QEMUCPU = hostinfo.Median(collect(m.Samples, func(s *sample) float64 { return s.QEMUCPU }))
+		m.HostMedian = hostinfo.Median(collect(m.Samples, func(s *sample) float64 { return s.HostS }))
 		if base != nil && m != base && base.Median > 0 && base.HostMedian > 0 {
 			m.OverheadPct = ptr(100 * (m.Median/base.Median - 1))
 			m.HostOverheadPct = ptr(100 * (m.HostMedian/base.HostMedian - 1))
@@ -190,8 +178,8 @@ func (r *results) finish(elapsed time.Duration) {
 			continue
 		}
 		u := &uiTotal{KeepsRedrawing: true}
-		u.MedianFPS = median(collect(m.Samples, func(s *sample) float64 { return s.UI.FloodFPS }))
-		u.MedianAvgMs = median(collect(m.Samples, func(s *sample) float64 { return s.UI.FloodAvgMs }))
+		u.MedianFPS = hostinfo.Median(collect(m.Samples, func(s *sample) float64 { return s.UI.FloodFPS }))
+		u.MedianAvgMs = hostinfo.Median(collect(m.Samples, func(s *sample) float64 { return s.UI.FloodAvgMs }))
 		for _, s := range m.Samples {
 			u.MaxMs = max(u.MaxMs, s.UI.End.MaxMs)
 			if s.UI.MaxInFlood {
@@ -341,9 +329,9 @@ func collectInfo(cfg *config) machine {
 	if unix.Uname(&u) == nil {
 		m.Kernel = unix.ByteSliceToString(u.Release[:]) + " " + unix.ByteSliceToString(u.Version[:])
 	}
-	m.CPU = procField("/proc/cpuinfo", "model name")
-	m.MemTotal = procField("/proc/meminfo", "MemTotal")
-	m.LoadStart = loadAvg()
+	m.CPU = hostinfo.ProcField("/proc/cpuinfo", "model name")
+	m.MemTotal = hostinfo.ProcField("/proc/meminfo", "MemTotal")
+	m.LoadStart = hostinfo.LoadAvg()
 	if out, err := exec.Command("qemu-system-x86_64", "--version").Output(); err == nil {
 		m.QEMU, _, _ = strings.Cut(string(out), "\n")
 	}
@@ -358,29 +346,4 @@ func collectInfo(cfg *config) machine {
 		}
 	}
 	return m
-}
-
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return ""
-	}
-	f := strings.Fields(string(b))
-	return strings.Join(f[:min(3, len(f))], " ")
-}
-
-func procField(path, key string) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if ok && strings.TrimSpace(k) == key {
-			return strings.TrimSpace(v)
-		}
-	}
-	return ""
 }
