@@ -72,6 +72,16 @@ func (v *vring) close() {
 	}
 }
 
+// stateRing decodes a vring-state payload and looks up its ring.
+func (s *session) stateRing(m *message) (vringState, *vring, error) {
+	st, err := m.vringState()
+	if err != nil {
+		return st, nil, err
+	}
+	v, err := s.ring(m, uint64(st.index))
+	return st, v, err
+}
+
 // ring returns the vring for a front-end supplied index.
 func (s *session) ring(m *message, index uint64) (*vring, error) {
 	if index >= uint64(len(s.vrings)) {
@@ -96,11 +106,7 @@ func (s *session) stopRing(v *vring) {
 }
 
 func (s *session) setVringNum(m *message) ([]byte, error) {
-	st, err := m.vringState()
-	if err != nil {
-		return nil, err
-	}
-	v, err := s.ring(m, uint64(st.index))
+	st, v, err := s.stateRing(m)
 	if err != nil {
 		return nil, err
 	}
@@ -139,11 +145,7 @@ func (s *session) setVringAddr(m *message) ([]byte, error) {
 }
 
 func (s *session) setVringBase(m *message) ([]byte, error) {
-	st, err := m.vringState()
-	if err != nil {
-		return nil, err
-	}
-	v, err := s.ring(m, uint64(st.index))
+	st, v, err := s.stateRing(m)
 	if err != nil {
 		return nil, err
 	}
@@ -159,11 +161,7 @@ func (s *session) setVringBase(m *message) ([]byte, error) {
 // requests in flight to be answered), the kick fd dropped, and the ring's
 // last_avail_idx returned.
 func (s *session) getVringBase(m *message) ([]byte, error) {
-	st, err := m.vringState()
-	if err != nil {
-		return nil, err
-	}
-	v, err := s.ring(m, uint64(st.index))
+	st, v, err := s.stateRing(m)
 	if err != nil {
 		return nil, err
 	}
@@ -244,11 +242,7 @@ func (s *session) setVringErr(m *message) ([]byte, error) {
 }
 
 func (s *session) setVringEnable(m *message) ([]byte, error) {
-	st, err := m.vringState()
-	if err != nil {
-		return nil, err
-	}
-	v, err := s.ring(m, uint64(st.index))
+	st, v, err := s.stateRing(m)
 	if err != nil {
 		return nil, err
 	}
