@@ -22,7 +22,8 @@ build: $(INIT)
 test: lint unit fuzz
 
 unit: $(INIT)
-	$(GO) test -count=1 -timeout 20m $(PKGS)
+	$(GO) test -count=1 -timeout 20m $$($(GO) list $(PKGS) | grep -v '/virtiofs/fusedev$$')
+	virtiofs/fusedev/run-tests.sh
 
 # Short runs of every fuzz target (seed corpora live in testdata/fuzz).
 fuzz:
