@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -22,6 +23,25 @@ var ErrMount = errors.New("fusedev: mount failed")
 // bufSize fits the largest request (a max_write WRITE) and the largest
 // reply (a max_pages READ); the kernel refuses smaller read buffers.
 const bufSize = fuse.MaxWrite + 4096
+
+// writeDataOffset is where a WRITE's data starts in a request: after the
+// request header and fuse_write_in.
+var writeDataOffset = fuse.InHeaderSize + int(unsafe.Sizeof(fuse.WriteIn{}))
+
+// alignedAt returns a buffer of size bytes whose byte at index off starts a
+// page. A host file opened O_DIRECT (the client opened it so through the
+// mount) refuses I/O to or from unaligned memory with EINVAL, so the bytes
+// a READ reply carries after its header and the bytes a WRITE request
+// carries after its arguments must start on a page boundary, as the
+// client's own buffer did. Go never moves heap memory, so the alignment
+// holds for the buffer's life.
+func alignedAt(size, off int) []byte {
+	page := unix.Getpagesize()
+	b := make([]byte, size+page)
+	addr := uintptr(unsafe.Pointer(&b[0])) + uintptr(off)
+	skip := (page - int(addr%uintptr(page))) % page
+	return b[skip : skip+size : skip+size]
+}
 
 // Options configure a mount.
 type Options struct {
@@ -95,8 +115,8 @@ func (m *Mount) Dir() string { return m.dir }
 
 func (m *Mount) loop(fd int) {
 	defer m.wg.Done()
-	in := make([]byte, bufSize)
-	out := make([]byte, bufSize)
+	in := alignedAt(bufSize, writeDataOffset)
+	out := alignedAt(bufSize, fuse.OutHeaderSize)
 	inv, outv := [][]byte{nil}, [][]byte{out}
 	var sp fuse.ReadSplicer
 	if !m.noSplice {
