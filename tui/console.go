@@ -49,6 +49,7 @@ type console struct {
 	src        Source
 	// sent counts the bytes of key presses sent to the guest.
 	sent int
+	viewCache
 }
 
 const scrollbackLines = 5000
@@ -83,6 +84,7 @@ func (c *console) replies(emu *vt.SafeEmulator) {
 // setSource connects the console to src (nil: none) with a fresh screen
 // and tells src the console's size.
 func (c *console) setSource(src Source) {
+	c.invalidate()
 	c.src = src
 	c.sink.Store(&inputSink{src: src})
 	c.scroll = 0
@@ -102,7 +104,10 @@ func (c *console) close() {
 }
 
 // feed writes guest output into the emulator.
-func (c *console) feed(b []byte) { c.emu.Write(b) }
+func (c *console) feed(b []byte) {
+	c.invalidate()
+	c.emu.Write(b)
+}
 
 func (c *console) Title() string { return "console" }
 
@@ -113,6 +118,7 @@ func (c *console) SetSize(w, h int) {
 		return
 	}
 	c.cols, c.rows = cols, rows
+	c.invalidate()
 	c.emu.Resize(cols, rows)
 	if c.src != nil {
 		c.src.Resize(cols, rows)
@@ -131,6 +137,7 @@ func (c *console) Bindings() []key.Binding {
 
 // attach gives the console the keyboard.
 func (c *console) attach() {
+	c.invalidate()
 	c.attached = true
 	c.scroll = 0
 }
@@ -145,6 +152,7 @@ func (c *console) send(b []byte) {
 }
 
 func (c *console) Update(msg tea.KeyPressMsg) tea.Cmd {
+	c.invalidate()
 	if c.attached {
 		if key.Matches(msg, c.keys.Detach) {
 			c.attached = false

@@ -40,6 +40,8 @@ type pane interface {
 	// Capturing reports whether the pane takes every key (an attached
 	// console, a filter being typed), global keys included.
 	Capturing() bool
+	// cache is the pane's last drawing (an embedded viewCache).
+	cache() *viewCache
 }
 
 // fitLine truncates s to w cells and pads it with spaces to w.
@@ -47,7 +49,7 @@ func fitLine(s string, w int) string {
 	if w <= 0 {
 		return ""
 	}
-	if sw := ansi.StringWidth(s); sw > w {
+	if sw := width(s); sw > w {
 		s = ansi.Truncate(s, w, "…")
 	} else if sw < w {
 		s += strings.Repeat(" ", w-sw)
@@ -73,6 +75,8 @@ func fitBlock(lines []string, w, h int) string {
 
 // box draws body (lines, fitted to the inside) in a border of outer size
 // w x h, with title at the left of the top border and badge at its right.
+// It draws the border itself, one styled run per line, rather than through
+// lipgloss, which would measure every line again.
 func box(ctx *Context, style lipgloss.Style, titleStyle lipgloss.Style, title, badge string, lines []string, w, h int) string {
 	if w < 2 || h < 2 {
 		return fitBlock(nil, max(w, 0), max(h, 0))
@@ -84,26 +88,39 @@ func box(ctx *Context, style lipgloss.Style, titleStyle lipgloss.Style, title, b
 	}
 	inner := w - 2
 	t := " " + title + " "
-	if ansi.StringWidth(t) > inner-2 {
+	if width(t) > inner-2 {
 		t = ansi.Truncate(t, max(inner-2, 0), "…")
 	}
+	tw, bw := width(t), 0
 	bd := ""
 	if badge != "" {
 		bd = " " + badge + " "
-		if ansi.StringWidth(t)+ansi.StringWidth(bd)+2 > inner {
-			bd = ""
+		if bw = width(bd); tw+bw+2 > inner {
+			bd, bw = "", 0
 		}
 	}
-	fill := inner - 1 - ansi.StringWidth(t) - ansi.StringWidth(bd)
-	var top strings.Builder
-	top.WriteString(paint.Render(b.TopLeft + b.Top))
-	top.WriteString(titleStyle.Render(t))
-	top.WriteString(paint.Render(strings.Repeat(b.Top, max(fill, 0))))
-	top.WriteString(bd)
-	top.WriteString(paint.Render(b.TopRight))
-	body := fitBlock(lines, inner, h-2)
-	rest := style.BorderTop(false).Render(body)
-	return top.String() + "\n" + rest
+	fill := inner - 1 - tw - bw
+	var out strings.Builder
+	out.WriteString(paint.Render(b.TopLeft + b.Top))
+	out.WriteString(titleStyle.Render(t))
+	out.WriteString(paint.Render(strings.Repeat(b.Top, max(fill, 0))))
+	out.WriteString(bd)
+	out.WriteString(paint.Render(b.TopRight))
+	left, right := paint.Render(b.Left), paint.Render(b.Right)
+	for i := range h - 2 {
+		l := ""
+		if i < len(lines) {
+			l = lines[i]
+		}
+		out.WriteByte('\n')
+		out.WriteString(left)
+		out.WriteString(fitLine(l, inner))
+		out.WriteString(ansi.ResetStyle)
+		out.WriteString(right)
+	}
+	out.WriteByte('\n')
+	out.WriteString(paint.Render(b.BottomLeft + strings.Repeat(b.Bottom, inner) + b.BottomRight))
+	return out.String()
 }
 
 // styleFor picks the border and title styles of a pane.

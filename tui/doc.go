@@ -20,6 +20,15 @@
 // and what was dropped. Below 120x36 cells the panes become tabs; above,
 // they share the screen.
 //
+// # Drawing
+//
+// A frame only draws again the panes whose data, focus, size or theme
+// changed; the others are reused as drawn. The traffic pane keeps its
+// events in a ring and formats only the rows it shows. The debug overlay
+// (`) shows what drawing costs: frame times (last, p50, p99), frames and
+// events per second, the events dropped (by the tap subscription and by
+// the source's buffer) and the age of the batch the frame shows.
+//
 // # Keys
 //
 // Global keys (never while the console is attached or a filter is being
@@ -54,9 +63,11 @@
 //     its bounds, drops: the oldest pending events and console bytes go
 //     first and are counted in SourceMsg.Dropped and
 //     SourceMsg.ConsoleDropped, which the status bar shows. Status changes
-//     and milestones are never dropped. Pump implements all of this; a
-//     live source feeds a Pump from its tap subscription, console reader
-//     and state machine, and returns Pump.C from Events.
+//     and milestones are never dropped. Each batch is a frame, so the
+//     buffer also paces them: at most one per DefaultPumpInterval, a
+//     flood's small batches coalesced into one. Pump implements all of
+//     this; a live source feeds a Pump from its tap subscription, console
+//     reader and state machine, and returns Pump.C from Events.
 //   - Input sends bytes to the guest's console (key presses, and the
 //     terminal emulator's replies to queries such as DSR). It is called
 //     from the UI goroutine and from the emulator's reply goroutine, must

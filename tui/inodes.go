@@ -1,7 +1,9 @@
 package tui
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 
@@ -49,6 +51,7 @@ type inodes struct {
 	reverse bool
 	top     int
 	w, h    int
+	viewCache
 }
 
 func newInodes(ctx *Context) *inodes { return &inodes{ctx: ctx, keys: newInodeKeys()} }
@@ -62,9 +65,15 @@ func (p *inodes) Bindings() []key.Binding {
 	return []key.Binding{k.Sort, k.Reverse, k.Up, k.Down, k.PageUp, k.PageDown}
 }
 
-// set replaces the table.
+// set replaces the table with rows, which it keeps (the source hands
+// them over). Sources send them ordered by nodeid, the default order,
+// which is then kept as it is.
 func (p *inodes) set(rows []trace.InodeRow) {
-	p.rows = append(p.rows[:0], rows...)
+	p.invalidate()
+	p.rows = rows
+	if p.by == sortNodeid && !p.reverse && slices.IsSortedFunc(rows, func(a, b trace.InodeRow) int { return cmp.Compare(a.Nodeid, b.Nodeid) }) {
+		return
+	}
 	p.sort()
 }
 
@@ -102,6 +111,7 @@ func (p *inodes) sort() {
 func (p *inodes) page() int { return max(p.h-3, 1) }
 
 func (p *inodes) Update(msg tea.KeyPressMsg) tea.Cmd {
+	p.invalidate()
 	k := p.keys
 	last := max(len(p.rows)-p.page(), 0)
 	switch {

@@ -1,10 +1,6 @@
 package tui
 
-import (
-	"strings"
-
-	"charm.land/lipgloss/v2"
-)
+import "strings"
 
 // Below these sizes the panes become tabs.
 const (
@@ -63,23 +59,42 @@ func (m *Model) place(p pane, r rect) {
 	p.SetSize(r.w, r.h)
 }
 
-// body draws the panes.
-func (m *Model) body() string {
+// body draws the panes, one string per line of the screen but the last
+// (the status bar). Panes that did not change come from their caches; the
+// lines returned are the caller's to change.
+func (m *Model) body() []string {
 	if !m.lay.grid {
-		return m.tabBar() + "\n" + m.panes[m.focus].View(true)
+		p := m.panes[m.focus]
+		return append([]string{m.tabBar()}, m.draw(p, m.lay.rects[p], true)...)
 	}
-	col := func(ps ...pane) string {
-		var parts []string
+	col := func(ps ...pane) (lines []string, w int) {
 		for _, p := range ps {
-			parts = append(parts, p.View(p == m.panes[m.focus]))
+			r := m.lay.rects[p]
+			lines = append(lines, m.draw(p, r, p == m.panes[m.focus])...)
+			w = max(w, r.w)
 		}
-		return lipgloss.JoinVertical(lipgloss.Left, parts...)
+		return lines, w
 	}
-	left := col(m.st)
+	leftPanes := []pane{m.st}
 	if m.lib != nil {
-		left = col(m.lib, m.st)
+		leftPanes = []pane{m.lib, m.st}
 	}
-	return lipgloss.JoinHorizontal(lipgloss.Top, left, col(m.con, m.traf, m.ino))
+	left, lw := col(leftPanes...)
+	right, _ := col(m.con, m.traf, m.ino)
+	out := make([]string, max(len(left), len(right)), max(len(left), len(right))+1)
+	for i := range out {
+		var l, r string
+		if i < len(left) {
+			l = left[i]
+		} else {
+			l = strings.Repeat(" ", lw)
+		}
+		if i < len(right) {
+			r = right[i]
+		}
+		out[i] = l + r
+	}
+	return out
 }
 
 func (m *Model) tabBar() string {

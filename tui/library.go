@@ -38,8 +38,9 @@ type library struct {
 	cursor int
 	picked map[ItemKind]int
 	note   string
-	top    int
-	w, h   int
+	viewCache
+	top  int
+	w, h int
 }
 
 func newLibrary(ctx *Context, lib Library) *library {
@@ -51,6 +52,7 @@ func newLibrary(ctx *Context, lib Library) *library {
 // reload reads the items again, grouped by kind, and picks the only
 // usable item of a kind by itself.
 func (l *library) reload() {
+	l.invalidate()
 	l.items, l.picked = nil, map[ItemKind]int{}
 	if l.lib == nil {
 		return
@@ -130,6 +132,7 @@ func (l *library) request() (LaunchRequest, error) {
 }
 
 func (l *library) Update(msg tea.KeyPressMsg) tea.Cmd {
+	l.invalidate()
 	k := l.keys
 	switch {
 	case key.Matches(msg, k.Up):

@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"strings"
 	"time"
 
 	"charm.land/bubbles/v2/help"
@@ -48,13 +49,14 @@ type Model struct {
 	focus int
 	lay   layout
 
-	src            Source
-	gen            int
-	info           recording.Config
-	status         recording.Status
-	ended          bool
-	dropped        uint64
-	consoleDropped uint64
+	src             Source
+	gen             int
+	info            recording.Config
+	status          recording.Status
+	ended           bool
+	dropped         uint64
+	upstreamDropped uint64
+	consoleDropped  uint64
 
 	showHelp   bool
 	helpScroll int
@@ -132,7 +134,7 @@ func (m *Model) attachSource(src Source, attach bool) {
 	m.src = src
 	m.gen++
 	m.info, m.status, m.ended = recording.Config{}, recording.Status{}, false
-	m.dropped, m.consoleDropped = 0, 0
+	m.dropped, m.upstreamDropped, m.consoleDropped = 0, 0, 0
 	m.traf.reset()
 	m.st.reset()
 	m.ino.set(nil)
@@ -163,6 +165,7 @@ func (m *Model) focusPane(p pane) {
 
 // SetTheme switches the theme.
 func (m *Model) SetTheme(t *themes.Theme) {
+	m.invalidateAll()
 	m.ctx.SetTheme(t)
 	m.applyTheme()
 }
@@ -178,10 +181,17 @@ func (m *Model) applyTheme() {
 	}
 }
 
-// Update handles a message.
+// Update handles a message. A batch from the source marks the panes it
+// changes for drawing; any other message (a key, a resize, a launch) may
+// change anything, so it marks every pane.
 func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	start := time.Now()
 	defer func() { m.debug.update(time.Since(start)) }()
+	switch msg.(type) {
+	case sourceMsg, sourceDoneMsg:
+	default:
+		m.invalidateAll()
+	}
 	switch msg := msg.(type) {
 	case tea.WindowSizeMsg:
 		m.ctx.Width, m.ctx.Height = max(msg.Width, 20), max(msg.Height, 6)
@@ -234,9 +244,10 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	return m, nil
 }
 
-// apply shows a batch from the source.
+// apply shows a batch from the source; the panes whose data it changes
+// mark themselves for drawing.
 func (m *Model) apply(b *SourceMsg) {
-	m.debug.batch(b)
+	m.debug.batch(b, time.Now())
 	if b.Info != nil {
 		m.info = *b.Info
 	}
@@ -259,7 +270,7 @@ func (m *Model) apply(b *SourceMsg) {
 	if b.Inodes != nil {
 		m.ino.set(b.Inodes)
 	}
-	m.dropped, m.consoleDropped = b.Dropped, b.ConsoleDropped
+	m.dropped, m.upstreamDropped, m.consoleDropped = b.Dropped, b.UpstreamDropped, b.ConsoleDropped
 }
 
 // key routes a key press: to a pane that captures the keyboard, else to
@@ -314,21 +325,22 @@ func (m *Model) quit() tea.Cmd {
 // View draws the app.
 func (m *Model) View() tea.View {
 	start := time.Now()
-	content := m.body()
+	lines := m.body()
 	if m.showHelp {
-		content = m.helpOverlay(content)
+		m.helpOverlay(lines)
 	}
 	if m.showDebug {
-		content = m.debugOverlay(content)
+		m.debugOverlay(lines)
 	}
-	content += "\n" + m.statusBar()
-	v := tea.NewView(content)
+	lines = append(lines, m.statusBar())
+	v := tea.NewView(strings.Join(lines, "\n"))
 	v.AltScreen = true
 	if r, ok := m.lay.rects[m.con]; ok && m.panes[m.focus] == m.con && !m.showHelp {
 		if x, y, show := m.con.cursor(); show {
 			v.Cursor = tea.NewCursor(r.x+1+x, r.y+1+y)
 		}
 	}
-	m.debug.frame(time.Since(start))
+	end := time.Now()
+	m.debug.frame(end.Sub(start), end)
 	return v
 }

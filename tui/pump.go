@@ -2,15 +2,18 @@ package tui
 
 import (
 	"sync"
+	"time"
 
 	"github.com/krunbench/krunbench/session/recording"
 	"github.com/krunbench/krunbench/virtiofs/trace"
 )
 
-// Default bounds of a Pump's pending buffer.
+// Default bounds of a Pump's pending buffer, and the default shortest
+// time between two of its deliveries.
 const (
-	DefaultPumpEvents  = 8192
-	DefaultPumpConsole = 1 << 20
+	DefaultPumpEvents   = 8192
+	DefaultPumpConsole  = 1 << 20
+	DefaultPumpInterval = 66 * time.Millisecond
 )
 
 // Pump is the producer side of a Source: its methods hand data over
@@ -18,14 +21,22 @@ const (
 // pending as one SourceMsg at a time on C, coalescing while the reader
 // lags and dropping (counted) past its bounds. See the package
 // documentation for what it keeps and what it drops.
+//
+// Each delivery is a frame for the UI, so the pump paces them: it
+// delivers at once when the previous delivery is at least the interval
+// old (a key's echo is not delayed), else it waits out the interval and
+// delivers everything that came meanwhile as one batch. A flood of small
+// batches becomes a bounded frame rate.
 type Pump struct {
 	maxEvents, maxConsole int
+	interval              time.Duration
 
 	mu      sync.Mutex
 	pending SourceMsg
 	has     bool
 	closing bool
 	dropped uint64
+	updrop  uint64
 	cdrop   uint64
 
 	wake  chan struct{}
@@ -35,8 +46,15 @@ type Pump struct {
 }
 
 // NewPump starts a pump that keeps at most maxEvents events and
-// maxConsole console bytes pending; 0 means the defaults.
+// maxConsole console bytes pending, delivering at most once per
+// DefaultPumpInterval; 0 means the defaults.
 func NewPump(maxEvents, maxConsole int) *Pump {
+	return NewPumpInterval(maxEvents, maxConsole, DefaultPumpInterval)
+}
+
+// NewPumpInterval is NewPump with the shortest time between two
+// deliveries; 0 or less delivers as soon as the reader takes it.
+func NewPumpInterval(maxEvents, maxConsole int, interval time.Duration) *Pump {
 	if maxEvents <= 0 {
 		maxEvents = DefaultPumpEvents
 	}
@@ -44,7 +62,7 @@ func NewPump(maxEvents, maxConsole int) *Pump {
 		maxConsole = DefaultPumpConsole
 	}
 	p := &Pump{
-		maxEvents: maxEvents, maxConsole: maxConsole,
+		maxEvents: maxEvents, maxConsole: maxConsole, interval: max(interval, 0),
 		wake: make(chan struct{}, 1), abort: make(chan struct{}), out: make(chan SourceMsg),
 	}
 	go p.forward()
@@ -61,6 +79,9 @@ func (p *Pump) add(f func(m *SourceMsg)) {
 		return
 	}
 	f(&p.pending)
+	if !p.has {
+		p.pending.Queued = time.Now()
+	}
 	p.has = true
 	p.mu.Unlock()
 	select {
@@ -126,7 +147,7 @@ func (p *Pump) Inodes(rows []trace.InodeRow) {
 // AddDropped counts events lost before they reached the pump (a lagging
 // tap subscription, say).
 func (p *Pump) AddDropped(n uint64) {
-	p.add(func(*SourceMsg) { p.dropped += n })
+	p.add(func(*SourceMsg) { p.dropped += n; p.updrop += n })
 }
 
 // Close delivers what is pending, then closes C. Later calls to the
@@ -148,27 +169,48 @@ func (p *Pump) Abort() {
 	p.once.Do(func() { close(p.abort) })
 }
 
+func (p *Pump) isClosing() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closing
+}
+
 func (p *Pump) take() (m SourceMsg, ok, closing bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	m, ok, closing = p.pending, p.has, p.closing
-	m.Dropped, m.ConsoleDropped = p.dropped, p.cdrop
+	m.Dropped, m.UpstreamDropped, m.ConsoleDropped = p.dropped, p.updrop, p.cdrop
 	p.pending, p.has = SourceMsg{}, false
 	return m, ok, closing
 }
 
 func (p *Pump) forward() {
 	defer close(p.out)
+	var last time.Time
+	var pace *time.Timer
 	for {
 		select {
 		case <-p.wake:
 		case <-p.abort:
 			return
 		}
+		if wait := p.interval - time.Since(last); wait > 0 && !p.isClosing() {
+			if pace == nil {
+				pace = time.NewTimer(wait)
+			} else {
+				pace.Reset(wait)
+			}
+			select {
+			case <-pace.C:
+			case <-p.abort:
+				return
+			}
+		}
 		m, ok, closing := p.take()
 		if ok {
 			select {
 			case p.out <- m:
+				last = time.Now()
 			case <-p.abort:
 				return
 			}

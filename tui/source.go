@@ -1,6 +1,8 @@
 package tui
 
 import (
+	"time"
+
 	"github.com/krunbench/krunbench/session/recording"
 	"github.com/krunbench/krunbench/virtiofs/trace"
 )
@@ -34,12 +36,18 @@ type SourceMsg struct {
 	// Stats is the latest statistics snapshot.
 	Stats *trace.Snapshot
 	// Inodes, when not nil, replaces the inode table (an empty, non-nil
-	// slice empties it).
+	// slice empties it); the UI keeps the slice and may reorder it.
 	Inodes []trace.InodeRow
 	// Dropped is how many events the source lost in all, so far;
-	// ConsoleDropped how many console bytes.
-	Dropped        uint64
-	ConsoleDropped uint64
+	// UpstreamDropped how many of them were lost before the source's
+	// buffer (a lagging tap subscription); ConsoleDropped how many
+	// console bytes.
+	Dropped         uint64
+	UpstreamDropped uint64
+	ConsoleDropped  uint64
+	// Queued is when the oldest part of the batch was handed to the
+	// source's buffer (zero if unknown): the UI shows the batch's age.
+	Queued time.Time
 }
 
 // ItemKind is the kind of a library item.

@@ -51,6 +51,7 @@ type stats struct {
 	timeline bootTimeline
 	top      int
 	w, h     int
+	viewCache
 }
 
 func newStats(ctx *Context) *stats {
@@ -60,6 +61,7 @@ func newStats(ctx *Context) *stats {
 }
 
 func (s *stats) reset() {
+	s.invalidate()
 	s.snap, s.ops, s.total = nil, map[uint32]*opCount{}, newSecondRing(sparkSeconds)
 	s.seen, s.errors, s.bytes, s.top = 0, 0, 0, 0
 	s.timeline.reset()
@@ -73,6 +75,7 @@ func (s *stats) Bindings() []key.Binding {
 }
 
 func (s *stats) Update(msg tea.KeyPressMsg) tea.Cmd {
+	s.invalidate()
 	switch {
 	case key.Matches(msg, s.keys.Up):
 		s.top = max(s.top-1, 0)
@@ -83,6 +86,7 @@ func (s *stats) Update(msg tea.KeyPressMsg) tea.Cmd {
 }
 
 func (s *stats) add(evs []trace.Event) {
+	s.invalidate()
 	for i := range evs {
 		ev := &evs[i]
 		o := s.ops[ev.Op]
@@ -107,11 +111,15 @@ func (s *stats) add(evs []trace.Event) {
 }
 
 func (s *stats) setSnapshot(snap *trace.Snapshot) {
+	s.invalidate()
 	s.snap = snap
 	s.advance()
 }
 
-func (s *stats) milestone(m recording.Milestone) { s.timeline.milestone(m) }
+func (s *stats) milestone(m recording.Milestone) {
+	s.invalidate()
+	s.timeline.milestone(m)
+}
 
 // advance moves every ring to the latest trace time known, so quiet
 // seconds show as gaps.

@@ -9,6 +9,7 @@ import (
 	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
 
+	"github.com/krunbench/krunbench/themes"
 	"github.com/krunbench/krunbench/virtiofs/fuse"
 	"github.com/krunbench/krunbench/virtiofs/trace"
 )
@@ -46,6 +47,9 @@ type trafficEntry struct {
 	ev   trace.Event
 	idx  uint64
 	init bool
+	// line is the entry drawn with theme, kept while the entry is shown.
+	line  string
+	theme *themes.Theme
 }
 
 // Filter selects the events the traffic pane shows.
@@ -122,7 +126,10 @@ type traffic struct {
 	keys  trafficKeys
 	limit int
 
+	// entries is a ring of the last limit events: entries[first] is the
+	// oldest, and their idx are consecutive.
 	entries   []trafficEntry
+	first     int
 	next      uint64
 	initNodes map[uint64]bool
 	filter    Filter
@@ -138,6 +145,7 @@ type traffic struct {
 	editing editField
 	input   textinput.Model
 	w, h    int
+	viewCache
 }
 
 func newTraffic(ctx *Context, limit int) *traffic {
@@ -166,7 +174,8 @@ func (t *traffic) Bindings() []key.Binding {
 
 // reset forgets every event (a new session).
 func (t *traffic) reset() {
-	t.entries, t.next, t.newCount, t.off = nil, 0, 0, 0
+	t.invalidate()
+	t.entries, t.first, t.next, t.newCount, t.off = nil, 0, 0, 0, 0
 	t.frozen, t.paused = false, false
 	t.initNodes = map[uint64]bool{}
 }
@@ -176,29 +185,44 @@ func (t *traffic) isInitRead(ev *trace.Event) bool {
 	return ev.Op == fuse.OpRead && ev.Synthetic && (ev.IsInit() || t.initNodes[ev.Nodeid])
 }
 
-// add appends events, dropping the oldest past the limit.
+// add appends events, overwriting the oldest past the limit. Of a batch
+// larger than the limit only the newest limit events are kept (all are
+// counted).
 func (t *traffic) add(evs []trace.Event) {
+	t.invalidate()
 	for i := range evs {
-		ev := evs[i]
+		ev := &evs[i]
 		if ev.Synthetic && ev.NewNodeid != 0 && ev.Name == "init.krun" {
 			t.initNodes[ev.NewNodeid] = true
 		}
 		if ev.Synthetic && ev.Nodeid != 0 && ev.IsInit() {
 			t.initNodes[ev.Nodeid] = true
 		}
-		t.next++
-		t.entries = append(t.entries, trafficEntry{ev: ev, idx: t.next, init: t.isInitRead(&ev)})
-		if t.frozen {
-			t.newCount++
+	}
+	t.next += uint64(len(evs))
+	if t.frozen {
+		t.newCount += len(evs)
+	}
+	skip := max(len(evs)-t.limit, 0)
+	for i := skip; i < len(evs); i++ {
+		e := trafficEntry{ev: evs[i], idx: t.next - uint64(len(evs)-1-i), init: t.isInitRead(&evs[i])}
+		if len(t.entries) < t.limit {
+			t.entries = append(t.entries, e)
+			continue
 		}
+		t.entries[t.first] = e
+		t.first = (t.first + 1) % len(t.entries)
 	}
-	if len(t.entries) > t.limit+t.limit/4 {
-		t.entries = append([]trafficEntry(nil), t.entries[len(t.entries)-t.limit:]...)
-	}
+}
+
+// at is the i-th entry kept, oldest first.
+func (t *traffic) at(i int) *trafficEntry {
+	return &t.entries[(t.first+i)%len(t.entries)]
 }
 
 // SetFilter replaces the filter and goes back to the newest events.
 func (t *traffic) SetFilter(f Filter) {
+	t.invalidate()
 	t.filter = f
 	t.off = 0
 	t.refreeze()
@@ -222,14 +246,29 @@ func (t *traffic) refreeze() {
 func (t *traffic) rows() int { return max(t.h-3, 1) }
 
 // visible returns the window of matching entries to draw, oldest first,
-// and how many entries match in all.
+// and how many entries match in all. Without a filter it only looks at
+// the rows it returns.
 func (t *traffic) visible() ([]*trafficEntry, int) {
 	rows := t.rows()
+	n := len(t.entries)
+	if !t.filter.active() {
+		end := n
+		if t.frozen && n > 0 {
+			end = n - int(min(t.at(n-1).idx-min(t.anchor, t.at(n-1).idx), uint64(n)))
+		}
+		hi := max(end-t.off, 0)
+		lo := max(hi-rows, 0)
+		win := make([]*trafficEntry, 0, hi-lo)
+		for i := lo; i < hi; i++ {
+			win = append(win, t.at(i))
+		}
+		return win, end
+	}
 	var win []*trafficEntry
 	matched := 0
 	skip := t.off
-	for i := len(t.entries) - 1; i >= 0; i-- {
-		e := &t.entries[i]
+	for i := n - 1; i >= 0; i-- {
+		e := t.at(i)
 		if t.frozen && e.idx > t.anchor {
 			continue
 		}
@@ -258,6 +297,7 @@ func (t *traffic) scroll(by int) {
 }
 
 func (t *traffic) Update(msg tea.KeyPressMsg) tea.Cmd {
+	t.invalidate()
 	k := t.keys
 	if t.editing != editNone {
 		switch {
@@ -348,8 +388,15 @@ func hasRange(op uint32) bool {
 	return false
 }
 
-// line renders one event.
+// line renders one event, or returns it as it was last rendered.
 func (t *traffic) line(e *trafficEntry) string {
+	if e.theme != t.ctx.Theme {
+		e.line, e.theme = t.render(e), t.ctx.Theme
+	}
+	return e.line
+}
+
+func (t *traffic) render(e *trafficEntry) string {
 	st := t.ctx.Styles
 	ev := &e.ev
 	gutter := " "

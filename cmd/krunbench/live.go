@@ -126,12 +126,25 @@ func (l *liveSource) events() {
 	}
 }
 
+// How often the live source sends statistics and the inode table. Listing
+// the inodes locks the filesystem's inode table and builds every path, a
+// cost that grows with the table (50,000 rows after a find over as many
+// files), so the listing also waits inodeDuty times as long as the last
+// one took: the guest's server is never held up more than 1/inodeDuty of
+// the time.
+const (
+	statsEvery = 250 * time.Millisecond
+	inodeEvery = time.Second
+	inodeDuty  = 50
+)
+
 func (l *liveSource) periodic() {
 	defer l.done.Done()
-	tick := time.NewTicker(250 * time.Millisecond)
+	tick := time.NewTicker(statsEvery)
 	defer tick.Stop()
 	running := false
 	var reported uint64
+	var nextInodes time.Time
 	for {
 		select {
 		case <-tick.C:
@@ -140,7 +153,10 @@ func (l *liveSource) periodic() {
 		}
 		tap := l.s.Tap()
 		l.pump.Stats(tap.Stats())
-		l.pump.Inodes(tap.Inodes())
+		if now := time.Now(); !now.Before(nextInodes) {
+			l.pump.Inodes(tap.Inodes())
+			nextInodes = now.Add(max(inodeEvery, inodeDuty*time.Since(now)))
+		}
 		if d := l.sub.Dropped(); d > reported {
 			l.pump.AddDropped(d - reported)
 			reported = d
