@@ -23,7 +23,7 @@ test: lint unit fuzz
 
 unit: $(INIT)
 	$(GO) test -count=1 -timeout 20m $$($(GO) list $(PKGS) | grep -v '/virtiofs/fusedev$$')
-	virtiofs/fusedev/run-tests.sh
+	$(GO) test -count=1 -timeout 5m ./virtiofs/fusedev/
 
 # Short runs of every fuzz target (seed corpora live in testdata/fuzz).
 fuzz:

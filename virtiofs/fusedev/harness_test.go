@@ -1,35 +1,73 @@
 package fusedev_test
 
 import (
+	"bufio"
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/krunbench/krunbench/virtiofs/fuse"
-	"github.com/krunbench/krunbench/virtiofs/fusedev"
-	"github.com/krunbench/krunbench/virtiofs/overlay"
-	"github.com/krunbench/krunbench/virtiofs/passthrough"
 	"github.com/krunbench/krunbench/virtiofs/trace"
 )
 
+// Bounds on the server child: how long it may take to mount, to answer a
+// command, and to exit once told to.
+const (
+	mountTimeout = 20 * time.Second
+	replyTimeout = 10 * time.Second
+	exitTimeout  = 10 * time.Second
+)
+
 // mounted is the whole server stack (passthrough, overlay, tap, recorder)
-// mounted through /dev/fuse and used by the real kernel FUSE client.
+// mounted through /dev/fuse by a child process (serve_test.go) and used by
+// the real kernel FUSE client from the test's process.
 type mounted struct {
 	shared, mnt string
-	overlay     *overlay.FS
-	tap         *trace.Tap
 	traceFile   string
-	m           *fusedev.Mount
-	rec         *trace.Recorder
-	file        *os.File
+	cmd         *exec.Cmd
+	ctl         *os.File      // the child's stdin
+	replies     chan string   // the child's stdout, a line each
+	stderr      *syncBuffer   // the child's stderr
+	exited      chan struct{} // closed when the child has been waited for
+	conn        uint32        // fusectl connection id
+	closed      bool
 }
 
 type mountOpts struct {
-	payload []byte
-	config  []byte
-	ptOpts  passthrough.Options
+	payload  []byte
+	config   []byte
+	noSplice bool
+	noFile   uint64 // the server's RLIMIT_NOFILE; 0 leaves it
+}
+
+// syncBuffer collects a child's stderr while it runs.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // requireRoot skips where mounting through /dev/fuse is impossible; CI runs
@@ -59,6 +97,9 @@ func worldDir(t *testing.T) string {
 	return dir
 }
 
+// mount starts a server child on a fresh shared directory and mount point
+// and returns once the mount is live. Cleanup unmounts it and stops the
+// child, bounded in time.
 func mount(t *testing.T, o mountOpts) *mounted {
 	t.Helper()
 	requireRoot(t)
@@ -67,71 +108,191 @@ func mount(t *testing.T, o mountOpts) *mounted {
 		shared:    filepath.Join(base, "shared"),
 		mnt:       filepath.Join(base, "mnt"),
 		traceFile: filepath.Join(base, "trace.jsonl"),
+		replies:   make(chan string, 1),
+		stderr:    &syncBuffer{},
+		exited:    make(chan struct{}),
 	}
 	for _, d := range []string{mt.shared, mt.mnt} {
 		if err := os.Mkdir(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	pt, err := passthrough.New(mt.shared, o.ptOpts)
-	if err != nil {
-		t.Fatal(err)
+	cfg, err := json.Marshal(serveConfig{Shared: mt.shared, Mnt: mt.mnt, Trace: mt.traceFile,
+		Payload: o.payload, Config: o.config, NoSplice: o.noSplice, NoFile: o.noFile})
+	must(t, err)
+	cfgPath := filepath.Join(base, "serve.json")
+	must(t, os.WriteFile(cfgPath, cfg, 0o600))
+	mt.start(t, cfgPath)
+	t.Cleanup(func() { mt.close(t) })
+	select {
+	case line, ok := <-mt.replies:
+		if !ok || line != readyLine {
+			t.Fatalf("server child did not start: %q\n%s", line, mt.stderr)
+		}
+	case <-time.After(mountTimeout):
+		t.Fatalf("server child not ready after %v\n%s", mountTimeout, mt.stderr)
 	}
-	mt.overlay = overlay.New(pt)
-	mt.overlay.SetPayload(o.payload)
-	mt.overlay.SetConfig(o.config)
-	mt.tap = trace.NewTap(trace.Options{Resolver: mt.overlay, Inodes: mt.overlay, EagerPaths: true})
-	if mt.file, err = os.Create(mt.traceFile); err != nil {
-		t.Fatal(err)
-	}
-	mt.rec = mt.tap.Record(mt.file, 0)
-	srv := fuse.NewServer(mt.overlay, fuse.Options{Observer: mt.tap})
-	if mt.m, err = fusedev.New(srv, mt.mnt, fusedev.Options{AllowOther: true}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(mt.close)
-	disablePoll(t, mt.mnt)
+	mt.conn = waitMounted(t, mt.mnt)
 	return mt
 }
 
-// disablePoll makes the kernel ask the server FUSE_POLL once, from a plain
-// syscall. The server answers ENOSYS and the kernel never asks again. This
-// matters because the tests use the mount from the process that serves it:
-// Go's os.Open registers files with epoll from inside the runtime, and a
-// FUSE_POLL sent then could wait on a server goroutine that a concurrent
-// garbage collection has stopped.
-func disablePoll(t *testing.T, mnt string) {
+// start runs the test binary again as the server child.
+func (mt *mounted) start(t *testing.T, cfgPath string) {
 	t.Helper()
-	name := filepath.Join(mnt, ".krunbench-poll-probe")
-	fd, err := unix.Open(name, unix.O_CREAT|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
+	exe, err := os.Executable()
+	must(t, err)
+	ctlR, ctlW, err := os.Pipe()
+	must(t, err)
+	outR, outW, err := os.Pipe()
+	must(t, err)
+	mt.cmd = exec.Command(exe)
+	mt.cmd.Env = append(os.Environ(), serveEnv+"="+cfgPath)
+	mt.cmd.Stdin, mt.cmd.Stdout, mt.cmd.Stderr = ctlR, outW, mt.stderr
+	// A test binary killed by its -timeout takes its server with it, which
+	// aborts the FUSE connection.
+	mt.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	err = mt.cmd.Start()
+	ctlR.Close()
+	outW.Close()
 	if err != nil {
+		ctlW.Close()
+		outR.Close()
 		t.Fatal(err)
 	}
-	defer unix.Unlink(name)
-	defer unix.Close(fd)
-	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(ep)
-	_ = unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)})
+	mt.ctl = ctlW
+	go func() {
+		defer outR.Close()
+		sc := bufio.NewScanner(outR)
+		for sc.Scan() {
+			mt.replies <- sc.Text()
+		}
+		close(mt.replies)
+	}()
+	go func() { _ = mt.cmd.Wait(); close(mt.exited) }()
 }
 
-// close unmounts and flushes the trace; safe to call twice.
-func (mt *mounted) close() {
-	if mt.m == nil {
+// waitMounted polls /proc/self/mountinfo until mnt is a krunbench FUSE
+// mount and returns its fusectl connection id (the device minor).
+func waitMounted(t *testing.T, mnt string) uint32 {
+	t.Helper()
+	deadline := time.Now().Add(mountTimeout)
+	for {
+		if conn, ok := mountConn(mnt); ok {
+			return conn
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not mounted after %v", mnt, mountTimeout)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// mountConn finds mnt in /proc/self/mountinfo.
+func mountConn(mnt string) (uint32, bool) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return 0, false
+	}
+	for line := range strings.Lines(string(b)) {
+		f := strings.Fields(line)
+		sep := slices.Index(f, "-")
+		if len(f) < 5 || sep < 0 || sep+1 >= len(f) || f[4] != mnt || f[sep+1] != "fuse.krunbench" {
+			continue
+		}
+		_, minor, _ := strings.Cut(f[2], ":")
+		n, err := strconv.ParseUint(minor, 10, 32)
+		return uint32(n), err == nil
+	}
+	return 0, false
+}
+
+// request sends one control command to the child and returns its answer.
+func (mt *mounted) request(t *testing.T, cmd string) string {
+	t.Helper()
+	if _, err := fmt.Fprintln(mt.ctl, cmd); err != nil {
+		t.Fatalf("server child: %v\n%s", err, mt.stderr)
+	}
+	select {
+	case line, ok := <-mt.replies:
+		if !ok {
+			t.Fatalf("server child exited\n%s", mt.stderr)
+		}
+		return line
+	case <-time.After(replyTimeout):
+		t.Fatalf("server child did not answer %q in %v", cmd, replyTimeout)
+	}
+	return ""
+}
+
+// setPayload re-arms the overlay's /init.krun in the server.
+func (mt *mounted) setPayload(t *testing.T, p []byte) {
+	t.Helper()
+	if got := mt.request(t, cmdPayload+" "+base64.StdEncoding.EncodeToString(p)); got != "ok" {
+		t.Fatalf("setting the payload: %q", got)
+	}
+}
+
+// exitCode is the server overlay's ExitCode.
+func (mt *mounted) exitCode(t *testing.T) (int, bool) {
+	t.Helper()
+	var code int
+	var set bool
+	if _, err := fmt.Sscan(mt.request(t, cmdExit), &code, &set); err != nil {
+		t.Fatalf("exit code answer: %v", err)
+	}
+	return code, set
+}
+
+// serverFDs counts the server child's open descriptors.
+func (mt *mounted) serverFDs(t *testing.T) int {
+	t.Helper()
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", mt.cmd.Process.Pid))
+	must(t, err)
+	return len(fds)
+}
+
+// close unmounts, tells the child to finish (it flushes the trace) and
+// waits for it. A child still running after exitTimeout has its FUSE
+// connection aborted and is killed, so no test hangs on a stuck server.
+// Safe to call twice.
+func (mt *mounted) close(t *testing.T) {
+	t.Helper()
+	if mt.closed {
 		return
 	}
-	mt.m.Close()
-	mt.rec.Close()
-	mt.file.Close()
-	mt.m = nil
+	mt.closed = true
+	if err := unix.Unmount(mt.mnt, unix.MNT_DETACH); err != nil && err != unix.EINVAL {
+		t.Errorf("unmount %s: %v", mt.mnt, err)
+	}
+	mt.ctl.Close()
+	select {
+	case <-mt.exited:
+	case <-time.After(exitTimeout):
+		t.Errorf("server child still running %v after unmount; aborting connection %d\n%s", exitTimeout, mt.conn, mt.stderr)
+		abortConn(mt.conn)
+		_ = mt.cmd.Process.Kill()
+		<-mt.exited
+		return
+	}
+	if st := mt.cmd.ProcessState; st != nil && !st.Success() {
+		t.Errorf("server child: %v\n%s", st, mt.stderr)
+	}
+}
+
+// abortConn aborts a FUSE connection through fusectl: every request on it
+// fails with ENOTCONN and the server's reads return.
+func abortConn(conn uint32) {
+	const ctl = "/sys/fs/fuse/connections"
+	if _, err := os.Stat(fmt.Sprintf("%s/%d", ctl, conn)); err != nil {
+		_ = unix.Mount("fusectl", ctl, "fusectl", 0, "")
+	}
+	_ = os.WriteFile(fmt.Sprintf("%s/%d/abort", ctl, conn), []byte("1"), 0)
 }
 
 // events unmounts and returns every traced request.
 func (mt *mounted) events(t *testing.T) []trace.Event {
 	t.Helper()
-	mt.close()
+	mt.close(t)
 	f, err := os.Open(mt.traceFile)
 	if err != nil {
 		t.Fatal(err)

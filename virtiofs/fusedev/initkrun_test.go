@@ -40,7 +40,7 @@ func TestInitKrunWithPayload(t *testing.T) {
 	}
 
 	// Re-arm and check attributes, read-only opens and reads at/past EOF.
-	mt.overlay.SetPayload(payload)
+	mt.setPayload(t, payload)
 	f, err := os.Open(mt.path("init.krun"))
 	must(t, err)
 	defer f.Close()
@@ -119,7 +119,7 @@ func TestKrunConfigAndExitCodeIoctl(t *testing.T) {
 			t.Fatalf("config: %q %v", b, err)
 		}
 	}
-	if _, ok := mt.overlay.ExitCode(); ok {
+	if _, ok := mt.exitCode(t); ok {
 		t.Fatal("exit code set before the ioctl")
 	}
 	f, err := os.Open(mt.mnt)
@@ -128,7 +128,7 @@ func TestKrunConfigAndExitCodeIoctl(t *testing.T) {
 	if _, _, errno := syscall.Syscall(syscall.SYS_IOCTL, f.Fd(), fuse.ExitCodeIoctl, 42); errno != 0 {
 		t.Fatalf("ioctl 0x7602: %v", errno)
 	}
-	if code, ok := mt.overlay.ExitCode(); !ok || code != 42 {
+	if code, ok := mt.exitCode(t); !ok || code != 42 {
 		t.Fatalf("exit code %d (set %v), want 42", code, ok)
 	}
 }

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-
-	"golang.org/x/sys/unix"
 )
 
 // TestFioVerify runs Debian's fio over the mount with data verification:
@@ -28,6 +26,7 @@ func TestFioVerify(t *testing.T) {
 		"--name=rand", "--rw=randwrite", "--bsrange=512-64k", "--size=48M", "--verify=md5", "--do_verify=1", "--numjobs=2",
 		"--name=mixed", "--rw=randrw", "--bs=4k", "--size=16M", "--verify=crc32c", "--verify_backlog=64",
 	)
+	cmd.Dir = t.TempDir() // fio saves its verify state files in its working directory
 	out, err := cmd.CombinedOutput()
 	if err != nil || bytes.Contains(out, []byte("verify: bad")) || bytes.Contains(out, []byte("err= ")) && !bytes.Contains(out, []byte("err= 0")) {
 		t.Fatalf("fio failed: %v\n%s", err, out)
@@ -37,17 +36,11 @@ func TestFioVerify(t *testing.T) {
 	}
 }
 
-// TestFindBeyondFdLimit walks a tree with more entries than the process may
+// TestFindBeyondFdLimit walks a tree with more entries than the server may
 // hold descriptors (libkrun issue #505): the server must keep working.
 func TestFindBeyondFdLimit(t *testing.T) {
-	requireRoot(t)
-	var old unix.Rlimit
-	must(t, unix.Getrlimit(unix.RLIMIT_NOFILE, &old))
-	low := unix.Rlimit{Cur: 512, Max: old.Max}
-	must(t, unix.Setrlimit(unix.RLIMIT_NOFILE, &low))
-	t.Cleanup(func() { unix.Setrlimit(unix.RLIMIT_NOFILE, &old) })
-
-	mt := mount(t, mountOpts{})
+	const limit = 512
+	mt := mount(t, mountOpts{noFile: limit})
 	const dirs, files = 30, 100
 	for d := range dirs {
 		dir := mt.host(fmt.Sprintf("d%02d", d))
@@ -58,7 +51,7 @@ func TestFindBeyondFdLimit(t *testing.T) {
 	}
 	out, err := exec.Command("find", mt.mnt, "-type", "f", "-printf", "%s %i\n").Output()
 	if err != nil {
-		t.Fatalf("find over %d entries with RLIMIT_NOFILE=512: %v", dirs*files, err)
+		t.Fatalf("find over %d entries with the server's RLIMIT_NOFILE=%d: %v", dirs*files, limit, err)
 	}
 	if n := strings.Count(string(out), "\n"); n != dirs*files {
 		t.Fatalf("find saw %d files, want %d", n, dirs*files)
@@ -71,8 +64,11 @@ func TestFindBeyondFdLimit(t *testing.T) {
 			t.Fatalf("%s after the walk: %q %v", p, b, err)
 		}
 	}
+	if n := mt.serverFDs(t); n >= limit {
+		t.Fatalf("server has %d descriptors open after the walk", n)
+	}
 	fds, _ := os.ReadDir("/proc/self/fd")
-	if len(fds) >= 512 {
+	if len(fds) >= limit {
 		t.Fatalf("%d descriptors open after the walk", len(fds))
 	}
 	var st syscall.Statfs_t
