@@ -50,8 +50,8 @@ func (s *sample) uiSummary() string {
 		return fmt.Sprintf("; host %.1fs; host CPU krunbench %.1fs, qemu %.1fs", s.HostS, s.KrunbenchCPU, s.QEMUCPU)
 	}
 	u := s.UI
-	return fmt.Sprintf("; host %.1fs; host CPU krunbench %.1fs, qemu %.1fs; flood: %d frames (%.0f/s, avg %.2fms), overlay max %.1fms, dropped %d events; traffic counter rose in %d/%d intervals",
-		s.HostS, s.KrunbenchCPU, s.QEMUCPU, u.FloodFrames, u.FloodFPS, u.FloodAvgMs, u.End.MaxMs, u.End.Dropped, u.Rises, u.Intervals)
+	return fmt.Sprintf("; host %.1fs; host CPU krunbench %.1fs, qemu %.1fs; flood: %d frames (%.0f/s, avg %.2fms, p99 up to %.2fms), overlay max %.1fms, backlog up to %.0fms, dropped %d events (%d by the subscription); traffic counter rose in %d/%d intervals",
+		s.HostS, s.KrunbenchCPU, s.QEMUCPU, u.FloodFrames, u.FloodFPS, u.FloodAvgMs, u.FloodP99Ms, u.End.MaxMs, u.FloodBacklogMs, u.End.Dropped, u.End.SubDropped, u.Rises, u.Intervals)
 }
 
 // once runs the workload once in mode m.

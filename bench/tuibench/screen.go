@@ -93,21 +93,31 @@ func (t *tmux) waitFor(ctx context.Context, re string, limit time.Duration) (str
 	}
 }
 
-// overlayStats is what the debug overlay (tui/overlay.go) and the traffic
+// overlayStats is what the debug overlay (tui/debug.go) and the traffic
 // pane's footer show at one moment. The overlay's numbers are cumulative
 // since the TUI started, except the frame and update times of the last
-// frame.
+// frame, the percentiles (of the last 512 frames), the rates (of the last
+// second) and the backlog (of the last batch, and the worst in the last
+// second).
 type overlayStats struct {
 	Seen           bool    `json:"seen"`
 	LastMs         float64 `json:"frame_last_ms"`
+	P50Ms          float64 `json:"frame_p50_ms"`
+	P99Ms          float64 `json:"frame_p99_ms"`
 	AvgMs          float64 `json:"frame_avg_ms"`
 	MaxMs          float64 `json:"frame_max_ms"`
 	Frames         uint64  `json:"frames"`
+	FPS            uint64  `json:"fps"`
 	UpdateMs       float64 `json:"update_last_ms"`
 	Batches        uint64  `json:"batches"`
 	Events         uint64  `json:"events_seen"`
 	Kept           uint64  `json:"events_kept"`
+	EventsPerS     uint64  `json:"events_per_s"`
+	BacklogMs      float64 `json:"backlog_ms"`
+	BacklogMaxMs   float64 `json:"backlog_max_ms"`
 	Dropped        uint64  `json:"dropped_events"`
+	SubDropped     uint64  `json:"dropped_by_subscription"`
+	BufferDropped  uint64  `json:"dropped_by_buffer"`
 	ConsoleDropped uint64  `json:"dropped_console_bytes"`
 	// Requests is the traffic pane's counter ("N requests"); -1 when the
 	// footer was not on the screen.
@@ -115,12 +125,14 @@ type overlayStats struct {
 }
 
 var (
-	reFrame    = regexp.MustCompile(`\bframe\s+(\S+) \(avg (\S+), max (\S+?)\)`)
-	reFrames   = regexp.MustCompile(`\bframes\s+(\d+)`)
+	reFrame    = regexp.MustCompile(`\bframe\s+(\S+) \(p50 (\S+), p99 (\S+), avg (\S+), max (\S+?)\)`)
+	reFrames   = regexp.MustCompile(`\bframes\s+(\d+) · (\d+)/s`)
 	reUpdate   = regexp.MustCompile(`\bupdate\s+(\S+)`)
 	reBatches  = regexp.MustCompile(`\bbatches\s+(\d+)`)
-	reEvents   = regexp.MustCompile(`\bevents\s+(\d+) seen, (\d+) kept`)
+	reEvents   = regexp.MustCompile(`\bevents\s+(\d+) seen, (\d+) kept · (\d+)/s`)
+	reBacklog  = regexp.MustCompile(`\bbacklog\s+(\S+) \(max (\S+) in 1s\)`)
 	reDropped  = regexp.MustCompile(`\bdropped\s+(\d+) events, (\d+) console bytes`)
+	reDropBy   = regexp.MustCompile(`(\d+) by the subscription, (\d+) by the buffer`)
 	reRequests = regexp.MustCompile(`(\d+) requests · `)
 )
 
@@ -139,10 +151,10 @@ func parseOverlay(screen string) overlayStats {
 	}
 	if m := reFrame.FindStringSubmatch(screen); m != nil {
 		o.Seen = true
-		o.LastMs, o.AvgMs, o.MaxMs = ms(m[1]), ms(m[2]), ms(m[3])
+		o.LastMs, o.P50Ms, o.P99Ms, o.AvgMs, o.MaxMs = ms(m[1]), ms(m[2]), ms(m[3]), ms(m[4]), ms(m[5])
 	}
 	if m := reFrames.FindStringSubmatch(screen); m != nil {
-		o.Frames = num(m[1])
+		o.Frames, o.FPS = num(m[1]), num(m[2])
 	}
 	if m := reUpdate.FindStringSubmatch(screen); m != nil {
 		o.UpdateMs = ms(m[1])
@@ -151,10 +163,16 @@ func parseOverlay(screen string) overlayStats {
 		o.Batches = num(m[1])
 	}
 	if m := reEvents.FindStringSubmatch(screen); m != nil {
-		o.Events, o.Kept = num(m[1]), num(m[2])
+		o.Events, o.Kept, o.EventsPerS = num(m[1]), num(m[2]), num(m[3])
+	}
+	if m := reBacklog.FindStringSubmatch(screen); m != nil {
+		o.BacklogMs, o.BacklogMaxMs = ms(m[1]), ms(m[2])
 	}
 	if m := reDropped.FindStringSubmatch(screen); m != nil {
 		o.Dropped, o.ConsoleDropped = num(m[1]), num(m[2])
+	}
+	if m := reDropBy.FindStringSubmatch(screen); m != nil {
+		o.SubDropped, o.BufferDropped = num(m[1]), num(m[2])
 	}
 	if m := reRequests.FindStringSubmatch(screen); m != nil {
 		o.Requests = int64(num(m[1]))
@@ -164,14 +182,19 @@ func parseOverlay(screen string) overlayStats {
 
 // screenSample is one look at the screen during the flood.
 type screenSample struct {
-	T        float64 `json:"t_s"`
-	Requests int64   `json:"traffic_requests"`
-	Frames   uint64  `json:"frames"`
-	Events   uint64  `json:"events_seen"`
-	Dropped  uint64  `json:"dropped_events"`
-	LastMs   float64 `json:"frame_last_ms"`
-	AvgMs    float64 `json:"frame_avg_ms"`
-	MaxMs    float64 `json:"frame_max_ms"`
+	T            float64 `json:"t_s"`
+	Requests     int64   `json:"traffic_requests"`
+	Frames       uint64  `json:"frames"`
+	FPS          uint64  `json:"fps"`
+	Events       uint64  `json:"events_seen"`
+	EventsPerS   uint64  `json:"events_per_s"`
+	Dropped      uint64  `json:"dropped_events"`
+	LastMs       float64 `json:"frame_last_ms"`
+	P50Ms        float64 `json:"frame_p50_ms"`
+	P99Ms        float64 `json:"frame_p99_ms"`
+	AvgMs        float64 `json:"frame_avg_ms"`
+	MaxMs        float64 `json:"frame_max_ms"`
+	BacklogMaxMs float64 `json:"backlog_max_ms"`
 }
 
 // uiStats is what a TUI run saw: the overlay as the workload was typed
@@ -193,6 +216,10 @@ type uiStats struct {
 	MaxInFlood  bool    `json:"frame_max_set_during_flood"`
 	FloodEvents uint64  `json:"flood_events"`
 	FloodDrops  uint64  `json:"flood_dropped_events"`
+	// FloodP99Ms and FloodBacklogMs are the worst frame p99 and backlog
+	// the samples saw.
+	FloodP99Ms     float64 `json:"flood_frame_p99_max_ms"`
+	FloodBacklogMs float64 `json:"flood_backlog_max_ms"`
 	// Intervals are consecutive sample pairs; Rises those in which the
 	// traffic pane's request counter went up on the screen.
 	Intervals      int  `json:"intervals"`
@@ -202,8 +229,9 @@ type uiStats struct {
 
 func (u *uiStats) add(t float64, screen string) {
 	o := parseOverlay(screen)
-	u.Samples = append(u.Samples, screenSample{T: t, Requests: o.Requests, Frames: o.Frames, Events: o.Events, Dropped: o.Dropped,
-		LastMs: o.LastMs, AvgMs: o.AvgMs, MaxMs: o.MaxMs})
+	u.Samples = append(u.Samples, screenSample{T: t, Requests: o.Requests, Frames: o.Frames, FPS: o.FPS, Events: o.Events,
+		EventsPerS: o.EventsPerS, Dropped: o.Dropped, LastMs: o.LastMs, P50Ms: o.P50Ms, P99Ms: o.P99Ms, AvgMs: o.AvgMs,
+		MaxMs: o.MaxMs, BacklogMaxMs: o.BacklogMaxMs})
 }
 
 // finish derives the flood's numbers; elapsed is the workload's host time.
@@ -220,6 +248,10 @@ func (u *uiStats) finish(elapsed float64) {
 	u.FloodMaxMs = b.MaxMs
 	u.FloodEvents = b.Events - min(a.Events, b.Events)
 	u.FloodDrops = b.Dropped - min(a.Dropped, b.Dropped)
+	for _, s := range u.Samples {
+		u.FloodP99Ms = max(u.FloodP99Ms, s.P99Ms)
+		u.FloodBacklogMs = max(u.FloodBacklogMs, s.BacklogMaxMs)
+	}
 	for i := 1; i < len(u.Samples); i++ {
 		u.Intervals++
 		if p, q := u.Samples[i-1], u.Samples[i]; q.Requests > p.Requests && p.Requests >= 0 {

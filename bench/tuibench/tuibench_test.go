@@ -10,12 +10,14 @@ import (
 const screen = `╭─ library ────────────────────────────╮╭─ console ───────────────────────────────────────────────────── enter: attach ╮
 │root filesystems                      ││krun-init: milestone mounted╔════════════════════════════════════════════════╗│
 │● ✓ ok   tuibench                     ││krun-init: image 2728098 byt║ debug                                          ║│
-│init payloads                         ││66c4912dac0abc7bf9edbab0    ║ frame     10.129ms (avg 7.535ms, max 61.317ms) ║│
-│● ✓ ok   krun-init (default)          ││krun-init: milestone config ║ frames    3164                                 ║│
-│  ✓ ok   shell-template               ││krun-init: milestone exec t=║ update    927µs                                ║│
-│  ✓ ok   exit-at-once                 ││                            ║ batches   3141 (last 0 events)                 ║│
-│kernels                               ││                            ║ events    2726 seen, 2225 kept                 ║│
-│● ✓ ok   bzImage                      ││BusyBox v1.35.0 (Debian 1:1.║ dropped   3 events, 17 console bytes           ║│
+│init payloads                         ││66c4║ frame     10.129ms (p50 312µs, p99 1.5ms, avg 7.535ms, max 61.317ms) ║│
+│● ✓ ok   krun-init (default)          ││krun║ frames    3164 · 14/s · panes 2 drawn, 3 reused                      ║│
+│  ✓ ok   shell-template               ││krun║ update    927µs                                                      ║│
+│  ✓ ok   exit-at-once                 ││    ║ batches   3141 (last 0 events)                                       ║│
+│kernels                               ││    ║ events    2726 seen, 2225 kept · 85/s                                ║│
+│                                      ││    ║ backlog   12.5ms (max 40ms in 1s)                                    ║│
+│● ✓ ok   bzImage                      ││Busy║ dropped   3 events, 17 console bytes                                 ║│
+│                                      ││    ║           2 by the subscription, 1 by the buffer                     ║│
 ╭─ stats ──────────────────────────────╮│/ # /tuibench.sh            ║ goroutines 28                                  ║│
 │requests 2726  errors 17  bytes 24.9M…││TUIBENCH done 50051 real 54.╚════════════════════════════════════════════════╝│
 │                                      ││2726 requests · o op  / path  e errors                                        │
@@ -24,8 +26,9 @@ const screen = `╭─ library ────────────────�
 
 func TestParseOverlay(t *testing.T) {
 	o := parseOverlay(screen)
-	want := overlayStats{Seen: true, LastMs: 10.129, AvgMs: 7.535, MaxMs: 61.317, Frames: 3164, UpdateMs: 0.927,
-		Batches: 3141, Events: 2726, Kept: 2225, Dropped: 3, ConsoleDropped: 17, Requests: 2726}
+	want := overlayStats{Seen: true, LastMs: 10.129, P50Ms: 0.312, P99Ms: 1.5, AvgMs: 7.535, MaxMs: 61.317, Frames: 3164, FPS: 14,
+		UpdateMs: 0.927, Batches: 3141, Events: 2726, Kept: 2225, EventsPerS: 85, BacklogMs: 12.5, BacklogMaxMs: 40,
+		Dropped: 3, SubDropped: 2, BufferDropped: 1, ConsoleDropped: 17, Requests: 2726}
 	if o != want {
 		t.Fatalf("got %+v\nwant %+v", o, want)
 	}
