@@ -136,7 +136,9 @@ func TestTrafficRing(t *testing.T) {
 		}
 	}
 	press(m, "2", "space")
-	rows := func(s string) string { return strings.Join(regexp.MustCompile(`\+\S+ READ.*`).FindAllString(s, -1), "\n") }
+	rows := func(s string) string {
+		return strings.Join(regexp.MustCompile(`\+\S+ READ.*`).FindAllString(s, -1), "\n")
+	}
 	before := screen(m)
 	m.apply(&SourceMsg{Events: []trace.Event{readEv(m.traf.next+1, 0, 1, false)}})
 	after := screen(m)
