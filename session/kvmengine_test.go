@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/krunbench/krunbench/initlib"
 	"github.com/krunbench/krunbench/vmm/kvm"
+	"github.com/krunbench/krunbench/vmm/kvm/kvmtest"
 )
 
 // testConfig is a config that passes Validate, with kernel as the kernel.
@@ -99,38 +99,15 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// guestVmlinux finds the vmlinux fixture.
-func guestVmlinux(t *testing.T) string {
-	t.Helper()
-	for _, p := range []string{os.Getenv("KRUNBENCH_GUEST_VMLINUX"), "../../shared/guest/vmlinux", "/work/shared/guest/vmlinux"} {
-		if p != "" {
-			if _, err := os.Stat(p); err == nil {
-				return p
-			}
-		}
-	}
-	t.Skip("guest kernel fixture not found (set KRUNBENCH_GUEST_VMLINUX)")
-	return ""
-}
+func guestVmlinux(t *testing.T) string { t.Helper(); return kvmtest.Vmlinux(t) }
 
 // TestKVMSession runs the test init on the kvm engine: exit code 42 on
 // hardware KVM; on PVM the guest dies in the kernel, which must come back
 // as one error line naming the KVM internal error, within a bound.
 func TestKVMSession(t *testing.T) {
-	if err := kvm.KVMUsable(); err != nil {
-		t.Skipf("KVM not usable on this machine, skipping: %v", err)
-	}
+	kvmtest.Require(t)
 	cfg := testConfig(t, guestVmlinux(t))
-	bin := filepath.Join(t.TempDir(), "testinit")
-	build := exec.Command("go", "build", "-trimpath", "-o", bin, "../cmd/krunbench/testdata/testinit")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build testinit: %v\n%s", err, out)
-	}
-	payload, err := os.ReadFile(bin)
-	if err != nil {
-		t.Fatal(err)
-	}
+	payload := kvmtest.TestInit(t)
 	out := &syncBuffer{}
 	cfg.Engine, cfg.Payload, cfg.Out, cfg.BootTimeout = EngineKVM, initlib.Payload{Name: "testinit", Bytes: payload}, out, 45*time.Second
 	s, err := Start(cfg)
@@ -154,7 +131,7 @@ func TestKVMSession(t *testing.T) {
 		if !errors.Is(err, ErrNoExitCode) || strings.Contains(err.Error(), "\n") {
 			t.Fatalf("want one line wrapping ErrNoExitCode, got %q", err)
 		}
-		t.Skipf("host /dev/kvm is kvm_pvm: the stock kernel cannot boot here; the session reported: %v", err)
+		kvmtest.Skip(t, "host /dev/kvm is kvm_pvm: the stock kernel cannot boot here; the session reported: %v", err)
 	}
 	if err != nil || !res.Reported || res.ExitCode != 42 || res.Engine != EngineKVM {
 		t.Fatalf("Wait = %+v, %v; console:\n%s", res, err, out.String())

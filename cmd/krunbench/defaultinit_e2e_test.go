@@ -52,6 +52,14 @@ func TestDefaultInitRunsWorkloadAndReportsItsExitCode(t *testing.T) {
 			t.Errorf("boot trace lacks %q:\n%s", m, out)
 		}
 	}
+	assertInitKrunTrace(t, traceFile)
+}
+
+// assertInitKrunTrace checks a run's trace file: one LOOKUP of init.krun
+// in the root answered with the synthetic inode, its READs, and at least
+// one READ at the end that returned 0 bytes.
+func assertInitKrunTrace(t *testing.T, traceFile string) {
+	t.Helper()
 	f, err := os.Open(traceFile)
 	if err != nil {
 		t.Fatal(err)
@@ -76,6 +84,7 @@ func TestDefaultInitRunsWorkloadAndReportsItsExitCode(t *testing.T) {
 	if lookup != 1 || reads == 0 || eof == 0 {
 		t.Fatalf("trace: %d init.krun lookups, %d reads, %d EOF reads", lookup, reads, eof)
 	}
+	t.Logf("trace: %d events; init.krun: 1 lookup, %d reads, %d EOF reads", len(evs), reads, eof)
 }
 
 func TestDefaultInitFailureCodes(t *testing.T) {

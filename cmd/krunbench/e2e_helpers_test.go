@@ -42,9 +42,13 @@ func buildStatic(t *testing.T, pkg, out string, flags ...string) string {
 }
 
 // krunbenchBin builds the CLI once per test binary, with the default init
-// embedded as `make build` does (building the init first when missing).
+// embedded as `make build` does (building the init first when missing);
+// $KRUNBENCH_BIN names a prebuilt one instead (the L1 harness has no Go).
 func krunbenchBin(t *testing.T) string {
 	t.Helper()
+	if binPath == "" {
+		binPath = os.Getenv("KRUNBENCH_BIN")
+	}
 	if binPath == "" {
 		const initImage = "../../initlib/defaultinit/krun-init"
 		if _, err := os.Stat(initImage); err != nil {

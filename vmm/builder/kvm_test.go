@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -21,6 +20,7 @@ import (
 	"github.com/krunbench/krunbench/vmm/builder"
 	"github.com/krunbench/krunbench/vmm/cmdline"
 	"github.com/krunbench/krunbench/vmm/kvm"
+	"github.com/krunbench/krunbench/vmm/kvm/kvmtest"
 	"github.com/krunbench/krunbench/vmm/vcpu"
 )
 
@@ -29,28 +29,9 @@ const (
 	bootTimeout   = 60 * time.Second
 )
 
-func requireKVM(t *testing.T) {
-	t.Helper()
-	if err := kvm.KVMUsable(); err != nil {
-		t.Skipf("KVM not usable on this machine, skipping: %v", err)
-	}
-}
+func requireKVM(t *testing.T) { t.Helper(); kvmtest.Require(t) }
 
-// guestVmlinux finds the vmlinux fixture.
-func guestVmlinux(t *testing.T) string {
-	t.Helper()
-	paths := []string{os.Getenv("KRUNBENCH_GUEST_VMLINUX"), "../../../shared/guest/vmlinux", "/work/shared/guest/vmlinux"}
-	for _, p := range paths {
-		if p == "" {
-			continue
-		}
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	t.Skipf("guest kernel fixture not found (set KRUNBENCH_GUEST_VMLINUX); tried %q", paths)
-	return ""
-}
+func guestVmlinux(t *testing.T) string { t.Helper(); return kvmtest.Vmlinux(t) }
 
 // watch collects output and signals when a marker appears.
 type watch struct {
@@ -106,21 +87,8 @@ func (p *pipeConsole) close() {
 	}
 }
 
-// testInit builds cmd/krunbench/testdata/testinit as a static binary.
-func testInit(t *testing.T) []byte {
-	t.Helper()
-	out := filepath.Join(t.TempDir(), "testinit")
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, "../../cmd/krunbench/testdata/testinit")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build testinit: %v\n%s", err, b)
-	}
-	b, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
+// testInit is cmd/krunbench/testdata/testinit (see kvmtest.TestInit).
+func testInit(t *testing.T) []byte { t.Helper(); return kvmtest.TestInit(t) }
 
 // TestBootFixture boots the fixture kernel with the virtio-fs root, the
 // console on a pipe and the serial port: the banner must reach the serial
@@ -176,7 +144,7 @@ func TestBootFixture(t *testing.T) {
 	runErr = <-ran
 	t.Logf("Run returned after %v", time.Since(start).Round(time.Millisecond))
 	if pvm && errors.Is(runErr, vcpu.ErrInternal) {
-		t.Skipf("host /dev/kvm is kvm_pvm: the stock guest kernel printed its banner, then hit an instruction PVM's emulator cannot run: %v", runErr)
+		kvmtest.Skip(t, "host /dev/kvm is kvm_pvm: the stock guest kernel printed its banner, then hit an instruction PVM's emulator cannot run: %v", runErr)
 	}
 	if runErr != nil {
 		t.Fatalf("Run: %v; serial tail:\n%s", runErr, tail(serial.String(), 30))

@@ -173,9 +173,23 @@ const (
 // Type is virtio-console.
 func (c *Console) Type() uint32 { return virtio.DeviceIDConsole }
 
-// Features offers VERSION_1, EVENT_IDX, SIZE and MULTIPORT.
+// Features offers VERSION_1, EVENT_IDX and SIZE, and MULTIPORT when the
+// console has more than one port.
+//
+// A lone console port is offered without MULTIPORT on purpose: with it,
+// Linux adds port 0 (and registers hvc0 as a console) from a workqueue,
+// after control-queue round trips, and on a fast boot with a
+// non-preemptible kernel the kernel opens /dev/console for init before
+// that work has run: "unable to open an initial console", and a user init
+// that writes to its inherited stdout is silent (seen in about half the
+// runs under nested KVM). Without MULTIPORT port 0 is added in the
+// driver's probe, so hvc0 exists before init starts.
 func (c *Console) Features() uint64 {
-	return 1<<virtio.FeatureVersion1 | 1<<virtio.FeatureEventIdx | 1<<FeatureSize | 1<<FeatureMultiport
+	f := uint64(1<<virtio.FeatureVersion1 | 1<<virtio.FeatureEventIdx | 1<<FeatureSize)
+	if len(c.ports) > 1 {
+		f |= 1 << FeatureMultiport
+	}
+	return f
 }
 
 // AckFeatures records the driver's features.

@@ -127,7 +127,7 @@ func TestControlHandshake(t *testing.T) {
 }
 
 func TestHostileControlMessages(t *testing.T) {
-	g := newGuest(t, console.Options{Ports: []console.Port{{Console: true}}}, multiFeatures)
+	g := newGuest(t, console.Options{Ports: []console.Port{{Console: true}, idlePort}}, multiFeatures)
 	g.post(ctrlRx, 4096, 4096, 4096, 4096)
 	g.sendCtrl(console.BadID, console.EventDeviceReady, 0) // driver failed: nothing
 	g.sendCtrl(99, console.EventPortReady, 1)              // unknown port
@@ -150,7 +150,7 @@ func TestHostileControlMessages(t *testing.T) {
 
 func TestPort0BothWays(t *testing.T) {
 	h := newHost(t)
-	g := newGuest(t, console.Options{Ports: []console.Port{{Console: true, Host: h.Side()}}}, multiFeatures)
+	g := newGuest(t, console.Options{Ports: []console.Port{{Console: true, Host: h.Side()}, idlePort}}, multiFeatures)
 	g.handshake(1, []int{2})
 	// Host input before the guest opens the port waits.
 	go h.In.Write([]byte("typed early"))
@@ -190,7 +190,7 @@ func TestPort0BothWays(t *testing.T) {
 
 func TestLargeTransferSmallBuffers(t *testing.T) {
 	h := newHost(t)
-	g := newGuest(t, console.Options{Ports: []console.Port{{Console: true, Host: h.Side()}}}, multiFeatures)
+	g := newGuest(t, console.Options{Ports: []console.Port{{Console: true, Host: h.Side()}, idlePort}}, multiFeatures)
 	g.handshake(1, []int{2})
 	data := make([]byte, 100<<10)
 	rng := rand.New(rand.NewPCG(3, 4))
@@ -277,6 +277,23 @@ func TestNamedPorts(t *testing.T) {
 	// Input for port 0 does not leak into port 2 and vice versa.
 	if got := g.collect(rxq(0)); len(got) != 0 {
 		t.Fatal("port 0 received port 2's data")
+	}
+}
+
+// idlePort is a second port with no host side: multiport tests need one,
+// since a console with a single port does not offer MULTIPORT.
+var idlePort = console.Port{Name: "krun-stderr"}
+
+// TestLonePortOffersNoMultiport: with port 0 alone, Linux must add it in
+// probe (see Console.Features), so MULTIPORT is not offered.
+func TestLonePortOffersNoMultiport(t *testing.T) {
+	c, err := console.New(console.Options{Ports: []console.Port{{Console: true}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.Features()&(1<<console.FeatureMultiport) != 0 {
+		t.Fatalf("features %#x offer MULTIPORT for a single port", c.Features())
 	}
 }
 

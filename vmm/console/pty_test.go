@@ -45,13 +45,13 @@ func TestPtyHost(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	g := newGuest(t, console.Options{Ports: []console.Port{{Console: true, Host: master}}}, multiFeatures)
+	g := newGuest(t, console.Options{Ports: []console.Port{{Console: true, Host: master}, idlePort}}, multiFeatures)
 	ws, err := pty.GetsizeFull(slave)
 	if err != nil {
 		t.Fatal(err)
 	}
 	g.con.Resize(ws.Cols, ws.Rows)
-	msgs := g.handshake(1, []int{3})[0]
+	msgs := g.handshake(2, []int{3, 1})[0]
 	if m := msgs[2]; m.Event != console.EventResize || !bytes.Equal(m.Payload, size(true, 91, 37)) {
 		t.Fatalf("resize from the pty: %s", describe(msgs))
 	}

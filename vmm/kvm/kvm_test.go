@@ -2,6 +2,7 @@ package kvm
 
 import (
 	"errors"
+	"os"
 	"runtime"
 	"testing"
 	"time"
@@ -9,11 +10,21 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// requireKVM skips without a usable KVM, or fails where
+// KRUNBENCH_REQUIRE_KVM (kvmtest.RequireEnv; not importable here) is set.
 func requireKVM(t *testing.T) {
 	t.Helper()
 	if err := KVMUsable(); err != nil {
-		t.Skipf("KVM not usable on this machine, skipping: %v", err)
+		skipKVM(t, err)
 	}
+}
+
+func skipKVM(t *testing.T, err error) {
+	t.Helper()
+	if os.Getenv("KRUNBENCH_REQUIRE_KVM") != "" {
+		t.Fatalf("KRUNBENCH_REQUIRE_KVM is set but KVM is not usable: %v", err)
+	}
+	t.Skipf("KVM not usable on this machine, skipping: %v", err)
 }
 
 func TestKVMUsable(t *testing.T) {
@@ -23,7 +34,7 @@ func TestKVMUsable(t *testing.T) {
 		if !errors.Is(err, ErrUnavailable) && !errors.Is(err, ErrMissingCapability) && !errors.Is(err, ErrAPIVersion) {
 			t.Fatalf("KVMUsable error does not wrap a sentinel: %v", err)
 		}
-		t.Skipf("KVM not usable on this machine, skipping: %v", err)
+		skipKVM(t, err)
 	}
 	t.Logf("KVMUsable ok in %v", time.Since(start))
 }

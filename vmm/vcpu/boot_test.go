@@ -12,6 +12,7 @@ import (
 
 	"github.com/krunbench/krunbench/vmm/bus"
 	"github.com/krunbench/krunbench/vmm/kvm"
+	"github.com/krunbench/krunbench/vmm/kvm/kvmtest"
 	"github.com/krunbench/krunbench/vmm/legacy"
 	"github.com/krunbench/krunbench/vmm/loader"
 	"github.com/krunbench/krunbench/vmm/memory"
@@ -25,21 +26,14 @@ const bootTimeout = 90 * time.Second
 // $KRUNBENCH_EXTRA_CMDLINE, and the full console saved with
 // $KRUNBENCH_BOOT_LOG.
 
-// guestKernel finds the vmlinux fixture: $KRUNBENCH_GUEST_VMLINUX, then
-// the shared checkout locations.
+// guestKernel reads the vmlinux fixture (see kvmtest.Vmlinux).
 func guestKernel(t *testing.T) []byte {
 	t.Helper()
-	paths := []string{os.Getenv("KRUNBENCH_GUEST_VMLINUX"), "../../shared/guest/vmlinux", "/work/shared/guest/vmlinux"}
-	for _, p := range paths {
-		if p == "" {
-			continue
-		}
-		if b, err := os.ReadFile(p); err == nil {
-			return b
-		}
+	b, err := os.ReadFile(kvmtest.Vmlinux(t))
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Skipf("guest kernel fixture not found (set KRUNBENCH_GUEST_VMLINUX); tried %q", paths)
-	return nil
+	return b
 }
 
 // console collects serial output and records when markers first appear.
@@ -83,15 +77,13 @@ const (
 )
 
 func TestBootLinux(t *testing.T) {
-	if err := kvm.KVMUsable(); err != nil {
-		t.Skipf("KVM not usable on this machine, skipping: %v", err)
-	}
+	kvmtest.Require(t)
 	kernel := guestKernel(t)
 	pvmLimited := false
 	for _, n := range []int{1, 2} {
 		t.Run(map[int]string{1: "1vcpu", 2: "2vcpus"}[n], func(t *testing.T) {
 			if pvmLimited {
-				t.Skip("host /dev/kvm is kvm_pvm and the 1-vCPU boot already hit its emulator limit")
+				kvmtest.Skip(t, "host /dev/kvm is kvm_pvm and the 1-vCPU boot already hit its emulator limit")
 			}
 			defer func() { pvmLimited = t.Skipped() && kvm.HostBackend() == kvm.BackendPVM }()
 			smp := "smp: Brought up 1 node, 2 CPUs"
@@ -211,7 +203,7 @@ func bootOnce(t *testing.T, kernel []byte, n int, extraMarks ...string) *console
 		// Known platform limit, see kvm.HostBackend: the loader, vCPU setup,
 		// run loop and UART work (the banner is out); the rest of the boot
 		// needs a PVM-enlightened guest kernel or hardware virtualization.
-		t.Skipf("host /dev/kvm is kvm_pvm: the stock guest kernel printed its banner after %v, then hit an instruction PVM's emulator cannot run: %v",
+		kvmtest.Skip(t, "host /dev/kvm is kvm_pvm: the stock guest kernel printed its banner after %v, then hit an instruction PVM's emulator cannot run: %v",
 			mustWhen(out, markBanner), runErr)
 	}
 	if runErr != nil {

@@ -11,14 +11,10 @@ import (
 
 	"github.com/krunbench/krunbench/vmm/bus"
 	"github.com/krunbench/krunbench/vmm/kvm"
+	"github.com/krunbench/krunbench/vmm/kvm/kvmtest"
 )
 
-func requireKVM(t *testing.T) {
-	t.Helper()
-	if err := kvm.KVMUsable(); err != nil {
-		t.Skipf("KVM not usable on this machine, skipping: %v", err)
-	}
-}
+func requireKVM(t *testing.T) { t.Helper(); kvmtest.Require(t) }
 
 // realModeVCPU returns vCPU 0 of a fresh VM running code at GPA 0 in real mode.
 func realModeVCPU(t *testing.T, code []byte) *kvm.VCPU {
