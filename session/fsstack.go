@@ -35,6 +35,8 @@ type Result struct {
 	Engine, Accel string
 	// Panic is the guest kernel's panic message, if it panicked.
 	Panic string
+	// Boot says when the run's moments happened.
+	Boot BootTimes
 }
 
 // fsStack is the virtio-fs server for the guest's root.

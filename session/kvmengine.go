@@ -94,6 +94,9 @@ func (e *kvmEngine) Done() <-chan struct{} { return e.done }
 
 func (e *kvmEngine) Err() error { return e.err }
 
+// Entered is when vCPU 0 first entered the guest.
+func (e *kvmEngine) Entered() time.Time { return e.vm.Entered() }
+
 func (e *kvmEngine) Stop(grace time.Duration) {
 	e.vm.Stop()
 	select {

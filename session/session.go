@@ -45,6 +45,11 @@ type Session struct {
 	stop    sync.Once
 	res     Result
 	err     error
+
+	t0         time.Time // Start was called
+	vmCreated  time.Time
+	exited     time.Time
+	milestones milestoneWatch
 }
 
 // Start validates cfg, serves the root filesystem, and boots the guest on
@@ -73,13 +78,13 @@ func Start(cfg Config) (*Session, error) {
 }
 
 func start(cfg Config, accel string) (*Session, error) {
-	s := &Session{cfg: cfg, accel: accel, drained: make(chan struct{}), ended: make(chan struct{}), stopped: make(chan struct{})}
+	s := &Session{cfg: cfg, accel: accel, drained: make(chan struct{}), ended: make(chan struct{}), stopped: make(chan struct{}), t0: time.Now()}
 	spec := cmdline.Spec{
 		Program: cfg.Program, Args: cfg.Args, Env: cfg.Env, Workdir: cfg.Workdir, Verbose: cfg.Verbose,
 		Init: cfg.Init.KernelParam(), NoInit: cfg.Init.Policy == initlib.NoInit,
 	}
 	if accel == qemu.AccelTCG {
-		spec.Extra = append(spec.Extra, qemu.TCGParams...)
+		spec.Extra = append(spec.Extra, qemu.TCGParams()...)
 	}
 	if cfg.BootTrace {
 		spec.Extra = append(spec.Extra, "krunbench.trace=1")
@@ -110,6 +115,7 @@ func start(cfg Config, accel string) (*Session, error) {
 		s.cleanup()
 		return nil, err
 	}
+	s.vmCreated = time.Now()
 	go s.pumpOutput()
 	go s.supervise()
 	return s, nil
@@ -140,7 +146,7 @@ func (s *Session) startQEMU(line string, slave *os.File) error {
 // pumpOutput copies console output to Config.Out and the panic detector.
 func (s *Session) pumpOutput() {
 	defer close(s.drained)
-	_, _ = io.Copy(io.MultiWriter(s.cfg.Out, &s.tail), s.console)
+	_, _ = io.Copy(io.MultiWriter(s.cfg.Out, &s.tail, &s.milestones), s.console)
 }
 
 // supervise waits for the engine to end, enforcing the boot timeout.
@@ -157,6 +163,7 @@ func (s *Session) supervise() {
 	for {
 		select {
 		case <-s.proc.Done():
+			s.exited = time.Now()
 			s.finish()
 			return
 		case <-s.stopped:
@@ -183,7 +190,7 @@ func (s *Session) finish() {
 	case <-s.drained:
 	case <-time.After(time.Second):
 	}
-	s.res = Result{Engine: s.cfg.Engine, Accel: s.accel, Panic: s.tail.panicMessage()}
+	s.res = Result{Engine: s.cfg.Engine, Accel: s.accel, Panic: s.tail.panicMessage(), Boot: s.bootTimes()}
 	if code, ok := s.fs.overlay.ExitCode(); ok {
 		s.res.ExitCode, s.res.Reported = code, true
 		return

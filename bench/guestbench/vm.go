@@ -100,7 +100,7 @@ func qemuArgs(cfg *config, m *mode, initrd, socket, share string) []string {
 	mem := strconv.Itoa(cfg.memMiB) + "M"
 	cmdline := "console=hvc0 reboot=k panic=-1 quiet rdinit=/init"
 	if cfg.accel == qemu.AccelTCG {
-		cmdline += " " + strings.Join(qemu.TCGParams, " ")
+		cmdline += " " + strings.Join(qemu.TCGParams(), " ")
 	}
 	args := []string{
 		"-M", "microvm,memory-backend=mem,x-option-roms=off,rtc=off",

@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -20,6 +22,7 @@ type runFlags struct {
 	initFile   string
 	initPolicy string
 	verbose    bool
+	timings    bool
 }
 
 func newRunCmd() *cobra.Command {
@@ -47,6 +50,7 @@ func newRunCmd() *cobra.Command {
 	fl.StringVar(&f.cfg.Workdir, "workdir", "", "working directory of the workload")
 	fl.BoolVar(&f.cfg.Verbose, "verbose-boot", false, "show kernel boot messages")
 	fl.BoolVar(&f.verbose, "verbose", false, "log krunbench diagnostics to stderr")
+	fl.BoolVar(&f.timings, "timings", false, "print the boot-time breakdown as one JSON line on stderr (krunbench: boot {...}); with --boot-trace it includes the workload's exec")
 	return cmd
 }
 
@@ -72,6 +76,9 @@ func runGuest(cmd *cobra.Command, f runFlags, args []string) error {
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer cancel()
 	res, err := session.Run(ctx, cfg)
+	if f.timings && err == nil {
+		fmt.Fprintf(os.Stderr, "krunbench: boot %s\n", bootJSON(res))
+	}
 	switch {
 	case errors.Is(err, context.Canceled):
 		fmt.Fprintln(os.Stderr, "krunbench: interrupted; guest stopped")
@@ -80,4 +87,25 @@ func runGuest(cmd *cobra.Command, f runFlags, args []string) error {
 		return err
 	}
 	return exitError{code: res.ExitCode}
+}
+
+// bootJSON is a run's boot-time breakdown (session.BootTimes) as one JSON
+// object, in milliseconds since the run started; moments not seen are
+// left out.
+func bootJSON(res session.Result) string {
+	b := res.Boot
+	var fields []string
+	for _, f := range []struct {
+		name string
+		d    time.Duration
+	}{
+		{"vm_created", b.VMCreated}, {"kernel_entry", b.KernelEntry}, {"first_fuse", b.FirstRequest},
+		{"init_eof", b.InitEOF}, {"exec", b.Exec}, {"exit", b.Exit},
+	} {
+		if f.d > 0 {
+			fields = append(fields, fmt.Sprintf("%q:%.3f", f.name+"_ms", float64(f.d)/float64(time.Millisecond)))
+		}
+	}
+	fields = append(fields, fmt.Sprintf(`"engine":%q,"accel":%q`, res.Engine, res.Accel))
+	return "{" + strings.Join(fields, ",") + "}"
 }

@@ -60,7 +60,7 @@ func TestServeSocketIsADropInForVirtiofsd(t *testing.T) {
 			t.Fatalf("no socket after 10s:\n%s", serveOut.String())
 		}
 	}
-	line, err := cmdline.Build(cmdline.Spec{Extra: qemu.TCGParams})
+	line, err := cmdline.Build(cmdline.Spec{Extra: qemu.TCGParams()})
 	if err != nil {
 		t.Fatal(err)
 	}

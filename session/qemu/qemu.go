@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -23,8 +24,40 @@ const (
 
 // TCGParams are kernel parameters the guest needs under TCG: without an
 // early TSC frequency the kernel hangs calibrating the TSC in about half
-// the boots on microvm.
-var TCGParams = []string{"tsc_early_khz=2000000"}
+// the boots on microvm. TCG's TSC ticks at the host's TSC rate, so that is
+// the frequency given (HostTSCkHz), and the guest's clock keeps time.
+func TCGParams() []string {
+	return []string{fmt.Sprintf("tsc_early_khz=%d", HostTSCkHz())}
+}
+
+// fallbackTSCkHz is used where /proc/cpuinfo says nothing usable.
+const fallbackTSCkHz = 2000000
+
+// HostTSCkHz is the host's TSC frequency in kHz, from the first "cpu MHz"
+// of /proc/cpuinfo (the kernel's calibrated TSC rate on x86 hosts with a
+// constant TSC), else 2 GHz.
+func HostTSCkHz() int {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return fallbackTSCkHz
+	}
+	return tscFromCPUInfo(string(b))
+}
+
+func tscFromCPUInfo(info string) int {
+	for line := range strings.Lines(info) {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || strings.TrimSpace(k) != "cpu MHz" {
+			continue
+		}
+		mhz, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil || mhz < 100 || mhz > 10000 {
+			return fallbackTSCkHz
+		}
+		return int(mhz * 1000)
+	}
+	return fallbackTSCkHz
+}
 
 // ErrNoQEMU reports a missing qemu-system-x86_64.
 var ErrNoQEMU = errors.New("qemu-system-x86_64 not found (apt-get install qemu-system-x86)")

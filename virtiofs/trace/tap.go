@@ -52,6 +52,8 @@ type Tap struct {
 	ops        [numOps + 1]opCounters
 	malformed  atomic.Uint64
 	subDropped atomic.Uint64
+	firstAt    atomic.Int64 // unix nanoseconds; see FirstRequest
+	initEOFAt  atomic.Int64 // unix nanoseconds; see InitEOF
 
 	mu   sync.Mutex
 	ring []Event
@@ -77,6 +79,21 @@ func NewTap(opts Options) *Tap {
 	t.nodes.init()
 	t.enabled.Store(!opts.Disabled)
 	return t
+}
+
+// FirstRequest is when the first request the tap recorded arrived, zero
+// before one has.
+func (t *Tap) FirstRequest() time.Time { return unixNano(t.firstAt.Load()) }
+
+// InitEOF is when the first READ at or past the end of the synthetic init
+// arrived (the guest has read all of /init.krun), zero before.
+func (t *Tap) InitEOF() time.Time { return unixNano(t.initEOFAt.Load()) }
+
+func unixNano(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
 }
 
 // Start is when the tap was created; Event.Time counts from it.
@@ -121,6 +138,12 @@ func (t *Tap) Observe(s *fuse.Served) {
 	start := s.Start
 	if start.IsZero() {
 		start = time.Now()
+	}
+	if t.firstAt.Load() == 0 {
+		t.firstAt.CompareAndSwap(0, start.UnixNano())
+	}
+	if s.Synthetic && s.EOF && t.initEOFAt.Load() == 0 {
+		t.initEOFAt.CompareAndSwap(0, start.UnixNano())
 	}
 	ev.Time = max(start.Sub(t.start), 0)
 	ev.Wall = start.Round(0)

@@ -490,3 +490,30 @@ func (l *listHook) Inodes() []fuse.InodeInfo {
 	l.hook()
 	return out
 }
+
+// TestBootMoments: the tap remembers when the first request and the first
+// 0-byte READ at the synthetic init's end arrived, and nothing else moves
+// them.
+func TestBootMoments(t *testing.T) {
+	tap := NewTap(Options{})
+	if !tap.FirstRequest().IsZero() || !tap.InitEOF().IsZero() {
+		t.Fatal("moments set before any request")
+	}
+	first := served(fuse.OpInit, 0)
+	tap.Observe(first)
+	read := served(fuse.OpRead, 2)
+	read.Synthetic = true
+	tap.Observe(read)
+	if !tap.InitEOF().IsZero() {
+		t.Fatal("a READ with data counted as the EOF read")
+	}
+	eof := served(fuse.OpRead, 2)
+	eof.Synthetic, eof.EOF, eof.Start = true, true, first.Start.Add(time.Second)
+	tap.Observe(eof)
+	later := served(fuse.OpRead, 2)
+	later.Synthetic, later.EOF, later.Start = true, true, first.Start.Add(2*time.Second)
+	tap.Observe(later)
+	if !tap.FirstRequest().Equal(first.Start.Round(0)) || !tap.InitEOF().Equal(eof.Start.Round(0)) {
+		t.Fatalf("first %v (want %v), EOF %v (want %v)", tap.FirstRequest(), first.Start, tap.InitEOF(), eof.Start)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/krunbench/krunbench/vmm/bus"
 	"github.com/krunbench/krunbench/vmm/console"
@@ -81,6 +82,15 @@ func (v *VM) Resize(cols, rows uint16) {
 	if !v.released {
 		v.console.Resize(cols, rows)
 	}
+}
+
+// Entered is when vCPU 0 first entered the guest (the kernel's entry),
+// zero before Run.
+func (v *VM) Entered() time.Time {
+	if len(v.runners) == 0 {
+		return time.Time{}
+	}
+	return v.runners[0].Entered()
 }
 
 // Resets returns how many times the guest pulsed the i8042 reset line.

@@ -18,6 +18,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -56,6 +57,7 @@ type Runner struct {
 	kickMu  sync.Mutex
 	samples chan chan sample
 	exits   [64]atomic.Uint64
+	entered atomic.Int64 // unix nanoseconds of the first KVM_RUN
 }
 
 type sample struct {
@@ -66,6 +68,14 @@ type sample struct {
 // New returns a Runner for v that sends port I/O to pio and MMIO to mmio.
 func New(v *kvm.VCPU, pio, mmio *bus.Bus) *Runner {
 	return &Runner{v: v, pio: pio, mmio: mmio, samples: make(chan chan sample, 1)}
+}
+
+// Entered is when the loop first entered the guest (KVM_RUN), zero before.
+func (r *Runner) Entered() time.Time {
+	if ns := r.entered.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
 }
 
 // VCPU returns the vCPU this Runner drives.
@@ -137,6 +147,9 @@ func (r *Runner) Run(ctx context.Context) error {
 	for {
 		if r.stop.Load() {
 			return nil
+		}
+		if r.entered.Load() == 0 {
+			r.entered.Store(time.Now().UnixNano())
 		}
 		reason, err := r.v.Run()
 		if errors.Is(err, kvm.ErrInterrupted) {

@@ -1,0 +1,45 @@
+package session
+
+import (
+	"testing"
+	"time"
+)
+
+// TestMilestoneWatch feeds console output split at odd places: only the
+// default init's exec milestone line sets the moment, once.
+func TestMilestoneWatch(t *testing.T) {
+	var w milestoneWatch
+	for _, chunk := range []string{"krun-init: milestone mounted t=0.1\r\n", "some output milestone exec\r\nkrun-init: mile", "stone ex"} {
+		w.Write([]byte(chunk))
+	}
+	if !w.execAt().IsZero() {
+		t.Fatal("exec seen before its line ended")
+	}
+	before := time.Now()
+	w.Write([]byte("ec t=0.250000\r\n"))
+	at := w.execAt()
+	if at.Before(before) {
+		t.Fatalf("exec moment %v, want after %v", at, before)
+	}
+	w.Write([]byte("krun-init: milestone exec t=9.000000\n"))
+	if !w.execAt().Equal(at) {
+		t.Fatal("a second exec line moved the moment")
+	}
+}
+
+// TestMilestoneWatchBoundsTheLine: a flood without newlines keeps at most
+// maxMilestoneLine bytes.
+func TestMilestoneWatchBoundsTheLine(t *testing.T) {
+	var w milestoneWatch
+	w.Write(make([]byte, 1<<20))
+	if len(w.line) > maxMilestoneLine {
+		t.Fatalf("kept %d bytes", len(w.line))
+	}
+}
+
+func TestSince(t *testing.T) {
+	start := time.Now()
+	if since(start, time.Time{}) != 0 || since(start, start.Add(-time.Second)) != 0 || since(start, start.Add(time.Second)) != time.Second {
+		t.Fatal("since")
+	}
+}
