@@ -10,7 +10,7 @@ BIN      := bin/krunbench
 PKGS     := ./...
 FUZZTIME ?= 10s
 
-.PHONY: all build test unit fuzz lint bench run clean kernel init
+.PHONY: all build test unit fuzz lint bench run clean kernel init e2e-kvm
 
 all: build
 
@@ -19,7 +19,14 @@ build: $(INIT)
 
 # test: everything CI runs. The FUSE and escape tests mount through
 # /dev/fuse and need root; they skip (loudly) without it.
-test: lint unit fuzz
+test: lint unit fuzz e2e-kvm
+
+# e2e-kvm: the KVM tests (vmm/kvm, vmm/vcpu, vmm/builder, session,
+# krunbench run --engine kvm) inside an L1 Linux under QEMU TCG with nested
+# SVM, where this machine has no hardware KVM (see vmm/l1/run.sh); with
+# hardware KVM they already ran in unit.
+e2e-kvm: build
+	vmm/l1/run.sh test
 
 unit: $(INIT)
 	$(GO) test -count=1 -timeout 20m $$($(GO) list $(PKGS) | grep -v '/virtiofs/fusedev$$')
@@ -40,11 +47,14 @@ lint: $(INIT)
 # guest) skips itself without qemu-system-x86_64 or a guest kernel
 # ($$KRUNBENCH_KERNEL, or -kernel in BENCHGUEST); tuibench (the TUI under a
 # flood, compared with fusebench's tap overhead) also without tmux or
-# busybox (flags in TUIBENCHFLAGS).
+# busybox (flags in TUIBENCHFLAGS); bootbench (krunbench run -- true on
+# in-process KVM vs QEMU microvm -accel kvm, inside the L1 of e2e-kvm)
+# without qemu or a bzImage.
 bench: build
 	cd bench && CGO_ENABLED=0 $(GO) run ./fusebench -bin ../$(BIN) -go $(GO) -out results/fuse.json $(BENCHFLAGS)
 	cd bench && CGO_ENABLED=0 $(GO) run ./guestbench -bin ../$(BIN) -go $(GO) -out results/guest.json $(BENCHGUEST)
 	cd bench && CGO_ENABLED=0 $(GO) run ./tuibench -bin ../$(BIN) -out results/tui.json $(TUIBENCHFLAGS)
+	cd bench && CGO_ENABLED=0 $(GO) run ./bootbench -out results/boot.json $(BOOTBENCHFLAGS)
 
 # run: the workbench on a booted guest: builds or finds QEMU, the demo
 # busybox root filesystem and a guest kernel, then opens the TUI.
