@@ -13,12 +13,28 @@ import (
 // reflection: a recorder encodes one object per served request. The test
 // TestAppendJSONMatchesEncodingJSON holds the two together.
 func appendJSON(b []byte, ev *Event) []byte {
+	var e encoder
+	return e.appendJSON(b, ev)
+}
+
+// encoder is appendJSON with memory: it formats the date and time of day
+// of an event's wall time once per second, not once per event.
+type encoder struct {
+	sec  int64 // the Unix second prefix and zone are for
+	loc  *time.Location
+	ok   bool
+	day  []byte // `,"wall":"2006-01-02T15:04:05`
+	zone []byte // `Z"` or `+07:00"`
+}
+
+// appendJSON appends ev as the package's appendJSON does.
+func (e *encoder) appendJSON(b []byte, ev *Event) []byte {
 	b = append(b, `{"seq":`...)
 	b = strconv.AppendUint(b, ev.Seq, 10)
 	b = append(b, `,"t":`...)
 	b = strconv.AppendInt(b, int64(ev.Time), 10)
 	if !ev.Wall.IsZero() {
-		b = appendWall(b, ev.Wall)
+		b = e.appendWall(b, ev.Wall)
 	}
 	b = append(b, `,"op":`...)
 	b = strconv.AppendUint(b, uint64(ev.Op), 10)
@@ -70,6 +86,39 @@ func appendNonEmpty(b []byte, key, s string) []byte {
 		return b
 	}
 	return appendString(append(b, key...), s)
+}
+
+// appendWall appends the wall time as the package's appendWall does,
+// reusing the date, time of day and zone formatted for the previous event
+// when it fell in the same second. Zones with a fractional minute offset
+// and years appendWall cannot print are left to it.
+func (e *encoder) appendWall(b []byte, t time.Time) []byte {
+	sec := t.Unix()
+	if !e.ok || sec != e.sec || t.Location() != e.loc {
+		_, off := t.Zone()
+		if y := t.Year(); y < 0 || y > 9999 || off%60 != 0 {
+			e.ok = false
+			return appendWall(b, t)
+		}
+		e.sec, e.loc, e.ok = sec, t.Location(), true
+		e.day = t.AppendFormat(append(e.day[:0], `,"wall":"`...), "2006-01-02T15:04:05")
+		e.zone = append(t.AppendFormat(e.zone[:0], "Z07:00"), '"')
+	}
+	b = append(b, e.day...)
+	if ns := t.Nanosecond(); ns != 0 {
+		var d [10]byte
+		d[0] = '.'
+		for i := 9; i > 0; i-- {
+			d[i] = byte('0' + ns%10)
+			ns /= 10
+		}
+		n := len(d)
+		for d[n-1] == '0' {
+			n--
+		}
+		b = append(b, d[:n]...)
+	}
+	return append(b, e.zone...)
 }
 
 // appendWall appends the wall time as time.Time.MarshalJSON does

@@ -10,7 +10,6 @@ import (
 	"path"
 	"sync"
 	"text/tabwriter"
-	"time"
 
 	"github.com/krunbench/krunbench/virtiofs/fuse"
 )
@@ -20,15 +19,20 @@ import (
 type FileWriter struct {
 	mu   sync.Mutex
 	bw   *bufio.Writer
+	enc  encoder
 	line []byte // encoding scratch
 	n    uint64
 	err  error
 }
 
+// fileBuffer is the FileWriter's buffer: a recorder writes about 200
+// bytes per request, so a write(2) every thousand or so.
+const fileBuffer = 256 << 10
+
 // NewFileWriter returns a writer of JSON lines to w. Close flushes it; w
 // itself is left open.
 func NewFileWriter(w io.Writer) *FileWriter {
-	return &FileWriter{bw: bufio.NewWriterSize(w, 64<<10), line: make([]byte, 0, 512)}
+	return &FileWriter{bw: bufio.NewWriterSize(w, fileBuffer), line: make([]byte, 0, 512)}
 }
 
 // WriteEvent appends one event as a line. After the first error every
@@ -55,7 +59,7 @@ func (f *FileWriter) writeLocked(ev *Event) error {
 	if f.err != nil {
 		return f.err
 	}
-	f.line = append(appendJSON(f.line[:0], ev), '\n')
+	f.line = append(f.enc.appendJSON(f.line[:0], ev), '\n')
 	if _, f.err = f.bw.Write(f.line); f.err == nil {
 		f.n++
 	}
@@ -82,144 +86,6 @@ func (f *FileWriter) Flush() error {
 
 // Close flushes; it does not close the underlying writer.
 func (f *FileWriter) Close() error { return f.Flush() }
-
-// DefaultFlushInterval is how often a Recorder flushes when not told.
-const DefaultFlushInterval = time.Second
-
-// recordBuffer is the recorder's subscription buffer, and recordNap how
-// long it lets events pile up there once they flow. A receiver parked on
-// the channel is woken by every event, a cost paid on the serving
-// goroutine; one that naps between drains is not, and writes each batch
-// under one lock. 16384 events last over 300 ms at 50,000 requests/s.
-const (
-	recordBuffer = 16384
-	recordNap    = 2 * time.Millisecond
-	recordBatch  = 1024
-)
-
-// Recorder is a subscriber that writes every event it receives to a
-// FileWriter, resolving paths and flushing periodically.
-type Recorder struct {
-	sub  *Subscription
-	fw   *FileWriter
-	done chan struct{}
-	err  error
-}
-
-// Record subscribes to the tap and writes events observed from now on to w
-// as JSON lines, flushing every flushEvery (0 means DefaultFlushInterval).
-// Call Close to stop, drain and flush.
-func (t *Tap) Record(w io.Writer, flushEvery time.Duration) *Recorder {
-	if flushEvery <= 0 {
-		flushEvery = DefaultFlushInterval
-	}
-	r := &Recorder{sub: t.Subscribe(recordBuffer), fw: NewFileWriter(w), done: make(chan struct{})}
-	go r.run(flushEvery)
-	return r
-}
-
-// run waits for an event (or a flush tick) parked on the channel while the
-// filesystem is idle; once events flow it drains them in batches, napping
-// in between, until a drain finds nothing.
-func (r *Recorder) run(every time.Duration) {
-	defer close(r.done)
-	tick := time.NewTicker(every)
-	defer tick.Stop()
-	batch := make([]Event, 0, recordBatch)
-	for {
-		select {
-		case ev, ok := <-r.sub.C():
-			if !ok {
-				r.finish(nil)
-				return
-			}
-			batch = append(batch[:0], ev)
-		case <-tick.C:
-			if err := r.fw.Flush(); err != nil {
-				r.finish(err)
-				return
-			}
-			continue
-		}
-		for {
-			var open bool
-			batch, open = r.drain(batch)
-			if err := r.write(batch); err != nil {
-				r.finish(err)
-				return
-			}
-			if !open {
-				r.finish(nil)
-				return
-			}
-			if len(batch) == 0 {
-				break
-			}
-			select {
-			case <-tick.C:
-				if err := r.fw.Flush(); err != nil {
-					r.finish(err)
-					return
-				}
-			default:
-			}
-			time.Sleep(recordNap)
-			batch = batch[:0]
-		}
-		batch = batch[:0]
-	}
-}
-
-// drain appends what the subscription holds, up to a batch; open is false
-// once the subscription is closed and empty.
-func (r *Recorder) drain(batch []Event) (_ []Event, open bool) {
-	for len(batch) < cap(batch) {
-		select {
-		case ev, ok := <-r.sub.C():
-			if !ok {
-				return batch, false
-			}
-			batch = append(batch, ev)
-		default:
-			return batch, true
-		}
-	}
-	return batch, true
-}
-
-func (r *Recorder) write(batch []Event) error {
-	for i := range batch {
-		r.sub.tap.Resolve(&batch[i])
-	}
-	return r.fw.writeEvents(batch)
-}
-
-// finish records err, or closes the writer cleanly; after an error it
-// unsubscribes and discards what is left.
-func (r *Recorder) finish(err error) {
-	if err == nil {
-		r.err = r.fw.Close()
-		return
-	}
-	r.err = err
-	r.sub.Close()
-	for range r.sub.C() {
-	}
-}
-
-// Written is how many events were written so far.
-func (r *Recorder) Written() uint64 { return r.fw.Written() }
-
-// Dropped is how many events were lost because writing lagged.
-func (r *Recorder) Dropped() uint64 { return r.sub.Dropped() }
-
-// Close stops recording, writes what was already received, flushes and
-// returns the first error met.
-func (r *Recorder) Close() error {
-	r.sub.Close()
-	<-r.done
-	return r.err
-}
 
 // Reader reads events from JSON lines. A last line cut short (a trace
 // whose writer died mid-line) ends the stream quietly; see Truncated.

@@ -303,8 +303,9 @@ func BenchmarkAppendJSON(b *testing.B) {
 	ev := fullEvent()
 	ev.Name, ev.NewName, ev.Dropped = "f00001", "", ""
 	buf := make([]byte, 0, 512)
+	var e encoder
 	b.ReportAllocs()
 	for b.Loop() {
-		buf = appendJSON(buf[:0], &ev)
+		buf = e.appendJSON(buf[:0], &ev)
 	}
 }
