@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,8 +46,12 @@ func alignedAt(size, off int) []byte {
 
 // Options configure a mount.
 type Options struct {
-	// Workers is the number of goroutines reading /dev/fuse; default 8.
+	// Workers is how many requests are served at once; default 8.
 	Workers int
+	// Readers is how many workers may read and serve requests without
+	// handing over (see workers.go); default GOMAXPROCS-1, at least 1,
+	// at most Workers.
+	Readers int
 	// FSName is shown as the mount's source; default "krunbench".
 	FSName string
 	// AllowOther lets users other than the mounter use the mount
@@ -69,6 +74,8 @@ type Mount struct {
 	// noSplice and spliceFailures govern READ splicing (splice.go).
 	noSplice       bool
 	spliceFailures atomic.Int32
+	// readers holds a token per worker allowed to read (workers.go).
+	readers chan struct{}
 }
 
 // New mounts srv's filesystem on dir and starts serving.
@@ -76,6 +83,10 @@ func New(srv *fuse.Server, dir string, opts Options) (*Mount, error) {
 	if opts.Workers <= 0 {
 		opts.Workers = 8
 	}
+	if opts.Readers <= 0 {
+		opts.Readers = max(1, runtime.GOMAXPROCS(0)-1)
+	}
+	opts.Readers = min(opts.Readers, opts.Workers)
 	if opts.FSName == "" {
 		opts.FSName = "krunbench"
 	}
@@ -98,7 +109,8 @@ func New(srv *fuse.Server, dir string, opts Options) (*Mount, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("%w: mount %s: %w", ErrMount, dir, err)
 	}
-	m := &Mount{dir: dir, dev: os.NewFile(uintptr(fd), "/dev/fuse"), srv: srv, noSplice: opts.NoSplice}
+	m := &Mount{dir: dir, dev: os.NewFile(uintptr(fd), "/dev/fuse"), srv: srv, noSplice: opts.NoSplice,
+		readers: make(chan struct{}, opts.Readers)}
 	for range opts.Workers {
 		m.wg.Add(1)
 		go m.loop(fd)
@@ -112,42 +124,6 @@ func New(srv *fuse.Server, dir string, opts Options) (*Mount, error) {
 
 // Dir returns the mount point.
 func (m *Mount) Dir() string { return m.dir }
-
-func (m *Mount) loop(fd int) {
-	defer m.wg.Done()
-	in := alignedAt(bufSize, writeDataOffset)
-	out := alignedAt(bufSize, fuse.OutHeaderSize)
-	inv, outv := [][]byte{nil}, [][]byte{out}
-	var sp fuse.ReadSplicer
-	if !m.noSplice {
-		s := newSplicer(fd, &m.spliceFailures)
-		defer s.close()
-		sp = s
-	}
-	for {
-		n, err := unix.Read(fd, in)
-		switch {
-		case err == unix.EINTR || err == unix.EAGAIN || err == unix.ENOENT:
-			continue
-		case err != nil:
-			if err != unix.ENODEV && err != unix.EBADF {
-				m.once.Do(func() { m.err = fmt.Errorf("fusedev: read: %w", err) })
-			}
-			return
-		}
-		inv[0] = in[:n]
-		size, reply := m.srv.ServeSplice(inv, outv, sp)
-		if !reply {
-			continue
-		}
-		// ENOENT: the request was interrupted and the kernel forgot it.
-		if _, err := unix.Write(fd, out[:size]); err != nil && err != unix.ENOENT {
-			if err == unix.ENODEV || err == unix.EBADF {
-				return
-			}
-		}
-	}
-}
 
 // Wait blocks until the filesystem is unmounted (by Close or by umount).
 func (m *Mount) Wait() error {
