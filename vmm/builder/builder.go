@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/krunbench/krunbench/initlib"
 	"github.com/krunbench/krunbench/virtiofs"
@@ -76,10 +77,12 @@ func (b *Builder) Build(ctx context.Context) (*VM, error) {
 			v.Close()
 			return nil, err
 		}
+		began := time.Now()
 		if err := s.run(p); err != nil {
 			v.Close()
 			return nil, fmt.Errorf("build VM: %s: %w", s.name, err)
 		}
+		v.log.Debug("build step", "step", s.name, "took", time.Since(began))
 	}
 	return v, nil
 }
