@@ -100,8 +100,11 @@ bench)
 	bb=${KRUNBENCH_L1_BOOTBENCH:?set KRUNBENCH_L1_BOOTBENCH (bench/bootbench runs this)}
 	cp "$bb" "$root/l1/bootbench"
 	cp "${KRUNBENCH_KERNEL:?set KRUNBENCH_KERNEL to a bzImage}" "$root/l1/bzImage"
+	# QEMU finds its firmware relative to its own path (bindir/../share/qemu),
+	# so it keeps its host path.
 	qemu=$(command -v qemu-system-x86_64)
-	cp "$qemu" "$root/bin/qemu-system-x86_64"
+	mkdir -p "$root$(dirname "$qemu")"
+	cp "$qemu" "$root$qemu"
 	ldd "$qemu" | grep -o '/[^ ]*' | sort -u | while read -r lib; do
 		mkdir -p "$root$(dirname "$lib")"
 		cp -L "$lib" "$root$lib"
@@ -109,6 +112,7 @@ bench)
 	mkdir -p "$root/usr/share"
 	cp -rL /usr/share/qemu "$root/usr/share/qemu"
 	cat >>"$plan" <<PLAN
+export PATH=/bin:$(dirname "$qemu")
 /l1/bootbench l1 -kernel /l1/bzImage ${KRUNBENCH_L1_BOOTBENCH_ARGS:-}
 echo "L1-RESULT bootbench rc=\$?"
 PLAN
