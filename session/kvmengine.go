@@ -94,6 +94,13 @@ func (e *kvmEngine) Done() <-chan struct{} { return e.done }
 
 func (e *kvmEngine) Err() error { return e.err }
 
+// Where says where the vCPUs are, for a stalled boot's error.
+func (e *kvmEngine) Where() string {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	return e.vm.Where(ctx)
+}
+
 // Entered is when vCPU 0 first entered the guest.
 func (e *kvmEngine) Entered() time.Time { return e.vm.Entered() }
 

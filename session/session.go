@@ -176,8 +176,12 @@ func (s *Session) supervise() {
 			}
 		case <-stall.C:
 			if !s.fs.server.Initialized() {
+				where := ""
+				if w, ok := s.proc.(interface{ Where() string }); ok {
+					where = "; " + w.Where()
+				}
 				s.proc.Stop(2 * time.Second)
-				s.err = fmt.Errorf("%w within %s (accel %s; does the kernel have virtio-fs, virtio-mmio and hvc?)", ErrBootStall, timeout, s.accel)
+				s.err = fmt.Errorf("%w within %s (accel %s; does the kernel have virtio-fs, virtio-mmio and hvc?%s)", ErrBootStall, timeout, s.accel, where)
 				return
 			}
 		}

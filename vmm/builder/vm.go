@@ -3,7 +3,9 @@ package builder
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -91,6 +93,21 @@ func (v *VM) Entered() time.Time {
 		return time.Time{}
 	}
 	return v.runners[0].Entered()
+}
+
+// Where says where each vCPU is (its RIP), read on the vCPU threads within
+// ctx: a clue when a guest is stuck.
+func (v *VM) Where(ctx context.Context) string {
+	var parts []string
+	for i, r := range v.runners {
+		regs, err := r.Regs(ctx)
+		if err != nil {
+			parts = append(parts, fmt.Sprintf("vCPU%d: %v", i, err))
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("vCPU%d rip %#x", i, regs.RIP))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // Resets returns how many times the guest pulsed the i8042 reset line.
