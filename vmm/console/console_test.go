@@ -143,7 +143,7 @@ func TestHostileControlMessages(t *testing.T) {
 	d.PushHead(head)
 	d.Publish()
 	g.sendCtrl(console.BadID, console.EventDeviceReady, 1)
-	if m := g.ctrl(1); m[0].Event != console.EventPortAdd || m[0].ID != 0 {
+	if m := g.ctrl(2); m[0].Event != console.EventPortAdd || m[0].ID != 0 || m[1].Event != console.EventPortAdd || m[1].ID != 1 {
 		t.Fatalf("after hostile messages: %s", describe(m))
 	}
 }
@@ -151,7 +151,7 @@ func TestHostileControlMessages(t *testing.T) {
 func TestPort0BothWays(t *testing.T) {
 	h := newHost(t)
 	g := newGuest(t, console.Options{Ports: []console.Port{{Console: true, Host: h.Side()}, idlePort}}, multiFeatures)
-	g.handshake(1, []int{2})
+	g.handshake(2, []int{2, 2})
 	// Host input before the guest opens the port waits.
 	go h.In.Write([]byte("typed early"))
 	time.Sleep(20 * time.Millisecond)
@@ -191,7 +191,7 @@ func TestPort0BothWays(t *testing.T) {
 func TestLargeTransferSmallBuffers(t *testing.T) {
 	h := newHost(t)
 	g := newGuest(t, console.Options{Ports: []console.Port{{Console: true, Host: h.Side()}, idlePort}}, multiFeatures)
-	g.handshake(1, []int{2})
+	g.handshake(2, []int{2, 2})
 	data := make([]byte, 100<<10)
 	rng := rand.New(rand.NewPCG(3, 4))
 	for i := range data {

@@ -51,7 +51,7 @@ func TestPtyHost(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.con.Resize(ws.Cols, ws.Rows)
-	msgs := g.handshake(2, []int{3, 1})[0]
+	msgs := g.handshake(2, []int{3, 2})[0]
 	if m := msgs[2]; m.Event != console.EventResize || !bytes.Equal(m.Payload, size(true, 91, 37)) {
 		t.Fatalf("resize from the pty: %s", describe(msgs))
 	}
