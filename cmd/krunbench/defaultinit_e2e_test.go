@@ -22,13 +22,22 @@ import (
 func runDefault(t *testing.T, root string, args ...string) (string, int) {
 	t.Helper()
 	requireQEMU(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
-	defer cancel()
 	full := append([]string{"run", "--engine", "qemu", "--accel", "tcg", "--rootfs", root, "--kernel", guestKernel(t)}, args...)
-	cmd := exec.CommandContext(ctx, krunbenchBin(t), full...)
+	return runCLI(t, 120*time.Second, full...)
+}
+
+// runCLI runs krunbench with args, bounded in time, and returns its
+// combined output and exit code; a run that does not end fails the test.
+func runCLI(t *testing.T, limit time.Duration, args ...string) (string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, krunbenchBin(t), args...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
+	start := time.Now()
 	err := cmd.Run()
+	t.Logf("krunbench %s: %v", strings.Join(args, " "), time.Since(start).Round(time.Millisecond))
 	var ee *exec.ExitError
 	switch {
 	case err == nil:
@@ -36,7 +45,7 @@ func runDefault(t *testing.T, root string, args ...string) (string, int) {
 	case errors.As(err, &ee) && ctx.Err() == nil:
 		return out.String(), ee.ExitCode()
 	}
-	t.Fatalf("krunbench run %v: %v\n%s", args, err, out.String())
+	t.Fatalf("krunbench %v: %v\n%s", args, err, out.String())
 	return "", 0
 }
 

@@ -1,12 +1,8 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -30,24 +26,7 @@ func requireHardwareKVM(t *testing.T) {
 // returns its combined output and exit code, bounded in time.
 func runKVM(t *testing.T, args ...string) (string, int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	full := append([]string{"run", "--engine", "kvm", "--kernel", kvmtest.Vmlinux(t)}, args...)
-	cmd := exec.CommandContext(ctx, krunbenchBin(t), full...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	start := time.Now()
-	err := cmd.Run()
-	t.Logf("krunbench %s: %v", strings.Join(args, " "), time.Since(start).Round(time.Millisecond))
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return out.String(), 0
-	case errors.As(err, &ee) && ctx.Err() == nil:
-		return out.String(), ee.ExitCode()
-	}
-	t.Fatalf("krunbench run %v: %v\n%s", args, err, out.String())
-	return "", 0
+	return runCLI(t, 90*time.Second, append([]string{"run", "--engine", "kvm", "--kernel", kvmtest.Vmlinux(t)}, args...)...)
 }
 
 // TestKVMRunDefaultInit boots the guest inside krunbench's own VMM from a
