@@ -95,8 +95,13 @@ func (v *VM) openKVM(*plan) error {
 	if err := v.sys.RequireCaps(kvm.RequiredCaps...); err != nil {
 		return err
 	}
-	v.cpuid, err = v.sys.SupportedCPUID()
-	return err
+	if v.cpuid, err = v.sys.SupportedCPUID(); err != nil {
+		return err
+	}
+	if n, err := v.sys.CheckExtension(kvm.CapTSCDeadlineTimer); err == nil && n > 0 {
+		loader.AddTSCDeadline(v.cpuid)
+	}
+	return nil
 }
 
 func (v *VM) createVM(*plan) error {

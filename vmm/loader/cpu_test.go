@@ -154,3 +154,14 @@ func TestSetupVCPU(t *testing.T) {
 		t.Error("AP registers set; APs must wait for INIT/SIPI")
 	}
 }
+
+func TestAddTSCDeadline(t *testing.T) {
+	table := []kvm.CPUIDEntry{{Function: 0, EAX: 0xd}, {Function: 1, ECX: 1}, {Function: 7}}
+	AddTSCDeadline(table)
+	if table[1].ECX != 1|1<<24 || table[0].ECX != 0 || table[2].ECX != 0 {
+		t.Fatalf("table %+v", table)
+	}
+	if got := CPUID(table, 0, 1); got[1].ECX&(1<<24) == 0 {
+		t.Fatal("CPUID dropped the TSC-deadline bit")
+	}
+}
