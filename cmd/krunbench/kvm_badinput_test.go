@@ -97,3 +97,47 @@ func TestKVMBadRunInputFailsWithOneLine(t *testing.T) {
 		})
 	}
 }
+
+// TestRunWithoutDevKVM runs `krunbench run --engine kvm` in a mount
+// namespace whose /dev lacks kvm (a tmpfs holding only null, zero,
+// random, urandom and the pty devices): one line naming /dev/kvm, a
+// non-zero exit, within a bound. Needs root and util-linux's unshare.
+func TestRunWithoutDevKVM(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("SKIPPED: needs root for a mount namespace")
+	}
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("SKIPPED: unshare (util-linux) not installed")
+	}
+	dir := t.TempDir()
+	root := filepath.Join(dir, "root")
+	if err := os.Mkdir(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	kernel := filepath.Join(dir, "vmlinux")
+	if err := os.WriteFile(kernel, bytes.Repeat([]byte{0}, 4096), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if k := guestVmlinux(); k != "" {
+		kernel = k
+	}
+	script := `set -e
+old=$1; shift
+mkdir -p "$old" && mount --rbind /dev "$old" && mount -t tmpfs tmpfs /dev
+for n in null zero random urandom; do touch /dev/$n; mount --bind "$old/$n" /dev/$n; done
+mkdir /dev/pts && mount --bind "$old/pts" /dev/pts && ln -s pts/ptmx /dev/ptmx
+exec "$@"`
+	ctx, cancel := context.WithTimeout(context.Background(), kvmBadInputTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "unshare", "-m", "sh", "-c", script, "sh", filepath.Join(dir, "olddev"),
+		krunbenchBin(t), "run", "--engine", "kvm", "--rootfs", root, "--kernel", kernel, "--", "/bin/true")
+	out, err := cmd.CombinedOutput()
+	text := strings.TrimSpace(string(out))
+	if ctx.Err() != nil || err == nil {
+		t.Fatalf("want a prompt failure, got %v after the bound? %v:\n%s", err, ctx.Err(), text)
+	}
+	if strings.Count(text, "\n") != 0 || !strings.HasPrefix(text, "krunbench: ") || !strings.Contains(text, "/dev/kvm: no such file or directory") {
+		t.Fatalf("want one line naming /dev/kvm, got:\n%s", text)
+	}
+	t.Log(text)
+}

@@ -91,7 +91,7 @@ vmm/kvm .
 vmm/vcpu .
 vmm/builder .
 session KVM|Engine
-cmd/krunbench KVM
+cmd/krunbench ^TestKVM(Run|BadRun)
 LIST
 	;;
 bench)
