@@ -106,8 +106,8 @@ func TestRunWithoutDevKVM(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("SKIPPED: needs root for a mount namespace")
 	}
-	if _, err := exec.LookPath("unshare"); err != nil {
-		t.Skip("SKIPPED: unshare (util-linux) not installed")
+	if out, err := exec.Command("unshare", "-m", "true").CombinedOutput(); err != nil {
+		t.Skipf("SKIPPED: no mount namespace here (unshare -m: %v %s)", err, out)
 	}
 	dir := t.TempDir()
 	root := filepath.Join(dir, "root")
