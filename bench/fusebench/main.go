@@ -28,6 +28,7 @@ type config struct {
 	creates     int
 	modes       []string
 	workloads   []string
+	pairedRuns  int
 }
 
 func main() {
@@ -66,6 +67,7 @@ func parseFlags() (*config, error) {
 	flag.IntVar(&cfg.creates, "creates", 20000, "files created and unlinked per create sample")
 	flag.StringVar(&modes, "modes", strings.Join(allModes, ","), "modes to run, comma-separated")
 	flag.StringVar(&workloads, "workloads", "", "workloads to run, comma-separated (default: all)")
+	flag.IntVar(&cfg.pairedRuns, "paired-rounds", 15, "rounds of the paired tap-overhead measurement (no-tap, tap and tap+trace mounted side by side); 0 skips it")
 	flag.Parse()
 	if flag.NArg() != 0 {
 		return nil, fmt.Errorf("unexpected arguments %q", flag.Args())
@@ -77,7 +79,7 @@ func parseFlags() (*config, error) {
 	if cfg.size < chunk || cfg.size%chunk != 0 {
 		return nil, fmt.Errorf("-size must be a positive multiple of 1M")
 	}
-	if cfg.runs < 1 || cfg.dirs < 1 || cfg.filesPerDir < 1 || cfg.creates < 1 {
+	if cfg.runs < 0 || (cfg.runs == 0 && cfg.pairedRuns < 1) || cfg.dirs < 1 || cfg.filesPerDir < 1 || cfg.creates < 1 {
 		return nil, fmt.Errorf("-runs, -dirs, -files-per-dir and -creates must be positive")
 	}
 	cfg.modes = splitList(modes)
@@ -201,8 +203,16 @@ func run(cfg *config, cl *cleanups, stop <-chan struct{}) error {
 			}
 		}
 	}
+	if cfg.pairedRuns > 0 {
+		rows, err := runPaired(cfg, cl, tmp, share, cfg.pairedRuns, stop)
+		if err != nil {
+			return err
+		}
+		res.Paired = rows
+	}
 	res.finish(time.Since(start))
 	res.printTable(os.Stdout)
+	printPaired(os.Stdout, res.Paired)
 	if cfg.out != "" {
 		if err := res.write(cfg.out); err != nil {
 			return err
