@@ -66,6 +66,7 @@ echo "l1: building static binaries"
 (cd "$repo" && make -s build >/dev/null)
 cp "$repo/bin/krunbench" "$root/bin/krunbench"
 (cd "$repo" && go build -trimpath -ldflags='-s -w' -o "$root/l1/testinit" ./cmd/krunbench/testdata/testinit)
+(cd "$repo" && go build -trimpath -ldflags='-s -w' -o "$root/l1/kvmhold" ./vmm/l1/kvmhold)
 
 plan=$root/l1/plan.sh
 cat >"$plan" <<PLAN
@@ -127,7 +128,7 @@ esac
 echo "l1: initramfs $(du -h "$work/initrd.gz" | cut -f1); booting $(basename "$l1kernel") under QEMU TCG (bound ${timeout_s}s)"
 log=${KRUNBENCH_L1_LOG:-$work/console.log}
 ready_s=${KRUNBENCH_L1_READY_TIMEOUT:-150}
-silence_s=${KRUNBENCH_L1_SILENCE_TIMEOUT:-240}
+silence_s=${KRUNBENCH_L1_SILENCE_TIMEOUT:-150}
 # TCG's TSC ticks at the host's rate; telling the L1 kernel so spares it
 # the TSC calibration that hangs about half the microvm boots under TCG
 # (the same hint session/qemu gives its guests).
@@ -140,7 +141,7 @@ tsc_khz=${tsc_khz:-2000000}
 # reaches "/dev/kvm ready" in under 10 s of L1 time), and rarely the whole
 # L1 freezes later (seen in the boot benchmark, after QEMU runs inside L1).
 # That is the emulator, not a test: such a boot is killed and L1 booted
-# again, up to 3 boots, and every test runs again from the start. A test
+# again, up to 5 boots, and every test runs again from the start. A test
 # that fails or hangs inside a live L1 is never retried.
 boot_l1() {
 	: >"$log"
@@ -166,7 +167,7 @@ boot_l1() {
 	# After that, a frozen L1 shows as silence: every test prints at
 	# least every 90 s (their own bounds), so a console that has not grown
 	# for silence_s while QEMU runs is the emulator, and L1 is booted again
-	# (within the same 3 boots); the tests then run again from scratch.
+	# (within the same 5 boots); the tests then run again from scratch.
 	local size=-1 quiet=0 now
 	while kill -0 "$qpid" 2>/dev/null; do
 		now=$(stat -c %s "$log")
@@ -185,7 +186,7 @@ boot_l1() {
 }
 start=$(date +%s)
 set +e
-for attempt in 1 2 3; do
+for attempt in 1 2 3 4 5; do
 	boot_l1
 	rc=$?
 	[ "$rc" -ne 2 ] && break
