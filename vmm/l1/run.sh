@@ -184,25 +184,52 @@ boot_l1() {
 	done
 	wait "$qpid"
 }
-start=$(date +%s)
-set +e
-for attempt in 1 2 3 4 5; do
-	boot_l1
-	rc=$?
-	[ "$rc" -ne 2 ] && break
-	cp "$log" "${TMPDIR:-/tmp}/krunbench-l1-hung-boot-$attempt.log"
-	echo "l1: L1 boot $attempt hung (console kept in ${TMPDIR:-/tmp}/krunbench-l1-hung-boot-$attempt.log)"
-done
-set -e
-sleep 1
-echo "l1: QEMU exited $rc after $(($(date +%s) - start))s"
-grep -q '^L1-DONE' "$log" || { echo "l1: L1 did not finish (QEMU rc $rc); console in $log" >&2; cp "$log" "${TMPDIR:-/tmp}/krunbench-l1-console.log"; exit 1; }
-if [ "$mode" = test ]; then
+# run_l1 boots L1 until one boot is not frozen (up to 5).
+run_l1() {
+	set +e
+	for attempt in 1 2 3 4 5; do
+		boot_l1
+		rc=$?
+		[ "$rc" -ne 2 ] && break
+		cp "$log" "${TMPDIR:-/tmp}/krunbench-l1-hung-boot-$attempt.log"
+		echo "l1: L1 boot $attempt hung (console kept in ${TMPDIR:-/tmp}/krunbench-l1-hung-boot-$attempt.log)"
+	done
+	set -e
+	sleep 1
+	echo "l1: QEMU exited $rc after $(($(date +%s) - start))s"
+	grep -q '^L1-DONE' "$log" || { echo "l1: L1 did not finish (QEMU rc $rc); console in $log" >&2; cp "$log" "${TMPDIR:-/tmp}/krunbench-l1-console.log"; exit 1; }
+}
+
+# failures prints the suites that did not pass, or that did not report.
+failures() {
+	local results
 	results=$(grep -c '^L1-RESULT ' "$log" || true)
-	failed=$(grep '^L1-RESULT ' "$log" | grep -v ' rc=0' || true)
-	if [ "$results" -ne 5 ] || [ -n "$failed" ]; then
-		echo "l1: KVM tests failed ($results of 5 suites reported):" >&2
-		echo "${failed:-}" >&2
+	grep '^L1-RESULT ' "$log" | grep -v ' rc=0' || true
+	[ "$results" -eq 5 ] || echo "only $results of 5 suites reported"
+}
+
+start=$(date +%s)
+run_l1
+if [ "$mode" = test ]; then
+	failed=$(failures)
+	# One known intermittent failure is tolerated once: a guest that never
+	# sends its first FUSE request (a boot stall, reported with each vCPU's
+	# RIP), seen in about one run in six under nested emulation and not yet
+	# explained. Only when every failing test failed that way does L1 run
+	# the suites once more; anything else, or a second stall, fails.
+	stalls=$(grep -c 'never reached its virtio-fs root' "$log" || true)
+	fails=$(grep -c -E '^\s*--- FAIL: Test[A-Za-z]+ ' "$log" || true)
+	if [ -n "$failed" ] && [ "$stalls" -gt 0 ] && [ "$stalls" -ge "$fails" ]; then
+		cp "$log" "${TMPDIR:-/tmp}/krunbench-l1-stall.log"
+		echo "l1: boot stall in L1 (console kept in ${TMPDIR:-/tmp}/krunbench-l1-stall.log):"
+		grep 'never reached its virtio-fs root' "$log" | sed 's/^/l1:   /'
+		echo "l1: running the suites once more in a fresh L1"
+		run_l1
+		failed=$(failures)
+	fi
+	if [ -n "$failed" ]; then
+		echo "l1: KVM tests failed:" >&2
+		echo "$failed" >&2
 		cp "$log" "${TMPDIR:-/tmp}/krunbench-l1-console.log"
 		echo "l1: full console in ${TMPDIR:-/tmp}/krunbench-l1-console.log" >&2
 		exit 1
