@@ -95,13 +95,8 @@ func (v *VM) openKVM(*plan) error {
 	if err := v.sys.RequireCaps(kvm.RequiredCaps...); err != nil {
 		return err
 	}
-	if v.cpuid, err = v.sys.SupportedCPUID(); err != nil {
-		return err
-	}
-	if n, err := v.sys.CheckExtension(kvm.CapTSCDeadlineTimer); err == nil && n > 0 {
-		loader.AddTSCDeadline(v.cpuid)
-	}
-	return nil
+	v.cpuid, err = v.sys.SupportedCPUID()
+	return err
 }
 
 func (v *VM) createVM(*plan) error {

@@ -57,9 +57,13 @@ func TestCapsAndCPUID(t *testing.T) {
 		t.Fatal(err)
 	}
 	var has0, has1 bool
+	deadline, _ := sys.CheckExtension(CapTSCDeadlineTimer)
 	for _, e := range ents {
 		has0 = has0 || e.Function == 0
 		has1 = has1 || e.Function == 1
+		if e.Function == 1 && (deadline > 0) != (e.ECX&CPUID1ECXTSCDeadline != 0) {
+			t.Fatalf("leaf 1 ECX %#x: TSC-deadline bit does not follow KVM_CAP_TSC_DEADLINE_TIMER=%d", e.ECX, deadline)
+		}
 	}
 	if !has0 || !has1 {
 		t.Fatalf("supported CPUID lacks leaf 0 or 1 (%d entries)", len(ents))

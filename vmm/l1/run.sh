@@ -143,6 +143,13 @@ tsc_khz=${tsc_khz:-2000000}
 # That is the emulator, not a test: such a boot is killed and L1 booted
 # again, up to 5 boots, and every test runs again from the start. A test
 # that fails or hangs inside a live L1 is never retried.
+# give_up kills a hung L1 boot and says why.
+give_up() {
+	echo "l1: $1; killing it"
+	kill "$qpid" 2>/dev/null
+	wait "$qpid" 2>/dev/null
+}
+
 boot_l1() {
 	: >"$log"
 	timeout -k 10 "$timeout_s" qemu-system-x86_64 -M microvm -accel tcg -cpu max -smp 2 -m 4096 \
@@ -156,9 +163,7 @@ boot_l1() {
 			break
 		fi
 		if [ "$waited" -ge "$ready_s" ]; then
-			echo "l1: L1 printed no '/dev/kvm' line within ${ready_s}s (QEMU TCG boot hang); killing it"
-			kill "$qpid" 2>/dev/null
-			wait "$qpid" 2>/dev/null
+			give_up "L1 printed no '/dev/kvm' line within ${ready_s}s (QEMU TCG boot hang)"
 			return 2
 		fi
 		sleep 2
@@ -174,9 +179,7 @@ boot_l1() {
 		if [ "$now" -ne "$size" ]; then
 			size=$now quiet=0
 		elif [ "$quiet" -ge "$silence_s" ]; then
-			echo "l1: L1 printed nothing for ${silence_s}s (frozen emulator); killing it"
-			kill "$qpid" 2>/dev/null
-			wait "$qpid" 2>/dev/null
+			give_up "L1 printed nothing for ${silence_s}s (frozen emulator)"
 			return 2
 		fi
 		sleep 2

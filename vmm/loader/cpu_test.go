@@ -155,13 +155,9 @@ func TestSetupVCPU(t *testing.T) {
 	}
 }
 
-func TestAddTSCDeadline(t *testing.T) {
-	table := []kvm.CPUIDEntry{{Function: 0, EAX: 0xd}, {Function: 1, ECX: 1}, {Function: 7}}
-	AddTSCDeadline(table)
-	if table[1].ECX != 1|1<<24 || table[0].ECX != 0 || table[2].ECX != 0 {
-		t.Fatalf("table %+v", table)
-	}
-	if got := CPUID(table, 0, 1); got[1].ECX&(1<<24) == 0 {
+func TestCPUIDKeepsTSCDeadline(t *testing.T) {
+	table := []kvm.CPUIDEntry{{Function: 0, EAX: 0xd}, {Function: 1, ECX: 1 | kvm.CPUID1ECXTSCDeadline}, {Function: 7}}
+	if got := CPUID(table, 0, 1); got[1].ECX&kvm.CPUID1ECXTSCDeadline == 0 {
 		t.Fatal("CPUID dropped the TSC-deadline bit")
 	}
 }

@@ -19,27 +19,6 @@ const (
 	leafExtendedTopology2 = 0x1f
 )
 
-// cpuid1ECXTSCDeadline is the TSC-deadline timer bit of leaf 1.
-const cpuid1ECXTSCDeadline = 1 << 24
-
-// AddTSCDeadline sets the TSC-deadline timer bit in leaf 1 of a table from
-// KVM_GET_SUPPORTED_CPUID, which never reports it: KVM emulates the timer
-// when KVM_CAP_TSC_DEADLINE_TIMER says so, and the caller checks that.
-//
-// It matters for boot: with the bit, Linux skips calibrating the local
-// APIC timer, a loop that waits with interrupts on for 25 ticks of the
-// PIT. Under nested virtualisation those ticks now and then stopped
-// arriving and the guest spun there forever (seen in about one boot in
-// four inside the L1 of make e2e-kvm; the stalled vCPU's RIP was that
-// loop in calibrate_APIC_clock).
-func AddTSCDeadline(supported []kvm.CPUIDEntry) {
-	for i := range supported {
-		if supported[i].Function == 1 {
-			supported[i].ECX |= cpuid1ECXTSCDeadline
-		}
-	}
-}
-
 // CPUID returns the CPUID table for vCPU apicID of nCPUs, derived from
 // KVM_GET_SUPPORTED_CPUID:
 //
