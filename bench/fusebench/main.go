@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -28,7 +29,11 @@ type config struct {
 	creates     int
 	modes       []string
 	workloads   []string
-	pairedRuns  int
+	// createOnDisk keeps the create workload's directory on the share's
+	// own filesystem instead of a tmpfs mounted inside the share.
+	createOnDisk bool
+	// keepBalloon leaves free page reporting alone (see memory.go).
+	keepBalloon bool
 }
 
 func main() {
@@ -60,14 +65,15 @@ func parseFlags() (*config, error) {
 	flag.StringVar(&cfg.out, "out", "results/fuse.json", "JSON results file (empty: none)")
 	flag.StringVar(&cfg.workdir, "workdir", os.TempDir(), "where the temporary share, mount point and trace go (same filesystem as /tmp by default)")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the temporary directory")
-	flag.IntVar(&cfg.runs, "runs", 5, "samples per mode and workload (the median is reported)")
+	flag.IntVar(&cfg.runs, "runs", 6, "rounds; each takes one sample of every workload in every mode (an even count balances the order)")
 	flag.StringVar(&size, "size", "1G", "sequential read/write size (K, M, G suffixes are binary)")
 	flag.IntVar(&cfg.dirs, "dirs", 50, "directories in the stat tree")
 	flag.IntVar(&cfg.filesPerDir, "files-per-dir", 1000, "files per directory in the stat tree")
 	flag.IntVar(&cfg.creates, "creates", 20000, "files created and unlinked per create sample")
-	flag.StringVar(&modes, "modes", strings.Join(allModes, ","), "modes to run, comma-separated")
+	flag.StringVar(&modes, "modes", strings.Join(defaultModes, ","), "modes to run, comma-separated (go-fuse-pt too: "+strings.Join(allModes, ",")+")")
 	flag.StringVar(&workloads, "workloads", "", "workloads to run, comma-separated (default: all)")
-	flag.IntVar(&cfg.pairedRuns, "paired-rounds", 15, "rounds of the paired tap-overhead measurement (no-tap, tap and tap+trace mounted side by side); 0 skips it")
+	flag.BoolVar(&cfg.keepBalloon, "keep-balloon", false, "leave a free-page-reporting virtio-balloon bound (see memory.go)")
+	flag.BoolVar(&cfg.createOnDisk, "create-on-disk", false, "run create+unlink on the share's filesystem instead of a tmpfs mounted inside the share")
 	flag.Parse()
 	if flag.NArg() != 0 {
 		return nil, fmt.Errorf("unexpected arguments %q", flag.Args())
@@ -79,7 +85,7 @@ func parseFlags() (*config, error) {
 	if cfg.size < chunk || cfg.size%chunk != 0 {
 		return nil, fmt.Errorf("-size must be a positive multiple of 1M")
 	}
-	if cfg.runs < 0 || (cfg.runs == 0 && cfg.pairedRuns < 1) || cfg.dirs < 1 || cfg.filesPerDir < 1 || cfg.creates < 1 {
+	if cfg.runs < 1 || cfg.dirs < 1 || cfg.filesPerDir < 1 || cfg.creates < 1 {
 		return nil, fmt.Errorf("-runs, -dirs, -files-per-dir and -creates must be positive")
 	}
 	cfg.modes = splitList(modes)
@@ -156,13 +162,13 @@ func run(cfg *config, cl *cleanups, stop <-chan struct{}) error {
 	} else {
 		cl.push("remove "+tmp, func() error { return os.RemoveAll(tmp) })
 	}
-	share, mnt := filepath.Join(tmp, "share"), filepath.Join(tmp, "mnt")
-	for _, d := range []string{share, mnt} {
-		if err := os.Mkdir(d, 0o755); err != nil {
-			return err
-		}
+	share := filepath.Join(tmp, "share")
+	if err := os.Mkdir(share, 0o755); err != nil {
+		return err
 	}
-	cl.push("unmount "+mnt, func() error { return unmountIfMounted(mnt) })
+	if err := makeCreateDir(cfg, cl, share); err != nil {
+		return err
+	}
 
 	info := collectInfo(cfg, tmp)
 	if info.BusyStart >= 10 {
@@ -174,7 +180,7 @@ func run(cfg *config, cl *cleanups, stop <-chan struct{}) error {
 		}
 	}
 	info.GoFuse = goFuseVersion(cfg.goCmd)
-	modes := buildModes(cfg, share, mnt, filepath.Join(tmp, "trace.jsonl"))
+	modes := buildModes(cfg, share, tmp, filepath.Join(tmp, "trace.jsonl"))
 	wls := buildWorkloads(cfg)
 	if len(cfg.workloads) > 0 {
 		wls = slices.DeleteFunc(wls, func(w *workload) bool { return !slices.Contains(cfg.workloads, w.Name) })
@@ -192,27 +198,27 @@ func run(cfg *config, cl *cleanups, stop <-chan struct{}) error {
 		return errStopped
 	}
 
-	res := newResults(cfg, info, modes, wls)
-	start := time.Now()
-	for rep := range cfg.runs {
-		order := rotate(cfg.modes, rep)
-		for _, name := range order {
-			m := modes[name]
-			if err := runMode(cl, m, wls, res, rep, tmp, share, mnt, stop); err != nil {
-				return fmt.Errorf("%s: %w", m.Name, err)
-			}
-		}
+	balloons, err := quietMemory(cfg, cl)
+	if err != nil {
+		return err
 	}
-	if cfg.pairedRuns > 0 {
-		rows, err := runPaired(cfg, cl, tmp, share, cfg.pairedRuns, stop)
-		if err != nil {
-			return err
-		}
-		res.Paired = rows
+	srvs, stopAll, err := startServers(cl, cfg.modes, modes, tmp)
+	if err != nil {
+		return err
+	}
+	res := newResults(cfg, info, modes, wls)
+	res.Machine.BalloonsUnbound = balloons
+	start := time.Now()
+	err = runRounds(cfg, modes, srvs, wls, res, share, stop)
+	stopAll()
+	if m := modes[modeTrace]; srvs[modeTrace] != nil {
+		res.addTrace(m.Name, traceInfo(m.trace, srvs[modeTrace].log))
+	}
+	if err != nil {
+		return err
 	}
 	res.finish(time.Since(start))
 	res.printTable(os.Stdout)
-	printPaired(os.Stdout, res.Paired)
 	if cfg.out != "" {
 		if err := res.write(cfg.out); err != nil {
 			return err
@@ -222,54 +228,53 @@ func run(cfg *config, cl *cleanups, stop <-chan struct{}) error {
 	return nil
 }
 
-// rotate starts the mode order at a different mode in every repetition, so
-// no mode always runs first (or right after the same neighbour).
-func rotate(s []string, k int) []string {
-	k %= len(s)
-	return append(slices.Clone(s[k:]), s[:k]...)
-}
-
-// runMode mounts m (unless it is the host) and takes one sample of every
-// workload.
-func runMode(cl *cleanups, m *mode, wls []*workload, res *results, rep int, tmp, share, mnt string, stop <-chan struct{}) error {
-	dir := share
-	var srv *server
-	if m.fuse {
-		if m.trace != "" {
-			_ = os.Remove(m.trace)
-		}
-		var stopSrv func()
-		var err error
-		logFile := filepath.Join(tmp, fmt.Sprintf("%s.%d.log", strings.ReplaceAll(m.Name, "+", "-"), rep))
-		srv, stopSrv, err = startServer(cl, m, mnt, logFile)
-		if err != nil {
-			return err
-		}
-		defer func() {
-			stopSrv()
-			if m.trace != "" {
-				res.addTrace(m.Name, traceInfo(m.trace, logFile))
+// runRounds takes cfg.runs rounds. A round runs each workload in every
+// mode back to back, so the samples a ratio compares are taken seconds
+// apart, under the same machine weather.
+func runRounds(cfg *config, modes map[string]*mode, srvs map[string]*server, wls []*workload, res *results, share string, stop <-chan struct{}) error {
+	all := slices.Collect(maps.Values(srvs))
+	for rep := range cfg.runs {
+		order := balancedOrder(cfg.modes, rep)
+		for _, w := range wls {
+			for _, name := range order {
+				if stopped(stop) {
+					return errStopped
+				}
+				m := modes[name]
+				dir := share
+				if m.fuse {
+					dir = m.Mount
+				}
+				s, err := sample(w, srvs[name], all, dir, share, stop)
+				if err != nil {
+					return fmt.Errorf("%s: %s: %w", m.Name, w.Name, err)
+				}
+				res.add(w.Name, m.Name, s)
+				fmt.Fprintf(os.Stderr, "[%d/%d] %-10s %-14s %10.1f %-7s %7.3fs  server cpu %6.2fs  client cpu %6.2fs\n",
+					rep+1, cfg.runs, m.Name, w.Name, s.Value, w.Unit, s.Seconds, s.ServerCPU, s.ClientCPU)
 			}
-		}()
-		dir = mnt
-	}
-	for _, w := range wls {
-		if stopped(stop) {
-			return errStopped
 		}
-		s, err := sample(w, srv, dir, share, stop)
-		if err != nil {
-			return fmt.Errorf("%s: %w", w.Name, err)
-		}
-		res.add(w.Name, m.Name, s)
-		fmt.Fprintf(os.Stderr, "[%d/%d] %-10s %-14s %10.1f %-7s %7.3fs  server cpu %6.2fs  client cpu %6.2fs\n",
-			rep+1, res.cfg.runs, m.Name, w.Name, s.Value, w.Unit, s.Seconds, s.ServerCPU, s.ClientCPU)
 	}
 	return nil
 }
 
-// sample takes one timed measurement of w in dir.
-func sample(w *workload, srv *server, dir, share string, stop <-chan struct{}) (measure, error) {
+// balancedOrder is the mode order of round rep: rotated by one every two
+// rounds, and reversed in odd rounds, so over any two consecutive rounds
+// every mode runs before every other mode once and after it once. Work a
+// sample leaves behind (dirty pages, a filesystem's recently freed
+// inodes) then weighs on no mode more than on another.
+func balancedOrder(s []string, rep int) []string {
+	k := (rep / 2) % len(s)
+	out := append(slices.Clone(s[k:]), s[:k]...)
+	if rep%2 == 1 {
+		slices.Reverse(out)
+	}
+	return out
+}
+
+// sample takes one timed measurement of w in dir; srv is the server under
+// test (nil on the host), all every running server.
+func sample(w *workload, srv *server, all []*server, dir, share string, stop <-chan struct{}) (measure, error) {
 	if w.prepare != nil {
 		if err := w.prepare(dir, share); err != nil {
 			return measure{}, fmt.Errorf("prepare: %w", err)
@@ -283,7 +288,7 @@ func sample(w *workload, srv *server, dir, share string, stop <-chan struct{}) (
 			return measure{}, fmt.Errorf("warm: %w", err)
 		}
 	}
-	srv.settle()
+	settleAll(all)
 	cpu0, client0 := srv.cpu(), selfCPU()
 	t0 := time.Now()
 	units, err := w.run(dir, stop)

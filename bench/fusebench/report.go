@@ -47,13 +47,61 @@ type series struct {
 type row struct {
 	*workload
 	Modes map[string]*series `json:"modes"`
-	// OursOverGoFuse is tap (c) throughput over go-fuse's: > 1 means
-	// krunbench is faster.
-	OursOverGoFuse *float64 `json:"ours_over_gofuse,omitempty"`
+	// OursOverGoFuse is tap (c) throughput over go-fuse's, taken round by
+	// round: > 1 means krunbench is faster.
+	OursOverGoFuse *paired `json:"ours_over_gofuse,omitempty"`
+	// OursOverGoFuseOfMedians is the same from the two medians, for
+	// comparison with earlier results.
+	OursOverGoFuseOfMedians *float64 `json:"ours_over_gofuse_of_medians,omitempty"`
 	// TapOverheadPct and TraceOverheadPct are the extra time (c) and (d)
-	// take over (b): 100 * (time/time_b - 1).
-	TapOverheadPct   *float64 `json:"tap_overhead_pct,omitempty"`
-	TraceOverheadPct *float64 `json:"trace_overhead_pct,omitempty"`
+	// take over (b), round by round: 100 * (time/time_b - 1).
+	TapOverheadPct   *paired `json:"tap_overhead_pct,omitempty"`
+	TraceOverheadPct *paired `json:"trace_overhead_pct,omitempty"`
+	// TapCPUPct and TraceCPUPct are the extra server CPU time, likewise.
+	TapCPUPct   *paired `json:"tap_server_cpu_pct,omitempty"`
+	TraceCPUPct *paired `json:"trace_server_cpu_pct,omitempty"`
+}
+
+// paired summarises one quantity computed within each round from two
+// modes' samples (taken seconds apart): its median over the rounds and
+// the 25th and 75th percentiles.
+type paired struct {
+	Median float64 `json:"median"`
+	P25    float64 `json:"p25"`
+	P75    float64 `json:"p75"`
+	Rounds int     `json:"rounds"`
+}
+
+// pairOf applies f to the samples of a and b round by round; nil when
+// either mode is missing or f never yields a value.
+func pairOf(a, b *series, f func(a, b measure) (float64, bool)) *paired {
+	if a == nil || b == nil {
+		return nil
+	}
+	var vals []float64
+	for i := range min(len(a.Samples), len(b.Samples)) {
+		if v, ok := f(a.Samples[i], b.Samples[i]); ok {
+			vals = append(vals, v)
+		}
+	}
+	if len(vals) == 0 {
+		return nil
+	}
+	slices.Sort(vals)
+	return &paired{Median: hostinfo.Median(vals), P25: vals[len(vals)/4], P75: vals[(3*len(vals))/4], Rounds: len(vals)}
+}
+
+// speedRatio is a's throughput over b's.
+func speedRatio(a, b measure) (float64, bool) { return a.Value / b.Value, b.Value > 0 }
+
+// extraTimePct is how much longer a took than b, in percent.
+func extraTimePct(a, b measure) (float64, bool) {
+	return 100 * (a.Seconds/b.Seconds - 1), b.Seconds > 0
+}
+
+// extraCPUPct is how much more server CPU a used than b, in percent.
+func extraCPUPct(a, b measure) (float64, bool) {
+	return 100 * (a.ServerCPU/b.ServerCPU - 1), b.ServerCPU > 0
 }
 
 type target struct {
@@ -84,6 +132,9 @@ type machine struct {
 	// BusyStart is the share of CPU time other work used in the second
 	// before the benchmark started.
 	BusyStart float64 `json:"cpu_busy_pct_start"`
+	// BalloonsUnbound are the free-page-reporting balloons unbound for
+	// the run (see memory.go).
+	BalloonsUnbound []string `json:"balloons_unbound,omitempty"`
 }
 
 type results struct {
@@ -104,7 +155,6 @@ type results struct {
 	Rows    []*row                `json:"workloads"`
 	Traces  map[string][]traceRun `json:"trace_files,omitempty"`
 	Targets map[string]*target    `json:"targets"`
-	Paired  []*pairedRow          `json:"paired_overhead,omitempty"`
 	Elapsed float64               `json:"elapsed_s"`
 }
 
@@ -113,8 +163,8 @@ func newResults(cfg *config, info machine, modes map[string]*mode, wls []*worklo
 	r.Config.Runs, r.Config.SizeBytes = cfg.runs, cfg.size
 	r.Config.Dirs, r.Config.FilesPerDir, r.Config.Creates = cfg.dirs, cfg.filesPerDir, cfg.creates
 	r.Config.Bin = cfg.bin
-	r.Config.Order = "each repetition mounts every mode once, in rotated order, and takes one sample of every workload"
-	r.Config.CacheDrop = "sync; echo 3 > /proc/sys/vm/drop_caches before every sample, then wait for the server's CPU time to stop moving"
+	r.Config.Order = "every mode is mounted side by side for the whole run; a round runs each workload in every mode back to back, in an order rotated every two rounds and reversed in odd rounds; ratios and overheads are taken within each round, then their median over rounds"
+	r.Config.CacheDrop = "sync; echo 3 > /proc/sys/vm/drop_caches before every sample, then wait for every server's CPU time to stop moving; free page reporting (virtio-balloon) off for the run, see memory.go"
 	r.Config.Caching = []string{
 		"krunbench: entry and attr timeouts 1s (passthrough.DefaultTimeout, used because serve passes zero Options), max_write and max_pages 1 MiB, max_background 256, congestion_threshold 192, allow_other, no default_permissions, no writeback cache, READDIRPLUS_AUTO",
 		"go-fuse loopback: EntryTimeout and AttrTimeout 1s, MaxWrite 1 MiB (max_pages follows), MaxBackground 256, CongestionThreshold 192, AllowOther, no default_permissions, no writeback cache, DirectMountStrict; splice for READ (go-fuse default), always READDIRPLUS; FUSE passthrough (CAP_PASSTHROUGH, which go-fuse enables by default for root on kernel 6.9+) disabled in go-fuse (e) and enabled only in the informational go-fuse-pt mode",
@@ -183,8 +233,8 @@ func ptr[T any](v T) *T { return &v }
 func (r *results) finish(elapsed time.Duration) {
 	r.Elapsed = elapsed.Seconds()
 	r.Machine.LoadEnd = hostinfo.LoadAvg()
-	ratio := &target{Description: fmt.Sprintf("ours >= go-fuse on every row: tap (c) median throughput / go-fuse median throughput >= %.2f", targetRatio), Rows: map[string]bool{}}
-	overhead := &target{Description: fmt.Sprintf("tap overhead <= %.0f%%: extra time of tap (c) and trace (d) over no-tap (b), from medians", targetOverheadPct), Rows: map[string]bool{}}
+	ratio := &target{Description: fmt.Sprintf("ours >= go-fuse on every row: median over rounds of tap (c) throughput / go-fuse throughput >= %.2f", targetRatio), Rows: map[string]bool{}}
+	overhead := &target{Description: fmt.Sprintf("tap overhead <= %.0f%%: median over rounds of the extra time tap (c) and trace (d) take over no-tap (b)", targetOverheadPct), Rows: map[string]bool{}}
 	for _, x := range r.Rows {
 		for _, s := range x.Modes {
 			vals := pick(s.Samples, func(m measure) float64 { return m.Value })
@@ -200,25 +250,22 @@ func (r *results) finish(elapsed time.Duration) {
 			s.MedianServerCPU = hostinfo.Median(pick(s.Samples, func(m measure) float64 { return m.ServerCPU }))
 		}
 		b, c, d, e := x.Modes[modeNoTap], x.Modes[modeTap], x.Modes[modeTrace], x.Modes[modeGoFuse]
-		if c != nil && e != nil && e.Median > 0 {
-			x.OursOverGoFuse = ptr(c.Median / e.Median)
-			ratio.Rows[x.Name] = *x.OursOverGoFuse >= targetRatio
+		if x.OursOverGoFuse = pairOf(c, e, speedRatio); x.OursOverGoFuse != nil {
+			ratio.Rows[x.Name] = x.OursOverGoFuse.Median >= targetRatio
+			if e.Median > 0 {
+				x.OursOverGoFuseOfMedians = ptr(c.Median / e.Median)
+			}
 		}
-		if b != nil && b.Median > 0 {
-			if c != nil && c.Median > 0 {
-				x.TapOverheadPct = ptr(100 * (b.Median/c.Median - 1))
-				overhead.Rows[x.Name+" tap"] = *x.TapOverheadPct <= targetOverheadPct
-			}
-			if d != nil && d.Median > 0 {
-				x.TraceOverheadPct = ptr(100 * (b.Median/d.Median - 1))
-				overhead.Rows[x.Name+" trace"] = *x.TraceOverheadPct <= targetOverheadPct
-			}
+		x.TapOverheadPct, x.TraceOverheadPct = pairOf(c, b, extraTimePct), pairOf(d, b, extraTimePct)
+		x.TapCPUPct, x.TraceCPUPct = pairOf(c, b, extraCPUPct), pairOf(d, b, extraCPUPct)
+		if x.TapOverheadPct != nil {
+			overhead.Rows[x.Name+" tap"] = x.TapOverheadPct.Median <= targetOverheadPct
+		}
+		if x.TraceOverheadPct != nil {
+			overhead.Rows[x.Name+" trace"] = x.TraceOverheadPct.Median <= targetOverheadPct
 		}
 	}
 	r.Targets = map[string]*target{"ours_ge_gofuse": ratio, "tap_overhead_le_5pct": overhead}
-	if len(r.Paired) > 0 {
-		r.Targets["tap_overhead_paired_le_5pct"] = pairedTarget(r.Paired)
-	}
 	for _, t := range r.Targets {
 		if len(t.Rows) == 0 {
 			continue
@@ -256,18 +303,20 @@ func fmtValue(unit string, v float64) string {
 	return fmt.Sprintf("%.1f", v)
 }
 
-func fmtPct(p *float64) string {
+// fmtPct prints a paired percentage as "median [p25, p75]".
+func fmtPct(p *paired) string {
 	if p == nil {
 		return "-"
 	}
-	return fmt.Sprintf("%+.1f%%", *p)
+	return fmt.Sprintf("%+.1f%% [%+.0f,%+.0f]", p.Median, p.P25, p.P75)
 }
 
-func fmtRatio(p *float64) string {
+// fmtRatio prints a paired ratio as "median [p25-p75]".
+func fmtRatio(p *paired) string {
 	if p == nil {
 		return "-"
 	}
-	return fmt.Sprintf("%.2f", *p)
+	return fmt.Sprintf("%.2f [%.2f-%.2f]", p.Median, p.P25, p.P75)
 }
 
 // printTable prints medians (rows: workloads, columns: modes) and the
@@ -279,7 +328,7 @@ func (r *results) printTable(w io.Writer) {
 		head = append(head, m.Label)
 	}
 	head = append(head, "ours/go-fuse", "tap ovh (c)", "trace ovh (d)", "spread", "")
-	fmt.Fprintf(w, "\nmedian of %d runs; ours = tap (c); overhead = extra time over no-tap (b); spread = largest (max-min)/median of the FUSE modes\n", r.cfg.runs)
+	fmt.Fprintf(w, "\nmedians of %d rounds; ours = tap (c); ours/go-fuse and the overheads (extra time over no-tap (b)) are taken within each round: median [p25, p75] over rounds; spread = largest (max-min)/median of the FUSE modes\n", r.cfg.runs)
 	fmt.Fprintln(tw, strings.Join(head, "\t"))
 	cell := func(x *row, m *mode, f func(*series) float64, unit string) string {
 		if s := x.Modes[m.Name]; s != nil {
@@ -311,7 +360,7 @@ func (r *results) printTable(w io.Writer) {
 	}
 	tw.Flush()
 
-	fmt.Fprintf(w, "\nserver CPU seconds per run (median; user+system of the server process)\n")
+	fmt.Fprintf(w, "\nserver CPU seconds per sample (median; user+system of the server process); extra CPU of tap and trace over no-tap, within rounds\n")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	head = []string{"workload"}
 	for _, m := range r.Modes {
@@ -319,7 +368,7 @@ func (r *results) printTable(w io.Writer) {
 			head = append(head, m.Label)
 		}
 	}
-	fmt.Fprintln(tw, strings.Join(append(head, ""), "\t"))
+	fmt.Fprintln(tw, strings.Join(append(head, "tap cpu", "trace cpu", ""), "\t"))
 	for _, x := range r.Rows {
 		line := []string{x.Title}
 		for _, m := range r.Modes {
@@ -327,12 +376,13 @@ func (r *results) printTable(w io.Writer) {
 				line = append(line, cell(x, m, func(s *series) float64 { return s.MedianServerCPU }, "s"))
 			}
 		}
+		line = append(line, fmtPct(x.TapCPUPct), fmtPct(x.TraceCPUPct))
 		fmt.Fprintln(tw, strings.Join(append(line, ""), "\t"))
 	}
 	tw.Flush()
 
 	fmt.Fprintln(w)
-	for _, key := range []string{"ours_ge_gofuse", "tap_overhead_le_5pct", "tap_overhead_paired_le_5pct"} {
+	for _, key := range []string{"ours_ge_gofuse", "tap_overhead_le_5pct"} {
 		t := r.Targets[key]
 		if t == nil {
 			continue
@@ -355,8 +405,8 @@ func (r *results) printTable(w io.Writer) {
 		fmt.Fprintln(w)
 	}
 	for mode, runs := range r.Traces {
-		for i, t := range runs {
-			fmt.Fprintf(w, "%s run %d: trace file %d bytes, %d events, %d dropped\n", mode, i+1, t.Bytes, t.Events, t.Dropped)
+		for _, t := range runs {
+			fmt.Fprintf(w, "%s: trace file %d bytes, %d events, %d dropped\n", mode, t.Bytes, t.Events, t.Dropped)
 		}
 	}
 }

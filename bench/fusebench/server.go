@@ -9,8 +9,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -23,6 +25,8 @@ type mode struct {
 	Label string   `json:"label"`
 	Desc  string   `json:"description"`
 	Argv  []string `json:"argv,omitempty"`
+	// Mount is where a FUSE mode is mounted for the whole run.
+	Mount string `json:"mount,omitempty"`
 	// ours marks krunbench's server; fuse marks any FUSE mount.
 	ours, fuse bool
 	trace      string
@@ -43,24 +47,71 @@ const (
 
 var allModes = []string{modeHost, modeNoTap, modeTap, modeTrace, modeGoFuse, modeGoFuseP}
 
-// buildModes describes every mode; share, mnt and traceFile are absolute.
-func buildModes(cfg *config, share, mnt, traceFile string) map[string]*mode {
-	serve := func(extra ...string) []string {
-		return append([]string{cfg.bin, "serve", "--shared-dir", share, "--mount", mnt}, extra...)
+// defaultModes leave out go-fuse-pt, informational and not comparable.
+var defaultModes = []string{modeHost, modeNoTap, modeTap, modeTrace, modeGoFuse}
+
+// buildModes describes every mode; each FUSE mode gets its own mount
+// point under tmp. share, tmp and traceFile are absolute.
+func buildModes(cfg *config, share, tmp, traceFile string) map[string]*mode {
+	mnt := func(name string) string { return filepath.Join(tmp, "mnt-"+strings.ReplaceAll(name, "+", "-")) }
+	serve := func(name string, extra ...string) []string {
+		return append([]string{cfg.bin, "serve", "--shared-dir", share, "--mount", mnt(name)}, extra...)
 	}
-	return map[string]*mode{
+	loopback := func(name string, extra ...string) []string {
+		return append([]string{cfg.loopback, "-shared-dir", share, "-mount", mnt(name)}, extra...)
+	}
+	modes := map[string]*mode{
 		modeHost: {Name: modeHost, Label: "host", Desc: "the shared directory itself, no FUSE"},
 		modeNoTap: {Name: modeNoTap, Label: "no-tap (b)", Desc: "krunbench serve --no-tap",
-			Argv: serve("--no-tap"), ours: true, fuse: true},
+			Argv: serve(modeNoTap, "--no-tap"), ours: true, fuse: true},
 		modeTap: {Name: modeTap, Label: "tap (c)", Desc: "krunbench serve (tap on, no subscriber: the default)",
-			Argv: serve(), ours: true, fuse: true},
+			Argv: serve(modeTap), ours: true, fuse: true},
 		modeTrace: {Name: modeTrace, Label: "trace (d)", Desc: "krunbench serve --trace FILE (tap on, JSON lines on the same disk)",
-			Argv: serve("--trace", traceFile), ours: true, fuse: true, trace: traceFile},
+			Argv: serve(modeTrace, "--trace", traceFile), ours: true, fuse: true, trace: traceFile},
 		modeGoFuse: {Name: modeGoFuse, Label: "go-fuse (e)", Desc: "go-fuse v2 fs.NewLoopbackRoot (bench/loopback), FUSE passthrough off",
-			Argv: []string{cfg.loopback, "-shared-dir", share, "-mount", mnt}, fuse: true},
+			Argv: loopback(modeGoFuse), fuse: true},
 		modeGoFuseP: {Name: modeGoFuseP, Label: "go-fuse+pt", Desc: "as go-fuse, with its default FUSE passthrough on (the kernel reads and writes the backing file itself; not comparable, virtio-fs cannot do it)",
-			Argv: []string{cfg.loopback, "-shared-dir", share, "-mount", mnt, "-passthrough"}, fuse: true},
+			Argv: loopback(modeGoFuseP, "-passthrough"), fuse: true},
 	}
+	for name, m := range modes {
+		if m.fuse {
+			m.Mount = mnt(name)
+		}
+	}
+	return modes
+}
+
+// startServers mounts every FUSE mode in names, side by side, for the
+// whole run; the returned function stops them all (it is also on the
+// cleanup stack).
+func startServers(cl *cleanups, names []string, modes map[string]*mode, tmp string) (map[string]*server, func(), error) {
+	srvs := map[string]*server{}
+	var stops []func()
+	stopAll := func() {
+		for _, stop := range slices.Backward(stops) {
+			stop()
+		}
+	}
+	for _, name := range names {
+		m := modes[name]
+		if !m.fuse {
+			continue
+		}
+		if err := os.Mkdir(m.Mount, 0o755); err != nil {
+			stopAll()
+			return nil, nil, err
+		}
+		cl.push("unmount "+m.Mount, func() error { return unmountIfMounted(m.Mount) })
+		logFile := filepath.Join(tmp, strings.ReplaceAll(name, "+", "-")+".log")
+		srv, stop, err := startServer(cl, m, m.Mount, logFile)
+		if err != nil {
+			stopAll()
+			return nil, nil, err
+		}
+		srvs[name] = srv
+		stops = append(stops, stop)
+	}
+	return srvs, stopAll, nil
 }
 
 // server is a running FUSE server process.
@@ -222,6 +273,16 @@ func (s *server) cpu() float64 {
 		return 0
 	}
 	return c
+}
+
+// settleAll settles every server at once: a cache drop makes all of
+// them busy with FORGETs, not only the one about to be measured.
+func settleAll(srvs []*server) {
+	var wg sync.WaitGroup
+	for _, s := range srvs {
+		wg.Go(s.settle)
+	}
+	wg.Wait()
 }
 
 // settle waits until the server has stopped burning CPU (the FORGETs a
