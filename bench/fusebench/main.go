@@ -65,7 +65,7 @@ func parseFlags() (*config, error) {
 	flag.StringVar(&cfg.out, "out", "results/fuse.json", "JSON results file (empty: none)")
 	flag.StringVar(&cfg.workdir, "workdir", os.TempDir(), "where the temporary share, mount point and trace go (same filesystem as /tmp by default)")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the temporary directory")
-	flag.IntVar(&cfg.runs, "runs", 6, "rounds; each takes one sample of every workload in every mode (an even count balances the order)")
+	flag.IntVar(&cfg.runs, "runs", 20, "rounds; each takes one sample of every workload in every mode (an even count balances the order)")
 	flag.StringVar(&size, "size", "1G", "sequential read/write size (K, M, G suffixes are binary)")
 	flag.IntVar(&cfg.dirs, "dirs", 50, "directories in the stat tree")
 	flag.IntVar(&cfg.filesPerDir, "files-per-dir", 1000, "files per directory in the stat tree")

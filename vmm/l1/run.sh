@@ -9,6 +9,10 @@
 #
 #   vmm/l1/run.sh test     the KVM test suites (make e2e-kvm)
 #   vmm/l1/run.sh bench    the boot-time benchmark (make bench)
+#   vmm/l1/run.sh loop     boot `krunbench run --engine kvm` up to
+#                          $KRUNBENCH_L1_LOOP times (40), stopping at the
+#                          first boot that fails, whose console it prints
+#                          (for chasing intermittent boot stalls)
 #
 # Where /dev/kvm is hardware KVM (kvm_amd, kvm_intel) the same tests ran
 # directly in `make unit`, and `test` says so and stops; KRUNBENCH_L1=always
@@ -118,8 +122,41 @@ export PATH=/bin:$(dirname "$qemu")
 echo "L1-RESULT bootbench rc=\$?"
 PLAN
 	;;
+loop)
+	echo "loops=${KRUNBENCH_L1_LOOP:-40}" >>"$plan"
+	cat >>"$plan" <<'PLAN'
+groot=/tmp/groot
+mkdir -p $groot/bin $groot/dev $groot/proc $groot/sys $groot/tmp $groot/etc $groot/root
+cp /bin/busybox $groot/bin/busybox
+for a in sh echo cat true; do ln -s busybox $groot/bin/$a; done
+i=0 failed=0
+while [ $i -lt $loops ]; do
+	i=$((i + 1))
+	cpus=$((1 + i % 2))
+	t0=$(cut -d' ' -f1 /proc/uptime)
+	/bin/krunbench run --engine kvm --kernel /l1/vmlinux --rootfs $groot --cpus $cpus --verbose-boot --timings \
+		-- /bin/sh -c 'echo hi; exit 7' >/tmp/run.log 2>&1
+	rc=$?
+	echo "L1-LOOP $i cpus=$cpus rc=$rc start=${t0}s $(grep -o '"exit_ms":[0-9.]*' /tmp/run.log)"
+	if [ $rc -ne 7 ]; then
+		failed=1
+		echo "L1-LOOP-FAIL run $i:"
+		sed 's/^/L1-LOG /' /tmp/run.log
+		# Whose code is a reported RIP in? The guest kernel has no
+		# modules; the L1 kernel's KVM is modular.
+		for rip in $(grep -o 'rip 0x[0-9a-f]*' /tmp/run.log | cut -c7-); do
+			r=$(printf '%016s' "$rip" | tr ' ' 0)
+			echo "L1-LOG rip $rip in L1: $(awk -v r="$r" '$1 <= r && $1 > b { b = $1; s = $0 } END { print s }' /proc/kallsyms)"
+		done
+		sed 's/^/L1-LOG module /' /proc/modules
+		break
+	fi
+done
+echo "L1-RESULT loop rc=$failed"
+PLAN
+	;;
 *)
-	echo "usage: $0 test|bench" >&2
+	echo "usage: $0 test|bench|loop" >&2
 	exit 2
 	;;
 esac
@@ -238,4 +275,8 @@ if [ "$mode" = test ]; then
 		exit 1
 	fi
 	echo "l1: all 5 KVM suites passed inside L1"
+fi
+if [ "$mode" = loop ]; then
+	grep -E '^L1-(LOOP|LOG)' "$log" | tail -200
+	grep -q '^L1-RESULT loop rc=0' "$log"
 fi
