@@ -32,8 +32,9 @@ type config struct {
 	// createOnDisk keeps the create workload's directory on the share's
 	// own filesystem instead of a tmpfs mounted inside the share.
 	createOnDisk bool
-	// keepBalloon leaves free page reporting alone (see memory.go).
-	keepBalloon bool
+	// keepBalloon leaves free page reporting alone, keepPipeMax the pipe
+	// size limit (see memory.go).
+	keepBalloon, keepPipeMax bool
 }
 
 func main() {
@@ -73,6 +74,7 @@ func parseFlags() (*config, error) {
 	flag.StringVar(&modes, "modes", strings.Join(defaultModes, ","), "modes to run, comma-separated (go-fuse-pt too: "+strings.Join(allModes, ",")+")")
 	flag.StringVar(&workloads, "workloads", "", "workloads to run, comma-separated (default: all)")
 	flag.BoolVar(&cfg.keepBalloon, "keep-balloon", false, "leave a free-page-reporting virtio-balloon bound (see memory.go)")
+	flag.BoolVar(&cfg.keepPipeMax, "keep-pipe-max", false, "leave fs.pipe-max-size as it is (see memory.go)")
 	flag.BoolVar(&cfg.createOnDisk, "create-on-disk", false, "run create+unlink on the share's filesystem instead of a tmpfs mounted inside the share")
 	flag.Parse()
 	if flag.NArg() != 0 {
@@ -202,12 +204,17 @@ func run(cfg *config, cl *cleanups, stop <-chan struct{}) error {
 	if err != nil {
 		return err
 	}
+	pipeMaxWas, err := raisePipeMax(cfg, cl)
+	if err != nil {
+		return err
+	}
 	srvs, stopAll, err := startServers(cl, cfg.modes, modes, tmp)
 	if err != nil {
 		return err
 	}
 	res := newResults(cfg, info, modes, wls)
 	res.Machine.BalloonsUnbound = balloons
+	res.Machine.PipeMaxRaisedFrom = pipeMaxWas
 	start := time.Now()
 	err = runRounds(cfg, modes, srvs, wls, res, share, stop)
 	stopAll()

@@ -82,3 +82,38 @@ func availableMemory() int64 {
 	}
 	return 0
 }
+
+// Pipe sizes. Both servers splice through pipes and ask for pipes of
+// 2 MiB (a 1 MiB READ reply or WRITE request takes 256 pages plus its
+// headers); root gets that through CAP_SYS_RESOURCE, but where root lacks
+// it (this sandbox drops it) a pipe stops at fs.pipe-max-size, 1 MiB by
+// default, and 1 MiB requests are then copied instead. For the run
+// fusebench raises the limit to what root normally has room for, and
+// puts it back on the way out; -keep-pipe-max leaves it.
+
+const pipeMaxPath = "/proc/sys/fs/pipe-max-size"
+
+// wantPipeMax is the limit fusebench sets when the current one is lower.
+const wantPipeMax = 4 << 20
+
+// raisePipeMax raises fs.pipe-max-size for the run and returns the value
+// it found (0 when it left it alone).
+func raisePipeMax(cfg *config, cl *cleanups) (int, error) {
+	if cfg.keepPipeMax {
+		return 0, nil
+	}
+	b, err := os.ReadFile(pipeMaxPath)
+	if err != nil {
+		return 0, nil
+	}
+	var was int
+	if _, err := fmt.Sscan(string(b), &was); err != nil || was >= wantPipeMax {
+		return 0, nil
+	}
+	if err := os.WriteFile(pipeMaxPath, []byte(fmt.Sprint(wantPipeMax)), 0); err != nil {
+		return 0, fmt.Errorf("raise %s (or pass -keep-pipe-max): %w", pipeMaxPath, err)
+	}
+	cl.push("restore "+pipeMaxPath, func() error { return os.WriteFile(pipeMaxPath, []byte(fmt.Sprint(was)), 0) })
+	fmt.Fprintf(os.Stderr, "fusebench: fs.pipe-max-size raised from %d to %d for the run\n", was, wantPipeMax)
+	return was, nil
+}

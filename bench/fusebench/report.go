@@ -135,6 +135,9 @@ type machine struct {
 	// BalloonsUnbound are the free-page-reporting balloons unbound for
 	// the run (see memory.go).
 	BalloonsUnbound []string `json:"balloons_unbound,omitempty"`
+	// PipeMaxRaisedFrom is fs.pipe-max-size before fusebench raised it to
+	// wantPipeMax for the run; 0 if it did not.
+	PipeMaxRaisedFrom int `json:"pipe_max_size_raised_from,omitempty"`
 }
 
 type results struct {

@@ -103,6 +103,32 @@ type FDReader interface {
 	ReadFD(r *Request, nodeid uint64, in *ReadIn) (fd int, done func(), errno Errno)
 }
 
+// FDWriter is implemented by filesystems whose WRITE data goes to a host
+// file descriptor, so a transport that holds a WRITE's data in a pipe
+// (fusedev) moves it into the file without copying it through the
+// server's memory.
+type FDWriter interface {
+	// WriteFD returns the descriptor to write in.Size bytes at in.Offset
+	// to, and done, which the caller must call once it no longer uses fd.
+	// fd -1 with OK means this WRITE has no descriptor the data can be
+	// spliced to (a synthetic inode, an O_APPEND or O_DIRECT file): serve
+	// it with Write. A non-zero errno fails the WRITE.
+	WriteFD(r *Request, nodeid uint64, in *WriteIn) (fd int, done func(), errno Errno)
+}
+
+// PendingWrite is the data of a WRITE that a transport has not read into
+// memory yet (fusedev leaves it in a pipe); see ServePending.
+type PendingWrite interface {
+	// Len is how many bytes wait: the request's length beyond what the
+	// transport handed over in memory.
+	Len() int
+	// SpliceTo moves size bytes of the data to fd at off and returns how
+	// many the file took.
+	SpliceTo(fd int, off int64, size int) (int, error)
+	// Read reads size bytes of the data into memory.
+	Read(size int) ([][]byte, error)
+}
+
 // ReadSplicer is what a transport hands ServeSplice to send READ replies
 // whose data it moves from a descriptor itself.
 type ReadSplicer interface {

@@ -275,9 +275,23 @@ func (s *Server) writeOp(sc *scratch, h *InHeader) Errno {
 	if in.Size > MaxWrite {
 		return syscall.EINVAL
 	}
-	data, got := sc.r.rest(int(in.Size))
-	if got != int(in.Size) {
-		return syscall.EINVAL
+	var data [][]byte
+	if sc.pw != nil {
+		if sc.r.left != 0 || sc.pw.Len() != int(in.Size) || in.Offset > math.MaxInt64 {
+			return syscall.EINVAL
+		}
+		if done, errno := s.spliceWrite(sc, h, &in); done || errno != 0 {
+			return errno
+		}
+		var err error
+		if data, err = sc.pw.Read(int(in.Size)); err != nil {
+			return syscall.EIO
+		}
+	} else {
+		var got int
+		if data, got = sc.r.rest(int(in.Size)); got != int(in.Size) {
+			return syscall.EINVAL
+		}
 	}
 	n, errno := s.fs.Write(&sc.req, h.Nodeid, &in, data)
 	if errno != 0 {
@@ -287,6 +301,31 @@ func (s *Server) writeOp(sc *scratch, h *InHeader) Errno {
 	out := WriteOut{Size: n}
 	sc.w.put(asBytes(&out))
 	return 0
+}
+
+// spliceWrite moves a pending WRITE's data to the file's descriptor when
+// the filesystem names one; done false leaves the WRITE to Write.
+func (s *Server) spliceWrite(sc *scratch, h *InHeader, in *WriteIn) (done bool, errno Errno) {
+	if s.fdw == nil {
+		return false, 0
+	}
+	fd, release, errno := s.fdw.WriteFD(&sc.req, h.Nodeid, in)
+	if errno != 0 || fd < 0 {
+		return false, errno
+	}
+	n, err := sc.pw.SpliceTo(fd, int64(in.Offset), int(in.Size))
+	release()
+	if err != nil && n == 0 {
+		var en syscall.Errno
+		if !errors.As(err, &en) {
+			en = syscall.EIO
+		}
+		return true, en
+	}
+	sc.ev.Bytes = n
+	out := WriteOut{Size: uint32(n)}
+	sc.w.put(asBytes(&out))
+	return true, 0
 }
 
 func (s *Server) statfsOp(sc *scratch, h *InHeader) Errno {

@@ -42,6 +42,7 @@ type Options struct {
 type Server struct {
 	fs    FileSystem
 	fdr   FDReader // fs, when it can name a READ's host descriptor
+	fdw   FDWriter // fs, when it can name a WRITE's host descriptor
 	obs   Observer
 	log   *slog.Logger
 	offer uint32
@@ -65,6 +66,8 @@ type scratch struct {
 	// once it has sent this request's reply.
 	sp      ReadSplicer
 	spliced bool
+	// pw holds the data of a WRITE that is not in the request buffers.
+	pw PendingWrite
 }
 
 // NewServer returns a server for fs.
@@ -77,6 +80,7 @@ func NewServer(fs FileSystem, opts Options) *Server {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	s.fdr, _ = fs.(FDReader)
+	s.fdw, _ = fs.(FDWriter)
 	s.pool.New = func() any { return &scratch{gath: make([]byte, 0, 512)} }
 	return s
 }
@@ -103,10 +107,20 @@ func (s *Server) Serve(in, out [][]byte) (n int, reply bool) {
 // Serve. Decoding, validation and the Observer are the same either way:
 // the trace sees every READ with the bytes it moved.
 func (s *Server) ServeSplice(in, out [][]byte, sp ReadSplicer) (n int, reply bool) {
+	return s.ServePending(in, out, sp, nil)
+}
+
+// ServePending is ServeSplice for a request whose last pw.Len() bytes are
+// not in `in` but held by the transport: the data of a WRITE, which the
+// server then splices to the file's descriptor when the filesystem
+// implements FDWriter and names one, and reads through pw otherwise. A
+// request other than WRITE cannot be pending and is answered EINVAL;
+// whatever the server leaves of pw unread, the transport discards.
+func (s *Server) ServePending(in, out [][]byte, sp ReadSplicer, pw PendingWrite) (n int, reply bool) {
 	sc := s.pool.Get().(*scratch)
 	sc.r.reset(in, sc.gath)
 	sc.w.reset(out)
-	sc.sp, sc.spliced = sp, false
+	sc.sp, sc.spliced, sc.pw = sp, false, pw
 	ev := &sc.ev
 	*ev = Served{}
 	if s.obs != nil {
@@ -117,7 +131,7 @@ func (s *Server) ServeSplice(in, out [][]byte, sp ReadSplicer) (n int, reply boo
 		ev.Latency = time.Since(ev.Start)
 		s.obs.Observe(ev)
 	}
-	sc.sp = nil
+	sc.sp, sc.pw = nil, nil
 	s.pool.Put(sc)
 	return n, reply
 }
@@ -130,7 +144,10 @@ func (s *Server) drop(sc *scratch, reason error) (int, bool) {
 
 func (s *Server) serve(sc *scratch) (int, bool) {
 	r, w, ev := &sc.r, &sc.w, &sc.ev
-	total := r.left
+	total, pending := r.left, 0
+	if sc.pw != nil {
+		pending = sc.pw.Len()
+	}
 	h, ok := decodeArg[InHeader](r)
 	if !ok {
 		return s.drop(sc, ErrShortRequest)
@@ -152,7 +169,9 @@ func (s *Server) serve(sc *scratch) (int, bool) {
 		return s.drop(sc, ErrShortRequest)
 	case int(h.Len) > maxRequest:
 		return fail(syscall.EINVAL, ErrTooLarge)
-	case int(h.Len) > total:
+	case int(h.Len) != total+pending && (pending > 0 || int(h.Len) > total):
+		return fail(syscall.EINVAL, ErrLyingLength)
+	case pending > 0 && h.Opcode != OpWrite:
 		return fail(syscall.EINVAL, ErrLyingLength)
 	}
 	r.limit(int(h.Len) - InHeaderSize)

@@ -58,7 +58,8 @@ type Options struct {
 	// (permission checks then run with each caller's credentials).
 	AllowOther bool
 	// NoSplice sends every READ reply by copying it through the server,
-	// even when the filesystem could hand out a descriptor (see splice.go).
+	// even when the filesystem could hand out a descriptor (see splice.go),
+	// and reads every request, large WRITEs too (see splicein.go).
 	NoSplice bool
 }
 
@@ -74,6 +75,11 @@ type Mount struct {
 	// noSplice and spliceFailures govern READ splicing (splice.go).
 	noSplice       bool
 	spliceFailures atomic.Int32
+	// spliceCredit is how many more requests workers splice in; each
+	// large WRITE renews it (splicein.go).
+	spliceCredit atomic.Int32
+	// splicedWrites counts WRITEs whose data went pipe -> file.
+	splicedWrites atomic.Uint64
 	// readers holds a token per worker allowed to read (workers.go).
 	readers chan struct{}
 }
@@ -121,6 +127,10 @@ func New(srv *fuse.Server, dir string, opts Options) (*Mount, error) {
 	}
 	return m, nil
 }
+
+// SplicedWrites is how many WRITEs had their data spliced from the
+// device into the file, never copied through the server (splicein.go).
+func (m *Mount) SplicedWrites() uint64 { return m.splicedWrites.Load() }
 
 // Dir returns the mount point.
 func (m *Mount) Dir() string { return m.dir }

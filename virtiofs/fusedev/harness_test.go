@@ -243,6 +243,14 @@ func (mt *mounted) exitCode(t *testing.T) (int, bool) {
 	return code, set
 }
 
+// splicedWrites is the server mount's SplicedWrites.
+func (mt *mounted) splicedWrites(t *testing.T) uint64 {
+	t.Helper()
+	n, err := strconv.ParseUint(mt.request(t, cmdSpliced), 10, 64)
+	must(t, err)
+	return n
+}
+
 // serverFDs counts the server child's open descriptors.
 func (mt *mounted) serverFDs(t *testing.T) int {
 	t.Helper()

@@ -43,6 +43,7 @@ const (
 	readyLine  = "ready"
 	cmdPayload = "payload"  // payload BASE64: overlay.SetPayload; answers "ok"
 	cmdExit    = "exitcode" // answers "CODE SET" from overlay.ExitCode
+	cmdSpliced = "spliced"  // answers Mount.SplicedWrites
 )
 
 // serveChild runs the server side of a test mount and returns the exit
@@ -114,6 +115,8 @@ func serve(configPath string, ctl *os.File, reply *os.File) error {
 		case cmdExit:
 			code, set := ov.ExitCode()
 			answer = fmt.Sprint(code, set)
+		case cmdSpliced:
+			answer = fmt.Sprint(m.SplicedWrites())
 		default:
 			return fmt.Errorf("unknown command %q", cmd)
 		}

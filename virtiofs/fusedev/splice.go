@@ -50,10 +50,13 @@ type splicer struct {
 	failures *atomic.Int32
 	off      bool
 	hdr      [fuse.OutHeaderSize]byte
+	// in is the request pipe (splicein.go); inOff once it proved unusable.
+	in    [2]int
+	inOff bool
 }
 
 func newSplicer(dev int, failures *atomic.Int32) *splicer {
-	return &splicer{dev: dev, data: [2]int{-1, -1}, msg: [2]int{-1, -1}, failures: failures}
+	return &splicer{dev: dev, data: [2]int{-1, -1}, msg: [2]int{-1, -1}, in: [2]int{-1, -1}, failures: failures}
 }
 
 // open makes the two pipes, once.

@@ -73,14 +73,23 @@ func (m *Mount) loop(fd int) {
 	out := alignedAt(bufSize, fuse.OutHeaderSize)
 	inv, outv := [][]byte{nil}, [][]byte{out}
 	var sp fuse.ReadSplicer
+	var s *splicer
 	if !m.noSplice {
-		s := newSplicer(fd, &m.spliceFailures)
+		s = newSplicer(fd, &m.spliceFailures)
 		defer s.close()
+		defer s.closeIn()
 		sp = s
 	}
+	pw := &pendingWrite{s: s, spliced: &m.splicedWrites, buf: in[writeDataOffset:]}
 	for {
 		w.take()
-		n, err := unix.Read(fd, in)
+		n, pending, spliced, err := 0, 0, false, error(nil)
+		if s != nil && m.spliceCredit.Load() > 0 {
+			n, pending, spliced, err = s.readRequest(in)
+		}
+		if !spliced {
+			n, err = unix.Read(fd, in)
+		}
 		switch {
 		case err == unix.EINTR || err == unix.EAGAIN || err == unix.ENOENT:
 			continue
@@ -91,8 +100,24 @@ func (m *Mount) loop(fd int) {
 			return
 		}
 		w.timer.Reset(handOffAfter)
+		if s != nil {
+			switch {
+			case pending >= bulkWriteMin || (pending == 0 && bulkWrite(in[:n])):
+				m.spliceCredit.Store(spliceCredit)
+			case spliced:
+				m.spliceCredit.Add(-1)
+			}
+		}
 		inv[0] = in[:n]
-		size, reply := m.srv.ServeSplice(inv, outv, sp)
+		var size int
+		var reply bool
+		if pending > 0 {
+			pw.left = pending
+			size, reply = m.srv.ServePending(inv, outv, sp, pw)
+			pw.finish()
+		} else {
+			size, reply = m.srv.ServeSplice(inv, outv, sp)
+		}
 		if reply {
 			// ENOENT: the request was interrupted and the kernel forgot it.
 			_, err = unix.Write(fd, out[:size])

@@ -240,6 +240,25 @@ func (f *FS) ReadFD(r *fuse.Request, nodeid uint64, in *fuse.ReadIn) (int, func(
 	return -1, nil, 0
 }
 
+// Splicing needs the wrapped filesystem's descriptors.
+var (
+	_ fuse.FDReader = (*FS)(nil)
+	_ fuse.FDWriter = (*FS)(nil)
+)
+
+// WriteFD lets a transport splice writes to host files (fuse.FDWriter).
+// Synthetic files have no descriptor: Write refuses their WRITEs.
+func (f *FS) WriteFD(r *fuse.Request, nodeid uint64, in *fuse.WriteIn) (int, func(), fuse.Errno) {
+	if synthetic(nodeid) {
+		r.Synthetic = true
+		return -1, nil, 0
+	}
+	if fw, ok := f.FileSystem.(fuse.FDWriter); ok {
+		return fw.WriteFD(r, nodeid, in)
+	}
+	return -1, nil, 0
+}
+
 // Ioctl records the guest's exit code (0x7602 on any inode).
 func (f *FS) Ioctl(r *fuse.Request, nodeid uint64, in *fuse.IoctlIn, inData, outData []byte) (int32, int, fuse.Errno) {
 	if in.Cmd == fuse.ExitCodeIoctl {

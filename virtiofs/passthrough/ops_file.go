@@ -181,6 +181,27 @@ func (fs *FS) ReadFD(r *fuse.Request, nodeid uint64, in *fuse.ReadIn) (int, func
 	return h.fd, h.release, fuse.OK
 }
 
+// WriteFD hands out an open file's descriptor for a WRITE the transport
+// splices (fuse.FDWriter), with the same reference rule as ReadFD. Files
+// open with O_APPEND (splice refuses them) or O_DIRECT (spliced pages
+// need not meet its alignment) and directories get none: Write serves
+// them.
+func (fs *FS) WriteFD(r *fuse.Request, nodeid uint64, in *fuse.WriteIn) (int, func(), fuse.Errno) {
+	h, e := fs.getHandle(in.Fh)
+	if e != 0 {
+		return -1, nil, e
+	}
+	if h.dir != nil {
+		h.put()
+		return -1, nil, fuse.OK
+	}
+	if fl, err := unix.FcntlInt(uintptr(h.fd), unix.F_GETFL, 0); err != nil || fl&(unix.O_APPEND|unix.O_DIRECT) != 0 {
+		h.put()
+		return -1, nil, fuse.OK
+	}
+	return h.fd, h.release, fuse.OK
+}
+
 // Write writes in.Size bytes of data to an open handle.
 func (fs *FS) Write(r *fuse.Request, nodeid uint64, in *fuse.WriteIn, data [][]byte) (uint32, fuse.Errno) {
 	h, e := fs.getHandle(in.Fh)

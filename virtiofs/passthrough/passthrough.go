@@ -86,6 +86,7 @@ var (
 	_ fuse.PathResolver = (*FS)(nil)
 	_ fuse.InodeLister  = (*FS)(nil)
 	_ fuse.FDReader     = (*FS)(nil)
+	_ fuse.FDWriter     = (*FS)(nil)
 )
 
 // New opens root and returns a filesystem serving it.

@@ -1,0 +1,179 @@
+package fusedev
+
+import (
+	"encoding/binary"
+	"errors"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/krunbench/krunbench/virtiofs/fuse"
+)
+
+// Large WRITEs are taken from /dev/fuse by splicing, not read(2): the
+// kernel then hands over references to the request's data pages instead
+// of copying them into our buffer, the server reads only the 80 bytes of
+// headers, and the data goes pipe -> file (one copy, into the host's page
+// cache) instead of device -> buffer -> file (two). A spliced request
+// costs two more system calls, so workers splice only while the mount is
+// seeing large WRITEs: a WRITE of at least bulkWriteMin bytes, read or
+// spliced, lets the next spliceCredit requests be spliced, and every
+// other spliced request uses one up. The credit rides over the requests
+// the kernel sends between a stream's WRITEs (a GETXATTR of
+// security.capability before each one, for instance); a mount that stops
+// writing returns to read(2) within spliceCredit requests.
+//
+// The kernel fails a request whose pages do not fit the pipe (and the
+// client would wait for it forever), so splicing in needs a pipe with
+// room for a max_write WRITE's pages and headers: pipeSize, which only
+// CAP_SYS_RESOURCE can get; without it requests are always read.
+
+// bulkWriteMin is the WRITE size from which requests are spliced in.
+const bulkWriteMin = 128 << 10
+
+// spliceCredit is how many requests a large WRITE lets workers splice in.
+const spliceCredit = 4
+
+// inSlots is how many pipe buffers a max_write WRITE can take: one per
+// data page, plus a partial page at each end and the headers.
+var inSlots = fuse.MaxWrite/unix.Getpagesize() + 4
+
+var errPipeRead = errors.New("fusedev: short read from the request pipe")
+
+// bulkWrite reports whether req is a WRITE of at least bulkWriteMin bytes.
+func bulkWrite(req []byte) bool {
+	return len(req) >= writeDataOffset+bulkWriteMin &&
+		binary.NativeEndian.Uint32(req[4:8]) == fuse.OpWrite
+}
+
+// openIn makes the request pipe, once; false when splicing in cannot be
+// used (no pipe, or one too small).
+func (s *splicer) openIn() bool {
+	if s.in[0] >= 0 {
+		return true
+	}
+	if s.inOff {
+		return false
+	}
+	if err := unix.Pipe2(s.in[:], unix.O_CLOEXEC); err != nil {
+		s.inOff = true
+		return false
+	}
+	got, err := growPipe(s.in[1])
+	if err != nil || got/unix.Getpagesize() < inSlots {
+		s.closeIn()
+		s.inOff = true
+		return false
+	}
+	return true
+}
+
+func (s *splicer) closeIn() {
+	for i, fd := range s.in {
+		if fd >= 0 {
+			unix.Close(fd)
+			s.in[i] = -1
+		}
+	}
+}
+
+// readRequest splices the next request into the request pipe and reads
+// it into buf, except for a WRITE's data, which stays in the pipe: its
+// length is pending. ok false means the pipe could not be used (nothing
+// was taken from the device): read(2) the request instead.
+func (s *splicer) readRequest(buf []byte) (n, pending int, ok bool, err error) {
+	if !s.openIn() {
+		return 0, 0, false, nil
+	}
+	k, err := unix.Splice(s.dev, nil, s.in[1], nil, len(buf), 0)
+	if err != nil {
+		return 0, 0, true, err
+	}
+	total := int(k)
+	head := min(total, writeDataOffset)
+	if err := s.readPipe(buf[:head]); err != nil {
+		return 0, 0, true, err
+	}
+	if head == writeDataOffset && binary.NativeEndian.Uint32(buf[4:8]) == fuse.OpWrite &&
+		int(binary.NativeEndian.Uint32(buf[0:4])) == total && total > head {
+		return head, total - head, true, nil
+	}
+	if err := s.readPipe(buf[head:total]); err != nil {
+		return 0, 0, true, err
+	}
+	return total, 0, true, nil
+}
+
+// readPipe fills b from the request pipe.
+func (s *splicer) readPipe(b []byte) error {
+	for len(b) > 0 {
+		k, err := unix.Read(s.in[0], b)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || k == 0 {
+			s.closeIn()
+			return errors.Join(errPipeRead, err)
+		}
+		b = b[k:]
+	}
+	return nil
+}
+
+// pendingWrite is a spliced-in WRITE's data, still in the request pipe
+// (fuse.PendingWrite).
+type pendingWrite struct {
+	s       *splicer
+	spliced *atomic.Uint64 // counts WRITEs spliced whole
+	left    int
+	buf     []byte // where Read puts the data: the request buffer's data area
+}
+
+func (p *pendingWrite) Len() int { return p.left }
+
+// SpliceTo moves the data to fd at off.
+func (p *pendingWrite) SpliceTo(fd int, off int64, size int) (int, error) {
+	moved := 0
+	for moved < min(size, p.left) {
+		k, err := unix.Splice(p.s.in[0], nil, fd, &off, min(size, p.left)-moved, unix.SPLICE_F_MOVE)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			p.left -= moved
+			return moved, err
+		}
+		if k == 0 {
+			break
+		}
+		moved += int(k)
+	}
+	p.left -= moved
+	if moved == size {
+		p.spliced.Add(1)
+	}
+	return moved, nil
+}
+
+// Read reads the data into the request buffer.
+func (p *pendingWrite) Read(size int) ([][]byte, error) {
+	if size > p.left || size > len(p.buf) {
+		return nil, errPipeRead
+	}
+	if err := p.s.readPipe(p.buf[:size]); err != nil {
+		p.left = 0
+		return nil, err
+	}
+	p.left -= size
+	return [][]byte{p.buf[:size]}, nil
+}
+
+// finish leaves the request pipe empty for the next request: data the
+// server did not take (a WRITE it refused, a short write) is dropped with
+// the pipe.
+func (p *pendingWrite) finish() {
+	if p.left > 0 {
+		p.s.closeIn()
+	}
+	p.left = 0
+}
