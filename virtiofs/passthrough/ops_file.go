@@ -170,7 +170,13 @@ func (fs *FS) Read(r *fuse.Request, nodeid uint64, in *fuse.ReadIn, dst [][]byte
 // the descriptor open, so a racing RELEASE cannot close it mid-splice.
 // Directory handles get no descriptor: Read answers them.
 func (fs *FS) ReadFD(r *fuse.Request, nodeid uint64, in *fuse.ReadIn) (int, func(), fuse.Errno) {
-	h, e := fs.getHandle(in.Fh)
+	return fs.fileFD(in.Fh)
+}
+
+// fileFD is the descriptor of file handle fh with a reference on it, or
+// -1 for a directory handle.
+func (fs *FS) fileFD(fh uint64) (int, func(), fuse.Errno) {
+	h, e := fs.getHandle(fh)
 	if e != 0 {
 		return -1, nil, e
 	}
@@ -187,19 +193,15 @@ func (fs *FS) ReadFD(r *fuse.Request, nodeid uint64, in *fuse.ReadIn) (int, func
 // need not meet its alignment) and directories get none: Write serves
 // them.
 func (fs *FS) WriteFD(r *fuse.Request, nodeid uint64, in *fuse.WriteIn) (int, func(), fuse.Errno) {
-	h, e := fs.getHandle(in.Fh)
-	if e != 0 {
-		return -1, nil, e
+	fd, done, e := fs.fileFD(in.Fh)
+	if fd < 0 {
+		return fd, done, e
 	}
-	if h.dir != nil {
-		h.put()
+	if fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0); err != nil || fl&(unix.O_APPEND|unix.O_DIRECT) != 0 {
+		done()
 		return -1, nil, fuse.OK
 	}
-	if fl, err := unix.FcntlInt(uintptr(h.fd), unix.F_GETFL, 0); err != nil || fl&(unix.O_APPEND|unix.O_DIRECT) != 0 {
-		h.put()
-		return -1, nil, fuse.OK
-	}
-	return h.fd, h.release, fuse.OK
+	return fd, done, fuse.OK
 }
 
 // Write writes in.Size bytes of data to an open handle.
