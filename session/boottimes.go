@@ -4,7 +4,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/krunbench/krunbench/initlib/kruninit"
+	"github.com/krunbench/krunbench/initlib/milestone"
 )
 
 // BootTimes are the moments of one run as the host sees them, as offsets
@@ -58,7 +58,7 @@ func (w *milestoneWatch) Write(p []byte) (int, error) {
 			}
 			continue
 		}
-		if m, ok := kruninit.ParseMilestone(string(w.line)); ok && m.Name == kruninit.MilestoneExec {
+		if m, ok := milestone.Parse(string(w.line)); ok && m.Name == milestone.Exec {
 			w.exec = time.Now()
 			return len(p), nil
 		}

@@ -8,7 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/krunbench/krunbench/initlib/kruninit"
+	"github.com/krunbench/krunbench/initlib/milestone"
 	"github.com/krunbench/krunbench/session"
 	"github.com/krunbench/krunbench/session/recording"
 	"github.com/krunbench/krunbench/session/terminal"
@@ -100,7 +100,7 @@ func (l *liveSource) scanMilestones(b []byte) {
 		if i < 0 {
 			break
 		}
-		if m, ok := kruninit.ParseMilestone(string(l.line[:i])); ok {
+		if m, ok := milestone.Parse(string(l.line[:i])); ok {
 			ms := recording.Milestone{Name: m.Name, Boot: m.Boot, At: time.Since(l.start), Code: m.Code, HasCode: m.HasCode}
 			l.pump.Milestone(ms)
 			if rec := l.rec.Load(); rec != nil {

@@ -68,7 +68,7 @@ const (
 )
 
 // Milestone is a point of the init's progress, as the default init prints
-// it on the console (see initlib/kruninit).
+// it on the console (see initlib/milestone).
 type Milestone struct {
 	// Name is "mounted", "config", "exec" or "exit" for the default init.
 	Name string `json:"name"`

@@ -11,7 +11,7 @@
 // The init's own failures report 125 (set-up), 126 (exec failed) or 127
 // (not found). With KRUN_INIT_PID1=1 the workload replaces the init as
 // PID 1. With krunbench.trace=1 on the kernel command line the init prints
-// milestone lines on the console (see kruninit.MilestonePattern).
+// milestone lines on the console (see package initlib/milestone).
 //
 // The protocol logic lives in package kruninit; this file does the system
 // calls. Build it with CGO_ENABLED=0 (make init).
@@ -30,6 +30,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/krunbench/krunbench/initlib/kruninit"
+	"github.com/krunbench/krunbench/initlib/milestone"
 )
 
 // tracing is set once /proc is mounted and krunbench.trace=1 is seen.
@@ -62,8 +63,8 @@ func sinceBoot() time.Duration {
 	return time.Duration(ts.Nano())
 }
 
-// milestone prints m when tracing.
-func milestone(m kruninit.Milestone) {
+// reachMilestone prints m when tracing.
+func reachMilestone(m milestone.Milestone) {
 	if tracing {
 		fmt.Fprintln(os.Stderr, m.String())
 	}
@@ -112,7 +113,7 @@ func prepare(env []string) (*workload, *failure) {
 			return nil, fail(kruninit.CodeInitFailure, "block root %s: %v", dev, err)
 		}
 	}
-	milestone(kruninit.Milestone{Name: kruninit.MilestoneMounted, Boot: sinceBoot()})
+	reachMilestone(milestone.Milestone{Name: milestone.Mounted, Boot: sinceBoot()})
 	if tracing {
 		reportImage()
 	}
@@ -151,7 +152,7 @@ func prepare(env []string) (*workload, *failure) {
 			return nil, fail(kruninit.CodeInitFailure, "cannot change to the working directory %q: %v", dir, err)
 		}
 	}
-	milestone(kruninit.Milestone{Name: kruninit.MilestoneConfig, Boot: sinceBoot()})
+	reachMilestone(milestone.Milestone{Name: milestone.Config, Boot: sinceBoot()})
 
 	argv := kruninit.SelectArgv(wenv, os.Args[1:], cfg)
 	pathList, _ := kruninit.Getenv(wenv, "PATH")
@@ -236,7 +237,7 @@ func start(w *workload) int {
 				}
 			}
 		}
-		milestone(kruninit.Milestone{Name: kruninit.MilestoneExec, Boot: sinceBoot()})
+		reachMilestone(milestone.Milestone{Name: milestone.Exec, Boot: sinceBoot()})
 		err := syscall.Exec(w.path, w.argv, w.env)
 		fmt.Fprintf(os.Stderr, "krun-init: exec %s: %v\n", w.argv[0], err)
 		return kruninit.ExecErrorCode(err)
@@ -244,7 +245,7 @@ func start(w *workload) int {
 
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, unix.SIGINT, unix.SIGQUIT, unix.SIGTERM, unix.SIGHUP, unix.SIGUSR1, unix.SIGUSR2)
-	milestone(kruninit.Milestone{Name: kruninit.MilestoneExec, Boot: sinceBoot()})
+	reachMilestone(milestone.Milestone{Name: milestone.Exec, Boot: sinceBoot()})
 	pid, err := syscall.ForkExec(w.path, w.argv, &syscall.ProcAttr{Env: w.env, Files: fds})
 	if err != nil {
 		if errors.Is(err, syscall.EAGAIN) {
@@ -292,7 +293,7 @@ func reap(pid int) int {
 
 // finish reports code to the VMM, syncs and reboots (the VMM's exit).
 func finish(code int) {
-	milestone(kruninit.Milestone{Name: kruninit.MilestoneExit, Boot: sinceBoot(), Code: code, HasCode: true})
+	reachMilestone(milestone.Milestone{Name: milestone.Exit, Boot: sinceBoot(), Code: code, HasCode: true})
 	if err := reportExit(code); err != nil {
 		warn("report exit code %d: %v", code, err)
 	}
