@@ -1,10 +1,5 @@
 # krunbench: see README.md. Static binaries everywhere.
 export CGO_ENABLED := 0
-# The default init is embedded into the CLI behind this tag (see
-# initlib/defaultinit); every target that compiles the CLI builds it first.
-export GOFLAGS := -tags=krunbench_init
-INIT     := initlib/defaultinit/krun-init
-INIT_SRC := $(shell find initlib/cmd/krun-init initlib/kruninit -name '*.go' -not -name '*_test.go')
 GO       ?= go
 BIN      := bin/krunbench
 PKGS     := ./...
@@ -14,7 +9,7 @@ FUZZTIME ?= 10s
 
 all: build
 
-build: $(INIT)
+build:
 	$(GO) build -trimpath -o $(BIN) ./cmd/krunbench
 
 # test: everything CI runs. The FUSE and escape tests mount through
@@ -28,7 +23,7 @@ test: lint unit fuzz e2e-kvm
 e2e-kvm: build
 	vmm/l1/run.sh test
 
-unit: $(INIT)
+unit:
 	$(GO) test -count=1 -timeout 20m $$($(GO) list $(PKGS) | grep -v '/virtiofs/fusedev$$')
 	$(GO) test -count=1 -timeout 5m ./virtiofs/fusedev/
 
@@ -38,7 +33,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzServe$$' -fuzztime $(FUZZTIME) ./virtiofs/fuse
 	$(GO) test -run '^$$' -fuzz '^FuzzQueue$$' -fuzztime $(FUZZTIME) ./vmm/virtio
 
-lint: $(INIT)
+lint:
 	$(GO) vet $(PKGS)
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 $(PKGS)
 
@@ -61,12 +56,13 @@ bench: build
 run: build
 	demo/run.sh $(RUN_ARGS)
 
-# init: the default init (initlib/cmd/krun-init), static and small, where
-# initlib/defaultinit embeds it (with -tags krunbench_init, set above).
-init: $(INIT)
-
-$(INIT): $(INIT_SRC)
-	$(GO) build -trimpath -ldflags='-s -w' -o $@ ./initlib/cmd/krun-init
+# init: rebuild the default init (initlib/cmd/krun-init) into the image
+# initlib/defaultinit embeds; commit it with the source change. The image
+# is committed so that `go install` and importers outside this module get
+# it; `make unit` checks that it is what the tree builds
+# (TestImageIsBuiltFromTheTree).
+init:
+	GO=$(GO) initlib/defaultinit/build.sh
 
 # kernel: build the guest kernel from Debian's linux-source-6.1 into
 # ~/.local/share/krunbench/kernel (about 13 minutes on 2 cores).

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/krunbench/krunbench/initlib"
 	"github.com/krunbench/krunbench/initlib/defaultinit"
 	"github.com/krunbench/krunbench/session"
 	"github.com/krunbench/krunbench/vmm/kernelconfig"
@@ -119,10 +120,7 @@ func (d *doctor) fuse() {
 }
 
 func (d *doctor) init() {
-	p, err := defaultinit.Payload()
-	if err != nil {
-		d.line(false, "default init", err.Error())
-		return
-	}
-	d.line(true, "default init", fmt.Sprintf("built in, %d KiB", p.Size()/1024))
+	p := defaultinit.Payload()
+	f := initlib.CheckPayload(p.Bytes, "")
+	d.line(f.Verdict == initlib.OK, "default init", fmt.Sprintf("built in, %d KiB: %s", p.Size()/1024, f.Detail))
 }

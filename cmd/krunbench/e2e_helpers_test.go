@@ -41,20 +41,17 @@ func buildStatic(t *testing.T, pkg, out string, flags ...string) string {
 	return out
 }
 
-// krunbenchBin builds the CLI once per test binary, with the default init
-// embedded as `make build` does (building the init first when missing);
-// $KRUNBENCH_BIN names a prebuilt one instead (the L1 harness has no Go).
+// krunbenchBin builds the CLI once per test binary as `make build` does
+// (the default init is embedded from initlib/defaultinit's committed
+// image); $KRUNBENCH_BIN names a prebuilt one instead (the L1 harness has
+// no Go).
 func krunbenchBin(t *testing.T) string {
 	t.Helper()
 	if binPath == "" {
 		binPath = os.Getenv("KRUNBENCH_BIN")
 	}
 	if binPath == "" {
-		const initImage = "../../initlib/defaultinit/krun-init"
-		if _, err := os.Stat(initImage); err != nil {
-			buildStatic(t, "../../initlib/cmd/krun-init", initImage)
-		}
-		binPath = buildStatic(t, ".", filepath.Join(binDir, "krunbench"), "-tags=krunbench_init")
+		binPath = buildStatic(t, ".", filepath.Join(binDir, "krunbench"))
 	}
 	return binPath
 }

@@ -11,9 +11,7 @@ import (
 // CLI is the only place that imports it).
 func library(dir string) *initlib.Library {
 	lib := initlib.NewLibrary(dir)
-	if p, err := defaultinit.Payload(); err == nil {
-		lib.AddBuiltin(p)
-	}
+	lib.AddBuiltin(defaultinit.Payload())
 	return lib
 }
 
@@ -22,7 +20,7 @@ func library(dir string) *initlib.Library {
 func resolvePayload(spec string) (initlib.Payload, error) {
 	switch spec {
 	case "", "default":
-		return defaultinit.Payload()
+		return defaultinit.Payload(), nil
 	case "none":
 		return initlib.Payload{}, nil
 	}

@@ -25,7 +25,7 @@ repo=$(cd "$here/../.." && pwd)
 cache=${KRUNBENCH_L1_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/krunbench/l1}
 kernel=${KRUNBENCH_GUEST_VMLINUX:-$repo/../shared/guest/vmlinux}
 timeout_s=${KRUNBENCH_L1_TIMEOUT:-900}
-export CGO_ENABLED=0 GOFLAGS=-tags=krunbench_init
+export CGO_ENABLED=0
 
 if [ "$mode" = test ] && [ "${KRUNBENCH_L1:-auto}" != always ] &&
 	{ [ -d /sys/module/kvm_amd ] || [ -d /sys/module/kvm_intel ]; } && [ -w /dev/kvm ]; then

@@ -1,8 +1,0 @@
-//go:build krunbench_init
-
-package defaultinit
-
-import _ "embed"
-
-//go:embed krun-init
-var image string
