@@ -7,7 +7,7 @@ import (
 
 // ShellTemplate is a shell-script init: it mounts the basics and drops to
 // a shell. Scripts are re-opened by their interpreter, so sessions serve
-// them with a persistent /init.krun entry (see overlay.FS.SetOneShot).
+// them with a persistent /init.krun entry (see Lasting).
 var ShellTemplate = Payload{
 	Name:   "shell-template",
 	Origin: "builtin",

@@ -9,16 +9,25 @@ import (
 	"testing"
 )
 
+// served is the smallest InitServer: a filesystem serving these bytes as
+// /init.krun (virtiofs/overlay imports this package, so its tests check
+// the real overlay against Check).
+type served []byte
+
+func (s served) Payload() []byte { return s }
+
 func TestPolicyIsCheckedInOnePlace(t *testing.T) {
-	root := []FSDevice{{Tag: RootTag, HasPayload: true}}
+	root := []FSDevice{{Tag: RootTag, FS: served("#!/bin/sh\n")}}
 	cases := []struct {
 		spec    InitSpec
 		devices []FSDevice
 		missing string
 	}{
 		{InitSpec{Policy: InitKrun}, root, ""},
-		{InitSpec{Policy: InitKrun}, []FSDevice{{Tag: RootTag}}, "no init payload"},
-		{InitSpec{Policy: InitKrun}, []FSDevice{{Tag: "data", HasPayload: true}}, "no root virtio-fs device"},
+		{InitSpec{Policy: InitKrun}, []FSDevice{{Tag: RootTag}}, "cannot serve /init.krun"},
+		{InitSpec{Policy: InitKrun}, []FSDevice{{Tag: RootTag, FS: "not a filesystem"}}, "cannot serve /init.krun"},
+		{InitSpec{Policy: InitKrun}, []FSDevice{{Tag: RootTag, FS: served(nil)}}, "serves no init payload"},
+		{InitSpec{Policy: InitKrun}, []FSDevice{{Tag: "data", FS: served("x")}}, "no root virtio-fs device"},
 		{InitSpec{Policy: InitKrun}, nil, "no root virtio-fs device"},
 		{InitSpec{Policy: KernelInit}, nil, "absolute init path"},
 		{InitSpec{Policy: KernelInit, KernelInitPath: "sbin/init"}, nil, "absolute init path"},
@@ -37,6 +46,9 @@ func TestPolicyIsCheckedInOnePlace(t *testing.T) {
 		if !errors.Is(err, ErrPolicy) || !errors.As(err, &pe) || !strings.Contains(pe.Missing, c.missing) {
 			t.Errorf("%v %v: %v, want a PolicyError about %q", c.spec, c.devices, err, c.missing)
 		}
+		if strings.Contains(err.Error(), "--") {
+			t.Errorf("%v: library error %q speaks CLI flags", c.spec, err)
+		}
 	}
 	for _, s := range []string{"init.krun", "kernel", "none"} {
 		if p, err := ParsePolicy(s); err != nil || p.String() != s {
@@ -51,6 +63,41 @@ func TestPolicyIsCheckedInOnePlace(t *testing.T) {
 	}
 }
 
+// TestPayloadRules: empty is ErrEmptyPayload wherever a payload is given;
+// too large is ErrHugePayload where it is served, saying both sizes; only
+// scripts are lasting; CheckContents turns a bad verdict into one line.
+func TestPayloadRules(t *testing.T) {
+	for _, b := range [][]byte{nil, {}} {
+		if err := CheckServable(b); !errors.Is(err, ErrEmptyPayload) {
+			t.Errorf("CheckServable(%#v) = %v, want ErrEmptyPayload", b, err)
+		}
+		if err := (Payload{Name: "x", Bytes: b}).CheckNotEmpty(); !errors.Is(err, ErrEmptyPayload) {
+			t.Errorf("CheckNotEmpty(%#v) = %v", b, err)
+		}
+		if err := (Payload{Bytes: b}).CheckContents(""); !errors.Is(err, ErrEmptyPayload) {
+			t.Errorf("CheckContents(%#v) = %v", b, err)
+		}
+	}
+	huge := make([]byte, MaxPayloadSize+1)
+	err := CheckServable(huge)
+	if !errors.Is(err, ErrHugePayload) || !strings.Contains(err.Error(), "268435457 bytes") || !strings.Contains(err.Error(), "268435456 bytes") {
+		t.Errorf("CheckServable(huge) = %v, want ErrHugePayload with both sizes", err)
+	}
+	if err := CheckServable(huge[:MaxPayloadSize]); err != nil {
+		t.Errorf("CheckServable(exactly the limit) = %v", err)
+	}
+	if !Lasting(ShellTemplate.Bytes) || Lasting(ExitAtOnce.Bytes) {
+		t.Error("Lasting: scripts, and only scripts")
+	}
+	err = (Payload{Name: "zeros", Bytes: make([]byte, 4096)}).CheckContents(t.TempDir())
+	if !errors.Is(err, ErrBadPayload) || !strings.Contains(err.Error(), "zeros") || strings.Contains(err.Error(), "\n") {
+		t.Errorf("CheckContents(zeros) = %v, want one line wrapping ErrBadPayload", err)
+	}
+	if err := ExitAtOnce.CheckContents(""); err != nil {
+		t.Errorf("CheckContents(exit-at-once) = %v", err)
+	}
+}
+
 func TestFromFileRejectsBadFiles(t *testing.T) {
 	dir := t.TempDir()
 	empty := filepath.Join(dir, "empty")
@@ -60,8 +107,8 @@ func TestFromFileRejectsBadFiles(t *testing.T) {
 	f.Truncate(MaxPayloadSize + 1)
 	f.Close()
 	for path, want := range map[string]error{empty: ErrEmptyPayload, huge: ErrHugePayload} {
-		if _, err := FromFile(path); !errors.Is(err, want) {
-			t.Errorf("%s: %v, want %v", path, err, want)
+		if _, err := FromFile(path); !errors.Is(err, want) || !strings.Contains(err.Error(), path) {
+			t.Errorf("%s: %v, want %v naming the file", path, err, want)
 		}
 	}
 	for _, path := range []string{dir, filepath.Join(dir, "missing")} {

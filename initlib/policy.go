@@ -55,19 +55,38 @@ var ErrPolicy = errors.New("init policy not satisfied")
 type PolicyError struct {
 	Policy  Policy
 	Missing string
+	// Fix says how to meet the requirement, in the words of the API at
+	// hand: Check names initlib's and the builder's; a caller with other
+	// words (the CLI's flags) replaces it.
+	Fix string
 }
 
 func (e *PolicyError) Error() string {
-	return fmt.Sprintf("init policy %s: %s", e.Policy, e.Missing)
+	if e.Fix == "" {
+		return fmt.Sprintf("init policy %s: %s", e.Policy, e.Missing)
+	}
+	return fmt.Sprintf("init policy %s: %s: %s", e.Policy, e.Missing, e.Fix)
 }
 
 // Unwrap returns ErrPolicy.
 func (e *PolicyError) Unwrap() error { return ErrPolicy }
 
-// FSDevice is what the policy check needs to know of a virtio-fs device.
+// InitServer is a filesystem that can serve /init.krun
+// (virtiofs/overlay.FS is one). Payload returns the bytes it serves now:
+// empty when /init.krun does not exist.
+type InitServer interface {
+	Payload() []byte
+}
+
+// FSDevice is what the policy check needs to know of a virtio-fs device:
+// its tag and its filesystem, which the check asks whether it serves
+// /init.krun. There is no flag to claim a payload: only a filesystem that
+// serves one passes.
 type FSDevice struct {
-	Tag        string
-	HasPayload bool
+	Tag string
+	// FS is the device's filesystem (a fuse.FileSystem); for the init.krun
+	// policy the root device's must be an InitServer with a payload.
+	FS any
 }
 
 // InitSpec is the init part of a VM config: the policy and its inputs.
@@ -78,8 +97,9 @@ type InitSpec struct {
 }
 
 // Check validates the init policy against the VM's virtio-fs devices. It
-// is the one place where policies are enforced; every engine's builder
-// calls it before starting anything.
+// is the one place where policies are enforced; every engine calls it
+// before starting anything. For init.krun it asks the root device's
+// filesystem itself whether it serves a payload.
 func (s InitSpec) Check(devices []FSDevice) error {
 	switch s.Policy {
 	case InitKrun:
@@ -87,15 +107,21 @@ func (s InitSpec) Check(devices []FSDevice) error {
 			if d.Tag != RootTag {
 				continue
 			}
-			if !d.HasPayload {
-				return &PolicyError{Policy: s.Policy, Missing: "the root virtio-fs device has no init payload (pass --init FILE, or --init default)"}
+			srv, ok := d.FS.(InitServer)
+			if !ok {
+				return &PolicyError{Policy: s.Policy, Missing: "the root virtio-fs device's filesystem cannot serve /init.krun",
+					Fix: "wrap it in a virtiofs/overlay.FS"}
+			}
+			if len(srv.Payload()) == 0 {
+				return &PolicyError{Policy: s.Policy, Missing: "the root virtio-fs device serves no init payload",
+					Fix: "set one with Builder.SetPayload or overlay.FS.SetPayload (initlib/defaultinit.Payload() is the default init)"}
 			}
 			return nil
 		}
 		return &PolicyError{Policy: s.Policy, Missing: "no root virtio-fs device (tag " + RootTag + ")"}
 	case KernelInit:
 		if s.KernelInitPath == "" || s.KernelInitPath[0] != '/' {
-			return &PolicyError{Policy: s.Policy, Missing: "an absolute init path for the kernel (--kernel-init /sbin/init)"}
+			return &PolicyError{Policy: s.Policy, Missing: "an absolute init path for the kernel", Fix: "set InitSpec.KernelInitPath (e.g. /sbin/init)"}
 		}
 		return nil
 	case NoInit:

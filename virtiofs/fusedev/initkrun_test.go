@@ -18,7 +18,7 @@ import (
 
 func payloadBytes() []byte {
 	// Not a multiple of the page size, so the last READ is short.
-	return bytes.Repeat([]byte("#!krunbench payload\n"), 700)
+	return bytes.Repeat([]byte("krunbench payload\n"), 700) // not a script: scripts get a lasting entry
 }
 
 func TestInitKrunWithPayload(t *testing.T) {

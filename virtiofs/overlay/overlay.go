@@ -4,14 +4,25 @@
 // (0x7602) through which the guest init reports its workload's status.
 //
 // The overlay never embeds or copies an init: the payload is a byte slice
-// owned by the caller, served in place.
+// owned by the caller (SetPayload), served in place; the caller keeps it
+// unchanged while a guest may read it. krunbench's default init is a
+// payload like any other, from initlib/defaultinit, which this package
+// does not import. SetPayload applies initlib's payload rules: an empty
+// payload is refused, and a script gets a lasting entry instead of the
+// one-shot one.
+//
+// The one-shot entry is armed by SetPayload only: a guest that sends
+// INIT again (a new FUSE session on the same server) does not get
+// /init.krun back.
 package overlay
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"syscall"
 
+	"github.com/krunbench/krunbench/initlib"
 	"github.com/krunbench/krunbench/virtiofs/fuse"
 )
 
@@ -23,8 +34,8 @@ const (
 	ConfigNodeid = 1<<63 - 1
 )
 
-// FS wraps a filesystem with the synthetic files. The zero payload means
-// "no init": /init.krun then does not exist.
+// FS wraps a filesystem with the synthetic files. Until SetPayload,
+// /init.krun does not exist (LOOKUP gives ENOENT).
 type FS struct {
 	fuse.FileSystem
 
@@ -44,26 +55,39 @@ type FS struct {
 // New wraps inner.
 func New(inner fuse.FileSystem) *FS { return &FS{FileSystem: inner} }
 
-// SetPayload sets the bytes served as /init.krun and re-arms the one-shot
-// entry. The slice is caller-owned and is never copied: the caller must not
-// modify it while a guest may read it. nil removes /init.krun.
-func (f *FS) SetPayload(p []byte) {
+// SetPayload sets the bytes served as /init.krun and arms its entry:
+// libkrun's one-shot one (the name is gone after its first lookup), or a
+// lasting one for a script (initlib.Lasting), whose interpreter opens
+// /init.krun again by name. The slice is caller-owned and is never copied:
+// the caller must not modify it while a guest may read it. An empty slice
+// is refused with initlib.ErrEmptyPayload and one over
+// initlib.MaxPayloadSize with initlib.ErrHugePayload; the overlay is then
+// unchanged. RemovePayload takes /init.krun away.
+func (f *FS) SetPayload(p []byte) error {
+	if err := initlib.CheckServable(p); err != nil {
+		return fmt.Errorf("overlay.FS.SetPayload: %w", err)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.payload = p
+	f.lasting = initlib.Lasting(p)
 	f.consumed = false
+	return nil
 }
 
-// SetOneShot chooses libkrun's one-shot entry (the default: the name is
-// gone after its first lookup) or a lasting one, which scripts need
-// because their interpreter opens /init.krun again by name.
-func (f *FS) SetOneShot(oneShot bool) {
+// RemovePayload takes /init.krun away: later lookups fall through to the
+// wrapped filesystem. An inode already looked up answers ENOENT.
+func (f *FS) RemovePayload() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.lasting = !oneShot
+	f.payload, f.lasting = nil, false
 }
 
-// Payload returns the slice being served (the caller's own, not a copy).
+// The policy check asks the overlay itself whether it serves a payload.
+var _ initlib.InitServer = (*FS)(nil)
+
+// Payload returns the slice being served (the caller's own, not a copy);
+// nil when /init.krun does not exist.
 func (f *FS) Payload() []byte {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -277,14 +301,10 @@ func (f *FS) Ioctl(r *fuse.Request, nodeid uint64, in *fuse.IoctlIn, inData, out
 	return f.FileSystem.Ioctl(r, nodeid, in, inData, outData)
 }
 
-// Init starts a FUSE session: a new guest gets a fresh one-shot
-// /init.krun entry.
-func (f *FS) Init(flags uint32) {
-	f.mu.Lock()
-	f.consumed = false
-	f.mu.Unlock()
-	f.FileSystem.Init(flags)
-}
+// Init starts a FUSE session. It does not re-arm the one-shot
+// /init.krun: only the host does that (SetPayload), so a guest cannot get
+// its init served twice by sending INIT again.
+func (f *FS) Init(flags uint32) { f.FileSystem.Init(flags) }
 
 // Destroy drops every lookup of the synthetic inodes and passes through.
 func (f *FS) Destroy() {

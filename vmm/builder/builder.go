@@ -37,9 +37,12 @@ func (b *Builder) AddFS(d FSDevice) *Builder {
 	return b
 }
 
-// SetPayload sets the init payload the root device serves as /init.krun.
+// SetPayload sets the init payload the root device serves as /init.krun
+// (see Config.Payload for its rules, checked by Validate and Build). The
+// bytes stay the caller's: they are served in place, never copied.
+// initlib/defaultinit.Payload() is krunbench's default init.
 func (b *Builder) SetPayload(p initlib.Payload) *Builder {
-	b.cfg.Payload = p
+	b.cfg.Payload = &p
 	return b
 }
 
@@ -162,8 +165,9 @@ func (v *VM) attachLegacy(p *plan) error {
 
 func (v *VM) attachVirtio(p *plan) error {
 	if p.root != nil {
-		p.root.SetPayload(p.cfg.Payload.Bytes)
-		p.root.SetOneShot(!initlib.IsScript(p.cfg.Payload.Bytes))
+		if err := p.root.SetPayload(p.cfg.Payload.Bytes); err != nil {
+			return err
+		}
 	}
 	for _, s := range p.slots {
 		var dev virtio.Device

@@ -10,6 +10,15 @@
 // window at 0xd0000000 + n*0x1000 and IRQ 5+n; the console is device 0,
 // the virtio-fs devices follow in the order they were added. The kernel
 // learns about them from virtio_mmio.device= parameters.
+//
+// The init payload: Builder.SetPayload gives the bytes the root device
+// serves as /init.krun (its server's filesystem must be a
+// virtiofs/overlay.FS); Validate applies initlib's payload rules and then
+// initlib's policy check, which asks the root filesystem itself whether
+// it will serve a payload. The bytes belong to the caller and are served
+// in place, never copied: keep them unchanged while the VM runs. This
+// package embeds no init; krunbench's default one is
+// initlib/defaultinit.Payload(), which an embedder passes like any other.
 package builder
 
 import (
@@ -69,12 +78,13 @@ var (
 
 // FSDevice is a virtio-fs device: Server answers the guest's FUSE requests
 // for the filesystem mounted by tag.
+//
+// Whether the root device serves /init.krun is asked of its filesystem
+// (an overlay.FS with a payload, or the payload given to SetPayload),
+// never taken from the caller's word.
 type FSDevice struct {
 	Tag    string
 	Server *fuse.Server
-	// HasPayload says the server already serves /init.krun (an overlay
-	// with its payload set). Config.Payload sets it for the root device.
-	HasPayload bool
 }
 
 // Config describes a VM. The zero value of each optional field means
@@ -92,10 +102,15 @@ type Config struct {
 	MemMiB int
 	// Init is the init policy, checked with initlib.InitSpec.Check.
 	Init initlib.InitSpec
-	// Payload, when set, is served as /init.krun by the root device,
-	// whose server must run an *overlay.FS. Its bytes are caller-owned
-	// and never copied.
-	Payload initlib.Payload
+	// Payload, when not nil, is served as /init.krun by the root device,
+	// whose server must run an *overlay.FS (Builder.SetPayload sets it).
+	// It must not be empty (initlib.ErrEmptyPayload); under the init.krun
+	// policy it must fit initlib.MaxPayloadSize and, unless
+	// SkipPayloadCheck, be an x86-64 ELF or a script. Its bytes are
+	// caller-owned and never copied.
+	Payload *initlib.Payload
+	// SkipPayloadCheck skips the check of the payload's contents.
+	SkipPayloadCheck bool
 	// FS are the virtio-fs devices; one must have tag /dev/root.
 	FS []FSDevice
 	// Console is the host side of hvc0 (port 0 of the virtio console);
@@ -146,6 +161,9 @@ func (c Config) CommandLine() (string, error) {
 
 func (c Config) plan() (*plan, error) {
 	p := &plan{cfg: c}
+	if err := p.checkDevices(); err != nil {
+		return nil, err
+	}
 	if err := c.checkMemory(); err != nil {
 		return nil, err
 	}
@@ -157,9 +175,6 @@ func (c Config) plan() (*plan, error) {
 		return nil, err
 	}
 	if err := p.checkFit(); err != nil {
-		return nil, err
-	}
-	if err := p.checkDevices(); err != nil {
 		return nil, err
 	}
 	if err := p.buildCmdline(); err != nil {
@@ -251,12 +266,17 @@ func (p *plan) checkFit() error {
 }
 
 // checkDevices lays out the virtio devices (console first) and checks
-// tags, servers, the IRQ budget, the root device and the init policy.
+// tags, servers, the IRQ budget, the payload, the root device and the
+// init policy.
 func (p *plan) checkDevices() error {
 	c := p.cfg
 	if n := 1 + len(c.FS); n > MaxDevices {
 		return fmt.Errorf("%w: %d virtio devices (the console and %d virtio-fs); at most %d fit IRQs %d..%d",
 			ErrDevices, n, len(c.FS), MaxDevices, FirstIRQ, LastIRQ)
+	}
+	served, err := c.checkPayload()
+	if err != nil {
+		return err
 	}
 	policy := make([]initlib.FSDevice, 0, len(c.FS))
 	var root *FSDevice
@@ -270,28 +290,25 @@ func (p *plan) checkDevices() error {
 		case slices.ContainsFunc(c.FS[:i], func(o FSDevice) bool { return o.Tag == d.Tag }):
 			return fmt.Errorf("%w: virtio-fs tag %q is used twice", ErrDevices, d.Tag)
 		}
-		has := d.HasPayload
+		dev := initlib.FSDevice{Tag: d.Tag, FS: d.Server.FileSystem()}
 		if d.Tag == initlib.RootTag {
 			root = d
-			has = has || c.Payload.Set()
+			if served != nil {
+				ov, ok := dev.FS.(*overlay.FS)
+				if !ok {
+					return fmt.Errorf("%w: the root device cannot serve the init payload of Builder.SetPayload (its filesystem is not a virtiofs/overlay.FS)", ErrDevices)
+				}
+				// What the root will serve once Build installs the payload.
+				p.root, dev.FS = ov, stagedPayload(served)
+			}
 		}
-		policy = append(policy, initlib.FSDevice{Tag: d.Tag, HasPayload: has})
+		policy = append(policy, dev)
 	}
 	if err := c.Init.Check(policy); err != nil {
 		return err
 	}
 	if root == nil {
 		return ErrRootFS
-	}
-	if c.Payload.Set() {
-		if c.Payload.Size() > initlib.MaxPayloadSize {
-			return initlib.ErrHugePayload
-		}
-		ov, ok := root.Server.FileSystem().(*overlay.FS)
-		if !ok {
-			return fmt.Errorf("%w: the root device cannot serve an init payload (its filesystem is not an overlay)", ErrDevices)
-		}
-		p.root = ov
 	}
 	p.slots = append(p.slots, slot{base: MMIOBase, irq: FirstIRQ})
 	for i := range c.FS {
@@ -300,6 +317,37 @@ func (p *plan) checkDevices() error {
 	}
 	return nil
 }
+
+// checkPayload applies initlib's payload rules to Config.Payload: never
+// empty; where the init.krun policy serves it, not too large and (unless
+// SkipPayloadCheck) runnable on x86-64. It returns the bytes the root
+// device is to serve (nil: none from the builder).
+func (c Config) checkPayload() ([]byte, error) {
+	if c.Payload == nil {
+		return nil, nil
+	}
+	if err := c.Payload.CheckNotEmpty(); err != nil {
+		return nil, fmt.Errorf("Builder.SetPayload: %w", err)
+	}
+	if c.Init.Policy != initlib.InitKrun {
+		return nil, nil // not used: the kernel starts another init
+	}
+	if err := initlib.CheckServable(c.Payload.Bytes); err != nil {
+		return nil, fmt.Errorf("Builder.SetPayload: %w", err)
+	}
+	if !c.SkipPayloadCheck {
+		if err := c.Payload.CheckContents(""); err != nil {
+			return nil, fmt.Errorf("Builder.SetPayload: %w", err)
+		}
+	}
+	return c.Payload.Bytes, nil
+}
+
+// stagedPayload is, for the policy check, the root overlay as Build will
+// leave it: serving the payload given to the builder.
+type stagedPayload []byte
+
+func (s stagedPayload) Payload() []byte { return s }
 
 // buildCmdline assembles the kernel command line with vmm/cmdline.
 func (p *plan) buildCmdline() error {

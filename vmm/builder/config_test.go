@@ -72,14 +72,15 @@ func server(t *testing.T) *fuse.Server {
 	return fuse.NewServer(overlay.New(pt), fuse.Options{})
 }
 
-var payload = initlib.Payload{Name: "test", Origin: "test", Bytes: []byte("\x7fELF test init")}
+// payload is a real static x86-64 program (it exits at once).
+var payload = initlib.Payload{Name: "test", Origin: "test", Bytes: initlib.ExitAtOnce.Bytes}
 
 // valid returns a configuration that passes Validate.
 func valid(t *testing.T) builder.Config {
 	return builder.Config{
 		Kernel: fakeKernel(t, 4<<20, requiredConfig+"CONFIG_NR_CPUS=16\n"),
 		VCPUs:  1, MemMiB: 128,
-		Payload: payload,
+		Payload: &payload,
 		FS:      []builder.FSDevice{{Tag: initlib.RootTag, Server: server(t)}},
 	}
 }
@@ -154,10 +155,14 @@ func TestDeviceLimit(t *testing.T) {
 func TestInitPolicy(t *testing.T) {
 	t.Run("init.krun without payload", func(t *testing.T) {
 		cfg := valid(t)
-		cfg.Payload = initlib.Payload{}
+		cfg.Payload = nil
 		var pe *initlib.PolicyError
-		if err := cfg.Validate(); !errors.As(err, &pe) || pe.Policy != initlib.InitKrun || !strings.Contains(err.Error(), "no init payload") {
+		err := cfg.Validate()
+		if !errors.As(err, &pe) || pe.Policy != initlib.InitKrun || !strings.Contains(err.Error(), "serves no init payload") {
 			t.Fatalf("Validate = %v, want an init.krun *initlib.PolicyError", err)
+		}
+		if !strings.Contains(err.Error(), "Builder.SetPayload") || strings.Contains(err.Error(), "--") {
+			t.Fatalf("error %q: want the API's words (Builder.SetPayload), no CLI flags", err)
 		}
 	})
 	t.Run("init.krun without root device", func(t *testing.T) {
@@ -168,10 +173,13 @@ func TestInitPolicy(t *testing.T) {
 			t.Fatalf("Validate = %v, want *initlib.PolicyError", err)
 		}
 	})
-	t.Run("payload already in the server", func(t *testing.T) {
+	t.Run("payload already in the root overlay", func(t *testing.T) {
 		cfg := valid(t)
-		cfg.Payload = initlib.Payload{}
-		cfg.FS[0].HasPayload = true
+		cfg.Payload = nil
+		ov := cfg.FS[0].Server.FileSystem().(*overlay.FS)
+		if err := ov.SetPayload(initlib.ExitAtOnce.Bytes); err != nil {
+			t.Fatal(err)
+		}
 		if err := cfg.Validate(); err != nil {
 			t.Fatal(err)
 		}
@@ -189,15 +197,83 @@ func TestInitPolicy(t *testing.T) {
 	})
 	t.Run("payload needs an overlay", func(t *testing.T) {
 		cfg := valid(t)
-		pt, err := passthrough.New(t.TempDir(), passthrough.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.FS[0].Server = fuse.NewServer(pt, fuse.Options{})
+		cfg.FS[0].Server = plainServer(t)
 		if err := cfg.Validate(); !errors.Is(err, builder.ErrDevices) || !strings.Contains(err.Error(), "overlay") {
 			t.Fatalf("Validate = %v, want ErrDevices about the overlay", err)
 		}
 	})
+}
+
+// plainServer serves a directory with no overlay: it cannot serve /init.krun.
+func plainServer(t *testing.T) *fuse.Server {
+	pt, err := passthrough.New(t.TempDir(), passthrough.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fuse.NewServer(pt, fuse.Options{})
+}
+
+// TestPolicyAsksTheRootFilesystem: nothing but a root filesystem that
+// serves a payload (or the builder's own payload, which Build installs)
+// satisfies init.krun. Before, a HasPayload flag on the device passed
+// Validate with an overlay that served nothing, and the guest had no init.
+func TestPolicyAsksTheRootFilesystem(t *testing.T) {
+	for name, srv := range map[string]func(*testing.T) *fuse.Server{"overlay without payload": server, "no overlay": plainServer} {
+		t.Run(name, func(t *testing.T) {
+			cfg := valid(t)
+			cfg.Payload = nil
+			cfg.FS[0].Server = srv(t)
+			if err := cfg.Validate(); !errors.Is(err, initlib.ErrPolicy) {
+				t.Fatalf("Validate = %v, want ErrPolicy", err)
+			}
+		})
+	}
+}
+
+// TestPayloadRules: the builder applies initlib's payload rules: empty is
+// refused under every policy; too large and unrunnable only where the
+// payload is served (init.krun), the contents check can be skipped, and
+// errors name the API.
+func TestPayloadRules(t *testing.T) {
+	arm := append([]byte(nil), initlib.ExitAtOnce.Bytes...)
+	arm[18] = 183 // EM_AARCH64
+	huge := make([]byte, initlib.MaxPayloadSize+1)
+	copy(huge, initlib.ExitAtOnce.Bytes)
+	kernelInit := initlib.InitSpec{Policy: initlib.KernelInit, KernelInitPath: "/sbin/init"}
+	cases := map[string]struct {
+		edit func(*builder.Config)
+		want error
+		text string
+	}{
+		"empty":                       {func(c *builder.Config) { c.Payload = &initlib.Payload{Bytes: []byte{}} }, initlib.ErrEmptyPayload, "Builder.SetPayload: init payload is empty"},
+		"nil bytes":                   {func(c *builder.Config) { c.Payload = &initlib.Payload{Name: "mine"} }, initlib.ErrEmptyPayload, "empty: mine"},
+		"empty, kernel init":          {func(c *builder.Config) { c.Payload = &initlib.Payload{}; c.Init = kernelInit }, initlib.ErrEmptyPayload, "empty"},
+		"too large":                   {func(c *builder.Config) { c.Payload = &initlib.Payload{Bytes: huge} }, initlib.ErrHugePayload, "268435457 bytes, the limit is 268435456 bytes"},
+		"too large, kernel init":      {func(c *builder.Config) { c.Payload = &initlib.Payload{Bytes: huge}; c.Init = kernelInit }, nil, ""},
+		"arm64":                       {func(c *builder.Config) { c.Payload = &initlib.Payload{Name: "arm", Bytes: arm} }, initlib.ErrBadPayload, "AARCH64"},
+		"arm64, check skipped":        {func(c *builder.Config) { c.Payload = &initlib.Payload{Bytes: arm}; c.SkipPayloadCheck = true }, nil, ""},
+		"4 KiB of zeros":              {func(c *builder.Config) { c.Payload = &initlib.Payload{Bytes: make([]byte, 4096)} }, initlib.ErrBadPayload, "neither an ELF"},
+		"script (no rootfs to judge)": {func(c *builder.Config) { c.Payload = &initlib.ShellTemplate }, nil, ""},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			cfg := valid(t)
+			c.edit(&cfg)
+			err := cfg.Validate()
+			if c.want == nil {
+				if err != nil {
+					t.Fatalf("Validate = %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, c.want) || !strings.Contains(err.Error(), c.text) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("Validate = %v, want one line wrapping %v containing %q", err, c.want, c.text)
+			}
+		})
+	}
+	if err := builder.New(valid(t)).SetPayload(initlib.Payload{}).Validate(); !errors.Is(err, initlib.ErrEmptyPayload) {
+		t.Fatalf("SetPayload(empty) then Validate = %v, want initlib.ErrEmptyPayload", err)
+	}
 }
 
 // TestBuilderOrder: the payload and the root device may be added in either
@@ -205,7 +281,7 @@ func TestInitPolicy(t *testing.T) {
 func TestBuilderOrder(t *testing.T) {
 	base := valid(t)
 	root := base.FS[0]
-	base.FS, base.Payload = nil, initlib.Payload{}
+	base.FS, base.Payload = nil, nil
 	if err := builder.New(base).Validate(); err == nil {
 		t.Fatal("an empty builder validated")
 	}
@@ -224,7 +300,7 @@ func TestBuilderOrder(t *testing.T) {
 	if err := rootFirst.SetPayload(payload).Validate(); err != nil {
 		t.Fatalf("root then payload: %v", err)
 	}
-	if got := rootFirst.Config(); len(got.FS) != 1 || !got.Payload.Set() {
+	if got := rootFirst.Config(); len(got.FS) != 1 || got.Payload == nil {
 		t.Fatalf("Config() = %+v", got)
 	}
 }

@@ -126,6 +126,9 @@ func TestBootFixture(t *testing.T) {
 	}
 	defer vm.Close()
 	t.Logf("command line: %s", vm.Cmdline())
+	if got := ov.Payload(); len(got) != len(init.Bytes) || &got[0] != &init.Bytes[0] {
+		t.Fatal("the root overlay serves a copy of the payload, not the caller's bytes")
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
 	defer cancel()
