@@ -28,7 +28,6 @@ const (
 var (
 	ErrRootFS = errors.New("root filesystem")
 	ErrKernel = errors.New("kernel")
-	ErrNoInit = errors.New("no init payload: /init.krun would not exist and the guest could not start")
 	ErrEngine = errors.New("engine")
 	ErrSizing = errors.New("sizing")
 )
@@ -56,9 +55,17 @@ type Config struct {
 	// Init is the init policy; the zero value is init.krun from the root
 	// virtio-fs device.
 	Init initlib.InitSpec
-	// Payload is served as /init.krun. Its bytes are caller-owned and
-	// never copied: do not modify them while the session runs.
-	Payload initlib.Payload
+	// Payload is served as /init.krun under the init.krun policy, which
+	// needs one; nil means none. initlib's rules apply: never empty
+	// (initlib.ErrEmptyPayload); where served, at most
+	// initlib.MaxPayloadSize and, unless SkipPayloadCheck, able to run on
+	// RootFS (CheckContents). Its bytes are caller-owned and never copied:
+	// do not modify them while the session runs. initlib/defaultinit has
+	// krunbench's default init.
+	Payload *initlib.Payload
+	// SkipPayloadCheck skips the check of the payload's contents against
+	// the root filesystem.
+	SkipPayloadCheck bool
 	// BootTrace asks the default init for its boot milestones
 	// (krunbench.trace=1 on the kernel command line).
 	BootTrace bool
@@ -114,12 +121,6 @@ func (c *Config) Validate() error {
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
 	}
-	if err := c.Init.Check([]initlib.FSDevice{{Tag: initlib.RootTag, HasPayload: c.Payload.Set()}}); err != nil {
-		return err
-	}
-	if c.Payload.Size() > initlib.MaxPayloadSize {
-		return initlib.ErrHugePayload
-	}
 	st, err := os.Stat(c.RootFS)
 	switch {
 	case c.RootFS == "":
@@ -128,6 +129,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: %w", ErrRootFS, err)
 	case !st.IsDir():
 		return fmt.Errorf("%w: %s is not a directory", ErrRootFS, c.RootFS)
+	}
+	if err := c.checkPayload(); err != nil {
+		return err
 	}
 	if c.Kernel, err = FindKernel(c.Kernel); err != nil {
 		return err
@@ -142,6 +146,31 @@ func (c *Config) Validate() error {
 	if c.Engine == EngineAuto {
 		c.engineAuto = true
 		c.Engine, c.Accel, c.engineWhy = pickEngine(c.Accel)
+	}
+	return nil
+}
+
+// checkPayload applies initlib's payload rules before anything starts.
+// Whether the root filesystem serves the payload is asked of it once it
+// exists (startFS, or the builder for the kvm engine).
+func (c *Config) checkPayload() error {
+	if c.Payload != nil {
+		if err := c.Payload.CheckNotEmpty(); err != nil {
+			return fmt.Errorf("session.Config.Payload: %w", err)
+		}
+	}
+	if c.Init.Policy != initlib.InitKrun {
+		return c.Init.Check(nil) // the payload, if any, is not used
+	}
+	if c.Payload == nil {
+		return &initlib.PolicyError{Policy: c.Init.Policy, Missing: "no init payload",
+			Fix: "set session.Config.Payload (initlib/defaultinit.Payload() is the default init)"}
+	}
+	if err := initlib.CheckServable(c.Payload.Bytes); err != nil {
+		return fmt.Errorf("session.Config.Payload: %w", err)
+	}
+	if !c.SkipPayloadCheck {
+		return c.Payload.CheckContents(c.RootFS)
 	}
 	return nil
 }

@@ -56,9 +56,17 @@ func startFS(cfg *Config, dir string) (*fsStack, error) {
 		return nil, fmt.Errorf("%w: %w", ErrRootFS, err)
 	}
 	s := &fsStack{overlay: overlay.New(pt), socket: filepath.Join(dir, "virtiofs.sock")}
-	if cfg.Init.Policy == initlib.InitKrun {
-		s.overlay.SetPayload(cfg.Payload.Bytes)
-		s.overlay.SetOneShot(!initlib.IsScript(cfg.Payload.Bytes))
+	if cfg.Engine == EngineQEMU {
+		// The kvm engine's builder installs the payload and checks the
+		// policy itself; for QEMU the session does both here.
+		if cfg.Init.Policy == initlib.InitKrun && cfg.Payload != nil {
+			if err := s.overlay.SetPayload(cfg.Payload.Bytes); err != nil {
+				return nil, err
+			}
+		}
+		if err := cfg.Init.Check([]initlib.FSDevice{{Tag: initlib.RootTag, FS: s.overlay}}); err != nil {
+			return nil, err
+		}
 	}
 	s.tap = trace.NewTap(trace.Options{Resolver: s.overlay, Inodes: s.overlay})
 	if cfg.TraceFile != "" {

@@ -68,9 +68,12 @@ func startKVM(cfg *Config, spec cmdline.Spec, fs *fsStack, slave *os.File) (*kvm
 	}
 	b := builder.New(builder.Config{
 		Kernel: cfg.Kernel, Cmdline: spec, VCPUs: cfg.CPUs, MemMiB: cfg.MemMiB, Init: cfg.Init,
-		Console: slave, Log: cfg.Log,
+		Console: slave, Log: cfg.Log, SkipPayloadCheck: cfg.SkipPayloadCheck,
 	})
-	b.AddFS(builder.FSDevice{Tag: initlib.RootTag, Server: fs.server, HasPayload: len(fs.overlay.Payload()) > 0})
+	b.AddFS(builder.FSDevice{Tag: initlib.RootTag, Server: fs.server})
+	if cfg.Payload != nil {
+		b.SetPayload(*cfg.Payload)
+	}
 	vm, err := b.Build(context.Background())
 	if err != nil {
 		slave.Close()

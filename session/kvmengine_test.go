@@ -19,7 +19,7 @@ import (
 func testConfig(t *testing.T, kernel string) Config {
 	return Config{
 		RootFS: t.TempDir(), Kernel: kernel, CPUs: 1, MemMiB: 256,
-		Payload: initlib.Payload{Name: "test", Bytes: []byte("#!/bin/sh\n")},
+		Payload: &initlib.Payload{Name: "test", Bytes: initlib.ExitAtOnce.Bytes},
 	}
 }
 
@@ -109,7 +109,7 @@ func TestKVMSession(t *testing.T) {
 	cfg := testConfig(t, guestVmlinux(t))
 	payload := kvmtest.TestInit(t)
 	out := &syncBuffer{}
-	cfg.Engine, cfg.Payload, cfg.Out, cfg.BootTimeout = EngineKVM, initlib.Payload{Name: "testinit", Bytes: payload}, out, 45*time.Second
+	cfg.Engine, cfg.Payload, cfg.Out, cfg.BootTimeout = EngineKVM, &initlib.Payload{Name: "testinit", Bytes: payload}, out, 45*time.Second
 	s, err := Start(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -50,10 +50,10 @@ func TestBadRunInputFailsWithOneLine(t *testing.T) {
 	}{
 		"missing rootfs":   {append(base(), "--rootfs", "/no/such/dir"), "root filesystem"},
 		"rootfs is a file": {append(base(), "--rootfs", aFile), "not a directory"},
-		"init none":        {append(base(), "--init", "none"), "init policy init.krun: the root virtio-fs device has no init payload"},
+		"init none":        {append(base(), "--init", "none"), "init policy init.krun: no init payload: pass --init default"},
 		"kernel policy":    {append(base(), "--init-policy", "kernel"), "init policy kernel"},
-		"huge payload":     {append(base(), "--init", huge), "larger than"},
-		"empty payload":    {append(base(), "--init", empty), "empty"},
+		"huge payload":     {append(base(), "--init", huge), "is 314572800 bytes, the limit is 268435456 bytes"},
+		"empty payload":    {append(base(), "--init", empty), "--init: init payload is empty"},
 		"missing init":     {append(base(), "--init", "/no/such/init"), "--init"},
 		"missing kernel":   {append(base(), "--kernel", "/no/such/kernel"), "kernel"},
 		"not a kernel":     {append(base(), "--kernel", notKernel), "qemu"},

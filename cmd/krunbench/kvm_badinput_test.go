@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/krunbench/krunbench/initlib"
 )
 
 // kvmBadInputTimeout bounds one rejected run: every case fails in
@@ -41,7 +43,8 @@ func TestKVMBadRunInputFailsWithOneLine(t *testing.T) {
 	if err := os.Mkdir(root, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(initFile, []byte("#!/bin/sh\n"), 0o755); err != nil {
+	// A static x86-64 program: the empty root has no /bin/sh for a script.
+	if err := os.WriteFile(initFile, initlib.ExitAtOnce.Bytes, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(notKernel, bytes.Repeat([]byte("garbage!"), 4096), 0o644); err != nil {

@@ -64,7 +64,7 @@ func startLive(cfg session.Config, record string) (*liveSource, error) {
 	}
 	l.s = s
 	l.start = s.Tap().Start()
-	info := recording.Config{Engine: s.Engine(), Accel: s.Accel(), CPUs: cfg.CPUs, MemMiB: cfg.MemMiB, RootFS: cfg.RootFS, Init: cfg.Payload.Name}
+	info := recording.Config{Engine: s.Engine(), Accel: s.Accel(), CPUs: cfg.CPUs, MemMiB: cfg.MemMiB, RootFS: cfg.RootFS, Init: payloadName(cfg.Payload)}
 	l.pump.Info(info)
 	if record != "" {
 		if err := l.openRecording(record, info); err != nil {

@@ -21,6 +21,7 @@ type runFlags struct {
 	cfg        session.Config
 	initFile   string
 	initPolicy string
+	noCheck    bool
 	verbose    bool
 	timings    bool
 }
@@ -41,6 +42,7 @@ func newRunCmd() *cobra.Command {
 	fl.StringVar(&f.initFile, "init", "default", "payload served as /init.krun: default (the built-in krun init), none, a built-in name (shell-template, exit-at-once) or a file")
 	fl.StringVar(&f.initPolicy, "init-policy", "init.krun", "where init comes from: init.krun (the payload), kernel (--kernel-init PATH in the rootfs), none (the kernel searches)")
 	fl.StringVar(&f.cfg.Init.KernelInitPath, "kernel-init", "", "init inside the rootfs for --init-policy kernel")
+	fl.BoolVar(&f.noCheck, "no-payload-check", false, "do not check before boot that the payload can run on the rootfs (an x86-64 ELF, static or with its loader there, or a script whose interpreter is there)")
 	fl.BoolVar(&f.cfg.BootTrace, "boot-trace", false, "ask the default init for boot milestones (krunbench.trace=1)")
 	fl.StringVar(&f.cfg.Kernel, "kernel", "", "guest kernel (default: $KRUNBENCH_KERNEL, then the one make kernel installs)")
 	fl.IntVar(&f.cfg.CPUs, "cpus", 1, "vCPUs")
@@ -69,6 +71,7 @@ func runGuest(cmd *cobra.Command, f runFlags, args []string) error {
 			return err
 		}
 	}
+	cfg.SkipPayloadCheck = f.noCheck
 	cfg.In, cfg.Out, cfg.EngineNote = os.Stdin, cmd.OutOrStdout(), os.Stderr
 	if f.verbose {
 		cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -76,6 +79,7 @@ func runGuest(cmd *cobra.Command, f runFlags, args []string) error {
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer cancel()
 	res, err := session.Run(ctx, cfg)
+	err = withFlags(err)
 	if f.timings && err == nil {
 		fmt.Fprintf(os.Stderr, "krunbench: boot %s\n", bootJSON(res))
 	}

@@ -27,6 +27,7 @@ type serveFlags struct {
 	socket     string
 	tag        string
 	initFile   string
+	noCheck    bool
 	configFile string
 	traceFile  string
 	workers    int
@@ -37,7 +38,7 @@ type serveFlags struct {
 func newServeCmd() *cobra.Command {
 	var f serveFlags
 	cmd := &cobra.Command{
-		Use:   "serve --shared-dir DIR (--mount MNT | --socket PATH [--tag TAG]) [--init FILE] [--trace FILE]",
+		Use:   "serve --shared-dir DIR (--mount MNT | --socket PATH [--tag TAG]) [--init default|none|NAME|FILE] [--trace FILE]",
 		Short: "Serve a directory with /init.krun over /dev/fuse or as a vhost-user-fs backend until interrupted",
 		Long: `serve exports DIR with krunbench's synthetic /init.krun, either mounted on the
 host through /dev/fuse (--mount), or as the vhost-user backend of QEMU's
@@ -51,7 +52,8 @@ vhost-user-fs-device / vhost-user-fs-pci (--socket), a drop-in for virtiofsd.`,
 	fl.StringVar(&f.socket, "socket", "", "vhost-user socket path (the QEMU side uses it with vhost-user-fs-device)")
 	fl.StringVar(&f.socket, "socket-path", "", "alias of --socket, as virtiofsd spells it")
 	fl.StringVar(&f.tag, "tag", virtiofs.RootTag, "virtio-fs tag advertised in the device config")
-	fl.StringVar(&f.initFile, "init", "", "file served as /init.krun (none: /init.krun does not exist)")
+	fl.StringVar(&f.initFile, "init", "none", "payload served as /init.krun: default (the built-in krun init), none (/init.krun does not exist), a built-in name or a file; one-shot (gone after the first lookup, also for a guest that sends INIT again) unless it is a script")
+	fl.BoolVar(&f.noCheck, "no-payload-check", false, "do not check that the payload can run on DIR (an x86-64 ELF, static or with its loader there, or a script whose interpreter is there)")
 	fl.StringVar(&f.configFile, "krun-config", "", "file served as /.krun_config.json")
 	fl.StringVar(&f.traceFile, "trace", "", "write FUSE trace events as JSON lines to FILE (- prints them readably)")
 	fl.IntVar(&f.workers, "workers", 8, "requests served in parallel")
@@ -77,7 +79,7 @@ func readOptional(path, what string) ([]byte, error) {
 }
 
 func runServe(cmd *cobra.Command, f serveFlags) error {
-	payload, err := readOptional(f.initFile, "--init")
+	payload, err := resolvePayload(f.initFile)
 	if err != nil {
 		return err
 	}
@@ -95,7 +97,14 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 		return err
 	}
 	ov := overlay.New(pt)
-	ov.SetPayload(payload)
+	if payload != nil {
+		if err := checkPayloadOn(payload, f.sharedDir, f.noCheck); err != nil {
+			return err
+		}
+		if err := ov.SetPayload(payload.Bytes); err != nil {
+			return withFlags(err)
+		}
+	}
 	ov.SetConfig(config)
 
 	var tap *trace.Tap

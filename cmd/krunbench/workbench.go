@@ -76,11 +76,11 @@ func (w workbenchLibrary) launcher(f *workbenchFlags) tui.Launcher {
 		if err != nil {
 			return nil, err
 		}
-		if f := initlib.CheckPayload(payload.Bytes, req.RootFS.Path); f.Verdict == initlib.Bad {
-			return nil, fmt.Errorf("%s on %s: %s", payload.Name, req.RootFS.Name, f.Detail)
+		if err := payload.CheckContents(req.RootFS.Path); err != nil {
+			return nil, err
 		}
 		cfg := session.Config{
-			Engine: f.engine, Accel: f.accel, RootFS: req.RootFS.Path, Payload: payload,
+			Engine: f.engine, Accel: f.accel, RootFS: req.RootFS.Path, Payload: &payload,
 			Kernel: req.Kernel.Path, CPUs: f.cpus, MemMiB: f.mem, BootTrace: true,
 		}
 		return startLive(cfg, f.record)
