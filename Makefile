@@ -5,7 +5,7 @@ BIN      := bin/krunbench
 PKGS     := ./...
 FUZZTIME ?= 10s
 
-.PHONY: all build test unit fuzz lint bench run clean kernel init e2e-kvm
+.PHONY: all build test unit fuzz lint bench run clean kernel init e2e-kvm embed-check
 
 all: build
 
@@ -14,7 +14,15 @@ build:
 
 # test: everything CI runs. The FUSE and escape tests mount through
 # /dev/fuse and need root; they skip (loudly) without it.
-test: lint unit fuzz e2e-kvm
+test: lint unit fuzz embed-check e2e-kvm
+
+# embed-check: krunbench as a library and as `go install ...@latest` see
+# it, from outside the module tree (.ci/embed-check.sh): a program in a
+# temporary module importing initlib/defaultinit and vmm/builder, and the
+# CLI installed into a clean GOPATH listing the default init (about a
+# minute, no network).
+embed-check:
+	GO=$(GO) .ci/embed-check.sh
 
 # e2e-kvm: the KVM tests (vmm/kvm, vmm/vcpu, vmm/builder, session,
 # krunbench run --engine kvm) inside an L1 Linux under QEMU TCG with nested
