@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -52,7 +54,7 @@ vhost-user-fs-device / vhost-user-fs-pci (--socket), a drop-in for virtiofsd.`,
 	fl.StringVar(&f.socket, "socket", "", "vhost-user socket path (the QEMU side uses it with vhost-user-fs-device)")
 	fl.StringVar(&f.socket, "socket-path", "", "alias of --socket, as virtiofsd spells it")
 	fl.StringVar(&f.tag, "tag", virtiofs.RootTag, "virtio-fs tag advertised in the device config")
-	fl.StringVar(&f.initFile, "init", "none", "payload served as /init.krun: default (the built-in krun init), none (/init.krun does not exist), a built-in name or a file; one-shot (gone after the first lookup, also for a guest that sends INIT again) unless it is a script")
+	fl.StringVar(&f.initFile, "init", "none", "payload served as /init.krun: default (the built-in krun init), none (/init.krun does not exist), a built-in name or a file; one-shot (gone after the first lookup, even for a guest that sends INIT again; with --socket, armed anew for each front-end connection) unless it is a script")
 	fl.BoolVar(&f.noCheck, "no-payload-check", false, "do not check that the payload can run on DIR (an x86-64 ELF, static or with its loader there, or a script whose interpreter is there)")
 	fl.StringVar(&f.configFile, "krun-config", "", "file served as /.krun_config.json")
 	fl.StringVar(&f.traceFile, "trace", "", "write FUSE trace events as JSON lines to FILE (- prints them readably)")
@@ -97,6 +99,7 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 		return err
 	}
 	ov := overlay.New(pt)
+	rearm := func() {}
 	if payload != nil {
 		if err := checkPayloadOn(payload, f.sharedDir, f.noCheck); err != nil {
 			return err
@@ -104,6 +107,7 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 		if err := ov.SetPayload(payload.Bytes); err != nil {
 			return withFlags(err)
 		}
+		rearm = func() { _ = ov.SetPayload(payload.Bytes) } // checked above
 	}
 	ov.SetConfig(config)
 
@@ -119,7 +123,7 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 	}
 	srv := fuse.NewServer(ov, opts)
 	if f.socket != "" {
-		err = serveVhostUser(cmd, srv, f, log)
+		err = serveVhostUser(cmd, srv, f, log, rearm)
 	} else {
 		err = serveFuseDev(cmd, srv, f)
 	}
@@ -149,19 +153,69 @@ func serveFuseDev(cmd *cobra.Command, srv *fuse.Server, f serveFlags) error {
 	}
 }
 
-func serveVhostUser(cmd *cobra.Command, srv *fuse.Server, f serveFlags, log *slog.Logger) error {
+func serveVhostUser(cmd *cobra.Command, srv *fuse.Server, f serveFlags, log *slog.Logger, rearm func()) error {
 	dev, err := virtiofs.NewDevice(srv, virtiofs.DeviceOptions{Tag: f.tag, Workers: f.workers, Log: log})
 	if err != nil {
 		return err
 	}
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: f.socket, Net: "unix"})
+	if err != nil {
+		return err
+	}
+	ln.SetUnlinkOnClose(true)
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer cancel()
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	backend := vhostuser.NewBackend(dev, vhostuser.Options{Log: log})
+	defer backend.Close()
 	fmt.Fprintf(cmd.ErrOrStderr(), "krunbench: serving %s as vhost-user-fs on %s, tag %s (Ctrl-C to stop)\n", f.sharedDir, f.socket, f.tag)
-	err = vhostuser.NewBackend(dev, vhostuser.Options{Log: log}).ListenAndServe(ctx, f.socket)
-	if errors.Is(err, context.Canceled) {
+	err = serveFrontEnds(ln, backend, rearm, log)
+	if ctx.Err() != nil {
 		return nil
 	}
 	return err
+}
+
+// serveFrontEnds serves front-end connections one after another, like
+// vhostuser.Backend.Serve, and re-arms the one-shot /init.krun for each:
+// a new front-end is a new VM, which the host (not a guest) starts. A
+// guest that resets the device or sends INIT again within its connection
+// does not get the payload back. A connection arriving while another is
+// served waits up to vhostuser.DefaultBusyWait for it to end, else it is
+// refused. It returns when ln is closed.
+func serveFrontEnds(ln *net.UnixListener, backend *vhostuser.Backend, rearm func(), log *slog.Logger) error {
+	var current chan struct{} // closed when the connection being served ends
+	for {
+		uc, err := ln.AcceptUnix()
+		if errors.Is(err, net.ErrClosed) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		if current != nil {
+			timer := time.NewTimer(vhostuser.DefaultBusyWait)
+			select {
+			case <-current:
+			case <-timer.C:
+			}
+			timer.Stop()
+			select {
+			case <-current:
+			default:
+				log.Warn("vhost-user: refusing connection", "err", vhostuser.ErrBusy)
+				uc.Close()
+				continue
+			}
+		}
+		rearm()
+		done := make(chan struct{})
+		current = done
+		go func() {
+			defer close(done)
+			_ = backend.ServeConn(uc)
+		}()
+	}
 }
 
 // startTrace records the tap to a file, or prints it readably for "-".
