@@ -10,7 +10,7 @@ BIN      := bin/krunbench
 PKGS     := ./...
 FUZZTIME ?= 10s
 
-.PHONY: all build test unit fuzz lint bench run clean kernel init e2e-kvm
+.PHONY: all build test unit fuzz lint bench run clean kernel init e2e-kvm conformance conformance-serve conformance-guest
 
 all: build
 
@@ -31,6 +31,19 @@ e2e-kvm: build
 unit: $(INIT)
 	$(GO) test -count=1 -timeout 20m $$($(GO) list $(PKGS) | grep -v '/virtiofs/fusedev$$')
 	$(GO) test -count=1 -timeout 5m ./virtiofs/fusedev/
+
+# conformance: pjdfstest (../shared/conformance) through `krunbench serve
+# --mount` and inside a QEMU guest over virtio-fs; fails unless 0 subtests
+# failed in both (conformance/run.sh; pjdfstest is built once, static, into
+# ~/.cache/krunbench). CONFORMANCE_DIRS limits it to some test directories.
+conformance: build
+	conformance/run.sh all $(CONFORMANCE_DIRS)
+
+conformance-serve: build
+	conformance/run.sh serve $(CONFORMANCE_DIRS)
+
+conformance-guest: build
+	conformance/run.sh guest $(CONFORMANCE_DIRS)
 
 # Short runs of every fuzz target (seed corpora live in testdata/fuzz).
 fuzz:
