@@ -29,6 +29,6 @@ export PATH=/fast/bin
 cd /work
 echo "conformance: $(wc -l </fast/pjd/list) test files, ${CONFORMANCE_JOBS:-2} at a time, in $(pwd) ($(df -PT . | tail -1 | awk '{print $2}'))"
 xargs -P "${CONFORMANCE_JOBS:-2}" -I{} \
-	timeout "${CONFORMANCE_FILE_TIMEOUT:-3600}" sh -c 'sh "/fast/pjd/tests/$1" >"/out/$1.tap" 2>&1' _ {} </fast/pjd/list || true
+	timeout "${CONFORMANCE_FILE_TIMEOUT:-1200}" sh -c 'sh "/fast/pjd/tests/$1" >"/out/$1.tap" 2>&1' _ {} </fast/pjd/list || true
 sync
 echo "conformance: done"
