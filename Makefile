@@ -18,8 +18,9 @@ build: $(INIT)
 	$(GO) build -trimpath -o $(BIN) ./cmd/krunbench
 
 # test: everything CI runs. The FUSE and escape tests mount through
-# /dev/fuse and need root; they skip (loudly) without it.
-test: lint unit fuzz e2e-kvm
+# /dev/fuse and need root; they skip (loudly) without it. conformance
+# takes about 15 minutes on a busy 2-core machine (serve 5-8, guest 7-8).
+test: lint unit fuzz conformance e2e-kvm
 
 # e2e-kvm: the KVM tests (vmm/kvm, vmm/vcpu, vmm/builder, session,
 # krunbench run --engine kvm) inside an L1 Linux under QEMU TCG with nested
@@ -35,7 +36,9 @@ unit: $(INIT)
 # conformance: pjdfstest (../shared/conformance) through `krunbench serve
 # --mount` and inside a QEMU guest over virtio-fs; fails unless 0 subtests
 # failed in both (conformance/run.sh; pjdfstest is built once, static, into
-# ~/.cache/krunbench). CONFORMANCE_DIRS limits it to some test directories.
+# ~/.cache/krunbench). CONFORMANCE_DIRS limits it to some test directories
+# (chmod chown ...); `conformance/run.sh native` runs the same on the host's
+# own filesystem for reference.
 conformance: build
 	conformance/run.sh all $(CONFORMANCE_DIRS)
 
