@@ -63,26 +63,32 @@ cleanup() {
 }
 
 # build_suite builds pjdfstest statically (the same binary serves the host
-# and the busybox guest) into $suite, once per source version.
+# and the busybox guest) into $suite, once per source version; a lock
+# keeps two runs from building into the same place at once.
 build_suite() {
 	local key
 	key=$(cat "$src/pjdfstest.c" "$src/configure.ac" | sha256sum | cut -c1-12)
 	suite=$cache/pjdfstest-$key
+	mkdir -p "$cache"
+	exec 9>"$cache/pjdfstest.lock"
+	flock 9
 	if [ -x "$suite/pjdfstest" ] && [ -d "$suite/tests" ]; then
+		exec 9>&-
 		return
 	fi
 	echo "conformance: building pjdfstest (static) into $suite"
-	mkdir -p "$cache"
 	local b=$cache/pjdfstest-$key.build
 	rm -rf "$b" "$suite"
 	cp -r "$src" "$b"
 	(cd "$b" && autoreconf -ifs && ./configure && make pjdfstest LDFLAGS=-static) >"$b.log" 2>&1 ||
 		die "building pjdfstest failed; see $b.log"
+	rm -rf "$suite.tmp"
 	mkdir -p "$suite.tmp"
 	cp "$b/pjdfstest" "$suite.tmp/"
 	cp -r "$b/tests" "$suite.tmp/"
 	mv "$suite.tmp" "$suite"
 	rm -rf "$b" "$b.log"
+	exec 9>&-
 }
 
 # test_files lists the .t files to run, relative to tests/.
