@@ -5,7 +5,7 @@ BIN      := bin/krunbench
 PKGS     := ./...
 FUZZTIME ?= 10s
 
-.PHONY: all build test unit fuzz lint bench run clean kernel init e2e-kvm embed-check
+.PHONY: all build test unit fuzz lint bench run clean kernel init e2e-kvm embed-check conformance conformance-serve conformance-guest
 
 all: build
 
@@ -13,8 +13,9 @@ build:
 	$(GO) build -trimpath -o $(BIN) ./cmd/krunbench
 
 # test: everything CI runs. The FUSE and escape tests mount through
-# /dev/fuse and need root; they skip (loudly) without it.
-test: lint unit fuzz embed-check e2e-kvm
+# /dev/fuse and need root; they skip (loudly) without it. conformance
+# takes about 15 minutes on a busy 2-core machine (serve 5-8, guest 7-8).
+test: lint unit fuzz embed-check conformance e2e-kvm
 
 # embed-check: krunbench as a library and as `go install ...@latest` see
 # it, from outside the module tree (.ci/embed-check.sh): a program in a
@@ -34,6 +35,21 @@ e2e-kvm: build
 unit:
 	$(GO) test -count=1 -timeout 20m $$($(GO) list $(PKGS) | grep -v '/virtiofs/fusedev$$')
 	$(GO) test -count=1 -timeout 5m ./virtiofs/fusedev/
+
+# conformance: pjdfstest (../shared/conformance) through `krunbench serve
+# --mount` and inside a QEMU guest over virtio-fs; fails unless 0 subtests
+# failed in both (conformance/run.sh; pjdfstest is built once, static, into
+# ~/.cache/krunbench). CONFORMANCE_DIRS limits it to some test directories
+# (chmod chown ...); `conformance/run.sh native` runs the same on the host's
+# own filesystem for reference.
+conformance: build
+	conformance/run.sh all $(CONFORMANCE_DIRS)
+
+conformance-serve: build
+	conformance/run.sh serve $(CONFORMANCE_DIRS)
+
+conformance-guest: build
+	conformance/run.sh guest $(CONFORMANCE_DIRS)
 
 # Short runs of every fuzz target (seed corpora live in testdata/fuzz).
 fuzz:

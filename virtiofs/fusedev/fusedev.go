@@ -54,8 +54,10 @@ type Options struct {
 	Readers int
 	// FSName is shown as the mount's source; default "krunbench".
 	FSName string
-	// AllowOther lets users other than the mounter use the mount
-	// (permission checks then run with each caller's credentials).
+	// AllowOther lets users other than the mounter use the mount. The
+	// kernel checks every caller's permissions itself (the mount always
+	// has default_permissions, see New), and the filesystem serves the
+	// request with the caller's credentials on top.
 	AllowOther bool
 	// NoSplice sends every READ reply by copying it through the server,
 	// even when the filesystem could hand out a descriptor (see splice.go),
@@ -107,7 +109,15 @@ func New(srv *fuse.Server, dir string, opts Options) (*Mount, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: open /dev/fuse: %w", ErrMount, err)
 	}
-	data := fmt.Sprintf("fd=%d,rootmode=40000,user_id=0,group_id=0", fd)
+	// default_permissions: the kernel checks permissions against the
+	// attributes it has (mode, owner, group, the caller's supplementary
+	// groups) before it sends a request, as the Linux virtio-fs driver
+	// always asks for, so the mount behaves as a guest sees it. Without
+	// it the kernel checks nothing on its own: search permission on a
+	// parent whose entries are cached and the modes of FIFOs and device
+	// nodes (opened without a request) went unchecked, and another user
+	// could open a file inside a 0700 directory through a cached entry.
+	data := fmt.Sprintf("fd=%d,rootmode=40000,user_id=0,group_id=0,default_permissions", fd)
 	if opts.AllowOther {
 		data += ",allow_other"
 	}

@@ -50,6 +50,9 @@ type mountOpts struct {
 	config   []byte
 	noSplice bool
 	noFile   uint64 // the server's RLIMIT_NOFILE; 0 leaves it
+	// entryTimeout is how long the kernel caches entries; 0 is the
+	// passthrough's default.
+	entryTimeout time.Duration
 }
 
 // syncBuffer collects a child's stderr while it runs.
@@ -118,7 +121,8 @@ func mount(t *testing.T, o mountOpts) *mounted {
 		}
 	}
 	cfg, err := json.Marshal(serveConfig{Shared: mt.shared, Mnt: mt.mnt, Trace: mt.traceFile,
-		Payload: o.payload, Config: o.config, NoSplice: o.noSplice, NoFile: o.noFile})
+		Payload: o.payload, Config: o.config, NoSplice: o.noSplice, NoFile: o.noFile,
+		EntryTimeout: o.entryTimeout})
 	must(t, err)
 	cfgPath := filepath.Join(base, "serve.json")
 	must(t, os.WriteFile(cfgPath, cfg, 0o600))

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -34,6 +35,9 @@ type serveConfig struct {
 	// NoFile, when not zero, is the server's RLIMIT_NOFILE soft limit,
 	// set before the passthrough sizes its descriptor cache from it.
 	NoFile uint64
+	// EntryTimeout, when not zero, is how long the kernel caches entries
+	// (passthrough.Options.EntryTimeout).
+	EntryTimeout time.Duration
 }
 
 // The child's control protocol, one line each way on stdin and stdout.
@@ -75,7 +79,7 @@ func serve(configPath string, ctl *os.File, reply *os.File) error {
 			return err
 		}
 	}
-	pt, err := passthrough.New(cfg.Shared, passthrough.Options{})
+	pt, err := passthrough.New(cfg.Shared, passthrough.Options{EntryTimeout: cfg.EntryTimeout})
 	if err != nil {
 		return err
 	}

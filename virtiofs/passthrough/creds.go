@@ -32,6 +32,22 @@ import (
 //
 // When the process is not root it cannot switch; every request then runs
 // with the process's credentials.
+//
+// SETATTR is the exception: it runs with the server's credentials, as in
+// virtiofsd, because the caller's credentials as FUSE sends them are
+// narrower than the caller's own. The request carries the uid and the
+// primary gid, not the supplementary groups, so a file's owner could not
+// chown it to a group it holds only as a supplementary group; and the
+// SETATTR by which the client kernel clears SUID/SGID after a write by a
+// non-owner comes with the writer's credentials, which may not chmod the
+// file. The client kernel has already checked the request against the
+// caller's full credentials: the Linux virtio-fs driver always mounts
+// with default_permissions, and so does fusedev: owner or CAP_FOWNER for
+// mode and explicit times, CAP_CHOWN or the owner and one of its groups
+// for owner changes, write permission for truncate and "now" times, and
+// SGID dropped from a mode whose group the caller is not in. Nothing
+// is lost by not checking again: a guest is no permission boundary for
+// the share, since it chooses the uid it sends.
 
 // credState is what credential switching needs to restore a thread.
 type credState struct {

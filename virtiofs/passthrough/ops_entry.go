@@ -97,8 +97,10 @@ func (fs *FS) GetAttr(r *fuse.Request, nodeid uint64, in *fuse.GetAttrIn, out *f
 	return fuse.OK
 }
 
-// SetAttr changes mode, owner, size and times, in that order, as the caller.
-func (fs *FS) SetAttr(r *fuse.Request, nodeid uint64, in *fuse.SetAttrIn, out *fuse.AttrOut) fuse.Errno {
+// SetAttr changes mode, owner, size and times, in that order, with the
+// server's own credentials, as virtiofsd does: the client kernel has
+// already decided (see the SETATTR note in creds.go).
+func (fs *FS) SetAttr(_ *fuse.Request, nodeid uint64, in *fuse.SetAttrIn, out *fuse.AttrOut) fuse.Errno {
 	ino, fd, e := fs.inodes.pin(nodeid)
 	if e != 0 {
 		return e
@@ -111,12 +113,6 @@ func (fs *FS) SetAttr(r *fuse.Request, nodeid uint64, in *fuse.SetAttrIn, out *f
 		}
 		defer h.put()
 	}
-	sw, e := fs.become(r.Caller)
-	if e != 0 {
-		return e
-	}
-	defer fs.unbecome(sw)
-
 	if in.Valid&fuse.FattrMode != 0 {
 		if ino.typ == unix.S_IFLNK {
 			return unix.EOPNOTSUPP
@@ -169,7 +165,7 @@ func (fs *FS) SetAttr(r *fuse.Request, nodeid uint64, in *fuse.SetAttrIn, out *f
 }
 
 // truncate sets the size through the open handle h if given, else through
-// a write-only reopen of the inode (so the caller needs write permission).
+// a write-only reopen of the inode.
 func (fs *FS) truncate(ino *inode, fd int, h *handle, size int64) fuse.Errno {
 	if h != nil {
 		return errno(unix.Ftruncate(h.fd, size))
