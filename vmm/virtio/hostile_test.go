@@ -81,9 +81,13 @@ func TestBadChains(t *testing.T) {
 		{"indirect length zero", func(d *virtiotest.Driver, _, table uint64) {
 			d.SetDesc(0, table, 0, indirect, 0)
 		}, "multiple"},
-		{"indirect table too large", func(d *virtiotest.Driver, _, table uint64) {
-			d.SetDesc(0, table, 16*(virtio.MaxIndirectDescs+1), indirect, 0)
-		}, "exceeds"},
+		{"indirect table longer than the queue", func(d *virtiotest.Driver, _, table uint64) {
+			d.SetDesc(0, table, 16*(size+1), indirect, 0)
+		}, "exceeds the queue size"},
+		{"direct and indirect longer than the queue", func(d *virtiotest.Driver, data, table uint64) {
+			d.SetDesc(0, data, 8, next, 1)
+			d.SetDesc(1, table, 16*size, indirect, 0)
+		}, "exceeds the queue size"},
 		{"indirect table outside memory", func(d *virtiotest.Driver, _, _ uint64) {
 			d.SetDesc(0, d.Base+uint64(len(d.RAM))-16, 32, indirect, 0)
 		}, "out of bounds"},
@@ -143,6 +147,28 @@ func TestBadChains(t *testing.T) {
 				t.Fatalf("good chain after bad: head %d len %d", ch.Head, ch.ReadableLen)
 			}
 		})
+	}
+}
+
+// TestIndirectTableAtQueueSize: an indirect table of exactly queue-size
+// entries is a chain the spec allows, and is served whole.
+func TestIndirectTableAtQueueSize(t *testing.T) {
+	const size = 8
+	d := virtiotest.New(virtiotest.Config{QueueSize: size})
+	q := d.Queue()
+	var bufs []virtiotest.Buf
+	for range size - 1 {
+		bufs = append(bufs, virtiotest.R([]byte("r")))
+	}
+	bufs = append(bufs, virtiotest.W(3))
+	p, err := d.AddIndirect(bufs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Publish()
+	c := mustPop(t, q, d.Mem)
+	if c.Head != p.Head || c.ReadableLen != size-1 || c.WritableLen != 3 {
+		t.Fatalf("chain head %d readable %d writable %d", c.Head, c.ReadableLen, c.WritableLen)
 	}
 }
 
