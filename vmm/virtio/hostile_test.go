@@ -281,3 +281,65 @@ func TestAddUsedBadHead(t *testing.T) {
 		t.Fatal("bad AddUsed changed the queue")
 	}
 }
+
+// TestDuplicateHeadInFlight: a driver that publishes a head the device has
+// not completed yet breaks the queue (the chain is never served twice); a
+// head published again after its completion is served normally.
+func TestDuplicateHeadInFlight(t *testing.T) {
+	var logs bytes.Buffer
+	d := virtiotest.New(virtiotest.Config{QueueSize: 8})
+	q := d.Queue()
+	q.SetLogger(slog.New(slog.NewTextHandler(&logs, nil)))
+	p, err := d.AddChain(virtiotest.R([]byte("x")), virtiotest.W(4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.PushHead(p.Head) // the same head twice
+	d.Publish()
+	if c := mustPop(t, q, d.Mem); c.Head != p.Head {
+		t.Fatalf("first Pop: head %d", c.Head)
+	}
+	if c, err := q.Pop(d.Mem); c != nil || !errors.Is(err, virtio.ErrBroken) || !q.Broken() {
+		t.Fatalf("second Pop of head %d in flight = %v, %v; want the queue broken", p.Head, c, err)
+	}
+	if !strings.Contains(logs.String(), "still in flight") {
+		t.Errorf("not logged: %q", logs.String())
+	}
+
+	// Completed first, then published again: fine.
+	d = virtiotest.New(virtiotest.Config{QueueSize: 8})
+	q = d.Queue()
+	p, _ = d.AddChain(virtiotest.R([]byte("x")), virtiotest.W(4))
+	d.Publish()
+	c := mustPop(t, q, d.Mem)
+	if err := q.AddUsed(d.Mem, c.Head, 1); err != nil {
+		t.Fatal(err)
+	}
+	d.PushHead(p.Head)
+	d.Publish()
+	if c := mustPop(t, q, d.Mem); c.Head != p.Head || q.Broken() {
+		t.Fatalf("head published again after completion: %d, broken %v", c.Head, q.Broken())
+	}
+}
+
+// TestAddUsedNotInFlight: AddUsed for a head the queue never handed out, or
+// already completed, publishes nothing.
+func TestAddUsedNotInFlight(t *testing.T) {
+	d := virtiotest.New(virtiotest.Config{QueueSize: 8})
+	q := d.Queue()
+	if err := q.AddUsed(d.Mem, 3, 0); !errors.Is(err, virtio.ErrInvalidHead) {
+		t.Fatalf("AddUsed of a head never popped = %v", err)
+	}
+	d.AddChain(virtiotest.R([]byte("x")))
+	d.Publish()
+	c := mustPop(t, q, d.Mem)
+	if err := q.AddUsed(d.Mem, c.Head, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.AddUsed(d.Mem, c.Head, 0); !errors.Is(err, virtio.ErrInvalidHead) {
+		t.Fatalf("second AddUsed of head %d = %v", c.Head, err)
+	}
+	if q.Broken() || d.UsedIdx() != 1 {
+		t.Fatalf("used idx %d broken %v; want 1, not broken", d.UsedIdx(), q.Broken())
+	}
+}

@@ -37,8 +37,9 @@ var (
 	// ErrBadChain reports a rejected descriptor chain; the error is a
 	// *ChainError carrying the head to return to the used ring.
 	ErrBadChain = errors.New("virtio: malformed descriptor chain")
-	// ErrInvalidHead reports an AddUsed head index outside the queue.
-	ErrInvalidHead = errors.New("virtio: used head index out of range")
+	// ErrInvalidHead reports an AddUsed head that is outside the queue or
+	// not in flight.
+	ErrInvalidHead = errors.New("virtio: used head not in flight")
 )
 
 // ChainError is returned by Pop for a malformed descriptor chain whose head
@@ -80,9 +81,13 @@ func (e *ChainError) Unwrap() error { return ErrBadChain }
 //
 // Validation: the driver-provided indices and the avail index are checked
 // against the queue size, and descriptor buffers against guest memory. A
-// bad chain yields a *ChainError; a bad avail index or head index, or rings
-// outside guest memory, mark the queue broken: every later Pop and AddUsed
-// fails with ErrBroken until Reset.
+// bad chain yields a *ChainError; a bad avail index or head index, a head
+// published again while the device still holds it, or rings outside guest
+// memory, mark the queue broken: every later Pop and AddUsed fails with
+// ErrBroken until Reset.
+//
+// In flight: the queue remembers every head it handed out (by Pop, or in a
+// *ChainError) until AddUsed completes it; AddUsed accepts only such heads.
 type Queue struct {
 	mu sync.Mutex
 
@@ -102,8 +107,18 @@ type Queue struct {
 	notifyOn       bool
 	broken         bool
 
+	// inflight is indexed by head: the chains handed out and not yet
+	// completed (sized to the queue on first Pop).
+	inflight []inflightChain
+
 	maxChainBytes uint32
 	log           *slog.Logger
+}
+
+// inflightChain is the state of one head between Pop and AddUsed.
+type inflightChain struct {
+	busy     bool
+	writable uint32 // the chain's WritableLen: the most AddUsed may report
 }
 
 // NewQueue returns a reset queue whose size may be configured up to
@@ -136,6 +151,7 @@ func (q *Queue) resetLocked() {
 	q.signalledUsed, q.signalledValid = 0, false
 	q.notifyOn = true
 	q.broken = false
+	q.inflight = nil
 }
 
 // lock takes the mutex and returns the unlock function, keeping the
@@ -352,6 +368,12 @@ func (q *Queue) PopInto(mem GuestMemory, c *Chain) (bool, error) {
 	if head >= q.size {
 		return false, q.breakLocked(fmt.Sprintf("avail ring entry %d holds head %d >= size %d", q.nextAvail, head, q.size))
 	}
+	if len(q.inflight) != int(q.size) {
+		q.inflight = make([]inflightChain, q.size)
+	}
+	if q.inflight[head].busy {
+		return false, q.breakLocked(fmt.Sprintf("avail ring entry %d holds head %d, which is still in flight", q.nextAvail, head))
+	}
 	q.nextAvail++
 	if q.eventIdx && q.notifyOn {
 		if err := mem.StoreU16(q.availEventAddr(), q.nextAvail); err != nil {
@@ -359,10 +381,13 @@ func (q *Queue) PopInto(mem GuestMemory, c *Chain) (bool, error) {
 		}
 	}
 	c.reset(head)
-	if reason, fatal := q.walk(mem, c); reason != "" {
-		if fatal {
-			return false, q.breakLocked(reason)
-		}
+	reason, fatal := q.walk(mem, c)
+	if fatal {
+		return false, q.breakLocked(reason)
+	}
+	q.inflight[head] = inflightChain{busy: true, writable: c.WritableLen}
+	if reason != "" {
+		q.inflight[head].writable = 0
 		c.reset(head)
 		if q.log != nil {
 			q.log.Warn("virtio: rejecting descriptor chain", "head", head, "reason", reason)
@@ -374,8 +399,9 @@ func (q *Queue) PopInto(mem GuestMemory, c *Chain) (bool, error) {
 
 // AddUsed publishes a used element for the chain at head, with n bytes
 // written into its writable buffers, and advances used->idx (an atomic
-// store ordered after the element). The caller is trusted to pass a head it
-// popped and n no larger than the chain's WritableLen.
+// store ordered after the element). head must be in flight (popped, or
+// reported in a *ChainError, and not completed yet); otherwise AddUsed
+// fails with ErrInvalidHead and publishes nothing.
 func (q *Queue) AddUsed(mem GuestMemory, head uint16, n uint32) error {
 	defer q.lock()()
 	if err := q.usable(); err != nil {
@@ -384,12 +410,16 @@ func (q *Queue) AddUsed(mem GuestMemory, head uint16, n uint32) error {
 	if head >= q.size {
 		return fmt.Errorf("%w: %d >= %d", ErrInvalidHead, head, q.size)
 	}
+	if int(head) >= len(q.inflight) || !q.inflight[head].busy {
+		return fmt.Errorf("%w: head %d is not in flight", ErrInvalidHead, head)
+	}
 	b, err := mem.Slice(q.usedElem(q.nextUsed), usedElemSize)
 	if err != nil {
 		return q.breakLocked("writing used ring: " + err.Error())
 	}
 	putLE32(b[0:4], uint32(head))
 	putLE32(b[4:8], n)
+	q.inflight[head] = inflightChain{}
 	q.nextUsed++
 	if err := mem.StoreU16(q.usedIdxAddr(), q.nextUsed); err != nil {
 		return q.breakLocked("writing used idx: " + err.Error())
