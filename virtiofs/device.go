@@ -234,9 +234,24 @@ func (d *Device) poll(a *activation, qi int) {
 func (d *Device) work(a *activation) {
 	defer a.workers.Done()
 	for j := range a.jobs {
-		n, _ := d.srv.Serve(j.chain.Readable, j.chain.Writable)
-		d.complete(a, j.queue, j.chain.Head, uint32(n))
+		n, reply := d.srv.Serve(j.chain.Readable, j.chain.Writable)
+		d.complete(a, j.queue, j.chain.Head, d.usedLen(j, n, reply))
 	}
+}
+
+// usedLen is the length to report for a served chain: what the server
+// wrote, but never more than the chain's writable bytes (a reply that did
+// not fit is reported as 0, as is a request that has no reply).
+func (d *Device) usedLen(j job, n int, reply bool) uint32 {
+	switch {
+	case !reply || n <= 0:
+		return 0
+	case uint64(n) > uint64(j.chain.WritableLen):
+		d.log.Warn("virtio-fs: reply larger than the chain's writable buffers; completed with length 0",
+			"queue", j.queue, "head", j.chain.Head, "reply", n, "writable", j.chain.WritableLen)
+		return 0
+	}
+	return uint32(n)
 }
 
 // complete returns a chain to the driver and notifies it when needed.

@@ -343,3 +343,45 @@ func TestAddUsedNotInFlight(t *testing.T) {
 		t.Fatalf("used idx %d broken %v; want 1, not broken", d.UsedIdx(), q.Broken())
 	}
 }
+
+// TestUsedLenCappedToWritable: the used length published for a chain never
+// exceeds its writable bytes, whatever the device passes to AddUsed: a
+// reply that does not fit is reported as length 0. Rejected chains
+// (*ChainError) have no writable bytes.
+func TestUsedLenCappedToWritable(t *testing.T) {
+	d := virtiotest.New(virtiotest.Config{QueueSize: 8})
+	q := d.Queue()
+	fits, _ := d.AddChain(virtiotest.R([]byte("x")), virtiotest.W(16))
+	tooBig, _ := d.AddChain(virtiotest.R([]byte("x")), virtiotest.W(8))
+	noWritable, _ := d.AddChain(virtiotest.R(make([]byte, 40)))
+	d.SetDesc(7, 0x10, 8, write, 0) // a bad chain: buffer outside memory
+	d.PushHead(7)
+	d.Publish()
+	for _, h := range []uint16{fits.Head, tooBig.Head, noWritable.Head} {
+		if c := mustPop(t, q, d.Mem); c.Head != h {
+			t.Fatalf("popped head %d, want %d", c.Head, h)
+		}
+	}
+	var ce *virtio.ChainError
+	if _, err := q.Pop(d.Mem); !errors.As(err, &ce) {
+		t.Fatalf("Pop of the bad chain = %v", err)
+	}
+	for _, u := range []struct {
+		head uint16
+		n    uint32
+	}{{fits.Head, 16}, {tooBig.Head, 16}, {noWritable.Head, 16}, {ce.Head, 16}} {
+		if err := q.AddUsed(d.Mem, u.head, u.n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := map[uint32]uint32{uint32(fits.Head): 16, uint32(tooBig.Head): 0, uint32(noWritable.Head): 0, 7: 0}
+	used := d.TakeUsed()
+	if len(used) != len(want) {
+		t.Fatalf("used %+v", used)
+	}
+	for _, u := range used {
+		if u.Len != want[u.ID] {
+			t.Errorf("head %d: used len %d, want %d", u.ID, u.Len, want[u.ID])
+		}
+	}
+}

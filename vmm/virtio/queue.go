@@ -87,7 +87,10 @@ func (e *ChainError) Unwrap() error { return ErrBadChain }
 // ErrBroken until Reset.
 //
 // In flight: the queue remembers every head it handed out (by Pop, or in a
-// *ChainError) until AddUsed completes it; AddUsed accepts only such heads.
+// *ChainError) until AddUsed completes it, with the chain's writable
+// length. AddUsed accepts only such heads and never publishes a used
+// length larger than the chain's writable bytes, whatever the device
+// passes.
 type Queue struct {
 	mu sync.Mutex
 
@@ -401,7 +404,10 @@ func (q *Queue) PopInto(mem GuestMemory, c *Chain) (bool, error) {
 // written into its writable buffers, and advances used->idx (an atomic
 // store ordered after the element). head must be in flight (popped, or
 // reported in a *ChainError, and not completed yet); otherwise AddUsed
-// fails with ErrInvalidHead and publishes nothing.
+// fails with ErrInvalidHead and publishes nothing. An n larger than the
+// chain's WritableLen is a device bug: the element is published with
+// length 0 (the driver must not trust bytes the device claims beyond its
+// buffers) and the error is logged.
 func (q *Queue) AddUsed(mem GuestMemory, head uint16, n uint32) error {
 	defer q.lock()()
 	if err := q.usable(); err != nil {
@@ -412,6 +418,12 @@ func (q *Queue) AddUsed(mem GuestMemory, head uint16, n uint32) error {
 	}
 	if int(head) >= len(q.inflight) || !q.inflight[head].busy {
 		return fmt.Errorf("%w: head %d is not in flight", ErrInvalidHead, head)
+	}
+	if w := q.inflight[head].writable; n > w {
+		if q.log != nil {
+			q.log.Error("virtio: used length exceeds the chain's writable bytes; reporting 0", "head", head, "len", n, "writable", w)
+		}
+		n = 0
 	}
 	b, err := mem.Slice(q.usedElem(q.nextUsed), usedElemSize)
 	if err != nil {

@@ -1,0 +1,79 @@
+package virtiofs_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/krunbench/krunbench/virtiofs/fuse"
+	"github.com/krunbench/krunbench/vmm/virtio/virtiotest"
+)
+
+// Hostile drivers against the device. The driver is the virtiotest mock
+// (no guest kernel runs in a unit test); device, queue and filesystem are
+// real.
+
+// waitUsed waits (bounded, generously: the machine may be busy) for the
+// used element of head and returns it.
+func (r *rig) waitUsed(head uint16) virtiotest.UsedElem {
+	r.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, u := range r.drv.TakeUsed() {
+			if u.ID == uint32(head) {
+				return u
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+	r.t.Fatalf("head %d never completed", head)
+	return virtiotest.UsedElem{}
+}
+
+// TestDeviceUsedLenWithinWritable: requests whose reply does not fit the
+// chain's writable buffers (none at all, or fewer bytes than the reply)
+// are completed with used length 0, never with more than the chain holds.
+// FORGET, BATCH_FORGET and INTERRUPT with a lying length get an error
+// reply from the server that a chain without writable bytes cannot hold.
+func TestDeviceUsedLenWithinWritable(t *testing.T) {
+	r := newRig(t, nil)
+	r.call(req(fuse.OpInit, 1, 0, fuse.InitIn{Major: 7, Minor: 37}), nil, 128)
+	lying := func(op uint32, unique uint64, body any) []byte {
+		b := req(op, unique, 1, body)
+		b[0] += 64 // the header claims more bytes than the chain has
+		return b
+	}
+	cases := []struct {
+		name     string
+		request  []byte
+		writable []int
+	}{
+		{"FORGET", lying(fuse.OpForget, 2, fuse.ForgetIn{Nlookup: 1}), nil},
+		{"BATCH_FORGET", lying(fuse.OpBatchForget, 3, fuse.BatchForgetIn{Count: 0}), nil},
+		{"INTERRUPT", lying(fuse.OpInterrupt, 4, fuse.InterruptIn{Unique: 2}), nil},
+		{"FORGET with 8 writable bytes", lying(fuse.OpForget, 5, fuse.ForgetIn{Nlookup: 1}), []int{8}},
+	}
+	for _, c := range cases {
+		bufs := []virtiotest.Buf{virtiotest.R(c.request)}
+		for _, n := range c.writable {
+			bufs = append(bufs, virtiotest.W(n))
+		}
+		p, err := r.drv.AddChain(bufs...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.drv.Publish()
+		r.dev.QueueNotify(1)
+		u := r.waitUsed(p.Head)
+		writable := 0
+		for _, n := range c.writable {
+			writable += n
+		}
+		if int(u.Len) > writable {
+			t.Errorf("%s: used len %d exceeds the chain's %d writable bytes", c.name, u.Len, writable)
+		}
+	}
+	// The device still serves.
+	if h, _ := r.call(req(fuse.OpGetattr, 9, 1, fuse.GetAttrIn{}), nil, 16+104); h.Error != 0 || h.Unique != 9 {
+		t.Fatalf("GETATTR afterwards: %+v", h)
+	}
+}
