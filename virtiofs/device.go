@@ -198,12 +198,18 @@ func (d *Device) Reset() {
 }
 
 // poll pops every available chain of one queue on each kick and hands
-// them to the workers.
+// them to the workers. It checks for stop before every pop, so a driver
+// that keeps the ring full cannot hold Reset off.
 func (d *Device) poll(a *activation, qi int) {
 	defer a.pollers.Done()
 	q := a.queues[qi]
 	for {
 		for {
+			select {
+			case <-a.stop:
+				return
+			default:
+			}
 			c, err := q.Pop(a.mem)
 			var ce *virtio.ChainError
 			switch {

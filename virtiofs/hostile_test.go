@@ -1,10 +1,15 @@
 package virtiofs_test
 
 import (
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/krunbench/krunbench/virtiofs"
 	"github.com/krunbench/krunbench/virtiofs/fuse"
+	"github.com/krunbench/krunbench/virtiofs/overlay"
+	"github.com/krunbench/krunbench/virtiofs/passthrough"
+	"github.com/krunbench/krunbench/vmm/virtio"
 	"github.com/krunbench/krunbench/vmm/virtio/virtiotest"
 )
 
@@ -75,5 +80,65 @@ func TestDeviceUsedLenWithinWritable(t *testing.T) {
 	// The device still serves.
 	if h, _ := r.call(req(fuse.OpGetattr, 9, 1, fuse.GetAttrIn{}), nil, 16+104); h.Error != 0 || h.Unique != 9 {
 		t.Fatalf("GETATTR afterwards: %+v", h)
+	}
+}
+
+// endlessDriver is guest memory with a driver that keeps the available
+// ring full: every time the device reads avail->idx, one more entry is
+// published, so the device never finds the ring empty. This is what a guest
+// vCPU spinning on the ring can do, made deterministic by running inside
+// the device's own read. The entries point at a chain the queue rejects,
+// which the device completes at once, so the head is never in flight twice.
+type endlessDriver struct {
+	*virtio.Memory
+	drv        *virtiotest.Driver
+	publishing atomic.Bool
+	published  atomic.Int64
+}
+
+func (m *endlessDriver) LoadU16(gpa uint64) (uint16, error) {
+	if gpa == m.drv.Avail+2 && m.publishing.Load() {
+		m.drv.PushHead(0)
+		m.drv.Publish()
+		m.published.Add(1)
+	}
+	return m.Memory.LoadU16(gpa)
+}
+
+// TestResetWhileDriverKeepsRingFull: Reset returns while a driver keeps
+// the available ring full (the poller checks for stop while it drains).
+func TestResetWhileDriverKeepsRingFull(t *testing.T) {
+	pt, err := passthrough.New(t.TempDir(), passthrough.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev, err := virtiofs.NewDevice(fuse.NewServer(overlay.New(pt), fuse.Options{}), virtiofs.DeviceOptions{Tag: virtiofs.RootTag})
+	if err != nil {
+		t.Fatal(err)
+	}
+	drv := virtiotest.New(virtiotest.Config{QueueSize: 64, MemSize: 1 << 20, EventIdx: true})
+	drv.SetDesc(0, 1<<40, 64, 0, 0) // outside guest memory: rejected
+	mem := &endlessDriver{Memory: drv.Mem, drv: drv}
+	mem.publishing.Store(true)
+	t.Cleanup(func() { mem.publishing.Store(false); dev.Reset() })
+	dev.AckFeatures(dev.Features())
+	nop := virtio.NotifierFunc(func() error { return nil })
+	if err := dev.Activate(mem, []*virtio.Queue{nil, drv.Queue()}, []virtio.Notifier{nop, nop}); err != nil {
+		t.Fatal(err)
+	}
+	dev.QueueNotify(1)
+	for deadline := time.Now().Add(30 * time.Second); mem.published.Load() < 1000; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the device consumed only %d entries", mem.published.Load())
+		}
+	}
+	done := make(chan struct{})
+	go func() { dev.Reset(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		mem.publishing.Store(false) // lets the poller and Reset finish
+		<-done
+		t.Fatalf("Reset did not return in 60 s while the driver kept the ring full (%d entries consumed)", mem.published.Load())
 	}
 }
