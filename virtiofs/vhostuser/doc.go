@@ -6,10 +6,11 @@
 // maps MAP_SHARED and presents to the device as a virtio.Memory over
 // guest-physical addresses. Ring addresses arrive as the front-end's own
 // virtual addresses and are translated through the regions. Kicks arrive on
-// eventfds, which one goroutine per connection polls (without ever touching
-// their O_NONBLOCK flag: the file description is shared with QEMU) and
-// forwards to Device.QueueNotify; used buffer notifications are written to
-// the call eventfds.
+// eventfds, which one goroutine per connection polls and forwards to
+// Device.QueueNotify; used buffer notifications are written to the call
+// eventfds. Kick fds must be eventfds (anything else is refused) and are
+// made O_NONBLOCK; the file description is shared with the front-end, and
+// QEMU creates its eventfds non-blocking anyway.
 //
 // The device is activated once every ring the front-end configured has a
 // kick fd and is enabled, and reset when a ring is stopped with

@@ -3,6 +3,7 @@ package vhostuser
 import (
 	"errors"
 	"maps"
+	"strconv"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -180,8 +181,10 @@ func (s *session) getVringBase(m *message) ([]byte, error) {
 }
 
 // vringFd decodes SET_VRING_KICK/CALL/ERR: the ring index in the low byte,
-// bit 8 meaning "no fd". It returns the ring and the fd, or -1.
-func (s *session) vringFd(m *message) (*vring, int, error) {
+// bit 8 meaning "no fd". It returns the ring and the fd, or -1. With
+// eventfd set, the fd must be an eventfd and is made non-blocking (see
+// adoptEventfd).
+func (s *session) vringFd(m *message, eventfd bool) (*vring, int, error) {
 	if len(m.payload) != sizeU64 {
 		return nil, -1, protoErr("%s: payload of %d bytes, want %d", requestName(m.req), len(m.payload), sizeU64)
 	}
@@ -200,11 +203,17 @@ func (s *session) vringFd(m *message) (*vring, int, error) {
 	if want == 0 {
 		return v, -1, nil
 	}
+	if eventfd {
+		what := requestName(m.req) + ": ring " + strconv.Itoa(v.index)
+		if err := adoptEventfd(what, m.fds[0]); err != nil {
+			return nil, -1, err
+		}
+	}
 	return v, m.takeFd(0), nil
 }
 
 func (s *session) setVringKick(m *message) ([]byte, error) {
-	v, fd, err := s.vringFd(m)
+	v, fd, err := s.vringFd(m, true)
 	if err != nil {
 		return nil, err
 	}
@@ -221,7 +230,7 @@ func (s *session) setVringKick(m *message) ([]byte, error) {
 }
 
 func (s *session) setVringCall(m *message) ([]byte, error) {
-	v, fd, err := s.vringFd(m)
+	v, fd, err := s.vringFd(m, false)
 	if err != nil {
 		return nil, err
 	}
@@ -230,7 +239,7 @@ func (s *session) setVringCall(m *message) ([]byte, error) {
 }
 
 func (s *session) setVringErr(m *message) ([]byte, error) {
-	v, fd, err := s.vringFd(m)
+	v, fd, err := s.vringFd(m, false)
 	if err != nil {
 		return nil, err
 	}
