@@ -8,8 +8,9 @@
 // virtual addresses and are translated through the regions. Kicks arrive on
 // eventfds, which one goroutine per connection polls and forwards to
 // Device.QueueNotify; used buffer notifications are written to the call
-// eventfds. Kick fds must be eventfds (anything else is refused) and are
-// made O_NONBLOCK; the file description is shared with the front-end, and
+// eventfds. Kick and call fds must be eventfds (anything else is refused)
+// and are made O_NONBLOCK, so that neither the poller nor a notifying
+// worker can block on them; the file description is shared with the front-end, and
 // QEMU creates its eventfds non-blocking anyway.
 //
 // The device is activated once every ring the front-end configured has a

@@ -35,7 +35,9 @@ var _ virtio.Notifier = (*vring)(nil)
 func newVring(i int) *vring { return &vring{index: i, kick: -1, errFd: -1, call: -1} }
 
 // Notify signals the call eventfd. Without one the notification is
-// dropped, as the front-end asked for no interrupts.
+// dropped, as the front-end asked for no interrupts. It never blocks: the
+// call fd is a non-blocking eventfd (adoptEventfd), and EAGAIN means its
+// counter is at the maximum, so a notification is pending anyway.
 func (v *vring) Notify() error {
 	v.callMu.RLock()
 	defer v.callMu.RUnlock()
@@ -230,7 +232,7 @@ func (s *session) setVringKick(m *message) ([]byte, error) {
 }
 
 func (s *session) setVringCall(m *message) ([]byte, error) {
-	v, fd, err := s.vringFd(m, false)
+	v, fd, err := s.vringFd(m, true)
 	if err != nil {
 		return nil, err
 	}

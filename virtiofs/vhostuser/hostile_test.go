@@ -1,0 +1,109 @@
+package vhostuser
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/krunbench/krunbench/vmm/virtio/virtiotest"
+)
+
+// Hostile front-ends against the real backend over a real unix socket,
+// with real memfds and eventfds (the fake QEMU of fakeqemu_test.go).
+
+// listen serves b on a socket in a temporary directory and returns its
+// path and a function that stops serving (as SIGTERM does in
+// krunbench serve: ListenAndServe's context is cancelled) and fails the
+// test unless ListenAndServe returns in bounded time.
+func listen(t *testing.T, b *Backend) (path string, stop func()) {
+	path = filepath.Join(t.TempDir(), "vfs.sock")
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- b.ListenAndServe(ctx, path) }()
+	waitFor(t, "the socket", func() bool { _, err := os.Stat(path); return err == nil })
+	return path, func() {
+		t.Helper()
+		cancel()
+		select {
+		case err := <-served:
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("ListenAndServe returned %v", err)
+			}
+		case <-time.After(60 * time.Second):
+			t.Fatal("ListenAndServe did not return within 60 s of its context being cancelled")
+		}
+	}
+}
+
+// saturatedEventfd returns a blocking eventfd whose counter is at its
+// maximum: a write of 1 to it blocks until someone reads it.
+func saturatedEventfd(t *testing.T) int {
+	fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
+	must(t, err)
+	_, err = unix.Write(fd, u64Bytes(0xffff_ffff_ffff_fffe))
+	must(t, err)
+	return fd
+}
+
+// TestCallFdThatBlocks: a front-end whose call fd is a blocking eventfd at
+// its maximum cannot make a notification block a worker: the request is
+// completed, stopping the ring (which resets the device and waits for the
+// requests in flight) answers, the next front-end is served, and the
+// backend stops when told to.
+func TestCallFdThatBlocks(t *testing.T) {
+	dev := &echoDevice{}
+	b := NewBackend(dev, Options{Log: testLogger(t), BusyWait: 30 * time.Second})
+	t.Cleanup(func() { b.Close() })
+	path, stop := listen(t, b)
+
+	fe := dialFrontEnd(t, path)
+	fe.handshake()
+	fe.start()
+	full := saturatedEventfd(t)
+	fe.mustAck(reqSetVringCall, u64Bytes(1), full)
+	unix.Close(fe.call[1])
+	fe.call[1] = full
+	d := fe.drivers[1]
+	p, err := d.AddChain(virtiotest.R([]byte("to a full call fd")), virtiotest.W(64))
+	must(t, err)
+	d.Publish()
+	_, err = unix.Write(fe.kick[1], u64Bytes(1))
+	must(t, err)
+	waitFor(t, "the used ring", func() bool { return d.UsedIdx() == 1 })
+	if used := d.TakeUsed(); len(used) != 1 || used[0].ID != uint32(p.Head) {
+		t.Fatalf("used %+v", used)
+	}
+	fe.stop() // GET_VRING_BASE: a reply only once the device is reset
+	fe.hangUp()
+
+	next := dialFrontEnd(t, path)
+	next.handshake()
+	next.start()
+	next.roundTrip(1, "the next front-end")
+	next.hangUp()
+	stop()
+}
+
+// TestCallFdNotAnEventfd: a call fd that could fill up or never be read (a
+// pipe, /dev/zero) is refused with a failure ack, and the connection goes
+// on.
+func TestCallFdNotAnEventfd(t *testing.T) {
+	pipe := make([]int, 2)
+	must(t, unix.Pipe2(pipe, unix.O_CLOEXEC))
+	defer unix.Close(pipe[0])
+	defer unix.Close(pipe[1])
+	dev := &echoDevice{}
+	b := NewBackend(dev, Options{Log: testLogger(t)})
+	t.Cleanup(func() { b.Close() })
+	fe, _ := pairFrontEnd(t, b)
+	fe.handshake()
+	fe.start()
+	fe.mustNack(reqSetVringCall, u64Bytes(1), pipe[1])
+	fe.mustNack(reqSetVringCall, u64Bytes(1), devZero(t))
+	fe.roundTrip(1, "still served, on the old call fd")
+}
