@@ -240,9 +240,21 @@ func (d *Device) poll(a *activation, qi int) {
 func (d *Device) work(a *activation) {
 	defer a.workers.Done()
 	for j := range a.jobs {
-		n, reply := d.srv.Serve(j.chain.Readable, j.chain.Writable)
-		d.complete(a, j.queue, j.chain.Head, d.usedLen(j, n, reply))
+		d.complete(a, j.queue, j.chain.Head, d.serve(j))
 	}
+}
+
+// serve answers one request and returns the used length. A fault on the
+// chain's buffers (a vhost-user front-end shrank the file behind guest RAM)
+// abandons the request, which is completed with length 0.
+func (d *Device) serve(j job) uint32 {
+	var n int
+	var reply bool
+	if err := virtio.GuardFaults(func() { n, reply = d.srv.Serve(j.chain.Readable, j.chain.Writable) }); err != nil {
+		d.log.Error("virtio-fs: request abandoned", "queue", j.queue, "head", j.chain.Head, "err", err)
+		return 0
+	}
+	return d.usedLen(j, n, reply)
 }
 
 // usedLen is the length to report for a served chain: what the server

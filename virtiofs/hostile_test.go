@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/krunbench/krunbench/virtiofs"
 	"github.com/krunbench/krunbench/virtiofs/fuse"
 	"github.com/krunbench/krunbench/virtiofs/overlay"
@@ -140,5 +142,71 @@ func TestResetWhileDriverKeepsRingFull(t *testing.T) {
 		mem.publishing.Store(false) // lets the poller and Reset finish
 		<-done
 		t.Fatalf("Reset did not return in 60 s while the driver kept the ring full (%d entries consumed)", mem.published.Load())
+	}
+}
+
+// TestDeviceShrunkMemory: a vhost-user front-end truncates the file behind
+// guest RAM so that a request's buffers are gone while the rings remain:
+// serving the request faults, the request is completed with length 0, and
+// the process lives on; once the memory is back, requests are served.
+func TestDeviceShrunkMemory(t *testing.T) {
+	const ramSize = 1 << 20
+	fd, err := unix.MemfdCreate("guest-ram", unix.MFD_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if err := unix.Ftruncate(fd, ramSize); err != nil {
+		t.Fatal(err)
+	}
+	ram, err := unix.Mmap(fd, 0, ramSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pt, err := passthrough.New(t.TempDir(), passthrough.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &rig{t: t, ov: overlay.New(pt)}
+	if r.dev, err = virtiofs.NewDevice(fuse.NewServer(r.ov, fuse.Options{}), virtiofs.DeviceOptions{Tag: virtiofs.RootTag}); err != nil {
+		t.Fatal(err)
+	}
+	r.drv = virtiotest.New(virtiotest.Config{QueueSize: 64, MemSize: ramSize, EventIdx: true})
+	r.drv.RAM = ram
+	if r.drv.Mem, err = virtio.NewMemory(virtio.Region{GPA: r.drv.Base, Data: ram}); err != nil {
+		t.Fatal(err)
+	}
+	r.dev.AckFeatures(r.dev.Features())
+	nop := virtio.NotifierFunc(func() error { return nil })
+	if err := r.dev.Activate(r.drv.Mem, []*virtio.Queue{nil, r.drv.Queue()}, []virtio.Notifier{nop, nop}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.dev.Reset(); unix.Munmap(ram) })
+	r.call(req(fuse.OpInit, 1, 0, fuse.InitIn{Major: 7, Minor: 37}), nil, 128)
+
+	// The rings live in the first 8 KiB (see virtiotest.New), the
+	// buffers above: keep the former, drop the latter.
+	ringsEnd := int64(r.drv.Used+4096) - int64(r.drv.Base)
+	p, err := r.drv.AddChain(virtiotest.R(req(fuse.OpGetattr, 2, 1, fuse.GetAttrIn{})), virtiotest.W(16+104))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Addrs[0]-r.drv.Base < uint64(ringsEnd) {
+		t.Fatalf("request at %#x is not above the rings", p.Addrs[0])
+	}
+	r.drv.Publish()
+	if err := unix.Ftruncate(fd, ringsEnd); err != nil {
+		t.Fatal(err)
+	}
+	r.dev.QueueNotify(1)
+	if u := r.waitUsed(p.Head); u.Len != 0 {
+		t.Fatalf("request on vanished memory completed with length %d, want 0", u.Len)
+	}
+
+	if err := unix.Ftruncate(fd, ramSize); err != nil {
+		t.Fatal(err)
+	}
+	if h, _ := r.call(req(fuse.OpGetattr, 3, 1, fuse.GetAttrIn{}), nil, 16+104); h.Error != 0 || h.Unique != 3 {
+		t.Fatalf("GETATTR once memory is back: %+v", h)
 	}
 }

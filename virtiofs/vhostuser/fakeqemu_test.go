@@ -424,6 +424,10 @@ func (fe *frontEnd) start() {
 	for i := range 2 {
 		fe.setVringFd(reqSetVringCall, i, &fe.call[i])
 	}
+	// A barrier (not part of QEMU's sequence): kicks do not wait for
+	// messages, so a test kicking now could otherwise be notified on a
+	// call fd the backend has not replaced yet.
+	fe.getU64(reqGetQueueNum)
 }
 
 // stop is what QEMU 7.2 sends at guest power-off; it returns the bases.

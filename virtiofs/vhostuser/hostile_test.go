@@ -107,3 +107,42 @@ func TestCallFdNotAnEventfd(t *testing.T) {
 	fe.mustNack(reqSetVringCall, u64Bytes(1), devZero(t))
 	fe.roundTrip(1, "still served, on the old call fd")
 }
+
+// TestShrunkGuestMemory: a front-end shrinks the guest-RAM memfd to 0
+// under the backend's mapping and kicks. The ring access faults; the queue
+// is broken instead of the process dying of SIGBUS, and the next
+// front-end is served.
+func TestShrunkGuestMemory(t *testing.T) {
+	dev := &echoDevice{}
+	b := NewBackend(dev, Options{Log: testLogger(t), BusyWait: 30 * time.Second})
+	t.Cleanup(func() { b.Close() })
+	path, stop := listen(t, b)
+
+	fe := dialFrontEnd(t, path)
+	fe.handshake()
+	fe.start()
+	fe.roundTrip(1, "before the memfd shrinks")
+	d := fe.drivers[1]
+	_, err := d.AddChain(virtiotest.R([]byte("on memory about to vanish")), virtiotest.W(64))
+	must(t, err)
+	d.Publish()
+	must(t, unix.Ftruncate(fe.memfd, 0))
+	_, err = unix.Write(fe.kick[1], u64Bytes(1))
+	must(t, err)
+	waitFor(t, "the queue to break on the fault", func() bool {
+		dev.mu.Lock()
+		defer dev.mu.Unlock()
+		return dev.queues != nil && dev.queues[1] != nil && dev.queues[1].Broken()
+	})
+	if n := fe.getU64(reqGetQueueNum); n != 2 {
+		t.Fatalf("GET_QUEUE_NUM after the fault: %d", n)
+	}
+	fe.hangUp()
+
+	next := dialFrontEnd(t, path)
+	next.handshake()
+	next.start()
+	next.roundTrip(1, "the next front-end")
+	next.hangUp()
+	stop()
+}

@@ -349,7 +349,10 @@ func (s *session) newQueue(v *vring, mem *virtio.Memory) (*virtio.Queue, error) 
 	if err := q.Validate(mem); err != nil {
 		return nil, protoErr("ring %d: %v", v.index, err)
 	}
-	usedIdx, err := mem.LoadU16(v.used + 2)
+	var usedIdx uint16
+	if ferr := virtio.GuardFaults(func() { usedIdx, err = mem.LoadU16(v.used + 2) }); ferr != nil {
+		err = ferr
+	}
 	if err != nil {
 		return nil, protoErr("ring %d: reading used idx: %v", v.index, err)
 	}

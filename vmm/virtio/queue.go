@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 )
 
@@ -82,9 +83,10 @@ func (e *ChainError) Unwrap() error { return ErrBadChain }
 // Validation: the driver-provided indices and the avail index are checked
 // against the queue size, and descriptor buffers against guest memory. A
 // bad chain yields a *ChainError; a bad avail index or head index, a head
-// published again while the device still holds it, or rings outside guest
-// memory, mark the queue broken: every later Pop and AddUsed fails with
-// ErrBroken until Reset.
+// published again while the device still holds it, rings outside guest
+// memory, or a fault on guest memory (ErrMemoryFault: the file behind a
+// vhost-user front-end's memory shrank), mark the queue broken: every
+// later Pop and AddUsed fails with ErrBroken until Reset.
 //
 // In flight: the queue remembers every head it handed out (by Pop, or in a
 // *ChainError) until AddUsed completes it, with the chain's writable
@@ -297,6 +299,17 @@ func (q *Queue) usable() error {
 	return nil
 }
 
+// guardFaults is deferred, right after the lock, by every method that
+// touches guest memory: a fault there (a vhost-user front-end shrank the
+// file behind guest RAM) breaks the queue instead of killing the process.
+// restore is the goroutine's previous panic-on-fault setting.
+func (q *Queue) guardFaults(err *error, restore bool) {
+	debug.SetPanicOnFault(restore)
+	if r := recover(); r != nil {
+		*err = q.breakLocked(faultError(r).Error())
+	}
+}
+
 // breakLocked marks the queue broken and returns the error to report.
 func (q *Queue) breakLocked(reason string) error {
 	if !q.broken && q.log != nil {
@@ -331,8 +344,9 @@ func (q *Queue) pendingLocked(mem GuestMemory) (uint16, error) {
 }
 
 // Pending returns the number of available entries not yet popped.
-func (q *Queue) Pending(mem GuestMemory) (uint16, error) {
+func (q *Queue) Pending(mem GuestMemory) (n uint16, err error) {
 	defer q.lock()()
+	defer q.guardFaults(&err, debug.SetPanicOnFault(true))
 	if err := q.usable(); err != nil {
 		return 0, err
 	}
@@ -355,8 +369,9 @@ func (q *Queue) Pop(mem GuestMemory) (*Chain, error) {
 // PopInto is Pop that reuses c (and the capacity of its buffer lists). It
 // reports whether a chain was stored in c; on a *ChainError it returns
 // false and c holds only the head.
-func (q *Queue) PopInto(mem GuestMemory, c *Chain) (bool, error) {
+func (q *Queue) PopInto(mem GuestMemory, c *Chain) (ok bool, err error) {
 	defer q.lock()()
+	defer q.guardFaults(&err, debug.SetPanicOnFault(true))
 	if err := q.usable(); err != nil {
 		return false, err
 	}
@@ -408,8 +423,9 @@ func (q *Queue) PopInto(mem GuestMemory, c *Chain) (bool, error) {
 // chain's WritableLen is a device bug: the element is published with
 // length 0 (the driver must not trust bytes the device claims beyond its
 // buffers) and the error is logged.
-func (q *Queue) AddUsed(mem GuestMemory, head uint16, n uint32) error {
+func (q *Queue) AddUsed(mem GuestMemory, head uint16, n uint32) (err error) {
 	defer q.lock()()
+	defer q.guardFaults(&err, debug.SetPanicOnFault(true))
 	if err := q.usable(); err != nil {
 		return err
 	}
@@ -444,8 +460,9 @@ func (q *Queue) AddUsed(mem GuestMemory, head uint16, n uint32) error {
 // EVENT_IDX it applies vring_need_event to used_event; otherwise it returns
 // true unless the driver set VIRTQ_AVAIL_F_NO_INTERRUPT. Either way it
 // returns false when nothing was added since the previous call.
-func (q *Queue) NeedsNotification(mem GuestMemory) (bool, error) {
+func (q *Queue) NeedsNotification(mem GuestMemory) (need bool, err error) {
 	defer q.lock()()
+	defer q.guardFaults(&err, debug.SetPanicOnFault(true))
 	if err := q.usable(); err != nil {
 		return false, err
 	}
@@ -482,8 +499,9 @@ func needEvent(event, new, old uint16) bool {
 // VIRTQ_USED_F_NO_NOTIFY). It then re-reads the avail index and reports
 // whether entries are pending, which the caller must drain to avoid
 // missing a buffer added before the driver saw the change.
-func (q *Queue) EnableNotification(mem GuestMemory) (bool, error) {
+func (q *Queue) EnableNotification(mem GuestMemory) (more bool, err error) {
 	defer q.lock()()
+	defer q.guardFaults(&err, debug.SetPanicOnFault(true))
 	if err := q.usable(); err != nil {
 		return false, err
 	}
@@ -498,8 +516,9 @@ func (q *Queue) EnableNotification(mem GuestMemory) (bool, error) {
 // DisableNotification asks the driver not to kick: it sets
 // VIRTQ_USED_F_NO_NOTIFY without EVENT_IDX, and with EVENT_IDX stops Pop
 // from advancing avail_event. Drivers may ignore the hint.
-func (q *Queue) DisableNotification(mem GuestMemory) error {
+func (q *Queue) DisableNotification(mem GuestMemory) (err error) {
 	defer q.lock()()
+	defer q.guardFaults(&err, debug.SetPanicOnFault(true))
 	if err := q.usable(); err != nil {
 		return err
 	}
