@@ -8,10 +8,11 @@
 // virtual addresses and are translated through the regions. Kicks arrive on
 // eventfds, which one goroutine per connection polls and forwards to
 // Device.QueueNotify; used buffer notifications are written to the call
-// eventfds. Kick and call fds must be eventfds (anything else is refused)
-// and are made O_NONBLOCK, so that neither the poller nor a notifying
-// worker can block on them; the file description is shared with the front-end, and
-// QEMU creates its eventfds non-blocking anyway.
+// eventfds. Kick and call fds must be plain eventfds (anything else, or an
+// eventfd in semaphore mode, is refused) and are made O_NONBLOCK, so that
+// neither the poller nor a notifying worker can block on them; the file
+// description is shared with the front-end, and QEMU creates its eventfds
+// non-blocking anyway.
 //
 // Guest RAM that shrinks: a front-end can truncate the file behind a
 // region after it was mapped (the size is checked at map time), and the

@@ -115,6 +115,12 @@ func TestMalformedNacked(t *testing.T) {
 		{"SET_VRING_KICK /dev/zero", func(fe *frontEnd) { fe.mustNack(reqSetVringKick, u64Bytes(0), devZero(fe.t)) }},
 		{"SET_VRING_KICK a pipe", func(fe *frontEnd) { fe.mustNack(reqSetVringKick, u64Bytes(1), pipe[0]) }},
 		{"SET_VRING_KICK a memfd", func(fe *frontEnd) { fe.mustNack(reqSetVringKick, u64Bytes(0), small) }},
+		{"SET_VRING_KICK a semaphore eventfd", func(fe *frontEnd) {
+			fd, err := unix.Eventfd(0, unix.EFD_SEMAPHORE|unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+			must(fe.t, err)
+			defer unix.Close(fd)
+			fe.mustNack(reqSetVringKick, u64Bytes(0), fd)
+		}},
 		{"SET_VRING_CALL bad index", func(fe *frontEnd) { fe.mustNack(reqSetVringCall, u64Bytes(7), pipe[1]) }},
 		{"SET_VRING_CALL short payload", func(fe *frontEnd) { fe.mustNack(reqSetVringCall, []byte{1}, pipe[1]) }},
 		{"SET_BACKEND_REQ_FD without fd", func(fe *frontEnd) { fe.mustNack(reqSetBackendReqFd, nil) }},
