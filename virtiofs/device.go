@@ -250,7 +250,11 @@ func (d *Device) work(a *activation) {
 func (d *Device) serve(j job) uint32 {
 	var n int
 	var reply bool
-	if err := virtio.GuardFaults(func() { n, reply = d.srv.Serve(j.chain.Readable, j.chain.Writable) }); err != nil {
+	out := j.chain.Writable
+	if j.chain.WritableLen < uint32(fuse.OutHeaderSize) {
+		out = nil // no reply fits: nothing may be written, not even part of a header
+	}
+	if err := virtio.GuardFaults(func() { n, reply = d.srv.Serve(j.chain.Readable, out) }); err != nil {
 		d.log.Error("virtio-fs: request abandoned", "queue", j.queue, "head", j.chain.Head, "err", err)
 		return 0
 	}

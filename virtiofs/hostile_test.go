@@ -1,6 +1,7 @@
 package virtiofs_test
 
 import (
+	"bytes"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -77,6 +78,11 @@ func TestDeviceUsedLenWithinWritable(t *testing.T) {
 		}
 		if int(u.Len) > writable {
 			t.Errorf("%s: used len %d exceeds the chain's %d writable bytes", c.name, u.Len, writable)
+		}
+		for i, buf := range p.Bufs {
+			if got := r.drv.Read(p.Addrs[i], uint64(len(buf.Data))); buf.Write && !bytes.Equal(got, buf.Data) {
+				t.Errorf("%s: a reply that does not fit was partly written: % x", c.name, got)
+			}
 		}
 	}
 	// The device still serves.
