@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -145,4 +146,68 @@ func TestShrunkGuestMemory(t *testing.T) {
 	next.roundTrip(1, "the next front-end")
 	next.hangUp()
 	stop()
+}
+
+// TestHostileMessagesLeakNothing: 10,000 hostile messages with fds attached
+// (refused kick and call fds, memfds too small to map, unknown requests,
+// fds replaced again and again, regions added and removed) on one
+// connection leave the backend's fd count where it was; the heap is
+// logged.
+func TestHostileMessagesLeakNothing(t *testing.T) {
+	warmUpNetpoll(t)
+	dev := &echoDevice{}
+	b := NewBackend(dev, Options{})
+	t.Cleanup(func() { b.Close() })
+	fe, done := pairFrontEnd(t, b)
+	fe.handshake()
+	fe.start()
+	fe.roundTrip(1, "warm")
+	small, err := unix.MemfdCreate("small", unix.MFD_CLOEXEC)
+	must(t, err)
+	defer unix.Close(small)
+	must(t, unix.Ftruncate(small, 0x1003))
+	zero := devZero(t)
+	pipe := make([]int, 2)
+	must(t, unix.Pipe2(pipe, unix.O_CLOEXEC))
+	defer unix.Close(pipe[0])
+	defer unix.Close(pipe[1])
+	sema, err := unix.Eventfd(0, unix.EFD_SEMAPHORE|unix.EFD_CLOEXEC)
+	must(t, err)
+	defer unix.Close(sema)
+	extra := regionPayload(0x800000, 0x100000, userBase+0x800000, 0)
+	attacks := []func(){
+		func() { fe.mustNack(reqSetVringKick, u64Bytes(1), zero) },
+		func() { fe.mustNack(reqSetVringCall, u64Bytes(1), pipe[1]) },
+		func() { fe.mustNack(reqSetVringKick, u64Bytes(0), sema) },
+		func() { fe.mustNack(reqAddMemReg, regionPayload(0x800000, 0x2000, userBase+0x800000, 0), small) },
+		func() { fe.mustNack(99, []byte("junk"), pipe[0]) },
+		func() { fe.mustNack(reqSetVringErr, u64Bytes(9), pipe[0]) },
+		func() { fe.mustAck(reqAddMemReg, extra, fe.memfd); fe.mustAck(reqRemMemReg, extra) },
+		func() {
+			fd := eventfd(t)
+			fe.mustAck(reqSetVringCall, u64Bytes(1), fd)
+			unix.Close(fe.call[1])
+			fe.call[1] = fd
+		},
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	fdsBefore := countFds(t)
+	for i := range 10000 {
+		attacks[i%len(attacks)]()
+	}
+	fe.roundTrip(1, "still served")
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	fdsAfter := countFds(t)
+	t.Logf("10000 hostile messages: fds %d -> %d, heap in use %d KiB -> %d KiB",
+		fdsBefore, fdsAfter, before.HeapInuse>>10, after.HeapInuse>>10)
+	if fdsAfter != fdsBefore {
+		t.Errorf("fd count changed from %d to %d", fdsBefore, fdsAfter)
+	}
+	fe.hangUp()
+	if err := <-done; err != nil {
+		t.Fatalf("ServeConn: %v", err)
+	}
 }
