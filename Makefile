@@ -56,6 +56,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./virtiofs/fuse
 	$(GO) test -run '^$$' -fuzz '^FuzzServe$$' -fuzztime $(FUZZTIME) ./virtiofs/fuse
 	$(GO) test -run '^$$' -fuzz '^FuzzQueue$$' -fuzztime $(FUZZTIME) ./vmm/virtio
+	$(GO) test -run '^$$' -fuzz '^FuzzMMIO$$' -fuzztime $(FUZZTIME) ./vmm/virtio/mmio
+	$(GO) test -run '^$$' -fuzz '^FuzzVhostUser$$' -fuzztime $(FUZZTIME) ./virtiofs/vhostuser
 
 lint:
 	$(GO) vet $(PKGS)

@@ -198,12 +198,18 @@ func (d *Device) Reset() {
 }
 
 // poll pops every available chain of one queue on each kick and hands
-// them to the workers.
+// them to the workers. It checks for stop before every pop, so a driver
+// that keeps the ring full cannot hold Reset off.
 func (d *Device) poll(a *activation, qi int) {
 	defer a.pollers.Done()
 	q := a.queues[qi]
 	for {
 		for {
+			select {
+			case <-a.stop:
+				return
+			default:
+			}
 			c, err := q.Pop(a.mem)
 			var ce *virtio.ChainError
 			switch {
@@ -234,9 +240,40 @@ func (d *Device) poll(a *activation, qi int) {
 func (d *Device) work(a *activation) {
 	defer a.workers.Done()
 	for j := range a.jobs {
-		n, _ := d.srv.Serve(j.chain.Readable, j.chain.Writable)
-		d.complete(a, j.queue, j.chain.Head, uint32(n))
+		d.complete(a, j.queue, j.chain.Head, d.serve(j))
 	}
+}
+
+// serve answers one request and returns the used length. A fault on the
+// chain's buffers (a vhost-user front-end shrank the file behind guest RAM)
+// abandons the request, which is completed with length 0.
+func (d *Device) serve(j job) uint32 {
+	var n int
+	var reply bool
+	out := j.chain.Writable
+	if j.chain.WritableLen < uint32(fuse.OutHeaderSize) {
+		out = nil // no reply fits: nothing may be written, not even part of a header
+	}
+	if err := virtio.GuardFaults(func() { n, reply = d.srv.Serve(j.chain.Readable, out) }); err != nil {
+		d.log.Error("virtio-fs: request abandoned", "queue", j.queue, "head", j.chain.Head, "err", err)
+		return 0
+	}
+	return d.usedLen(j, n, reply)
+}
+
+// usedLen is the length to report for a served chain: what the server
+// wrote, but never more than the chain's writable bytes (a reply that did
+// not fit is reported as 0, as is a request that has no reply).
+func (d *Device) usedLen(j job, n int, reply bool) uint32 {
+	switch {
+	case !reply || n <= 0:
+		return 0
+	case uint64(n) > uint64(j.chain.WritableLen):
+		d.log.Warn("virtio-fs: reply larger than the chain's writable buffers; completed with length 0",
+			"queue", j.queue, "head", j.chain.Head, "reply", n, "writable", j.chain.WritableLen)
+		return 0
+	}
+	return uint32(n)
 }
 
 // complete returns a chain to the driver and notifies it when needed.

@@ -6,10 +6,24 @@
 // maps MAP_SHARED and presents to the device as a virtio.Memory over
 // guest-physical addresses. Ring addresses arrive as the front-end's own
 // virtual addresses and are translated through the regions. Kicks arrive on
-// eventfds, which one goroutine per connection polls (without ever touching
-// their O_NONBLOCK flag: the file description is shared with QEMU) and
-// forwards to Device.QueueNotify; used buffer notifications are written to
-// the call eventfds.
+// eventfds, which one goroutine per connection polls and forwards to
+// Device.QueueNotify; used buffer notifications are written to the call
+// eventfds. Kick and call fds must be plain eventfds (anything else, or an
+// eventfd in semaphore mode, is refused) and are made O_NONBLOCK, so that
+// neither the poller nor a notifying worker can block on them; the file
+// description is shared with the front-end, and QEMU creates its eventfds
+// non-blocking anyway.
+//
+// Guest RAM that shrinks: a front-end can truncate the file behind a
+// region after it was mapped (the size is checked at map time), and the
+// next access to the vanished pages raises SIGBUS. File seals
+// (F_SEAL_SHRINK) would rule that out, but they are not required: QEMU's
+// memory-backend-file (the usual /dev/shm setup) cannot carry them, and
+// memory-backend-memfd sets them only with seal=on. Instead every access
+// to guest memory is guarded (virtio.GuardFaults, and the queue's own
+// guard): a fault on a ring breaks that queue, a fault on a request's
+// buffers abandons the request, and the process, the connection and
+// later connections go on.
 //
 // The device is activated once every ring the front-end configured has a
 // kick fd and is enabled, and reset when a ring is stopped with

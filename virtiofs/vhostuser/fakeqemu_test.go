@@ -107,9 +107,12 @@ func (d *echoDevice) QueueNotify(i int) {
 			defer d.inflight.Done()
 			time.Sleep(d.delay)
 			var buf bytes.Buffer
-			_, _ = buf.ReadFrom(c.Reader())
 			w := c.Writer()
-			_, _ = w.Write(buf.Bytes())
+			// Guarded as real devices are: the fuzzer shrinks guest RAM.
+			_ = virtio.GuardFaults(func() {
+				_, _ = buf.ReadFrom(c.Reader())
+				_, _ = w.Write(buf.Bytes())
+			})
 			if err := q.AddUsed(mem, c.Head, uint32(w.Written())); err != nil {
 				return
 			}
@@ -424,6 +427,10 @@ func (fe *frontEnd) start() {
 	for i := range 2 {
 		fe.setVringFd(reqSetVringCall, i, &fe.call[i])
 	}
+	// A barrier (not part of QEMU's sequence): kicks do not wait for
+	// messages, so a test kicking now could otherwise be notified on a
+	// call fd the backend has not replaced yet.
+	fe.getU64(reqGetQueueNum)
 }
 
 // stop is what QEMU 7.2 sends at guest power-off; it returns the bases.

@@ -112,6 +112,15 @@ func TestMalformedNacked(t *testing.T) {
 			fe.mustNack(reqSetVringKick, u64Bytes(vringFdNone|1), pipe[0])
 		}},
 		{"SET_VRING_KICK without an fd", func(fe *frontEnd) { fe.mustNack(reqSetVringKick, u64Bytes(0)) }},
+		{"SET_VRING_KICK /dev/zero", func(fe *frontEnd) { fe.mustNack(reqSetVringKick, u64Bytes(0), devZero(fe.t)) }},
+		{"SET_VRING_KICK a pipe", func(fe *frontEnd) { fe.mustNack(reqSetVringKick, u64Bytes(1), pipe[0]) }},
+		{"SET_VRING_KICK a memfd", func(fe *frontEnd) { fe.mustNack(reqSetVringKick, u64Bytes(0), small) }},
+		{"SET_VRING_KICK a semaphore eventfd", func(fe *frontEnd) {
+			fd, err := unix.Eventfd(0, unix.EFD_SEMAPHORE|unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+			must(fe.t, err)
+			defer unix.Close(fd)
+			fe.mustNack(reqSetVringKick, u64Bytes(0), fd)
+		}},
 		{"SET_VRING_CALL bad index", func(fe *frontEnd) { fe.mustNack(reqSetVringCall, u64Bytes(7), pipe[1]) }},
 		{"SET_VRING_CALL short payload", func(fe *frontEnd) { fe.mustNack(reqSetVringCall, []byte{1}, pipe[1]) }},
 		{"SET_BACKEND_REQ_FD without fd", func(fe *frontEnd) { fe.mustNack(reqSetBackendReqFd, nil) }},
@@ -137,6 +146,38 @@ func TestMalformedNacked(t *testing.T) {
 			}
 		})
 	}
+}
+
+// devZero opens /dev/zero for the test: always readable, never an eventfd.
+func devZero(t *testing.T) int {
+	fd, err := unix.Open("/dev/zero", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	must(t, err)
+	t.Cleanup(func() { unix.Close(fd) })
+	return fd
+}
+
+// TestKickFdMadeNonBlocking: a kick eventfd the front-end created blocking
+// (and may read itself) is made non-blocking when it arrives, so the
+// poller's read after poll can never block on a counter the front-end
+// emptied in between; the ring still works.
+func TestKickFdMadeNonBlocking(t *testing.T) {
+	dev := &echoDevice{}
+	b := NewBackend(dev, Options{Log: testLogger(t)})
+	t.Cleanup(func() { b.Close() })
+	fe, _ := pairFrontEnd(t, b)
+	fe.handshake()
+	fe.start()
+	blocking, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
+	must(t, err)
+	fe.mustAck(reqSetVringKick, u64Bytes(1), blocking)
+	unix.Close(fe.kick[1])
+	fe.kick[1] = blocking
+	fl, err := unix.FcntlInt(uintptr(blocking), unix.F_GETFL, 0)
+	must(t, err)
+	if fl&unix.O_NONBLOCK == 0 {
+		t.Fatal("the kick eventfd is still blocking: a read the front-end races with can hang the poller")
+	}
+	fe.roundTrip(1, "after a blocking kick fd")
 }
 
 // TestMalformedClosed: errors that cannot be answered close the

@@ -22,9 +22,9 @@ type kickWatch struct {
 // it inside a notify call for it, so the caller may close those fds or reset
 // the device.
 //
-// The kick fds belong to the front-end as much as to us (the file
-// description is shared), so their flags are never changed: a kick fd is
-// only read after poll reports it readable, and EAGAIN is expected.
+// The kick fds are eventfds made non-blocking when they arrive
+// (adoptEventfd): the front-end may read them too, so a kick fd is only read
+// after poll reports it readable, and EAGAIN is expected.
 type poller struct {
 	log    *slog.Logger
 	notify func(index int)

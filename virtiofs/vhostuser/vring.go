@@ -3,6 +3,7 @@ package vhostuser
 import (
 	"errors"
 	"maps"
+	"strconv"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -34,7 +35,9 @@ var _ virtio.Notifier = (*vring)(nil)
 func newVring(i int) *vring { return &vring{index: i, kick: -1, errFd: -1, call: -1} }
 
 // Notify signals the call eventfd. Without one the notification is
-// dropped, as the front-end asked for no interrupts.
+// dropped, as the front-end asked for no interrupts. It never blocks: the
+// call fd is a non-blocking eventfd (adoptEventfd), and EAGAIN means its
+// counter is at the maximum, so a notification is pending anyway.
 func (v *vring) Notify() error {
 	v.callMu.RLock()
 	defer v.callMu.RUnlock()
@@ -180,8 +183,10 @@ func (s *session) getVringBase(m *message) ([]byte, error) {
 }
 
 // vringFd decodes SET_VRING_KICK/CALL/ERR: the ring index in the low byte,
-// bit 8 meaning "no fd". It returns the ring and the fd, or -1.
-func (s *session) vringFd(m *message) (*vring, int, error) {
+// bit 8 meaning "no fd". It returns the ring and the fd, or -1. With
+// eventfd set, the fd must be an eventfd and is made non-blocking (see
+// adoptEventfd).
+func (s *session) vringFd(m *message, eventfd bool) (*vring, int, error) {
 	if len(m.payload) != sizeU64 {
 		return nil, -1, protoErr("%s: payload of %d bytes, want %d", requestName(m.req), len(m.payload), sizeU64)
 	}
@@ -200,11 +205,17 @@ func (s *session) vringFd(m *message) (*vring, int, error) {
 	if want == 0 {
 		return v, -1, nil
 	}
+	if eventfd {
+		what := requestName(m.req) + ": ring " + strconv.Itoa(v.index)
+		if err := adoptEventfd(what, m.fds[0]); err != nil {
+			return nil, -1, err
+		}
+	}
 	return v, m.takeFd(0), nil
 }
 
 func (s *session) setVringKick(m *message) ([]byte, error) {
-	v, fd, err := s.vringFd(m)
+	v, fd, err := s.vringFd(m, true)
 	if err != nil {
 		return nil, err
 	}
@@ -221,7 +232,7 @@ func (s *session) setVringKick(m *message) ([]byte, error) {
 }
 
 func (s *session) setVringCall(m *message) ([]byte, error) {
-	v, fd, err := s.vringFd(m)
+	v, fd, err := s.vringFd(m, true)
 	if err != nil {
 		return nil, err
 	}
@@ -230,7 +241,7 @@ func (s *session) setVringCall(m *message) ([]byte, error) {
 }
 
 func (s *session) setVringErr(m *message) ([]byte, error) {
-	v, fd, err := s.vringFd(m)
+	v, fd, err := s.vringFd(m, false)
 	if err != nil {
 		return nil, err
 	}
@@ -338,7 +349,10 @@ func (s *session) newQueue(v *vring, mem *virtio.Memory) (*virtio.Queue, error) 
 	if err := q.Validate(mem); err != nil {
 		return nil, protoErr("ring %d: %v", v.index, err)
 	}
-	usedIdx, err := mem.LoadU16(v.used + 2)
+	var usedIdx uint16
+	if ferr := virtio.GuardFaults(func() { usedIdx, err = mem.LoadU16(v.used + 2) }); ferr != nil {
+		err = ferr
+	}
 	if err != nil {
 		return nil, protoErr("ring %d: reading used idx: %v", v.index, err)
 	}

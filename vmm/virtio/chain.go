@@ -6,10 +6,6 @@ import (
 	"io"
 )
 
-// MaxIndirectDescs is the largest indirect descriptor table accepted
-// (descriptor next fields are 16 bits wide).
-const MaxIndirectDescs = 1 << 16
-
 // Chain is a descriptor chain popped from a Queue, resolved to host memory.
 //
 // Readable holds the device-readable buffers and Writable the
@@ -85,8 +81,11 @@ func readDesc(mem GuestMemory, gpa uint64) (desc, error) {
 //
 // Rules: indices below the table size; at most table-size descriptors per
 // table (so loops are rejected); one indirect descriptor at most, which must
-// not have NEXT, must have a non-zero length that is a multiple of 16 and
-// at most MaxIndirectDescs entries, and may follow direct descriptors;
+// not have NEXT, must have a non-zero length that is a multiple of 16, and
+// may follow direct descriptors; a chain holds at most queue-size
+// descriptors in all, direct ones and indirect table entries together (the
+// spec forbids longer chains; the cap bounds the host work one available
+// entry can cost);
 // descriptors inside an indirect table must not be indirect; buffers must
 // lie in guest memory without overflow; no readable buffer after a writable
 // one; total length at most MaxChainBytes.
@@ -119,8 +118,9 @@ func (q *Queue) walk(mem GuestMemory, c *Chain) (reason string, fatal bool) {
 				return "indirect descriptor with NEXT flag", false
 			case d.len == 0 || d.len%descSize != 0:
 				return fmt.Sprintf("indirect table length %d is not a non-zero multiple of %d", d.len, descSize), false
-			case d.len/descSize > MaxIndirectDescs:
-				return fmt.Sprintf("indirect table of %d descriptors exceeds %d", d.len/descSize, MaxIndirectDescs), false
+			case uint64(count-1)+uint64(d.len/descSize) > uint64(q.size):
+				return fmt.Sprintf("indirect table of %d descriptors after %d direct ones exceeds the queue size %d",
+					d.len/descSize, count-1, q.size), false
 			}
 			if _, err := mem.AppendSlices(nil, d.addr, uint64(d.len)); err != nil {
 				return "indirect table: " + err.Error(), false

@@ -81,9 +81,13 @@ func TestBadChains(t *testing.T) {
 		{"indirect length zero", func(d *virtiotest.Driver, _, table uint64) {
 			d.SetDesc(0, table, 0, indirect, 0)
 		}, "multiple"},
-		{"indirect table too large", func(d *virtiotest.Driver, _, table uint64) {
-			d.SetDesc(0, table, 16*(virtio.MaxIndirectDescs+1), indirect, 0)
-		}, "exceeds"},
+		{"indirect table longer than the queue", func(d *virtiotest.Driver, _, table uint64) {
+			d.SetDesc(0, table, 16*(size+1), indirect, 0)
+		}, "exceeds the queue size"},
+		{"direct and indirect longer than the queue", func(d *virtiotest.Driver, data, table uint64) {
+			d.SetDesc(0, data, 8, next, 1)
+			d.SetDesc(1, table, 16*size, indirect, 0)
+		}, "exceeds the queue size"},
 		{"indirect table outside memory", func(d *virtiotest.Driver, _, _ uint64) {
 			d.SetDesc(0, d.Base+uint64(len(d.RAM))-16, 32, indirect, 0)
 		}, "out of bounds"},
@@ -143,6 +147,28 @@ func TestBadChains(t *testing.T) {
 				t.Fatalf("good chain after bad: head %d len %d", ch.Head, ch.ReadableLen)
 			}
 		})
+	}
+}
+
+// TestIndirectTableAtQueueSize: an indirect table of exactly queue-size
+// entries is a chain the spec allows, and is served whole.
+func TestIndirectTableAtQueueSize(t *testing.T) {
+	const size = 8
+	d := virtiotest.New(virtiotest.Config{QueueSize: size})
+	q := d.Queue()
+	var bufs []virtiotest.Buf
+	for range size - 1 {
+		bufs = append(bufs, virtiotest.R([]byte("r")))
+	}
+	bufs = append(bufs, virtiotest.W(3))
+	p, err := d.AddIndirect(bufs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Publish()
+	c := mustPop(t, q, d.Mem)
+	if c.Head != p.Head || c.ReadableLen != size-1 || c.WritableLen != 3 {
+		t.Fatalf("chain head %d readable %d writable %d", c.Head, c.ReadableLen, c.WritableLen)
 	}
 }
 
@@ -253,5 +279,109 @@ func TestAddUsedBadHead(t *testing.T) {
 	}
 	if q.Broken() || d.UsedIdx() != 0 {
 		t.Fatal("bad AddUsed changed the queue")
+	}
+}
+
+// TestDuplicateHeadInFlight: a driver that publishes a head the device has
+// not completed yet breaks the queue (the chain is never served twice); a
+// head published again after its completion is served normally.
+func TestDuplicateHeadInFlight(t *testing.T) {
+	var logs bytes.Buffer
+	d := virtiotest.New(virtiotest.Config{QueueSize: 8})
+	q := d.Queue()
+	q.SetLogger(slog.New(slog.NewTextHandler(&logs, nil)))
+	p, err := d.AddChain(virtiotest.R([]byte("x")), virtiotest.W(4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.PushHead(p.Head) // the same head twice
+	d.Publish()
+	if c := mustPop(t, q, d.Mem); c.Head != p.Head {
+		t.Fatalf("first Pop: head %d", c.Head)
+	}
+	if c, err := q.Pop(d.Mem); c != nil || !errors.Is(err, virtio.ErrBroken) || !q.Broken() {
+		t.Fatalf("second Pop of head %d in flight = %v, %v; want the queue broken", p.Head, c, err)
+	}
+	if !strings.Contains(logs.String(), "still in flight") {
+		t.Errorf("not logged: %q", logs.String())
+	}
+
+	// Completed first, then published again: fine.
+	d = virtiotest.New(virtiotest.Config{QueueSize: 8})
+	q = d.Queue()
+	p, _ = d.AddChain(virtiotest.R([]byte("x")), virtiotest.W(4))
+	d.Publish()
+	c := mustPop(t, q, d.Mem)
+	if err := q.AddUsed(d.Mem, c.Head, 1); err != nil {
+		t.Fatal(err)
+	}
+	d.PushHead(p.Head)
+	d.Publish()
+	if c := mustPop(t, q, d.Mem); c.Head != p.Head || q.Broken() {
+		t.Fatalf("head published again after completion: %d, broken %v", c.Head, q.Broken())
+	}
+}
+
+// TestAddUsedNotInFlight: AddUsed for a head the queue never handed out, or
+// already completed, publishes nothing.
+func TestAddUsedNotInFlight(t *testing.T) {
+	d := virtiotest.New(virtiotest.Config{QueueSize: 8})
+	q := d.Queue()
+	if err := q.AddUsed(d.Mem, 3, 0); !errors.Is(err, virtio.ErrInvalidHead) {
+		t.Fatalf("AddUsed of a head never popped = %v", err)
+	}
+	d.AddChain(virtiotest.R([]byte("x")))
+	d.Publish()
+	c := mustPop(t, q, d.Mem)
+	if err := q.AddUsed(d.Mem, c.Head, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.AddUsed(d.Mem, c.Head, 0); !errors.Is(err, virtio.ErrInvalidHead) {
+		t.Fatalf("second AddUsed of head %d = %v", c.Head, err)
+	}
+	if q.Broken() || d.UsedIdx() != 1 {
+		t.Fatalf("used idx %d broken %v; want 1, not broken", d.UsedIdx(), q.Broken())
+	}
+}
+
+// TestUsedLenCappedToWritable: the used length published for a chain never
+// exceeds its writable bytes, whatever the device passes to AddUsed: a
+// reply that does not fit is reported as length 0. Rejected chains
+// (*ChainError) have no writable bytes.
+func TestUsedLenCappedToWritable(t *testing.T) {
+	d := virtiotest.New(virtiotest.Config{QueueSize: 8})
+	q := d.Queue()
+	fits, _ := d.AddChain(virtiotest.R([]byte("x")), virtiotest.W(16))
+	tooBig, _ := d.AddChain(virtiotest.R([]byte("x")), virtiotest.W(8))
+	noWritable, _ := d.AddChain(virtiotest.R(make([]byte, 40)))
+	d.SetDesc(7, 0x10, 8, write, 0) // a bad chain: buffer outside memory
+	d.PushHead(7)
+	d.Publish()
+	for _, h := range []uint16{fits.Head, tooBig.Head, noWritable.Head} {
+		if c := mustPop(t, q, d.Mem); c.Head != h {
+			t.Fatalf("popped head %d, want %d", c.Head, h)
+		}
+	}
+	var ce *virtio.ChainError
+	if _, err := q.Pop(d.Mem); !errors.As(err, &ce) {
+		t.Fatalf("Pop of the bad chain = %v", err)
+	}
+	for _, u := range []struct {
+		head uint16
+		n    uint32
+	}{{fits.Head, 16}, {tooBig.Head, 16}, {noWritable.Head, 16}, {ce.Head, 16}} {
+		if err := q.AddUsed(d.Mem, u.head, u.n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := map[uint32]uint32{uint32(fits.Head): 16, uint32(tooBig.Head): 0, uint32(noWritable.Head): 0, 7: 0}
+	used := d.TakeUsed()
+	if len(used) != len(want) {
+		t.Fatalf("used %+v", used)
+	}
+	for _, u := range used {
+		if u.Len != want[u.ID] {
+			t.Errorf("head %d: used len %d, want %d", u.ID, u.Len, want[u.ID])
+		}
 	}
 }

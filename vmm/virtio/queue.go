@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 )
 
@@ -37,8 +38,9 @@ var (
 	// ErrBadChain reports a rejected descriptor chain; the error is a
 	// *ChainError carrying the head to return to the used ring.
 	ErrBadChain = errors.New("virtio: malformed descriptor chain")
-	// ErrInvalidHead reports an AddUsed head index outside the queue.
-	ErrInvalidHead = errors.New("virtio: used head index out of range")
+	// ErrInvalidHead reports an AddUsed head that is outside the queue or
+	// not in flight.
+	ErrInvalidHead = errors.New("virtio: used head not in flight")
 )
 
 // ChainError is returned by Pop for a malformed descriptor chain whose head
@@ -80,9 +82,17 @@ func (e *ChainError) Unwrap() error { return ErrBadChain }
 //
 // Validation: the driver-provided indices and the avail index are checked
 // against the queue size, and descriptor buffers against guest memory. A
-// bad chain yields a *ChainError; a bad avail index or head index, or rings
-// outside guest memory, mark the queue broken: every later Pop and AddUsed
-// fails with ErrBroken until Reset.
+// bad chain yields a *ChainError; a bad avail index or head index, a head
+// published again while the device still holds it, rings outside guest
+// memory, or a fault on guest memory (ErrMemoryFault: the file behind a
+// vhost-user front-end's memory shrank), mark the queue broken: every
+// later Pop and AddUsed fails with ErrBroken until Reset.
+//
+// In flight: the queue remembers every head it handed out (by Pop, or in a
+// *ChainError) until AddUsed completes it, with the chain's writable
+// length. AddUsed accepts only such heads and never publishes a used
+// length larger than the chain's writable bytes, whatever the device
+// passes.
 type Queue struct {
 	mu sync.Mutex
 
@@ -102,8 +112,18 @@ type Queue struct {
 	notifyOn       bool
 	broken         bool
 
+	// inflight is indexed by head: the chains handed out and not yet
+	// completed (sized to the queue on first Pop).
+	inflight []inflightChain
+
 	maxChainBytes uint32
 	log           *slog.Logger
+}
+
+// inflightChain is the state of one head between Pop and AddUsed.
+type inflightChain struct {
+	busy     bool
+	writable uint32 // the chain's WritableLen: the most AddUsed may report
 }
 
 // NewQueue returns a reset queue whose size may be configured up to
@@ -136,6 +156,7 @@ func (q *Queue) resetLocked() {
 	q.signalledUsed, q.signalledValid = 0, false
 	q.notifyOn = true
 	q.broken = false
+	q.inflight = nil
 }
 
 // lock takes the mutex and returns the unlock function, keeping the
@@ -278,6 +299,17 @@ func (q *Queue) usable() error {
 	return nil
 }
 
+// guardFaults is deferred, right after the lock, by every method that
+// touches guest memory: a fault there (a vhost-user front-end shrank the
+// file behind guest RAM) breaks the queue instead of killing the process.
+// restore is the goroutine's previous panic-on-fault setting.
+func (q *Queue) guardFaults(err *error, restore bool) {
+	debug.SetPanicOnFault(restore)
+	if r := recover(); r != nil {
+		*err = q.breakLocked(faultError(r).Error())
+	}
+}
+
 // breakLocked marks the queue broken and returns the error to report.
 func (q *Queue) breakLocked(reason string) error {
 	if !q.broken && q.log != nil {
@@ -312,8 +344,9 @@ func (q *Queue) pendingLocked(mem GuestMemory) (uint16, error) {
 }
 
 // Pending returns the number of available entries not yet popped.
-func (q *Queue) Pending(mem GuestMemory) (uint16, error) {
+func (q *Queue) Pending(mem GuestMemory) (n uint16, err error) {
 	defer q.lock()()
+	defer q.guardFaults(&err, debug.SetPanicOnFault(true))
 	if err := q.usable(); err != nil {
 		return 0, err
 	}
@@ -336,8 +369,9 @@ func (q *Queue) Pop(mem GuestMemory) (*Chain, error) {
 // PopInto is Pop that reuses c (and the capacity of its buffer lists). It
 // reports whether a chain was stored in c; on a *ChainError it returns
 // false and c holds only the head.
-func (q *Queue) PopInto(mem GuestMemory, c *Chain) (bool, error) {
+func (q *Queue) PopInto(mem GuestMemory, c *Chain) (ok bool, err error) {
 	defer q.lock()()
+	defer q.guardFaults(&err, debug.SetPanicOnFault(true))
 	if err := q.usable(); err != nil {
 		return false, err
 	}
@@ -352,6 +386,12 @@ func (q *Queue) PopInto(mem GuestMemory, c *Chain) (bool, error) {
 	if head >= q.size {
 		return false, q.breakLocked(fmt.Sprintf("avail ring entry %d holds head %d >= size %d", q.nextAvail, head, q.size))
 	}
+	if len(q.inflight) != int(q.size) {
+		q.inflight = make([]inflightChain, q.size)
+	}
+	if q.inflight[head].busy {
+		return false, q.breakLocked(fmt.Sprintf("avail ring entry %d holds head %d, which is still in flight", q.nextAvail, head))
+	}
 	q.nextAvail++
 	if q.eventIdx && q.notifyOn {
 		if err := mem.StoreU16(q.availEventAddr(), q.nextAvail); err != nil {
@@ -359,10 +399,13 @@ func (q *Queue) PopInto(mem GuestMemory, c *Chain) (bool, error) {
 		}
 	}
 	c.reset(head)
-	if reason, fatal := q.walk(mem, c); reason != "" {
-		if fatal {
-			return false, q.breakLocked(reason)
-		}
+	reason, fatal := q.walk(mem, c)
+	if fatal {
+		return false, q.breakLocked(reason)
+	}
+	q.inflight[head] = inflightChain{busy: true, writable: c.WritableLen}
+	if reason != "" {
+		q.inflight[head].writable = 0
 		c.reset(head)
 		if q.log != nil {
 			q.log.Warn("virtio: rejecting descriptor chain", "head", head, "reason", reason)
@@ -374,15 +417,29 @@ func (q *Queue) PopInto(mem GuestMemory, c *Chain) (bool, error) {
 
 // AddUsed publishes a used element for the chain at head, with n bytes
 // written into its writable buffers, and advances used->idx (an atomic
-// store ordered after the element). The caller is trusted to pass a head it
-// popped and n no larger than the chain's WritableLen.
-func (q *Queue) AddUsed(mem GuestMemory, head uint16, n uint32) error {
+// store ordered after the element). head must be in flight (popped, or
+// reported in a *ChainError, and not completed yet); otherwise AddUsed
+// fails with ErrInvalidHead and publishes nothing. An n larger than the
+// chain's WritableLen is a device bug: the element is published with
+// length 0 (the driver must not trust bytes the device claims beyond its
+// buffers) and the error is logged.
+func (q *Queue) AddUsed(mem GuestMemory, head uint16, n uint32) (err error) {
 	defer q.lock()()
+	defer q.guardFaults(&err, debug.SetPanicOnFault(true))
 	if err := q.usable(); err != nil {
 		return err
 	}
 	if head >= q.size {
 		return fmt.Errorf("%w: %d >= %d", ErrInvalidHead, head, q.size)
+	}
+	if int(head) >= len(q.inflight) || !q.inflight[head].busy {
+		return fmt.Errorf("%w: head %d is not in flight", ErrInvalidHead, head)
+	}
+	if w := q.inflight[head].writable; n > w {
+		if q.log != nil {
+			q.log.Error("virtio: used length exceeds the chain's writable bytes; reporting 0", "head", head, "len", n, "writable", w)
+		}
+		n = 0
 	}
 	b, err := mem.Slice(q.usedElem(q.nextUsed), usedElemSize)
 	if err != nil {
@@ -390,6 +447,7 @@ func (q *Queue) AddUsed(mem GuestMemory, head uint16, n uint32) error {
 	}
 	putLE32(b[0:4], uint32(head))
 	putLE32(b[4:8], n)
+	q.inflight[head] = inflightChain{}
 	q.nextUsed++
 	if err := mem.StoreU16(q.usedIdxAddr(), q.nextUsed); err != nil {
 		return q.breakLocked("writing used idx: " + err.Error())
@@ -402,8 +460,9 @@ func (q *Queue) AddUsed(mem GuestMemory, head uint16, n uint32) error {
 // EVENT_IDX it applies vring_need_event to used_event; otherwise it returns
 // true unless the driver set VIRTQ_AVAIL_F_NO_INTERRUPT. Either way it
 // returns false when nothing was added since the previous call.
-func (q *Queue) NeedsNotification(mem GuestMemory) (bool, error) {
+func (q *Queue) NeedsNotification(mem GuestMemory) (need bool, err error) {
 	defer q.lock()()
+	defer q.guardFaults(&err, debug.SetPanicOnFault(true))
 	if err := q.usable(); err != nil {
 		return false, err
 	}
@@ -440,8 +499,9 @@ func needEvent(event, new, old uint16) bool {
 // VIRTQ_USED_F_NO_NOTIFY). It then re-reads the avail index and reports
 // whether entries are pending, which the caller must drain to avoid
 // missing a buffer added before the driver saw the change.
-func (q *Queue) EnableNotification(mem GuestMemory) (bool, error) {
+func (q *Queue) EnableNotification(mem GuestMemory) (more bool, err error) {
 	defer q.lock()()
+	defer q.guardFaults(&err, debug.SetPanicOnFault(true))
 	if err := q.usable(); err != nil {
 		return false, err
 	}
@@ -456,8 +516,9 @@ func (q *Queue) EnableNotification(mem GuestMemory) (bool, error) {
 // DisableNotification asks the driver not to kick: it sets
 // VIRTQ_USED_F_NO_NOTIFY without EVENT_IDX, and with EVENT_IDX stops Pop
 // from advancing avail_event. Drivers may ignore the hint.
-func (q *Queue) DisableNotification(mem GuestMemory) error {
+func (q *Queue) DisableNotification(mem GuestMemory) (err error) {
 	defer q.lock()()
+	defer q.guardFaults(&err, debug.SetPanicOnFault(true))
 	if err := q.usable(); err != nil {
 		return err
 	}
