@@ -154,12 +154,20 @@ func (s *Server) serve(sc *scratch) (int, bool) {
 	}
 	ev.Unique, ev.Opcode, ev.Nodeid = h.Unique, h.Opcode, h.Nodeid
 	ev.Caller = Caller{Uid: h.Uid, Gid: h.Gid, Pid: h.Pid}
-	if w.total < OutHeaderSize {
-		if op, ok := lookupOp(h.Opcode); !ok || !op.noReply {
-			return s.drop(sc, ErrShortReply)
-		}
+	op, known := lookupOp(h.Opcode)
+	// FORGET, BATCH_FORGET and INTERRUPT have no reply even when they
+	// fail: the driver gave them no room for one.
+	noReply := known && op.noReply
+	if w.total < OutHeaderSize && !noReply {
+		return s.drop(sc, ErrShortReply)
 	}
 	fail := func(errno Errno, why error) (int, bool) {
+		if noReply {
+			if why == nil {
+				why = errno
+			}
+			return s.drop(sc, why)
+		}
 		s.log.Debug("rejecting FUSE request", "reason", why, "opcode", h.Opcode, "unique", h.Unique)
 		ev.Errno = errno
 		return w.finish(h.Unique, errno), true
@@ -176,7 +184,6 @@ func (s *Server) serve(sc *scratch) (int, bool) {
 	}
 	r.limit(int(h.Len) - InHeaderSize)
 
-	op, known := lookupOp(h.Opcode)
 	if !known {
 		return fail(syscall.ENOSYS, nil)
 	}
