@@ -122,14 +122,16 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 }
 
 func serveFuseDev(cmd *cobra.Command, srv *fuse.Server, f serveFlags) error {
+	// Signals are caught before the mount appears, so a SIGTERM sent as
+	// soon as it does still unmounts.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
 	m, err := fusedev.New(srv, f.mount, fusedev.Options{Workers: f.workers, AllowOther: true})
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(cmd.ErrOrStderr(), "krunbench: serving %s on %s (Ctrl-C to unmount)\n", f.sharedDir, f.mount)
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sigs)
 	done := make(chan error, 1)
 	go func() { done <- m.Wait() }()
 	select {
