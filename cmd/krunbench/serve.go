@@ -21,6 +21,15 @@ import (
 	"github.com/krunbench/krunbench/virtiofs/vhostuser"
 )
 
+// shareLimitsHelp says in --help (serve and run) what bounds a guest's use
+// of the host process through the shared directory.
+var shareLimitsHelp = fmt.Sprintf(`Limits per shared directory: at most %d open file and directory handles
+(or a quarter of RLIMIT_NOFILE if that is less; serve: --max-handles) and
+%d cached inode descriptors; past the handle bound the guest's open(2)
+fails with ENFILE. At most %d directories keep a read-ahead buffer of
+getdents entries between reads; one COPY_FILE_RANGE copies at most 8 MiB.`,
+	passthrough.DefaultMaxHandles, passthrough.DefaultMaxOpenFDs, passthrough.MaxResidentDirBuffers)
+
 type serveFlags struct {
 	sharedDir  string
 	mount      string
@@ -30,6 +39,7 @@ type serveFlags struct {
 	configFile string
 	traceFile  string
 	workers    int
+	maxHandles int
 	noTap      bool
 	verbose    bool
 }
@@ -41,7 +51,9 @@ func newServeCmd() *cobra.Command {
 		Short: "Serve a directory with /init.krun over /dev/fuse or as a vhost-user-fs backend until interrupted",
 		Long: `serve exports DIR with krunbench's synthetic /init.krun, either mounted on the
 host through /dev/fuse (--mount), or as the vhost-user backend of QEMU's
-vhost-user-fs-device / vhost-user-fs-pci (--socket), a drop-in for virtiofsd.`,
+vhost-user-fs-device / vhost-user-fs-pci (--socket), a drop-in for virtiofsd.
+
+` + shareLimitsHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runServe(cmd, f) },
 	}
@@ -55,6 +67,7 @@ vhost-user-fs-device / vhost-user-fs-pci (--socket), a drop-in for virtiofsd.`,
 	fl.StringVar(&f.configFile, "krun-config", "", "file served as /.krun_config.json")
 	fl.StringVar(&f.traceFile, "trace", "", "write FUSE trace events as JSON lines to FILE (- prints them readably)")
 	fl.IntVar(&f.workers, "workers", 8, "requests served in parallel")
+	fl.IntVar(&f.maxHandles, "max-handles", 0, fmt.Sprintf("open file and directory handles the guest may hold; past it opens fail with ENFILE (0: %d, or RLIMIT_NOFILE/4 if less)", passthrough.DefaultMaxHandles))
 	fl.BoolVar(&f.noTap, "no-tap", false, "do not observe requests at all (for benchmarks)")
 	fl.BoolVar(&f.verbose, "verbose", false, "log dropped and rejected requests")
 	_ = cmd.MarkFlagRequired("shared-dir")
@@ -90,7 +103,10 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	pt, err := passthrough.New(f.sharedDir, passthrough.Options{Log: log})
+	if f.maxHandles < 0 {
+		return fmt.Errorf("--max-handles %d: must be 0 (the default) or more", f.maxHandles)
+	}
+	pt, err := passthrough.New(f.sharedDir, passthrough.Options{Log: log, MaxHandles: f.maxHandles})
 	if err != nil {
 		return err
 	}

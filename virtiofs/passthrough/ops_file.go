@@ -67,13 +67,18 @@ func (fs *FS) open(r *fuse.Request, nodeid uint64, flags int, dir bool, out *fus
 	if dir && ino.typ != unix.S_IFDIR {
 		return unix.ENOTDIR
 	}
+	if e := fs.reserveHandle(); e != 0 {
+		return e
+	}
 	sw, e := fs.become(r.Caller)
 	if e != 0 {
+		fs.unreserveHandle()
 		return e
 	}
 	nfd, err := fs.reopen(ino, fd, flags)
 	fs.unbecome(sw)
 	if err != nil {
+		fs.unreserveHandle()
 		return errno(err)
 	}
 	*out = fuse.OpenOut{Fh: fs.newHandle(nodeid, nfd, dir)}
@@ -90,6 +95,17 @@ func (fs *FS) Create(r *fuse.Request, parent uint64, name string, in *fuse.Creat
 		return e
 	}
 	defer fs.inodes.unpin(p)
+	// The slot is taken before anything is created, so a full table
+	// leaves no file behind.
+	if e := fs.reserveHandle(); e != 0 {
+		return e
+	}
+	opened := false
+	defer func() {
+		if !opened {
+			fs.unreserveHandle()
+		}
+	}()
 	sw, e := fs.become(r.Caller)
 	if e != 0 {
 		return e
@@ -130,6 +146,7 @@ func (fs *FS) Create(r *fuse.Request, parent uint64, name string, in *fuse.Creat
 		return e
 	}
 	*out = fuse.OpenOut{Fh: fs.newHandle(entry.Nodeid, fd, false)}
+	opened = true
 	return fuse.OK
 }
 
