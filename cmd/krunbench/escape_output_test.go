@@ -22,14 +22,20 @@ const (
 	hostileTarget = "\x1b]52;c;dGFyZ2V0\x07\rtarget"
 )
 
-// serveAndCreate runs `krunbench serve --mount` on a fresh directory with
-// the given --trace argument, creates a file named hostileName and a
-// symlink to hostileTarget through the real /dev/fuse mount, stops the
-// server with SIGTERM and returns its stdout.
-func serveAndCreate(t *testing.T, traceArg string) string {
+// serveMount runs `krunbench serve --shared-dir shared --mount MNT` with
+// extra flags on a fresh mount point and waits until it is mounted. stop
+// sends SIGTERM, waits for a clean exit and returns the server's stdout;
+// cleanup kills and unmounts whatever is left.
+func serveMount(t *testing.T, shared string, flags ...string) (mnt string, stop func() string) {
 	t.Helper()
-	shared, mnt := t.TempDir(), t.TempDir()
-	serve := exec.Command(krunbenchBin(t), "serve", "--shared-dir", shared, "--mount", mnt, "--trace", traceArg)
+	if os.Geteuid() != 0 {
+		t.Skip("SKIP: mounting through /dev/fuse needs root")
+	}
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Skip("SKIP: no /dev/fuse")
+	}
+	mnt = t.TempDir()
+	serve := exec.Command(krunbenchBin(t), append([]string{"serve", "--shared-dir", shared, "--mount", mnt}, flags...)...)
 	stdout, stderr := newSyncBuffer(), newSyncBuffer()
 	serve.Stdout, serve.Stderr = stdout, stderr
 	if err := serve.Start(); err != nil {
@@ -37,15 +43,42 @@ func serveAndCreate(t *testing.T, traceArg string) string {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- serve.Wait() }()
-	defer func() {
+	t.Cleanup(func() {
 		serve.Process.Kill()
 		syscall.Unmount(mnt, syscall.MNT_DETACH)
-	}()
+	})
 	for deadline := time.Now().Add(60 * time.Second); !mounted(t, mnt); time.Sleep(20 * time.Millisecond) {
+		select {
+		case err := <-exited:
+			t.Fatalf("serve exited before mounting: %v\n%s", err, stderr.String())
+		default:
+		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%s not mounted after 60 s:\n%s", mnt, stderr.String())
 		}
 	}
+	return mnt, func() string {
+		t.Helper()
+		serve.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Fatalf("serve after SIGTERM: %v\n%s", err, stderr.String())
+			}
+		case <-time.After(60 * time.Second):
+			t.Fatalf("serve still running 60 s after SIGTERM:\n%s", stderr.String())
+		}
+		return stdout.String()
+	}
+}
+
+// serveAndCreate serves a fresh directory with the given --trace
+// argument, creates a file named hostileName and a symlink to
+// hostileTarget through the real /dev/fuse mount, stops the server and
+// returns its stdout.
+func serveAndCreate(t *testing.T, traceArg string) string {
+	t.Helper()
+	mnt, stop := serveMount(t, t.TempDir(), "--trace", traceArg)
 	if err := os.WriteFile(filepath.Join(mnt, hostileName), []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -55,16 +88,7 @@ func serveAndCreate(t *testing.T, traceArg string) string {
 	if got, err := os.Readlink(filepath.Join(mnt, "link")); err != nil || got != hostileTarget {
 		t.Fatalf("readlink through the mount: %q, %v", got, err)
 	}
-	serve.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("serve after SIGTERM: %v\n%s", err, stderr.String())
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatalf("serve still running 60 s after SIGTERM:\n%s", stderr.String())
-	}
-	return stdout.String()
+	return stop()
 }
 
 func mounted(t *testing.T, dir string) bool {
@@ -99,12 +123,6 @@ func checkEscaped(t *testing.T, what, out, name string) {
 // escaped (issue 11, item 7), while the JSON trace file keeps their exact
 // bytes.
 func TestGuestNamesAreEscapedOnTheTerminal(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("SKIP: mounting through /dev/fuse needs root")
-	}
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skip("SKIP: no /dev/fuse")
-	}
 	checkEscaped(t, "serve --trace -", serveAndCreate(t, "-"), hostileName)
 
 	file := filepath.Join(t.TempDir(), "trace.json")

@@ -27,7 +27,15 @@ var shareLimitsHelp = fmt.Sprintf(`Limits per shared directory: at most %d open 
 (or a quarter of RLIMIT_NOFILE if that is less; serve: --max-handles) and
 %d cached inode descriptors; past the handle bound the guest's open(2)
 fails with ENFILE. At most %d directories keep a read-ahead buffer of
-getdents entries between reads; one COPY_FILE_RANGE copies at most 8 MiB.`,
+getdents entries between reads; one COPY_FILE_RANGE copies at most 8 MiB.
+
+Guest identity (serve): by default a guest's uid 0 is host root inside the
+shared directory, as with virtiofsd and libkrun: it can make setuid-root
+files, device nodes and file capabilities there. --translate-uid and
+--translate-gid map or squash guest ids to host ids (virtiofsd's rules:
+squash:0:65534:1 runs guest root as nobody); --no-devices, --no-setid and
+--no-privileged-xattrs refuse device nodes, strip set-id bits and refuse
+security.capability and trusted.* for every caller.`,
 	passthrough.DefaultMaxHandles, passthrough.DefaultMaxOpenFDs, passthrough.MaxResidentDirBuffers)
 
 type serveFlags struct {
@@ -40,6 +48,9 @@ type serveFlags struct {
 	traceFile  string
 	workers    int
 	maxHandles int
+	uidRules   []string
+	gidRules   []string
+	policy     fuse.GuestPolicy
 	noTap      bool
 	verbose    bool
 }
@@ -68,6 +79,11 @@ vhost-user-fs-device / vhost-user-fs-pci (--socket), a drop-in for virtiofsd.
 	fl.StringVar(&f.traceFile, "trace", "", "write FUSE trace events as JSON lines to FILE (- prints them readably)")
 	fl.IntVar(&f.workers, "workers", 8, "requests served in parallel")
 	fl.IntVar(&f.maxHandles, "max-handles", 0, fmt.Sprintf("open file and directory handles the guest may hold; past it opens fail with ENFILE (0: %d, or RLIMIT_NOFILE/4 if less)", passthrough.DefaultMaxHandles))
+	fl.StringArrayVar(&f.uidRules, "translate-uid", nil, "map:GUEST:HOST:COUNT or squash:GUEST:HOST:COUNT: run guest uids as host uids (repeatable; first match wins)")
+	fl.StringArrayVar(&f.gidRules, "translate-gid", nil, "as --translate-uid, for gids")
+	fl.BoolVar(&f.policy.NoDevices, "no-devices", false, "refuse to create character and block devices (EPERM), even for guest root")
+	fl.BoolVar(&f.policy.NoSetID, "no-setid", false, "strip set-user-ID and set-group-ID bits from created files and chmod")
+	fl.BoolVar(&f.policy.NoPrivilegedXattrs, "no-privileged-xattrs", false, "refuse to set security.capability and trusted.* extended attributes (EPERM), even for guest root")
 	fl.BoolVar(&f.noTap, "no-tap", false, "do not observe requests at all (for benchmarks)")
 	fl.BoolVar(&f.verbose, "verbose", false, "log dropped and rejected requests")
 	_ = cmd.MarkFlagRequired("shared-dir")
@@ -89,7 +105,31 @@ func readOptional(path, what string) ([]byte, error) {
 	return b, nil
 }
 
+// guestPolicy is the policy the flags ask for.
+func guestPolicy(f serveFlags) (fuse.GuestPolicy, error) {
+	p := f.policy
+	for _, r := range f.uidRules {
+		rule, err := fuse.ParseIDRule(r)
+		if err != nil {
+			return p, fmt.Errorf("--translate-uid: %w", err)
+		}
+		p.UIDs = append(p.UIDs, rule)
+	}
+	for _, r := range f.gidRules {
+		rule, err := fuse.ParseIDRule(r)
+		if err != nil {
+			return p, fmt.Errorf("--translate-gid: %w", err)
+		}
+		p.GIDs = append(p.GIDs, rule)
+	}
+	return p, nil
+}
+
 func runServe(cmd *cobra.Command, f serveFlags) error {
+	policy, err := guestPolicy(f)
+	if err != nil {
+		return err
+	}
 	payload, err := readOptional(f.initFile, "--init")
 	if err != nil {
 		return err
@@ -115,7 +155,7 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 	ov.SetConfig(config)
 
 	var tap *trace.Tap
-	opts := fuse.Options{Log: log}
+	opts := fuse.Options{Log: log, Policy: policy}
 	if !f.noTap {
 		tap = trace.NewTap(trace.Options{Resolver: ov, Inodes: ov})
 		opts.Observer = tap

@@ -35,6 +35,9 @@ type Options struct {
 	Log *slog.Logger
 	// Offer overrides the INIT flags offered; 0 means Offered.
 	Offer uint32
+	// Policy limits what the guest may do (id translation, device nodes,
+	// set-id bits, privileged xattrs); the zero value changes nothing.
+	Policy GuestPolicy
 }
 
 // Server dispatches FUSE requests to a FileSystem. It is safe for
@@ -44,8 +47,9 @@ type Server struct {
 	fdr   FDReader // fs, when it can name a READ's host descriptor
 	fdw   FDWriter // fs, when it can name a WRITE's host descriptor
 	obs   Observer
-	log   *slog.Logger
-	offer uint32
+	log    *slog.Logger
+	offer  uint32
+	policy GuestPolicy
 
 	initialized atomic.Bool
 	minor       atomic.Uint32
@@ -72,7 +76,7 @@ type scratch struct {
 
 // NewServer returns a server for fs.
 func NewServer(fs FileSystem, opts Options) *Server {
-	s := &Server{fs: fs, obs: opts.Observer, log: opts.Log, offer: opts.Offer}
+	s := &Server{fs: fs, obs: opts.Observer, log: opts.Log, offer: opts.Offer, policy: opts.Policy}
 	if s.offer == 0 {
 		s.offer = Offered
 	}
@@ -193,7 +197,7 @@ func (s *Server) serve(sc *scratch) (int, bool) {
 	if sc.r.left < op.inSize {
 		return fail(syscall.EINVAL, ErrShortRequest)
 	}
-	sc.req = Request{Header: h, Caller: ev.Caller}
+	sc.req = Request{Header: h, Caller: s.policy.caller(ev.Caller)}
 	errno := op.handle(s, sc, &h)
 	ev.Errno = errno
 	ev.Synthetic = ev.Synthetic || sc.req.Synthetic
