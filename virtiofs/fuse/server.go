@@ -43,10 +43,10 @@ type Options struct {
 // Server dispatches FUSE requests to a FileSystem. It is safe for
 // concurrent use: transports call Serve from as many goroutines as they like.
 type Server struct {
-	fs    FileSystem
-	fdr   FDReader // fs, when it can name a READ's host descriptor
-	fdw   FDWriter // fs, when it can name a WRITE's host descriptor
-	obs   Observer
+	fs     FileSystem
+	fdr    FDReader // fs, when it can name a READ's host descriptor
+	fdw    FDWriter // fs, when it can name a WRITE's host descriptor
+	obs    Observer
 	log    *slog.Logger
 	offer  uint32
 	policy GuestPolicy
