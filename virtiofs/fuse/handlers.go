@@ -493,6 +493,11 @@ func (s *Server) ioctlOp(sc *scratch, h *InHeader) Errno {
 	if in.InSize > maxIoctlSize || in.OutSize > maxIoctlSize {
 		return syscall.EINVAL
 	}
+	if in.Cmd == ExitCodeIoctl && h.Nodeid != RootID {
+		// The init reports its exit code on the root it opened; on any
+		// other inode the command reaches no filesystem.
+		return syscall.ENOTTY
+	}
 	inData, ok := sc.r.next(int(in.InSize))
 	if !ok {
 		return syscall.EINVAL

@@ -93,6 +93,21 @@ func (fs *FS) getHandle(fh uint64) (*handle, fuse.Errno) {
 	return h, fuse.OK
 }
 
+// getHandleFor is getHandle for a request that names both a nodeid and a
+// handle (GETATTR, SETATTR): a handle opened on another inode is EBADF,
+// so a SETATTR cannot truncate one file through another's handle.
+func (fs *FS) getHandleFor(fh, nodeid uint64) (*handle, fuse.Errno) {
+	h, e := fs.getHandle(fh)
+	if e != 0 {
+		return nil, e
+	}
+	if h.nodeid != nodeid {
+		h.put()
+		return nil, unix.EBADF
+	}
+	return h, fuse.OK
+}
+
 // releaseHandle removes fh from the table.
 func (fs *FS) releaseHandle(fh uint64, dir bool) fuse.Errno {
 	fs.hmu.Lock()

@@ -61,6 +61,7 @@ func (fs *FS) OpenDir(r *fuse.Request, nodeid uint64, in *fuse.OpenIn, out *fuse
 // and only once it is sure the entry fits, so no lookup count is taken for
 // an entry the client never sees.
 func (fs *FS) ReadDir(r *fuse.Request, nodeid uint64, in *fuse.ReadIn, plus bool, list *fuse.DirList) fuse.Errno {
+	epoch := fs.inodes.session()
 	h, e := fs.getHandle(in.Fh)
 	if e != 0 {
 		return e
@@ -123,7 +124,7 @@ func (fs *FS) ReadDir(r *fuse.Request, nodeid uint64, in *fuse.ReadIn, plus bool
 		var added bool
 		if plus && ent.name != "." && ent.name != ".." {
 			var entry fuse.EntryOut
-			if fs.lookupFast(h.nodeid, dirFD, ent.name, &entry) != 0 {
+			if fs.lookupFast(epoch, h.nodeid, dirFD, ent.name, &entry) != 0 {
 				entry = fuse.EntryOut{}
 			}
 			added = list.AddPlus(&entry, ent.ino, ent.off, ent.typ, ent.name)

@@ -87,6 +87,7 @@ func (fs *FS) open(r *fuse.Request, nodeid uint64, flags int, dir bool, out *fus
 
 // Create creates (or, without O_EXCL, opens) name in parent and opens it.
 func (fs *FS) Create(r *fuse.Request, parent uint64, name string, in *fuse.CreateIn, entry *fuse.EntryOut, out *fuse.OpenOut) fuse.Errno {
+	epoch := fs.inodes.session()
 	if e := checkName(name); e != 0 {
 		return e
 	}
@@ -141,7 +142,7 @@ func (fs *FS) Create(r *fuse.Request, parent uint64, name string, in *fuse.Creat
 		unix.Close(fd)
 		return errno(err)
 	}
-	if e := fs.enter(parent, name, pathFD, want, entry); e != 0 {
+	if e := fs.enter(epoch, parent, name, pathFD, want, entry); e != 0 {
 		unix.Close(fd)
 		return e
 	}
@@ -300,7 +301,7 @@ func (fs *FS) Fallocate(r *fuse.Request, nodeid uint64, in *fuse.FallocateIn) fu
 	return errno(unix.Fallocate(h.fd, in.Mode, int64(in.Offset), int64(in.Length)))
 }
 
-// Lseek answers SEEK_DATA and SEEK_HOLE (and the plain whences).
+// Lseek answers SEEK_DATA and SEEK_HOLE (and the plain whences) on files.
 func (fs *FS) Lseek(r *fuse.Request, nodeid uint64, in *fuse.LseekIn, out *fuse.LseekOut) fuse.Errno {
 	switch in.Whence {
 	case unix.SEEK_SET, unix.SEEK_CUR, unix.SEEK_END, unix.SEEK_DATA, unix.SEEK_HOLE:
@@ -312,6 +313,12 @@ func (fs *FS) Lseek(r *fuse.Request, nodeid uint64, in *fuse.LseekIn, out *fuse.
 		return e
 	}
 	defer h.put()
+	if h.dir != nil {
+		// The client seeks directories itself (READDIR carries the
+		// cookie); moving the host offset under a directory handle would
+		// desynchronise its buffered entries from its position.
+		return unix.EINVAL
+	}
 	off, err := unix.Seek(h.fd, int64(in.Offset), int(in.Whence))
 	if err != nil {
 		return errno(err)
