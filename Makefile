@@ -39,9 +39,12 @@ unit: $(INIT)
 # Short runs of every fuzz target (seed corpora live in testdata/fuzz);
 # FuzzServe takes ~10 s idle, ~50 s beside two CPU hogs on 2 cores. Each
 # virtiofs target fails an input that runs over a minute (a hang).
+# FuzzSequence: request sequences against a real directory with an escape
+# oracle and small, split, sometimes empty reply buffers.
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZEXECS) ./virtiofs/fuse
 	$(GO) test -run '^$$' -fuzz '^FuzzServe$$' -fuzztime $(FUZZEXECS) ./virtiofs/fuse
+	$(GO) test -run '^$$' -fuzz '^FuzzSequence$$' -fuzztime $(FUZZEXECS) ./virtiofs/fuse
 	$(GO) test -run '^$$' -fuzz '^FuzzQueue$$' -fuzztime $(FUZZEXECS) ./vmm/virtio
 
 lint: $(INIT)
