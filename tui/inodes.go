@@ -160,7 +160,7 @@ func (p *inodes) View(focused bool) string {
 	end := min(p.top+p.page(), len(p.rows))
 	for i := p.top; i < end; i++ {
 		r := &p.rows[i]
-		path := r.Path
+		path := trace.Printable(r.Path)
 		if path == "" {
 			path = "?"
 		}

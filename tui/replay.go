@@ -263,7 +263,7 @@ func (a *aggregator) inodes() []trace.InodeRow {
 // opLabel is an event's opcode name.
 func opLabel(ev *trace.Event) string {
 	if ev.OpName != "" {
-		return ev.OpName
+		return trace.Printable(ev.OpName)
 	}
 	return fuse.OpName(ev.Op)
 }

@@ -156,7 +156,7 @@ func (s *stats) rows() []statRow {
 				r = &statRow{op: o.Op}
 				byOp[o.Op] = r
 			}
-			r.name, r.count, r.errors, r.bytes = o.Name, o.Count, o.Errors, o.Bytes
+			r.name, r.count, r.errors, r.bytes = trace.Printable(o.Name), o.Count, o.Errors, o.Bytes
 			r.p50, r.p99, r.lat = o.Latency.P50, o.Latency.P99, true
 		}
 	}

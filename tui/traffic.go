@@ -361,21 +361,21 @@ func (t *traffic) Update(msg tea.KeyPressMsg) tea.Cmd {
 }
 
 // target names what a request is about: the path, joined with the name
-// it looks up or creates.
+// it looks up or creates, escaped for the terminal (trace.Printable).
 func target(ev *trace.Event) string {
-	p := ev.Path
+	p := trace.Printable(ev.Path)
 	if p == "" && ev.Nodeid != 0 {
 		p = "#" + strconv.FormatUint(ev.Nodeid, 10)
 	}
 	if ev.Name != "" {
 		if strings.HasPrefix(p, "/") {
-			p = joinPath(p, ev.Name)
+			p = joinPath(p, trace.Printable(ev.Name))
 		} else {
-			p += " " + ev.Name
+			p += " " + trace.Printable(ev.Name)
 		}
 	}
 	if ev.NewName != "" {
-		p += " → " + ev.NewName
+		p += " → " + trace.Printable(ev.NewName)
 	}
 	return p
 }
@@ -413,7 +413,7 @@ func (t *traffic) render(e *trafficEntry) string {
 	var result string
 	switch {
 	case ev.Dropped != "":
-		result = st.Error.Render("DROPPED: " + ev.Dropped)
+		result = st.Error.Render("DROPPED: " + trace.Printable(ev.Dropped))
 	case ev.Errno != 0:
 		result = st.Error.Render(trace.ErrnoName(ev.Errno))
 	case e.init && ev.EOF:

@@ -31,6 +31,7 @@ func newRunCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "run --rootfs DIR [--init default|none|NAME|FILE] [flags] -- CMD ARGS",
 		Short: "Boot a guest on DIR as its virtio-fs root and run CMD; exit with its exit code",
+		Long:  "run boots a guest on DIR as its virtio-fs root and runs CMD; it exits with CMD's exit code.\n\n" + shareLimitsHelp,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runGuest(cmd, f, args)
 		},

@@ -23,6 +23,23 @@ import (
 	"github.com/krunbench/krunbench/virtiofs/vhostuser"
 )
 
+// shareLimitsHelp says in --help (serve and run) what bounds a guest's use
+// of the host process through the shared directory.
+var shareLimitsHelp = fmt.Sprintf(`Limits per shared directory: at most %d open file and directory handles
+(or a quarter of RLIMIT_NOFILE if that is less; serve: --max-handles) and
+%d cached inode descriptors; past the handle bound the guest's open(2)
+fails with ENFILE. At most %d directories keep a read-ahead buffer of
+getdents entries between reads; one COPY_FILE_RANGE copies at most 8 MiB.
+
+Guest identity (serve): by default a guest's uid 0 is host root inside the
+shared directory, as with virtiofsd and libkrun: it can make setuid-root
+files, device nodes and file capabilities there. --translate-uid and
+--translate-gid map or squash guest ids to host ids (virtiofsd's rules:
+squash:0:65534:1 runs guest root as nobody); --no-devices, --no-setid and
+--no-privileged-xattrs refuse device nodes, strip set-id bits and refuse
+security.capability and trusted.* for every caller.`,
+	passthrough.DefaultMaxHandles, passthrough.DefaultMaxOpenFDs, passthrough.MaxResidentDirBuffers)
+
 type serveFlags struct {
 	sharedDir  string
 	mount      string
@@ -33,6 +50,10 @@ type serveFlags struct {
 	configFile string
 	traceFile  string
 	workers    int
+	maxHandles int
+	uidRules   []string
+	gidRules   []string
+	policy     fuse.GuestPolicy
 	noTap      bool
 	verbose    bool
 }
@@ -44,7 +65,9 @@ func newServeCmd() *cobra.Command {
 		Short: "Serve a directory with /init.krun over /dev/fuse or as a vhost-user-fs backend until interrupted",
 		Long: `serve exports DIR with krunbench's synthetic /init.krun, either mounted on the
 host through /dev/fuse (--mount), or as the vhost-user backend of QEMU's
-vhost-user-fs-device / vhost-user-fs-pci (--socket), a drop-in for virtiofsd.`,
+vhost-user-fs-device / vhost-user-fs-pci (--socket), a drop-in for virtiofsd.
+
+` + shareLimitsHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runServe(cmd, f) },
 	}
@@ -59,6 +82,12 @@ vhost-user-fs-device / vhost-user-fs-pci (--socket), a drop-in for virtiofsd.`,
 	fl.StringVar(&f.configFile, "krun-config", "", "file served as /.krun_config.json")
 	fl.StringVar(&f.traceFile, "trace", "", "write FUSE trace events as JSON lines to FILE (- prints them readably)")
 	fl.IntVar(&f.workers, "workers", 8, "requests served in parallel")
+	fl.IntVar(&f.maxHandles, "max-handles", 0, fmt.Sprintf("open file and directory handles the guest may hold; past it opens fail with ENFILE (0: %d, or RLIMIT_NOFILE/4 if less)", passthrough.DefaultMaxHandles))
+	fl.StringArrayVar(&f.uidRules, "translate-uid", nil, "map:GUEST:HOST:COUNT or squash:GUEST:HOST:COUNT: run guest uids as host uids (repeatable; first match wins)")
+	fl.StringArrayVar(&f.gidRules, "translate-gid", nil, "as --translate-uid, for gids")
+	fl.BoolVar(&f.policy.NoDevices, "no-devices", false, "refuse to create character and block devices (EPERM), even for guest root")
+	fl.BoolVar(&f.policy.NoSetID, "no-setid", false, "strip set-user-ID and set-group-ID bits from created files and chmod")
+	fl.BoolVar(&f.policy.NoPrivilegedXattrs, "no-privileged-xattrs", false, "refuse to set security.capability and trusted.* extended attributes (EPERM), even for guest root")
 	fl.BoolVar(&f.noTap, "no-tap", false, "do not observe requests at all (for benchmarks)")
 	fl.BoolVar(&f.verbose, "verbose", false, "log dropped and rejected requests")
 	_ = cmd.MarkFlagRequired("shared-dir")
@@ -80,7 +109,31 @@ func readOptional(path, what string) ([]byte, error) {
 	return b, nil
 }
 
+// guestPolicy is the policy the flags ask for.
+func guestPolicy(f serveFlags) (fuse.GuestPolicy, error) {
+	p := f.policy
+	for _, r := range f.uidRules {
+		rule, err := fuse.ParseIDRule(r)
+		if err != nil {
+			return p, fmt.Errorf("--translate-uid: %w", err)
+		}
+		p.UIDs = append(p.UIDs, rule)
+	}
+	for _, r := range f.gidRules {
+		rule, err := fuse.ParseIDRule(r)
+		if err != nil {
+			return p, fmt.Errorf("--translate-gid: %w", err)
+		}
+		p.GIDs = append(p.GIDs, rule)
+	}
+	return p, nil
+}
+
 func runServe(cmd *cobra.Command, f serveFlags) error {
+	policy, err := guestPolicy(f)
+	if err != nil {
+		return err
+	}
 	payload, err := resolvePayload(f.initFile)
 	if err != nil {
 		return err
@@ -94,7 +147,10 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	pt, err := passthrough.New(f.sharedDir, passthrough.Options{Log: log})
+	if f.maxHandles < 0 {
+		return fmt.Errorf("--max-handles %d: must be 0 (the default) or more", f.maxHandles)
+	}
+	pt, err := passthrough.New(f.sharedDir, passthrough.Options{Log: log, MaxHandles: f.maxHandles})
 	if err != nil {
 		return err
 	}
@@ -112,7 +168,7 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 	ov.SetConfig(config)
 
 	var tap *trace.Tap
-	opts := fuse.Options{Log: log}
+	opts := fuse.Options{Log: log, Policy: policy}
 	if !f.noTap {
 		tap = trace.NewTap(trace.Options{Resolver: ov, Inodes: ov})
 		opts.Observer = tap
@@ -135,14 +191,16 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 }
 
 func serveFuseDev(cmd *cobra.Command, srv *fuse.Server, f serveFlags) error {
+	// Signals are caught before the mount appears, so a SIGTERM sent as
+	// soon as it does still unmounts.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
 	m, err := fusedev.New(srv, f.mount, fusedev.Options{Workers: f.workers, AllowOther: true})
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(cmd.ErrOrStderr(), "krunbench: serving %s on %s (Ctrl-C to unmount)\n", f.sharedDir, f.mount)
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sigs)
 	done := make(chan error, 1)
 	go func() { done <- m.Wait() }()
 	select {

@@ -94,6 +94,7 @@ func (s *Server) getattrOp(sc *scratch, h *InHeader) Errno {
 func (s *Server) setattrOp(sc *scratch, h *InHeader) Errno {
 	in, _ := decodeArg[SetAttrIn](&sc.r)
 	sc.ev.Flags, sc.ev.Fh, sc.ev.Mode, sc.ev.Offset = in.Valid, in.Fh, in.Mode, in.Size
+	s.policy.setattr(&in)
 	var out AttrOut
 	if errno := s.fs.SetAttr(&sc.req, h.Nodeid, &in, &out); errno != 0 {
 		return errno
@@ -135,6 +136,10 @@ func (s *Server) mknodOp(sc *scratch, h *InHeader) Errno {
 		return errno
 	}
 	sc.ev.Mode = in.Mode
+	if errno := s.policy.mknod(in.Mode); errno != 0 {
+		return errno
+	}
+	in.Mode = s.policy.mode(in.Mode)
 	var e EntryOut
 	return s.entryReply(sc, &e, s.fs.Mknod(&sc.req, h.Nodeid, name, &in, &e))
 }
@@ -146,6 +151,7 @@ func (s *Server) mkdirOp(sc *scratch, h *InHeader) Errno {
 		return errno
 	}
 	sc.ev.Mode = in.Mode
+	in.Mode = s.policy.mode(in.Mode)
 	var e EntryOut
 	return s.entryReply(sc, &e, s.fs.Mkdir(&sc.req, h.Nodeid, name, &in, &e))
 }
@@ -219,6 +225,7 @@ func (s *Server) createOp(sc *scratch, h *InHeader) Errno {
 		return errno
 	}
 	sc.ev.Flags, sc.ev.Mode = in.Flags, in.Mode
+	in.Mode = s.policy.mode(in.Mode)
 	var e EntryOut
 	var out OpenOut
 	if errno := s.fs.Create(&sc.req, h.Nodeid, name, &in, &e, &out); errno != 0 {
@@ -381,6 +388,9 @@ func (s *Server) setxattrOp(sc *scratch, h *InHeader) Errno {
 		return syscall.EINVAL
 	}
 	sc.ev.Size, sc.ev.Flags = in.Size, in.Flags
+	if errno := s.policy.setxattr(name); errno != 0 {
+		return errno
+	}
 	return s.fs.SetXattr(&sc.req, h.Nodeid, name, value, in.Flags)
 }
 
@@ -482,6 +492,11 @@ func (s *Server) ioctlOp(sc *scratch, h *InHeader) Errno {
 	}
 	if in.InSize > maxIoctlSize || in.OutSize > maxIoctlSize {
 		return syscall.EINVAL
+	}
+	if in.Cmd == ExitCodeIoctl && h.Nodeid != RootID {
+		// The init reports its exit code on the root it opened; on any
+		// other inode the command reaches no filesystem.
+		return syscall.ENOTTY
 	}
 	inData, ok := sc.r.next(int(in.InSize))
 	if !ok {

@@ -35,17 +35,21 @@ type Options struct {
 	Log *slog.Logger
 	// Offer overrides the INIT flags offered; 0 means Offered.
 	Offer uint32
+	// Policy limits what the guest may do (id translation, device nodes,
+	// set-id bits, privileged xattrs); the zero value changes nothing.
+	Policy GuestPolicy
 }
 
 // Server dispatches FUSE requests to a FileSystem. It is safe for
 // concurrent use: transports call Serve from as many goroutines as they like.
 type Server struct {
-	fs    FileSystem
-	fdr   FDReader // fs, when it can name a READ's host descriptor
-	fdw   FDWriter // fs, when it can name a WRITE's host descriptor
-	obs   Observer
-	log   *slog.Logger
-	offer uint32
+	fs     FileSystem
+	fdr    FDReader // fs, when it can name a READ's host descriptor
+	fdw    FDWriter // fs, when it can name a WRITE's host descriptor
+	obs    Observer
+	log    *slog.Logger
+	offer  uint32
+	policy GuestPolicy
 
 	initialized atomic.Bool
 	minor       atomic.Uint32
@@ -72,7 +76,7 @@ type scratch struct {
 
 // NewServer returns a server for fs.
 func NewServer(fs FileSystem, opts Options) *Server {
-	s := &Server{fs: fs, obs: opts.Observer, log: opts.Log, offer: opts.Offer}
+	s := &Server{fs: fs, obs: opts.Observer, log: opts.Log, offer: opts.Offer, policy: opts.Policy}
 	if s.offer == 0 {
 		s.offer = Offered
 	}
@@ -154,12 +158,20 @@ func (s *Server) serve(sc *scratch) (int, bool) {
 	}
 	ev.Unique, ev.Opcode, ev.Nodeid = h.Unique, h.Opcode, h.Nodeid
 	ev.Caller = Caller{Uid: h.Uid, Gid: h.Gid, Pid: h.Pid}
-	if w.total < OutHeaderSize {
-		if op, ok := lookupOp(h.Opcode); !ok || !op.noReply {
-			return s.drop(sc, ErrShortReply)
-		}
+	op, known := lookupOp(h.Opcode)
+	// FORGET, BATCH_FORGET and INTERRUPT have no reply even when they
+	// fail: the driver gave them no room for one.
+	noReply := known && op.noReply
+	if w.total < OutHeaderSize && !noReply {
+		return s.drop(sc, ErrShortReply)
 	}
 	fail := func(errno Errno, why error) (int, bool) {
+		if noReply {
+			if why == nil {
+				why = errno
+			}
+			return s.drop(sc, why)
+		}
 		s.log.Debug("rejecting FUSE request", "reason", why, "opcode", h.Opcode, "unique", h.Unique)
 		ev.Errno = errno
 		return w.finish(h.Unique, errno), true
@@ -176,7 +188,6 @@ func (s *Server) serve(sc *scratch) (int, bool) {
 	}
 	r.limit(int(h.Len) - InHeaderSize)
 
-	op, known := lookupOp(h.Opcode)
 	if !known {
 		return fail(syscall.ENOSYS, nil)
 	}
@@ -186,7 +197,7 @@ func (s *Server) serve(sc *scratch) (int, bool) {
 	if sc.r.left < op.inSize {
 		return fail(syscall.EINVAL, ErrShortRequest)
 	}
-	sc.req = Request{Header: h, Caller: ev.Caller}
+	sc.req = Request{Header: h, Caller: s.policy.caller(ev.Caller)}
 	errno := op.handle(s, sc, &h)
 	ev.Errno = errno
 	ev.Synthetic = ev.Synthetic || sc.req.Synthetic

@@ -13,6 +13,7 @@ import (
 // every in-flight operation another, so RELEASE racing with a READ never
 // closes (and lets the host reuse) a descriptor still being read.
 type handle struct {
+	fs     *FS
 	fh     uint64
 	nodeid uint64
 	fd     int
@@ -32,18 +33,39 @@ type dirState struct {
 	// buf[off:end] holds dirents read from the host but not yet handed out.
 	buf      []byte
 	off, end int
+	// resident is set while buf counts against MaxResidentDirBuffers; a
+	// buffer that does not is only borrowed for one READDIR.
+	resident bool
 }
 
 // put drops a reference, closing the descriptor with the last one.
 func (h *handle) put() {
 	if h.refs.Add(-1) == 0 {
 		unix.Close(h.fd)
+		if h.dir != nil && h.dir.resident {
+			h.fs.residentDirBufs.Add(-1)
+		}
+		h.fs.openFDs.Add(-1)
 	}
 }
 
-// newHandle registers fd and returns its fh; ownership of fd passes to it.
+// reserveHandle takes one of the maxHandles slots for a handle about to
+// be opened, or fails with ENFILE: the filesystem's table is full. The
+// slot passes to newHandle, or is given back with unreserveHandle.
+func (fs *FS) reserveHandle() fuse.Errno {
+	if fs.openFDs.Add(1) > fs.maxHandles {
+		fs.openFDs.Add(-1)
+		return unix.ENFILE
+	}
+	return fuse.OK
+}
+
+func (fs *FS) unreserveHandle() { fs.openFDs.Add(-1) }
+
+// newHandle registers fd in a slot taken by reserveHandle and returns its
+// fh; ownership of fd passes to it.
 func (fs *FS) newHandle(nodeid uint64, fd int, dir bool) uint64 {
-	h := &handle{nodeid: nodeid, fd: fd}
+	h := &handle{fs: fs, nodeid: nodeid, fd: fd}
 	h.refs.Store(1)
 	h.release = h.put
 	if dir {
@@ -66,6 +88,21 @@ func (fs *FS) getHandle(fh uint64) (*handle, fuse.Errno) {
 	}
 	fs.hmu.RUnlock()
 	if h == nil {
+		return nil, unix.EBADF
+	}
+	return h, fuse.OK
+}
+
+// getHandleFor is getHandle for a request that names both a nodeid and a
+// handle (GETATTR, SETATTR): a handle opened on another inode is EBADF,
+// so a SETATTR cannot truncate one file through another's handle.
+func (fs *FS) getHandleFor(fh, nodeid uint64) (*handle, fuse.Errno) {
+	h, e := fs.getHandle(fh)
+	if e != 0 {
+		return nil, e
+	}
+	if h.nodeid != nodeid {
+		h.put()
 		return nil, unix.EBADF
 	}
 	return h, fuse.OK

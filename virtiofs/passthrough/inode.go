@@ -65,6 +65,22 @@ type inodeTable struct {
 	mounts map[int]int
 	// warned is set once the lack of file handles has been logged.
 	warned bool
+	// epoch counts resets. An operation that can add a lookup takes it
+	// first (session) and hands it to the registration, which refuses a
+	// stale one: a LOOKUP in flight across a DESTROY must not leave an
+	// inode (and its descriptor) in the table after the reset.
+	epoch uint64
+	// beforeRegister, when set (by tests), runs just before a lookup is
+	// registered, to put a DESTROY in that window deterministically.
+	beforeRegister func()
+}
+
+// session is the current epoch, for a registration later in the same
+// operation.
+func (t *inodeTable) session() uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.epoch
 }
 
 func (t *inodeTable) init(fs *FS, rootFD int, st *unix.Stat_t, maxFDs int) error {
@@ -206,7 +222,7 @@ func closeAll(fds []int) {
 // ownership passes to the table) found as name in parent, and returns its
 // nodeid. An empty name ("." or "..") leaves the path record alone. A cached inode whose file handle no longer matches (the host
 // inode number was reused) is replaced by a fresh one.
-func (t *inodeTable) register(parent uint64, name string, fd int, st *unix.Stat_t) uint64 {
+func (t *inodeTable) register(epoch, parent uint64, name string, fd int, st *unix.Stat_t) (uint64, fuse.Errno) {
 	key := inodeKey{st.Dev, st.Ino}
 	var h *unix.FileHandle
 	mfd := -1
@@ -220,7 +236,15 @@ func (t *inodeTable) register(parent uint64, name string, fd int, st *unix.Stat_
 		t.warnNoHandle(err)
 	}
 
+	if t.beforeRegister != nil {
+		t.beforeRegister()
+	}
 	t.mu.Lock()
+	if epoch != t.epoch {
+		t.mu.Unlock()
+		unix.Close(fd)
+		return 0, unix.ESTALE
+	}
 	in := t.byKey[key]
 	if in != nil && in != t.root && in.handle != nil && h != nil && !sameHandle(in.handle, h) {
 		delete(t.byKey, key)
@@ -242,7 +266,7 @@ func (t *inodeTable) register(parent uint64, name string, fd int, st *unix.Stat_
 		id := in.nodeid
 		t.mu.Unlock()
 		closeAll(victims)
-		return id
+		return id, fuse.OK
 	}
 	if name == "" {
 		name = ".."
@@ -267,7 +291,7 @@ func (t *inodeTable) register(parent uint64, name string, fd int, st *unix.Stat_
 	}
 	t.mu.Unlock()
 	closeAll(victims)
-	return in.nodeid
+	return in.nodeid, fuse.OK
 }
 
 func sameHandle(a, b *unix.FileHandle) bool {
@@ -372,6 +396,7 @@ func (t *inodeTable) reset() {
 		}
 	}
 	t.root.nlookup = 1
+	t.epoch++
 	t.mu.Unlock()
 	closeAll(victims)
 }

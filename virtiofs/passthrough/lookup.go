@@ -20,26 +20,26 @@ import (
 
 // lookupFast resolves name in the directory open at pfd, registers it and
 // fills out. It runs with the caller's credentials.
-func (fs *FS) lookupFast(parent uint64, pfd int, name string, out *fuse.EntryOut) fuse.Errno {
+func (fs *FS) lookupFast(epoch, parent uint64, pfd int, name string, out *fuse.EntryOut) fuse.Errno {
 	if name == "." || name == ".." {
-		return fs.lookupAt(parent, pfd, name, -1, out)
+		return fs.lookupAt(epoch, parent, pfd, name, -1, out)
 	}
 	var st unix.Stat_t
 	if err := unix.Fstatat(pfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return errno(err)
 	}
 	t := &fs.inodes
-	if id, ok := t.again(parent, name, &st); ok {
+	if id, ok := t.again(epoch, parent, name, &st); ok {
 		fs.fillEntry(out, id, &st)
 		return fuse.OK
 	}
 	fh, mnt, err := unix.NameToHandleAt(pfd, name, 0)
 	if err != nil {
-		return fs.lookupAt(parent, pfd, name, -1, out)
+		return fs.lookupAt(epoch, parent, pfd, name, -1, out)
 	}
-	id, ok := t.registerHandle(parent, name, &st, &fh, mnt)
+	id, ok := t.registerHandle(epoch, parent, name, &st, &fh, mnt)
 	if !ok {
-		return fs.lookupAt(parent, pfd, name, -1, out)
+		return fs.lookupAt(epoch, parent, pfd, name, -1, out)
 	}
 	fs.fillEntry(out, id, &st)
 	return fuse.OK
@@ -47,12 +47,16 @@ func (fs *FS) lookupFast(parent uint64, pfd int, name string, out *fuse.EntryOut
 
 // again adds a lookup to the known inode st describes if the table holds
 // its descriptor, which proves it is the same host inode. It reports false
-// when the inode needs its file handle to tell.
-func (t *inodeTable) again(parent uint64, name string, st *unix.Stat_t) (uint64, bool) {
+// when the inode needs its file handle to tell, or epoch is stale (the
+// slow path then refuses it).
+func (t *inodeTable) again(epoch, parent uint64, name string, st *unix.Stat_t) (uint64, bool) {
+	if t.beforeRegister != nil {
+		t.beforeRegister()
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	in := t.byKey[inodeKey{st.Dev, st.Ino}]
-	if in == nil || in.fd < 0 {
+	if in == nil || in.fd < 0 || epoch != t.epoch {
 		return 0, false
 	}
 	in.nlookup++
@@ -66,13 +70,17 @@ func (t *inodeTable) again(parent uint64, name string, st *unix.Stat_t) (uint64,
 // file handle h on mount mnt, without a descriptor: a known inode with the
 // same handle gains a lookup, one with another handle (its number was
 // reused) is replaced. It reports false when mnt has no descriptor for
-// open_by_handle_at yet (lookupAt makes one).
-func (t *inodeTable) registerHandle(parent uint64, name string, st *unix.Stat_t, h *unix.FileHandle, mnt int) (uint64, bool) {
+// open_by_handle_at yet (lookupAt makes one), or epoch is stale (the
+// slow path then refuses it).
+func (t *inodeTable) registerHandle(epoch, parent uint64, name string, st *unix.Stat_t, h *unix.FileHandle, mnt int) (uint64, bool) {
 	key := inodeKey{st.Dev, st.Ino}
+	if t.beforeRegister != nil {
+		t.beforeRegister()
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	mfd, ok := t.mounts[mnt]
-	if !ok {
+	if !ok || epoch != t.epoch {
 		return 0, false
 	}
 	if in := t.byKey[key]; in != nil {

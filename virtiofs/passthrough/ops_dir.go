@@ -3,6 +3,7 @@ package passthrough
 import (
 	"bytes"
 	"encoding/binary"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -11,6 +12,43 @@ import (
 
 // direntBufSize is the getdents64 buffer of a directory handle.
 const direntBufSize = 32 << 10
+
+// direntBufs recycles getdents64 buffers between directory handles.
+var direntBufs = sync.Pool{New: func() any { b := make([]byte, direntBufSize); return &b }}
+
+// dirBuffer lends d a getdents64 buffer for a READDIR. It stays with the
+// handle between READDIRs (resident) while fewer than MaxResidentDirBuffers
+// handles hold one; beyond that it is only borrowed for this READDIR.
+func (fs *FS) dirBuffer(d *dirState) {
+	d.buf = *direntBufs.Get().(*[]byte)
+	d.resident = fs.residentDirBufs.Add(1) <= MaxResidentDirBuffers
+	if !d.resident {
+		fs.residentDirBufs.Add(-1)
+	}
+}
+
+// settleDirBuffer ends a READDIR: a resident buffer with entries not yet
+// handed out stays; a drained one goes back to the pool with its slot; a
+// borrowed one goes back too, after the directory is rewound to the last
+// entry handed out so that the entries it held are read again next time.
+func (fs *FS) settleDirBuffer(fd int, d *dirState) {
+	switch {
+	case d.buf == nil || (d.resident && d.off < d.end):
+		return
+	case d.resident:
+		fs.residentDirBufs.Add(-1)
+		d.resident = false
+	case d.off < d.end:
+		// If the rewind fails, the position is forgotten: the next
+		// READDIR then seeks to the client's cookie itself.
+		if _, err := unix.Seek(fd, int64(d.pos), unix.SEEK_SET); err != nil {
+			d.pos = ^uint64(0)
+		}
+	}
+	buf := d.buf
+	d.buf, d.off, d.end = nil, 0, 0
+	direntBufs.Put(&buf)
+}
 
 // OpenDir opens a directory for READDIR as the caller.
 func (fs *FS) OpenDir(r *fuse.Request, nodeid uint64, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Errno {
@@ -23,6 +61,7 @@ func (fs *FS) OpenDir(r *fuse.Request, nodeid uint64, in *fuse.OpenIn, out *fuse
 // and only once it is sure the entry fits, so no lookup count is taken for
 // an entry the client never sees.
 func (fs *FS) ReadDir(r *fuse.Request, nodeid uint64, in *fuse.ReadIn, plus bool, list *fuse.DirList) fuse.Errno {
+	epoch := fs.inodes.session()
 	h, e := fs.getHandle(in.Fh)
 	if e != 0 {
 		return e
@@ -57,8 +96,9 @@ func (fs *FS) ReadDir(r *fuse.Request, nodeid uint64, in *fuse.ReadIn, plus bool
 		d.off, d.end = 0, 0
 	}
 	if d.buf == nil {
-		d.buf = make([]byte, direntBufSize)
+		fs.dirBuffer(d)
 	}
+	defer fs.settleDirBuffer(h.fd, d)
 	for {
 		if d.off >= d.end {
 			n, err := unix.Getdents(h.fd, d.buf)
@@ -84,7 +124,7 @@ func (fs *FS) ReadDir(r *fuse.Request, nodeid uint64, in *fuse.ReadIn, plus bool
 		var added bool
 		if plus && ent.name != "." && ent.name != ".." {
 			var entry fuse.EntryOut
-			if fs.lookupFast(h.nodeid, dirFD, ent.name, &entry) != 0 {
+			if fs.lookupFast(epoch, h.nodeid, dirFD, ent.name, &entry) != 0 {
 				entry = fuse.EntryOut{}
 			}
 			added = list.AddPlus(&entry, ent.ino, ent.off, ent.typ, ent.name)

@@ -9,18 +9,19 @@ import (
 // lookupAt opens name (one component, never followed) in the directory open
 // at pfd, registers it and fills out. It runs with the caller's credentials.
 // want, unless negative, is the mode a just-created inode was asked to have
-// (see fixMode).
-func (fs *FS) lookupAt(parent uint64, pfd int, name string, want int64, out *fuse.EntryOut) fuse.Errno {
+// (see fixMode). epoch is the table's when the operation began.
+func (fs *FS) lookupAt(epoch, parent uint64, pfd int, name string, want int64, out *fuse.EntryOut) fuse.Errno {
 	fd, err := unix.Openat(pfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return errno(err)
 	}
-	return fs.enter(parent, name, fd, want, out)
+	return fs.enter(epoch, parent, name, fd, want, out)
 }
 
 // enter registers the inode open at the O_PATH descriptor fd (which it
-// takes over) as name in parent and fills out.
-func (fs *FS) enter(parent uint64, name string, fd int, want int64, out *fuse.EntryOut) fuse.Errno {
+// takes over) as name in parent and fills out; a reset since epoch makes
+// it ESTALE.
+func (fs *FS) enter(epoch, parent uint64, name string, fd int, want int64, out *fuse.EntryOut) fuse.Errno {
 	var st unix.Stat_t
 	if err := statFD(fd, &st); err != nil {
 		unix.Close(fd)
@@ -35,7 +36,10 @@ func (fs *FS) enter(parent uint64, name string, fd int, want int64, out *fuse.En
 	if name == "." || name == ".." {
 		name = ""
 	}
-	id := fs.inodes.register(parent, name, fd, &st)
+	id, e := fs.inodes.register(epoch, parent, name, fd, &st)
+	if e != 0 {
+		return e
+	}
 	fs.fillEntry(out, id, &st)
 	return fuse.OK
 }
@@ -44,6 +48,7 @@ func (fs *FS) enter(parent uint64, name string, fd int, want int64, out *fuse.En
 // parent, except at the root, whose ".." is the root: LOOKUP never leaves
 // the share.
 func (fs *FS) Lookup(r *fuse.Request, parent uint64, name string, out *fuse.EntryOut) fuse.Errno {
+	epoch := fs.inodes.session()
 	if name != "." && name != ".." {
 		if e := checkName(name); e != 0 {
 			return e
@@ -65,7 +70,7 @@ func (fs *FS) Lookup(r *fuse.Request, parent uint64, name string, out *fuse.Entr
 		return e
 	}
 	defer fs.unbecome(sw)
-	return fs.lookupFast(parent, pfd, name, out)
+	return fs.lookupFast(epoch, parent, pfd, name, out)
 }
 
 // Forget drops nlookup lookups of nodeid.
@@ -75,7 +80,7 @@ func (fs *FS) Forget(nodeid, nlookup uint64) { fs.inodes.forget(nodeid, nlookup)
 func (fs *FS) GetAttr(r *fuse.Request, nodeid uint64, in *fuse.GetAttrIn, out *fuse.AttrOut) fuse.Errno {
 	var st unix.Stat_t
 	if in != nil && in.GetattrFlags&fuse.GetattrFh != 0 {
-		if h, e := fs.getHandle(in.Fh); e == 0 {
+		if h, e := fs.getHandleFor(in.Fh, nodeid); e == 0 {
 			err := unix.Fstat(h.fd, &st)
 			h.put()
 			if err != nil {
@@ -108,7 +113,7 @@ func (fs *FS) SetAttr(_ *fuse.Request, nodeid uint64, in *fuse.SetAttrIn, out *f
 	defer fs.inodes.unpin(ino)
 	var h *handle
 	if in.Valid&fuse.FattrFh != 0 {
-		if h, e = fs.getHandle(in.Fh); e != 0 {
+		if h, e = fs.getHandleFor(in.Fh, nodeid); e != 0 {
 			return e
 		}
 		defer h.put()
@@ -206,6 +211,7 @@ func (fs *FS) Readlink(r *fuse.Request, nodeid uint64) ([]byte, fuse.Errno) {
 // create runs mk (as the caller) to make name in parent, then looks it up.
 // want is the mode asked for, or -1 for symlinks.
 func (fs *FS) create(r *fuse.Request, parent uint64, name string, want int64, out *fuse.EntryOut, mk func(pfd int) error) fuse.Errno {
+	epoch := fs.inodes.session()
 	if e := checkName(name); e != 0 {
 		return e
 	}
@@ -222,7 +228,7 @@ func (fs *FS) create(r *fuse.Request, parent uint64, name string, want int64, ou
 	if err := mk(pfd); err != nil {
 		return errno(err)
 	}
-	return fs.lookupAt(parent, pfd, name, want, out)
+	return fs.lookupAt(epoch, parent, pfd, name, want, out)
 }
 
 // fixMode reports whether a new file's mode got the process umask applied
@@ -266,6 +272,7 @@ func (fs *FS) Symlink(r *fuse.Request, parent uint64, name, target string, out *
 // Link makes newName in newParent a hard link to nodeid. It goes through
 // /proc/self/fd because linkat's AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH.
 func (fs *FS) Link(r *fuse.Request, nodeid, newParent uint64, newName string, out *fuse.EntryOut) fuse.Errno {
+	epoch := fs.inodes.session()
 	if e := checkName(newName); e != 0 {
 		return e
 	}
@@ -286,7 +293,7 @@ func (fs *FS) Link(r *fuse.Request, nodeid, newParent uint64, newName string, ou
 	if err := unix.Linkat(fs.procFD, procName(fd), pfd, newName, unix.AT_SYMLINK_FOLLOW); err != nil {
 		return errno(err)
 	}
-	return fs.lookupAt(newParent, pfd, newName, -1, out)
+	return fs.lookupAt(epoch, newParent, pfd, newName, -1, out)
 }
 
 // remove unlinks name from parent as the caller.

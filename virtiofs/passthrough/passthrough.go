@@ -37,8 +37,15 @@ var (
 // Defaults applied by New for zero Options fields.
 const (
 	DefaultMaxOpenFDs = 1024
+	DefaultMaxHandles = 4096
 	DefaultTimeout    = time.Second
 )
+
+// MaxResidentDirBuffers bounds the directory handles that keep a getdents
+// buffer (32 KiB) between READDIRs: 8 MiB in all. Beyond it a READDIR
+// reads into a pooled buffer and rewinds the directory to the last entry
+// it handed out.
+const MaxResidentDirBuffers = 256
 
 // Options tunes a passthrough filesystem. The zero value is usable.
 type Options struct {
@@ -47,6 +54,12 @@ type Options struct {
 	// filesystems without file handle support keep their descriptor for
 	// as long as they are known and are not counted against this bound.
 	MaxOpenFDs int
+	// MaxHandles bounds the open file and directory handles (OPEN, CREATE,
+	// OPENDIR without RELEASE), each a host descriptor; beyond it the
+	// client gets ENFILE. Zero means min(DefaultMaxHandles,
+	// RLIMIT_NOFILE/4), so a guest cannot take the descriptors the rest of
+	// the process (the VMM's eventfds) needs.
+	MaxHandles int
 	// EntryTimeout and AttrTimeout are the cache lifetimes sent with entry
 	// and attribute replies. Zero means DefaultTimeout; negative means 0.
 	EntryTimeout time.Duration
@@ -79,6 +92,12 @@ type FS struct {
 	hmu     sync.RWMutex
 	handles map[uint64]*handle
 	nextFh  uint64
+	// openFDs counts handle descriptors not yet closed (released handles
+	// still in use by a request included); maxHandles bounds it.
+	openFDs    atomic.Int64
+	maxHandles int64
+	// residentDirBufs counts directory handles holding a buffer.
+	residentDirBufs atomic.Int64
 }
 
 var (
@@ -120,13 +139,17 @@ func New(root string, opts Options) (*FS, error) {
 		handles: make(map[uint64]*handle),
 		nextFh:  1,
 	}
+	fs.maxHandles = int64(opts.MaxHandles)
+	if fs.maxHandles <= 0 {
+		fs.maxHandles = int64(quarterOfNofile(DefaultMaxHandles))
+	}
 	if fs.log == nil {
 		fs.log = slog.New(slog.DiscardHandler)
 	}
 	fs.creds = newCredState(fs.log)
 	max := opts.MaxOpenFDs
 	if max <= 0 {
-		max = defaultMaxFDs()
+		max = quarterOfNofile(DefaultMaxOpenFDs)
 	}
 	if err := fs.inodes.init(fs, fd, &st, max); err != nil {
 		unix.Close(fd)
@@ -146,12 +169,13 @@ func timeout(d time.Duration) time.Duration {
 	return d
 }
 
-func defaultMaxFDs() int {
+// quarterOfNofile is def, or a quarter of RLIMIT_NOFILE when that is less.
+func quarterOfNofile(def int) int {
 	var rl unix.Rlimit
-	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err == nil && rl.Cur/4 < DefaultMaxOpenFDs && rl.Cur >= 64 {
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err == nil && rl.Cur/4 < uint64(def) && rl.Cur >= 64 {
 		return int(rl.Cur / 4)
 	}
-	return DefaultMaxOpenFDs
+	return def
 }
 
 // processUmask reads the umask without changing it (umask(2) would race

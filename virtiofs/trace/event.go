@@ -156,6 +156,9 @@ func FormatLatency(d time.Duration) string {
 }
 
 // Line renders ev on one line, the way Format prints it, without a newline.
+// Names, paths and symlink targets (guest-chosen), and the opcode name and
+// drop reason (a trace file may carry anything) are passed through
+// Printable.
 func Line(ev *Event) string {
 	var b strings.Builder
 	b.Grow(128)
@@ -163,23 +166,23 @@ func Line(ev *Event) string {
 	if name == "" {
 		name = opName(ev.Op)
 	}
-	fmt.Fprintf(&b, "#%-6d +%.6fs  %-12s", ev.Seq, ev.Time.Seconds(), name)
+	fmt.Fprintf(&b, "#%-6d +%.6fs  %-12s", ev.Seq, ev.Time.Seconds(), Printable(name))
 	if ev.Nodeid != 0 {
 		fmt.Fprintf(&b, " nodeid=%d", ev.Nodeid)
 	}
 	if ev.Path != "" {
 		b.WriteString(" ")
-		b.WriteString(ev.Path)
+		b.WriteString(Printable(ev.Path))
 	}
 	if ev.Name != "" {
-		fmt.Fprintf(&b, "  name=%s", ev.Name)
+		fmt.Fprintf(&b, "  name=%s", Printable(ev.Name))
 	}
 	if ev.NewName != "" {
 		switch ev.Op {
 		case fuse.OpSymlink:
-			fmt.Fprintf(&b, " target=%s", ev.NewName)
+			fmt.Fprintf(&b, " target=%s", Printable(ev.NewName))
 		default:
-			fmt.Fprintf(&b, " newname=%s", ev.NewName)
+			fmt.Fprintf(&b, " newname=%s", Printable(ev.NewName))
 		}
 	}
 	if hasRange(ev.Op) {
@@ -196,7 +199,7 @@ func Line(ev *Event) string {
 	}
 	switch {
 	case ev.Dropped != "":
-		fmt.Fprintf(&b, "  -> DROPPED: %s", ev.Dropped)
+		fmt.Fprintf(&b, "  -> DROPPED: %s", Printable(ev.Dropped))
 	case ev.Errno != 0:
 		fmt.Fprintf(&b, "  -> %s", ErrnoName(ev.Errno))
 	case hasEntry(ev.Op) && ev.NewNodeid != 0:

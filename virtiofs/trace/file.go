@@ -171,7 +171,7 @@ func Summary(w io.Writer, events []Event) error {
 	rows := append(s.Ops, s.Total)
 	for i := range rows {
 		o := &rows[i]
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\t\n", o.Name, o.Count, o.Errors, o.Bytes,
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\t\n", Printable(o.Name), o.Count, o.Errors, o.Bytes,
 			FormatLatency(o.Latency.P50), FormatLatency(o.Latency.P99), FormatLatency(o.Latency.Max))
 	}
 	if err := tw.Flush(); err != nil {
