@@ -93,7 +93,8 @@ func start(cfg Config, accel string) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.dir, err = os.MkdirTemp("", "krunbench-run-"); err != nil {
+	CleanStaleRunDirs()
+	if s.dir, err = makeRunDir(); err != nil {
 		return nil, err
 	}
 	if s.fs, err = startFS(&s.cfg, s.dir); err != nil {

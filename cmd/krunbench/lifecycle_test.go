@@ -186,3 +186,84 @@ func TestKillingKrunbenchOrQEMULeavesNothingBehind(t *testing.T) {
 		})
 	}
 }
+
+// runDirs lists the runtime directories under this test binary's TMPDIR.
+func runDirs() []string {
+	m, _ := filepath.Glob(runMarker() + "*")
+	return m
+}
+
+// waitNoRunDirs fails when a runtime directory outlives its krunbench.
+func waitNoRunDirs(t *testing.T) {
+	t.Helper()
+	if d := runDirs(); len(d) > 0 {
+		t.Fatalf("runtime directories left behind: %v", d)
+	}
+}
+
+// TestStopSignalsLeaveNothingBehind: SIGTERM and SIGHUP (the terminal
+// closed) stop the guest, remove the runtime directory, restore the
+// terminal and exit 128+signal.
+func TestStopSignalsLeaveNothingBehind(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGHUP} {
+		t.Run(sig.String(), func(t *testing.T) {
+			cmd := guestRun(t, "sleep")
+			master, wait := startOnPty(t, cmd)
+			before := termiosOf(t, master)
+			wait("KRUNBENCH-SLEEPING")
+			if len(runDirs()) != 1 {
+				t.Fatalf("want one runtime directory while the guest runs, found %v", runDirs())
+			}
+			if err := cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			err := cmd.Wait()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 128+int(sig) {
+				t.Fatalf("after %s: %v, want exit %d", sig, err, 128+int(sig))
+			}
+			if after := termiosOf(t, master); after.Lflag != before.Lflag {
+				t.Fatalf("terminal not restored: lflag %#x -> %#x", before.Lflag, after.Lflag)
+			}
+			waitNoQEMU(t, runMarker())
+			waitNoRunDirs(t)
+		})
+	}
+}
+
+// TestRunIntoClosedPipe is `krunbench run -- chatter | head -2`: when the
+// reader goes away krunbench stops the guest and exits 141 (SIGPIPE's
+// 128+13) quietly, leaving no QEMU and no runtime directory.
+func TestRunIntoClosedPipe(t *testing.T) {
+	cmd := guestRun(t, "chatter")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stdout)
+	for n := 0; n < 2 && sc.Scan(); {
+		if strings.Contains(sc.Text(), "KRUNBENCH-CHATTER") {
+			n++
+		}
+	}
+	stdout.Close() // head -2 exits
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err = <-done:
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("krunbench still running 60 s after its stdout closed; stderr:\n%s", stderr.String())
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 141 {
+		t.Fatalf("stdout closed: %v, want exit 141; stderr:\n%s", err, stderr.String())
+	}
+	waitNoQEMU(t, runMarker())
+	waitNoRunDirs(t)
+}

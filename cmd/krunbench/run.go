@@ -73,20 +73,70 @@ func runGuest(cmd *cobra.Command, f runFlags, args []string) error {
 	if f.verbose {
 		cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	defer cancel()
+	ctx, caught, stop := stopOnSignals()
+	defer stop()
 	res, err := session.Run(ctx, cfg)
 	if f.timings && err == nil {
 		fmt.Fprintf(os.Stderr, "krunbench: boot %s\n", bootJSON(res))
 	}
 	switch {
 	case errors.Is(err, context.Canceled):
-		fmt.Fprintln(os.Stderr, "krunbench: interrupted; guest stopped")
-		return exitError{code: 130}
+		sig := caught()
+		if sig != syscall.SIGPIPE { // a reader that went away needs no note
+			fmt.Fprintf(os.Stderr, "krunbench: %s; guest stopped\n", signalWords(sig))
+		}
+		return exitError{code: 128 + int(sig)}
 	case err != nil:
 		return err
 	}
 	return exitError{code: res.ExitCode}
+}
+
+// stopSignals end a run cleanly: the guest is stopped and its runtime
+// directory removed before krunbench exits. SIGPIPE is among them so that
+// a closed pipe on stdout (krunbench run ... | head -2) is an EPIPE and a
+// clean stop rather than the Go runtime's immediate exit.
+var stopSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE}
+
+// stopOnSignals returns a context cancelled by the first of stopSignals,
+// a function saying which one it was, and the function that stops
+// listening.
+func stopOnSignals() (ctx context.Context, caught func() syscall.Signal, stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, stopSignals...)
+	got := make(chan syscall.Signal, 1)
+	go func() {
+		select {
+		case s := <-ch:
+			got <- s.(syscall.Signal)
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	caught = func() syscall.Signal {
+		select {
+		case s := <-got:
+			got <- s
+			return s
+		default:
+			return syscall.SIGINT
+		}
+	}
+	return ctx, caught, func() { signal.Stop(ch); cancel() }
+}
+
+// signalWords says what a stop signal means to the user.
+func signalWords(sig syscall.Signal) string {
+	switch sig {
+	case syscall.SIGINT:
+		return "interrupted"
+	case syscall.SIGHUP:
+		return "terminal closed (SIGHUP)"
+	case syscall.SIGTERM:
+		return "terminated (SIGTERM)"
+	}
+	return sig.String()
 }
 
 // bootJSON is a run's boot-time breakdown (session.BootTimes) as one JSON
