@@ -9,6 +9,8 @@ import (
 	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/vt"
+
+	"github.com/krunbench/krunbench/session/recording"
 )
 
 // consoleKeys are the console pane's keys. Detach is the only one read
@@ -49,6 +51,8 @@ type console struct {
 	src        Source
 	// sent counts the bytes of key presses sent to the guest.
 	sent int
+	// ended says how the guest ended, once its source has closed.
+	ended string
 	viewCache
 }
 
@@ -89,6 +93,7 @@ func (c *console) setSource(src Source) {
 	c.sink.Store(&inputSink{src: src})
 	c.scroll = 0
 	c.attached = false
+	c.ended = ""
 	c.emu.Write([]byte("\x1b[2J\x1b[3J\x1b[H"))
 	c.emu.ClearScrollback()
 	if src != nil {
@@ -107,6 +112,29 @@ func (c *console) close() {
 func (c *console) feed(b []byte) {
 	c.invalidate()
 	c.emu.Write(b)
+}
+
+// sourceEnded detaches the console (there is no guest left to type into)
+// and says how the guest ended, on the screen and in the pane's title.
+func (c *console) sourceEnded(st recording.Status) {
+	c.invalidate()
+	c.attached = false
+	c.ended = endedWords(st)
+	c.emu.Write([]byte("\r\n\x1b[0m[krunbench: " + c.ended + "]\r\n"))
+}
+
+// endedWords says in a few words how a session ended.
+func endedWords(st recording.Status) string {
+	switch st.State {
+	case recording.StateExited:
+		return "the guest exited with code " + strconv.Itoa(st.Code)
+	case recording.StateFailed:
+		if st.Reason != "" {
+			return "the guest ended: " + st.Reason
+		}
+		return "the guest failed"
+	}
+	return "the session ended"
 }
 
 func (c *console) Title() string { return "console" }
@@ -231,6 +259,8 @@ func (c *console) View(focused bool) string {
 	case c.attached:
 		style = c.ctx.Styles.Attached
 		badge = c.ctx.Styles.Accent.Render("● attached · " + DetachKey + " detaches")
+	case c.ended != "" && c.scroll == 0:
+		badge = c.ctx.Styles.Muted.Render("■ " + c.ended)
 	case c.scroll > 0:
 		badge = c.ctx.Styles.Muted.Render("↑ " + strconv.Itoa(c.scroll) + " lines · end: live")
 	case focused && c.src != nil:

@@ -58,6 +58,12 @@ type Model struct {
 	upstreamDropped uint64
 	consoleDropped  uint64
 
+	// confirmQuit: the user asked to quit while a guest runs, and is
+	// asked first; quitting: the guest is being stopped, the app quits
+	// when its source closes.
+	confirmQuit bool
+	quitting    bool
+
 	showHelp   bool
 	helpScroll int
 	showDebug  bool
@@ -211,8 +217,14 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case sourceDoneMsg:
 		if msg.gen == m.gen {
 			m.ended = true
+			m.con.sourceEnded(m.status)
+			if m.quitting {
+				return m, m.quit()
+			}
 		}
 		return m, nil
+	case quitAnywayMsg:
+		return m, m.quit()
 	case launchMsg:
 		if m.launch == nil {
 			m.lib.note = "launching is not available here"
@@ -277,6 +289,16 @@ func (m *Model) apply(b *SourceMsg) {
 // the overlays and global keys, else to the focused pane.
 func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
 	focused := m.panes[m.focus]
+	if m.quitting {
+		return nil
+	}
+	if m.confirmQuit {
+		m.confirmQuit = false
+		if msg.String() == "y" || msg.String() == "q" || msg.String() == "ctrl+c" {
+			return m.stopAndQuit()
+		}
+		return nil
+	}
 	if focused.Capturing() {
 		return focused.Update(msg)
 	}
@@ -287,7 +309,7 @@ func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
 		case "down", "j":
 			m.helpScroll++
 		case "ctrl+c":
-			return m.quit()
+			return m.askQuit()
 		default:
 			m.showHelp = false
 		}
@@ -296,7 +318,7 @@ func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
 	k := m.keys
 	switch {
 	case key.Matches(msg, k.Quit):
-		return m.quit()
+		return m.askQuit()
 	case key.Matches(msg, k.Next):
 		m.focus = (m.focus + 1) % len(m.panes)
 	case key.Matches(msg, k.Prev):
@@ -317,6 +339,48 @@ func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
 	return nil
 }
 
+// GuestSource is a Source that runs a guest (not a replay): quitting
+// while it runs asks first, then stops the guest.
+type GuestSource interface {
+	Source
+	RunsGuest() bool
+}
+
+// guestRunning reports whether the current source is a guest that has not
+// ended.
+func (m *Model) guestRunning() bool {
+	g, ok := m.src.(GuestSource)
+	return ok && g.RunsGuest() && !m.ended
+}
+
+// askQuit quits, or asks first when a guest runs.
+func (m *Model) askQuit() tea.Cmd {
+	if m.guestRunning() {
+		m.confirmQuit = true
+		return nil
+	}
+	return m.quit()
+}
+
+// quitAnywayMsg ends the app when a stopped guest's source never closes.
+type quitAnywayMsg struct{}
+
+// stopLimit bounds the wait for a stopped guest's source to close.
+const stopLimit = 20 * time.Second
+
+// stopAndQuit stops the guest and quits once its source has closed (the
+// session has then released its engine and runtime directory and written
+// the end of its recording).
+func (m *Model) stopAndQuit() tea.Cmd {
+	m.quitting = true
+	m.src.Stop()
+	return tea.Tick(stopLimit, func(time.Time) tea.Msg { return quitAnywayMsg{} })
+}
+
+// Quitting reports whether the app is asking to quit or stopping a guest
+// to quit.
+func (m *Model) Quitting() (asking, stopping bool) { return m.confirmQuit, m.quitting }
+
 func (m *Model) quit() tea.Cmd {
 	m.Close()
 	return tea.Quit
@@ -331,6 +395,9 @@ func (m *Model) View() tea.View {
 	}
 	if m.showDebug {
 		m.debugOverlay(lines)
+	}
+	if m.confirmQuit || m.quitting {
+		m.quitOverlay(lines)
 	}
 	lines = append(lines, m.statusBar())
 	v := tea.NewView(strings.Join(lines, "\n"))

@@ -11,6 +11,9 @@ import (
 	"time"
 )
 
+// tmuxSessions numbers this test binary's tmux sessions.
+var tmuxSessions int
+
 // tmuxTerm drives a real terminal: a tmux session of a fixed size.
 type tmuxTerm struct {
 	t    *testing.T
@@ -22,7 +25,8 @@ func newTmux(t *testing.T, cols, rows int) *tmuxTerm {
 	if _, err := exec.LookPath("tmux"); err != nil {
 		t.Skip("SKIPPED: tmux not installed (apt-get install tmux)")
 	}
-	tm := &tmuxTerm{t: t, name: fmt.Sprintf("krunbench-test-%d", os.Getpid())}
+	tmuxSessions++
+	tm := &tmuxTerm{t: t, name: fmt.Sprintf("krunbench-test-%d-%d", os.Getpid(), tmuxSessions)}
 	out, err := exec.Command("tmux", "new-session", "-d", "-s", tm.name, "-x", fmt.Sprint(cols), "-y", fmt.Sprint(rows), "sh").CombinedOutput()
 	if err != nil {
 		t.Fatalf("tmux: %v %s", err, out)
