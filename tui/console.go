@@ -1,6 +1,8 @@
 package tui
 
 import (
+	"bytes"
+	"fmt"
 	"io"
 	"strconv"
 	"strings"
@@ -53,10 +55,18 @@ type console struct {
 	sent int
 	// ended says how the guest ended, once its source has closed.
 	ended string
+	// history is the console output since the source started (its last
+	// historyLimit bytes), replayed to lay the text out again on resize.
+	history []byte
 	viewCache
 }
 
 const scrollbackLines = 5000
+
+// historyLimit bounds the console output kept for re-laying out the
+// screen and scrollback on resize (more than scrollbackLines of text);
+// when it is exceeded the oldest part is dropped at a line start.
+const historyLimit = 2 << 20
 
 func newConsole(ctx *Context) *console {
 	c := &console{ctx: ctx, keys: newConsoleKeys(), cols: 80, rows: 24}
@@ -94,6 +104,7 @@ func (c *console) setSource(src Source) {
 	c.scroll = 0
 	c.attached = false
 	c.ended = ""
+	c.history = nil
 	c.emu.Write([]byte("\x1b[2J\x1b[3J\x1b[H"))
 	c.emu.ClearScrollback()
 	if src != nil {
@@ -111,7 +122,57 @@ func (c *console) close() {
 // feed writes guest output into the emulator.
 func (c *console) feed(b []byte) {
 	c.invalidate()
+	c.remember(b)
 	c.emu.Write(b)
+}
+
+// remember appends output to the history, dropping its oldest lines past
+// historyLimit.
+func (c *console) remember(b []byte) {
+	c.history = append(c.history, b...)
+	if len(c.history) <= historyLimit {
+		return
+	}
+	cut := len(c.history) - historyLimit*3/4
+	if i := bytes.IndexByte(c.history[cut:], '\n'); i >= 0 {
+		cut += i + 1
+	}
+	c.history = append([]byte(nil), c.history[cut:]...)
+}
+
+// relayout resizes the emulator and lays the output out again at the new
+// size, as a terminal that reflows would: the text is replayed into a
+// scratch emulator of the new size, whose screen and scrollback replace
+// the live emulator's. The live emulator keeps its terminal modes
+// (cursor keys, mouse, bracketed paste) and its link to the guest; the
+// scratch one's answers to terminal queries are dropped, since the guest
+// had its answers when the text first came. (A plain resize would cut
+// every line at the new width and lose what no longer fits.)
+func (c *console) relayout(cols, rows int) {
+	c.emu.Resize(cols, rows)
+	if len(c.history) == 0 {
+		return
+	}
+	scratch := vt.NewEmulator(cols, rows)
+	scratch.SetScrollbackSize(scrollbackLines)
+	drained := make(chan struct{})
+	go func() { _, _ = io.Copy(io.Discard, scratch); close(drained) }()
+	_, _ = scratch.Write(c.history)
+	c.emu.ClearScrollback()
+	if sb := c.emu.Scrollback(); sb != nil && scratch.Scrollback() != nil {
+		for _, l := range scratch.Scrollback().Lines() {
+			sb.Push(l)
+		}
+	}
+	for y := range rows {
+		for x := range cols {
+			c.emu.SetCell(x, y, scratch.CellAt(x, y))
+		}
+	}
+	p := scratch.CursorPosition()
+	_, _ = fmt.Fprintf(c.emu, "\x1b[%d;%dH", p.Y+1, p.X+1)
+	_ = scratch.Close()
+	<-drained
 }
 
 // sourceEnded detaches the console (there is no guest left to type into)
@@ -120,7 +181,7 @@ func (c *console) sourceEnded(st recording.Status) {
 	c.invalidate()
 	c.attached = false
 	c.ended = endedWords(st)
-	c.emu.Write([]byte("\r\n\x1b[0m[krunbench: " + c.ended + "]\r\n"))
+	c.feed([]byte("\r\n\x1b[0m[krunbench: " + c.ended + "]\r\n"))
 }
 
 // endedWords says in a few words how a session ended.
@@ -147,7 +208,7 @@ func (c *console) SetSize(w, h int) {
 	}
 	c.cols, c.rows = cols, rows
 	c.invalidate()
-	c.emu.Resize(cols, rows)
+	c.relayout(cols, rows)
 	if c.src != nil {
 		c.src.Resize(cols, rows)
 	}

@@ -109,7 +109,8 @@ func requestCounts(screen string) (stats, traffic string) {
 }
 
 // TestWorkbenchSessionLifecycleInTmux is a newcomer's session in a real
-// terminal: launch the default init, type, detach, let the guest exit
+// terminal: launch the default init, type, detach, resize 200x50 ->
+// 40x10 -> 200x50 (banner and prompt intact), let the guest exit
 // (the console detaches and says how it ended; stats and traffic agree
 // on the request count), launch a second guest and quit while it runs
 // (asked first), replay the recording; nothing is left behind.
@@ -125,6 +126,13 @@ func TestWorkbenchSessionLifecycleInTmux(t *testing.T) {
 	tm.waitFor(`[┃│]hello-from-guest\s`, 30*time.Second)
 	tm.send("C-]")
 	tm.waitFor(`enter: attach`, 10*time.Second)
+
+	// 200x50 -> 40x10 -> 200x50: the console keeps the banner, the
+	// command and the prompt, uncut.
+	tm.resize(40, 10)
+	tm.waitFor(`/ #`, 20*time.Second)
+	tm.resize(200, 50)
+	tm.waitFor(`(?s)[┃│]BusyBox v[^\n]*built-in shell \(ash\)\s.*[┃│]/ # echo hello-from-guest\s.*[┃│]hello-from-guest\s.*[┃│]/ # `, 20*time.Second)
 
 	// The guest's shell exits: the init reports 0 and the guest ends.
 	tm.send("Enter")

@@ -43,6 +43,15 @@ func (tm *tmuxTerm) send(keys ...string) {
 	time.Sleep(150 * time.Millisecond)
 }
 
+// resize sets the terminal's size, as a user dragging the window does.
+func (tm *tmuxTerm) resize(cols, rows int) {
+	tm.t.Helper()
+	if out, err := exec.Command("tmux", "resize-window", "-t", tm.name, "-x", fmt.Sprint(cols), "-y", fmt.Sprint(rows)).CombinedOutput(); err != nil {
+		tm.t.Fatalf("resize-window: %v %s", err, out)
+	}
+	time.Sleep(150 * time.Millisecond)
+}
+
 func (tm *tmuxTerm) screen() string {
 	out, _ := exec.Command("tmux", "capture-pane", "-p", "-t", tm.name).Output()
 	return string(out)
@@ -99,7 +108,9 @@ func TestWorkbenchInTmux(t *testing.T) {
 		t.Fatalf("traffic filter not shown:\n%s", screen)
 	}
 	tm.send("q")
-	tm.waitFor(`KB-EXIT=0`, 20*time.Second)
+	tm.waitFor(`A guest is running`, 10*time.Second)
+	tm.send("y")
+	tm.waitFor(`KB-EXIT=0`, 30*time.Second)
 	tm.send("stty -a", "Enter")
 	screen = tm.waitFor(`icanon`, 5*time.Second)
 	if strings.Contains(screen, "-icanon") || strings.Contains(screen, "-echo ") {
