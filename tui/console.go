@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
 
 	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
 	"github.com/charmbracelet/x/vt"
 
 	"github.com/krunbench/krunbench/session/recording"
@@ -51,10 +53,12 @@ type console struct {
 	attached   bool
 	scroll     int
 	src        Source
-	// sent counts the bytes of key presses sent to the guest.
+	// sent counts the key presses sent to the guest.
 	sent int
 	// ended says how the guest ended, once its source has closed.
 	ended string
+	// mouseModes are the mouse reporting modes the guest has on.
+	mouseModes map[ansi.Mode]bool
 	// history is the console output since the source started (its last
 	// historyLimit bytes), replayed to lay the text out again on resize.
 	history []byte
@@ -72,6 +76,7 @@ func newConsole(ctx *Context) *console {
 	c := &console{ctx: ctx, keys: newConsoleKeys(), cols: 80, rows: 24}
 	c.emu = vt.NewSafeEmulator(c.cols, c.rows)
 	c.emu.SetScrollbackSize(scrollbackLines)
+	c.watchModes()
 	c.sink.Store(&inputSink{})
 	go c.replies(c.emu)
 	return c
@@ -106,6 +111,7 @@ func (c *console) setSource(src Source) {
 	c.ended = ""
 	c.history = nil
 	c.emu.Write([]byte("\x1b[2J\x1b[3J\x1b[H"))
+	clear(c.mouseModes)
 	c.emu.ClearScrollback()
 	if src != nil {
 		src.Resize(c.cols, c.rows)
@@ -231,13 +237,15 @@ func (c *console) attach() {
 	c.scroll = 0
 }
 
-// send sends bytes to the guest.
-func (c *console) send(b []byte) {
-	if len(b) == 0 || c.src == nil {
+// sendKey sends a key press to the guest, encoded by the emulator the way
+// the guest's terminal modes ask (application cursor keys, say); the bytes
+// reach the guest through the emulator's input pipe (see replies).
+func (c *console) sendKey(k tea.KeyPressMsg) {
+	if c.src == nil {
 		return
 	}
-	c.sent += len(b)
-	c.src.Input(b)
+	c.sent++
+	c.emu.SendKey(vt.KeyPressEvent(k))
 }
 
 func (c *console) Update(msg tea.KeyPressMsg) tea.Cmd {
@@ -248,7 +256,7 @@ func (c *console) Update(msg tea.KeyPressMsg) tea.Cmd {
 			return nil
 		}
 		c.scroll = 0
-		c.send(EncodeKey(msg))
+		c.sendKey(msg)
 		return nil
 	}
 	back := c.emu.ScrollbackLen()
@@ -271,11 +279,72 @@ func (c *console) Update(msg tea.KeyPressMsg) tea.Cmd {
 	return nil
 }
 
-// paste sends pasted text to the guest while attached.
+// paste sends pasted text to the guest while attached, bracketed when
+// the guest asked for bracketed paste.
 func (c *console) paste(s string) {
-	if c.attached {
-		c.send([]byte(s))
+	if c.attached && c.src != nil {
+		c.emu.Paste(s)
 	}
+}
+
+// mouse handles a mouse event at x, y inside the pane's content: while
+// attached to a guest that asked for mouse reporting it goes to the guest
+// (encoded by the emulator); otherwise the wheel scrolls the scrollback.
+func (c *console) mouse(ev tea.MouseMsg, x, y int) {
+	c.invalidate()
+	m := ev.Mouse()
+	m.X, m.Y = x, y
+	if c.attached && c.src != nil && c.reportsMouse() {
+		switch ev.(type) {
+		case tea.MouseClickMsg:
+			c.emu.SendMouse(vt.MouseClick(m))
+		case tea.MouseReleaseMsg:
+			c.emu.SendMouse(vt.MouseRelease(m))
+		case tea.MouseWheelMsg:
+			c.emu.SendMouse(vt.MouseWheel(m))
+		case tea.MouseMotionMsg:
+			c.emu.SendMouse(vt.MouseMotion(m))
+		}
+		return
+	}
+	if _, ok := ev.(tea.MouseWheelMsg); !ok {
+		return
+	}
+	switch m.Button {
+	case tea.MouseWheelUp:
+		c.scroll = min(c.scroll+3, c.emu.ScrollbackLen())
+	case tea.MouseWheelDown:
+		c.scroll = max(c.scroll-3, 0)
+	}
+}
+
+// reportsMouse reports whether the guest turned mouse reporting on.
+func (c *console) reportsMouse() bool { return len(c.mouseModes) > 0 }
+
+// mouseReporting are the modes in which a terminal reports the mouse.
+var mouseReporting = []ansi.Mode{
+	ansi.ModeMouseX10, ansi.ModeMouseNormal, ansi.ModeMouseHighlight,
+	ansi.ModeMouseButtonEvent, ansi.ModeMouseAnyEvent,
+}
+
+// watchModes follows the guest's mouse reporting modes (the emulator
+// encodes the reports; the console needs to know whether to send them or
+// scroll).
+func (c *console) watchModes() {
+	c.mouseModes = map[ansi.Mode]bool{}
+	set := func(on bool) func(ansi.Mode) {
+		return func(m ansi.Mode) {
+			if !slices.Contains(mouseReporting, m) {
+				return
+			}
+			if on {
+				c.mouseModes[m] = true
+			} else {
+				delete(c.mouseModes, m)
+			}
+		}
+	}
+	c.emu.SetCallbacks(vt.Callbacks{EnableMode: set(true), DisableMode: set(false)})
 }
 
 // screenLines renders the emulator's screen, one string per row.

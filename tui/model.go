@@ -208,6 +208,8 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case tea.PasteMsg:
 		m.con.paste(msg.Content)
 		return m, nil
+	case tea.MouseMsg:
+		return m, m.mouse(msg)
 	case sourceMsg:
 		if msg.gen != m.gen {
 			return m, nil
@@ -339,6 +341,48 @@ func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
 	return nil
 }
 
+// mouse handles the mouse: a click focuses the pane under it (detaching
+// the console when it leaves it), the wheel scrolls the pane under it; an
+// attached console whose guest reports the mouse gets its events.
+func (m *Model) mouse(msg tea.MouseMsg) tea.Cmd {
+	if m.showHelp || m.confirmQuit || m.quitting {
+		return nil
+	}
+	ev := msg.Mouse()
+	p, r, ok := m.paneAt(ev.X, ev.Y)
+	if !ok {
+		return nil
+	}
+	focused := m.panes[m.focus]
+	if p == m.con {
+		if _, click := msg.(tea.MouseClickMsg); click && focused != m.con {
+			m.focusPane(m.con)
+			return nil
+		}
+		m.con.mouse(msg, ev.X-r.x-1, ev.Y-r.y-1)
+		return nil
+	}
+	switch msg.(type) {
+	case tea.MouseClickMsg:
+		if focused.Capturing() && focused != m.con {
+			return nil // a filter being typed keeps the focus
+		}
+		m.con.attached = false
+		m.focusPane(p)
+	case tea.MouseWheelMsg:
+		if p.Capturing() {
+			return nil
+		}
+		switch ev.Button {
+		case tea.MouseWheelUp:
+			return p.Update(tea.KeyPressMsg{Code: tea.KeyUp})
+		case tea.MouseWheelDown:
+			return p.Update(tea.KeyPressMsg{Code: tea.KeyDown})
+		}
+	}
+	return nil
+}
+
 // GuestSource is a Source that runs a guest (not a replay): quitting
 // while it runs asks first, then stops the guest.
 type GuestSource interface {
@@ -402,6 +446,7 @@ func (m *Model) View() tea.View {
 	lines = append(lines, m.statusBar())
 	v := tea.NewView(strings.Join(lines, "\n"))
 	v.AltScreen = true
+	v.MouseMode = tea.MouseModeCellMotion
 	if r, ok := m.lay.rects[m.con]; ok && m.panes[m.focus] == m.con && !m.showHelp {
 		if x, y, show := m.con.cursor(); show {
 			v.Cursor = tea.NewCursor(r.x+1+x, r.y+1+y)
