@@ -1,6 +1,7 @@
 package session
 
 import (
+	"bytes"
 	"testing"
 	"time"
 )
@@ -41,5 +42,22 @@ func TestSince(t *testing.T) {
 	start := time.Now()
 	if since(start, time.Time{}) != 0 || since(start, start.Add(-time.Second)) != 0 || since(start, start.Add(time.Second)) != time.Second {
 		t.Fatal("since")
+	}
+}
+
+// TestMilestoneFilter: milestone lines are dropped whatever the chunking,
+// everything else passes, and a prompt without a newline is not held.
+func TestMilestoneFilter(t *testing.T) {
+	in := "hello\r\nkrun-init: milestone mounted t=1.000000\r\nkrun-init: other\r\nkrun-init: milestone exec t=1.200000\r\n/ # "
+	want := "hello\r\nkrun-init: other\r\n/ # "
+	for _, chunk := range []int{1, 2, 3, 7, len(in)} {
+		var out bytes.Buffer
+		f := newMilestoneFilter(&out)
+		for i := 0; i < len(in); i += chunk {
+			f.Write([]byte(in[i:min(i+chunk, len(in))]))
+		}
+		if out.String() != want {
+			t.Fatalf("chunks of %d: %q, want %q", chunk, out.String(), want)
+		}
 	}
 }

@@ -62,6 +62,9 @@ type Config struct {
 	// BootTrace asks the default init for its boot milestones
 	// (krunbench.trace=1 on the kernel command line).
 	BootTrace bool
+	// HideMilestones keeps the milestone lines off Out; they still time
+	// the run (Result.Boot). For a trace asked for the timings only.
+	HideMilestones bool
 	// Kernel is the guest kernel image.
 	Kernel string
 	// CPUs (1..MaxCPUs) and MemMiB (MinMemMiB..MaxMemMiB) size the guest.

@@ -60,6 +60,9 @@ func Start(cfg Config) (*Session, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if cfg.HideMilestones {
+		cfg.Out = newMilestoneFilter(cfg.Out)
+	}
 	accel := cfg.Accel
 	switch {
 	case cfg.Engine == EngineKVM:
