@@ -149,12 +149,27 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// FindKernel resolves the kernel image: the given path, else
-// $KRUNBENCH_KERNEL, else the one `make kernel` installs.
+// FindKernel resolves the kernel image, the one lookup every command and
+// make run (through doctor --print-kernel) share: the given path, else
+// $KRUNBENCH_KERNEL, else the one `make kernel` installs, else the
+// prebuilt fixture beside the checkout the binary was built in
+// (bin/krunbench -> ../shared/guest/bzImage). A path given or named by
+// the environment must be a kernel; the default places are skipped when
+// absent.
 func FindKernel(given string) (string, error) {
 	candidates := []string{given, os.Getenv("KRUNBENCH_KERNEL")}
+	var defaults []string
 	if given == "" {
-		candidates = append(candidates, filepath.Join(dataDir(), "kernel", "bzImage"))
+		defaults = append(defaults, filepath.Join(dataDir(), "kernel", "bzImage"))
+		if exe, err := os.Executable(); err == nil {
+			defaults = append(defaults, filepath.Join(filepath.Dir(exe), "..", "..", "shared", "guest", "bzImage"))
+		}
+	}
+	for _, p := range defaults {
+		if _, err := os.Stat(p); err == nil {
+			candidates = append(candidates, filepath.Clean(p))
+			break
+		}
 	}
 	for _, p := range candidates {
 		if p == "" {

@@ -18,6 +18,10 @@ type Options struct {
 	Theme *themes.Theme
 	// Library lists what can be launched; nil hides the library pane.
 	Library Library
+	// Picks names library items picked at start (one per kind; the last
+	// usable one of a kind wins). An only usable item of a kind is picked
+	// anyway.
+	Picks []string
 	// Launch starts a session; nil disables launching.
 	Launch Launcher
 	// Source, when set, is shown from the start (a replay, say).
@@ -95,7 +99,7 @@ func New(opts Options) *Model {
 	m.ctx.SetTheme(th)
 	m.ctx.Width, m.ctx.Height = 80, 24
 	if opts.Library != nil {
-		m.lib = newLibrary(&m.ctx, opts.Library)
+		m.lib = newLibrary(&m.ctx, opts.Library, opts.Picks)
 		m.panes = append(m.panes, m.lib)
 	}
 	m.con = newConsole(&m.ctx)

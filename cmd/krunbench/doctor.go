@@ -17,11 +17,20 @@ import (
 
 func newDoctorCmd() *cobra.Command {
 	var kernel string
+	var printKernel bool
 	cmd := &cobra.Command{
 		Use:   "doctor",
 		Short: "Check what this machine offers krunbench: KVM, kernel, QEMU, FUSE, the default init",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if printKernel {
+				path, err := session.FindKernel(kernel)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), path)
+				return nil
+			}
 			d := doctor{w: cmd.OutOrStdout()}
 			d.kvm()
 			d.kernel(kernel)
@@ -35,6 +44,7 @@ func newDoctorCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&kernel, "kernel", "", "kernel image to check (default: as krunbench run finds it)")
+	cmd.Flags().BoolVar(&printKernel, "print-kernel", false, "only print the kernel krunbench run would use (make run asks this), or fail saying why none")
 	return cmd
 }
 

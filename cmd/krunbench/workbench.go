@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/krunbench/krunbench/initlib"
+	"github.com/krunbench/krunbench/initlib/defaultinit"
 	"github.com/krunbench/krunbench/session"
 	"github.com/krunbench/krunbench/session/terminal"
 	"github.com/krunbench/krunbench/themes"
@@ -45,12 +46,16 @@ func addWorkbenchFlags(cmd *cobra.Command, f *workbenchFlags) {
 	fl.IntVar(&f.mem, "mem", 512, "memory of launched guests in MiB")
 }
 
-// workbenchLibrary adapts the payload library to the TUI.
-type workbenchLibrary struct{ lib *initlib.Library }
+// workbenchLibrary adapts the payload library to the TUI; picks are the
+// payloads named with --init, picked at start (else the default init).
+type workbenchLibrary struct {
+	lib   *initlib.Library
+	picks []string
+}
 
 func (w workbenchLibrary) Items() []tui.Item {
 	var out []tui.Item
-	for _, it := range w.lib.Items("") {
+	for _, it := range libraryItems(w.lib, "") {
 		out = append(out, tui.Item{
 			Kind: tui.ItemKind(it.Kind), Name: it.Name, Path: it.Path,
 			Verdict: tui.Verdict(it.Verdict.String()), Detail: it.Detail,
@@ -62,13 +67,12 @@ func (w workbenchLibrary) Items() []tui.Item {
 func newWorkbenchLibrary(f *workbenchFlags) workbenchLibrary {
 	lib := library(f.dir)
 	lib.AddPaths(initlib.KindRootFS, f.rootfs...)
-	lib.AddPaths(initlib.KindInit, f.inits...)
-	kernels := f.kernels
-	if k, err := session.FindKernel(""); err == nil {
-		kernels = append(kernels, k)
+	picks := addInits(lib, f.inits)
+	if len(picks) == 0 {
+		picks = []string{defaultinit.Name}
 	}
-	lib.AddPaths(initlib.KindKernel, kernels...)
-	return workbenchLibrary{lib: lib}
+	addKernels(lib, f.kernels)
+	return workbenchLibrary{lib: lib, picks: picks}
 }
 
 // launcher starts a live session for the items the user picked; every
@@ -121,8 +125,8 @@ func (l *liveSessions) closeAll(limit time.Duration) {
 
 func (w workbenchLibrary) payload(it tui.Item) (initlib.Payload, error) {
 	if it.Path == "" {
-		if p, ok := w.lib.Find(it.Name); ok {
-			return p, nil
+		if found, ok := payloadName(w.lib, it.Name); ok {
+			return found.Payload()
 		}
 		return initlib.Payload{}, fmt.Errorf("no built-in payload %q", it.Name)
 	}
@@ -147,7 +151,7 @@ func runWorkbench(cmd *cobra.Command, f *workbenchFlags) error {
 	lib := newWorkbenchLibrary(f)
 	var live liveSessions
 	defer live.closeAll(stopLimit)
-	m := tui.New(tui.Options{Theme: th, Library: lib, Launch: lib.launcher(f, &live), Title: "krunbench"})
+	m := tui.New(tui.Options{Theme: th, Library: lib, Picks: lib.picks, Launch: lib.launcher(f, &live), Title: "krunbench"})
 	defer m.Close()
 	ctx, caught, stop := stopOnSignals()
 	defer stop()
