@@ -31,11 +31,11 @@ var kindTitles = map[ItemKind]string{KindRootFS: "root filesystems", KindInit: "
 
 // library is the pane that lists what can be launched.
 type library struct {
-	ctx    *Context
-	keys   libraryKeys
-	lib    Library
+	ctx  *Context
+	keys libraryKeys
+	lib  Library
 	// want names the items to pick at start (Options.Picks).
-	want []string
+	want   []string
 	items  []Item
 	cursor int
 	picked map[ItemKind]int
