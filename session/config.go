@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -140,6 +141,10 @@ func (c *Config) Validate() error {
 	if kc, err := kernelconfig.Read(c.Kernel); err == nil {
 		if missing := kc.Missing(); len(missing) > 0 {
 			return fmt.Errorf("%w: %s lacks %s", ErrKernel, c.Kernel, strings.Join(missing, ", "))
+		}
+		// A kernel built for fewer CPUs would quietly use fewer.
+		if n, err := strconv.Atoi(kc["NR_CPUS"]); err == nil && n > 0 && c.CPUs > n {
+			return fmt.Errorf("%w: %d vCPUs, but %s runs at most %d (CONFIG_NR_CPUS)", ErrSizing, c.CPUs, c.Kernel, n)
 		}
 	}
 	if c.Engine == EngineAuto {

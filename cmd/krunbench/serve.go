@@ -51,7 +51,7 @@ vhost-user-fs-device / vhost-user-fs-pci (--socket), a drop-in for virtiofsd.`,
 	fl.StringVar(&f.socket, "socket", "", "vhost-user socket path (the QEMU side uses it with vhost-user-fs-device)")
 	fl.StringVar(&f.socket, "socket-path", "", "alias of --socket, as virtiofsd spells it")
 	fl.StringVar(&f.tag, "tag", virtiofs.RootTag, "virtio-fs tag advertised in the device config")
-	fl.StringVar(&f.initFile, "init", "", "file served as /init.krun (none: /init.krun does not exist)")
+	fl.StringVar(&f.initFile, "init", "", "payload served as /init.krun, as run --init takes it: default, a library name or a file (none, or not given: /init.krun does not exist)")
 	fl.StringVar(&f.configFile, "krun-config", "", "file served as /.krun_config.json")
 	fl.StringVar(&f.traceFile, "trace", "", "write FUSE trace events as JSON lines to FILE (- prints them readably)")
 	fl.IntVar(&f.workers, "workers", 8, "requests served in parallel")
@@ -77,9 +77,15 @@ func readOptional(path, what string) ([]byte, error) {
 }
 
 func runServe(cmd *cobra.Command, f serveFlags) error {
-	payload, err := readOptional(f.initFile, "--init")
-	if err != nil {
-		return err
+	// --init takes what run --init takes (an empty or huge file is
+	// refused the same way).
+	var payload []byte
+	if f.initFile != "" {
+		p, err := resolvePayload(f.initFile)
+		if err != nil {
+			return err
+		}
+		payload = p.Bytes
 	}
 	config, err := readOptional(f.configFile, "--krun-config")
 	if err != nil {
