@@ -67,6 +67,9 @@ type Model struct {
 	// when its source closes.
 	confirmQuit bool
 	quitting    bool
+	// flash is a short word in the status bar until the next key (the
+	// theme's name after t).
+	flash string
 
 	showHelp   bool
 	helpScroll int
@@ -208,6 +211,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.relayout()
 		return m, nil
 	case tea.KeyPressMsg:
+		m.flash = ""
 		return m, m.key(msg)
 	case tea.PasteMsg:
 		m.con.paste(msg.Content)
@@ -335,6 +339,7 @@ func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
 		}
 	case key.Matches(msg, k.Theme):
 		m.SetTheme(themes.Next(m.ctx.Theme))
+		m.flash = "theme " + m.ctx.Theme.Name
 	case key.Matches(msg, k.Help):
 		m.showHelp, m.helpScroll = true, 0
 	case key.Matches(msg, k.Debug):

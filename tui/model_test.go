@@ -403,6 +403,9 @@ func TestThemes(t *testing.T) {
 	if m.Theme().Name == before {
 		t.Error("t does not switch the theme")
 	}
+	if !strings.Contains(screen(m), "theme "+m.Theme().Name) {
+		t.Errorf("t does not say which theme it switched to:\n%s", screen(m))
+	}
 
 	mono, err := themes.Resolve("dark", []string{"NO_COLOR=1"})
 	if err != nil {

@@ -39,6 +39,9 @@ func (m *Model) statusBar() string {
 	left := strings.Join(parts, sep)
 
 	var right []string
+	if m.flash != "" {
+		right = append(right, st.StatusKey.Render(m.flash))
+	}
 	if m.dropped > 0 || m.consoleDropped > 0 {
 		d := fmt.Sprintf("dropped %d events", m.dropped)
 		if m.consoleDropped > 0 {
