@@ -59,10 +59,20 @@ func (d *doctor) line(ok bool, what, detail string) {
 		mark = "FAIL"
 		d.failed++
 	}
-	fmt.Fprintf(d.w, "%s  %-14s %s\n", mark, what, detail)
+	fmt.Fprintf(d.w, "%s  %-14s %s\n", mark, what, unnamed(what, detail))
 }
 
-func (d *doctor) note(what, detail string) { fmt.Fprintf(d.w, "--    %-14s %s\n", what, detail) }
+func (d *doctor) note(what, detail string) {
+	fmt.Fprintf(d.w, "--    %-14s %s\n", what, unnamed(what, detail))
+}
+
+// unnamed drops the "what: " an error starts with, which the line's
+// second column already says ("kvm  kvm: unavailable" reads "kvm
+// unavailable").
+func unnamed(what, detail string) string {
+	first, _, _ := strings.Cut(what, " ")
+	return strings.TrimPrefix(detail, first+": ")
+}
 
 func (d *doctor) kvm() {
 	sys, err := kvm.Open()
