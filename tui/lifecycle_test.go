@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/krunbench/krunbench/session/recording"
+	"github.com/krunbench/krunbench/virtiofs/fuse"
+	"github.com/krunbench/krunbench/virtiofs/trace"
 )
 
 // guestSource is a fakeSource that says it runs a guest, as the live
@@ -91,5 +93,31 @@ func TestGuestEndDetachesConsole(t *testing.T) {
 	typeText(m, "x")
 	if strings.Contains(src.typed(), "x") {
 		t.Fatal("keys still sent to an ended guest")
+	}
+}
+
+// TestRatesFallToZeroWhenTheSourceEnds: after the last event of a
+// playback the request rate reads 0/s, not the last second's count.
+func TestRatesFallToZeroWhenTheSourceEnds(t *testing.T) {
+	src := newFakeSource()
+	m := New(Options{Source: src})
+	defer m.Close()
+	resize(m, 160, 50)
+	var evs []trace.Event
+	for i := range 300 {
+		evs = append(evs, trace.Event{Seq: uint64(i + 1), Time: time.Duration(i) * 5 * time.Millisecond, Op: fuse.OpGetattr, OpName: "GETATTR", Nodeid: 1})
+	}
+	m.apply(&SourceMsg{Events: evs})
+	if s := screen(m); strings.Contains(s, "  0/s") {
+		t.Fatalf("rate 0 while events flow:\n%s", s)
+	}
+	close(src.ch)
+	run(t, m, m.listen(), 5*time.Second)
+	s := screen(m)
+	if !strings.Contains(s, "  0/s") {
+		t.Fatalf("total rate not 0 after the end:\n%s", s)
+	}
+	if m.st.total.rate() != 0 || m.st.ops[fuse.OpGetattr].ring.rate() != 0 {
+		t.Fatalf("rates %d, %d after the end", m.st.total.rate(), m.st.ops[fuse.OpGetattr].ring.rate())
 	}
 }

@@ -228,6 +228,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		if msg.gen == m.gen {
 			m.ended = true
 			m.con.sourceEnded(m.status)
+			m.st.sourceEnded()
 			if m.quitting {
 				return m, m.quit()
 			}
