@@ -2,6 +2,7 @@ package session
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 	"time"
 )
@@ -59,5 +60,26 @@ func TestMilestoneFilter(t *testing.T) {
 		if out.String() != want {
 			t.Fatalf("chunks of %d: %q, want %q", chunk, out.String(), want)
 		}
+	}
+}
+
+// TestPanicExplainedAndCut: an init that exits is told in a sentence with
+// its status; the kernel's report after the panic line stays off the
+// output, what came before it passes.
+func TestPanicExplainedAndCut(t *testing.T) {
+	msg := "Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000300"
+	if got := explainPanic(msg); !strings.Contains(got, "the init exited (status 3)") || !strings.Contains(got, msg) {
+		t.Fatalf("explainPanic: %q", got)
+	}
+	if got := explainPanic("Kernel panic - not syncing: VFS: Unable to mount root fs"); !strings.Contains(got, "panicked") {
+		t.Fatalf("explainPanic: %q", got)
+	}
+	var out bytes.Buffer
+	p := &panicCut{w: &out}
+	p.Write([]byte("marker\r\n"))
+	p.Write([]byte(msg + "\r\nCPU: 0 PID: 1 Comm: init\r\n"))
+	p.Write([]byte("Call Trace:\r\n"))
+	if out.String() != "marker\r\n" {
+		t.Fatalf("output %q", out.String())
 	}
 }

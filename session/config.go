@@ -16,6 +16,7 @@ import (
 
 	"github.com/krunbench/krunbench/initlib"
 	"github.com/krunbench/krunbench/vmm/kernelconfig"
+	"github.com/krunbench/krunbench/vmm/kvm"
 )
 
 // Engines.
@@ -150,6 +151,15 @@ func (c *Config) Validate() error {
 	if c.Engine == EngineAuto {
 		c.engineAuto = true
 		c.Engine, c.Accel, c.engineWhy = pickEngine(c.Accel)
+	}
+	if c.Engine == EngineQEMU && c.Accel == "kvm" {
+		// Said here, in a sentence, rather than as QEMU's stderr and a
+		// guest that never started.
+		sys, err := kvm.Open()
+		if err != nil {
+			return fmt.Errorf("%w: --accel kvm, but this machine offers no KVM (%v); leave --accel out to run on TCG, or see krunbench doctor", ErrEngine, err)
+		}
+		sys.Close()
 	}
 	return nil
 }

@@ -1,12 +1,15 @@
 package session
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"sync"
 
 	"github.com/krunbench/krunbench/initlib"
@@ -112,6 +115,47 @@ func (t *consoleTail) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// explainPanic says in a sentence what a guest kernel panic means and
+// what to do, with the kernel's own line in it.
+func explainPanic(msg string) string {
+	if m := initExit.FindStringSubmatch(msg); m != nil {
+		code, _ := strconv.ParseUint(m[1], 16, 32)
+		return fmt.Sprintf("the init exited (status %d) without reporting the workload's exit code, so the guest kernel stopped (%s); an init must report the code (ioctl 0x7602 on /) and reboot, not return", code>>8&0xff, msg)
+	}
+	return fmt.Sprintf("the guest kernel panicked (%s); --verbose-boot shows its log", msg)
+}
+
+// initExit finds the wait status of an init that exited in a panic line.
+var initExit = regexp.MustCompile(`Attempted to kill init! exitcode=0x([0-9a-fA-F]+)`)
+
+// panicCut passes console output on to w until the kernel panics: its
+// report (a dozen lines of registers and stack) stays off the user's
+// output, explained in a sentence instead (the raw text is in the
+// session's tail, and shown in full with --verbose-boot).
+type panicCut struct {
+	w   io.Writer
+	cut bool
+}
+
+func (p *panicCut) Write(b []byte) (int, error) {
+	if p.cut {
+		return len(b), nil
+	}
+	if i := bytes.Index(b, []byte(panicMarker)); i >= 0 {
+		p.cut = true
+		b = b[:bytes.LastIndexByte(b[:i], '\n')+1]
+	}
+	if len(b) > 0 {
+		if _, err := p.w.Write(b); err != nil {
+			return 0, err
+		}
+	}
+	return len(b), nil
+}
+
+// panicMarker starts the kernel's panic line.
+const panicMarker = "Kernel panic - not syncing"
 
 func (t *consoleTail) panicMessage() string {
 	t.mu.Lock()

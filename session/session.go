@@ -150,7 +150,11 @@ func (s *Session) startQEMU(line string, slave *os.File) error {
 // pumpOutput copies console output to Config.Out and the panic detector.
 func (s *Session) pumpOutput() {
 	defer close(s.drained)
-	_, _ = io.Copy(io.MultiWriter(s.cfg.Out, &s.tail, &s.milestones), s.console)
+	out := s.cfg.Out
+	if !s.cfg.Verbose {
+		out = &panicCut{w: out}
+	}
+	_, _ = io.Copy(io.MultiWriter(out, &s.tail, &s.milestones), s.console)
 }
 
 // supervise waits for the engine to end, enforcing the boot timeout.
@@ -205,7 +209,7 @@ func (s *Session) finish() {
 	}
 	switch qerr := s.proc.Err(); {
 	case s.res.Panic != "":
-		s.err = fmt.Errorf("%w: guest %s", ErrNoExitCode, s.res.Panic)
+		s.err = fmt.Errorf("%w: %s", ErrNoExitCode, explainPanic(s.res.Panic))
 	case qerr != nil && s.qlog.Len() == 0:
 		s.err = fmt.Errorf("%w: %s: %v", ErrNoExitCode, s.cfg.Engine, qerr)
 	case qerr != nil:

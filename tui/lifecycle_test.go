@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -119,5 +120,28 @@ func TestRatesFallToZeroWhenTheSourceEnds(t *testing.T) {
 	}
 	if m.st.total.rate() != 0 || m.st.ops[fuse.OpGetattr].ring.rate() != 0 {
 		t.Fatalf("rates %d, %d after the end", m.st.total.rate(), m.st.ops[fuse.OpGetattr].ring.rate())
+	}
+}
+
+// TestBootTimer: while the guest boots (no FUSE request yet) the status
+// bar shows the time since launch and keeps redrawing; once the guest
+// runs, the timer stops.
+func TestBootTimer(t *testing.T) {
+	src := newFakeSource()
+	m := New(Options{Source: src})
+	defer m.Close()
+	resize(m, 80, 24)
+	if !regexp.MustCompile(`booting \d+\.\ds`).MatchString(screen(m)) {
+		t.Fatalf("no boot timer:\n%s", screen(m))
+	}
+	if _, cmd := m.Update(bootTickMsg{gen: m.gen}); cmd == nil {
+		t.Fatal("the boot timer stopped while booting")
+	}
+	m.apply(&SourceMsg{Status: []recording.Status{{State: recording.StateRunning}}})
+	if _, cmd := m.Update(bootTickMsg{gen: m.gen}); cmd != nil {
+		t.Fatal("the boot timer runs on after the boot")
+	}
+	if s := screen(m); strings.Contains(s, "booting") || !strings.Contains(s, "running") {
+		t.Fatalf("status after the boot:\n%s", s)
 	}
 }

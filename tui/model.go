@@ -55,6 +55,7 @@ type Model struct {
 
 	src             Source
 	gen             int
+	bootStart       time.Time
 	info            recording.Config
 	status          recording.Status
 	ended           bool
@@ -123,8 +124,29 @@ func (m *Model) Init() tea.Cmd {
 	if m.src == nil {
 		return nil
 	}
-	return m.listen()
+	return tea.Batch(m.listen(), m.bootTick())
 }
+
+// bootTickMsg redraws the boot timer.
+type bootTickMsg struct{ gen int }
+
+// bootTickEvery is how often the boot timer is redrawn.
+const bootTickEvery = 200 * time.Millisecond
+
+// booting reports whether the current source's guest is still booting
+// (no FUSE request yet).
+func (m *Model) booting() bool {
+	return m.src != nil && !m.ended && (m.status.State == "" || m.status.State == recording.StateBooting)
+}
+
+// bootTick schedules the next redraw of the boot timer.
+func (m *Model) bootTick() tea.Cmd {
+	gen := m.gen
+	return tea.Tick(bootTickEvery, func(time.Time) tea.Msg { return bootTickMsg{gen: gen} })
+}
+
+// BootElapsed is how long the current guest has been booting.
+func (m *Model) BootElapsed() time.Duration { return time.Since(m.bootStart) }
 
 // listen waits for the current source's next batch.
 func (m *Model) listen() tea.Cmd {
@@ -146,6 +168,7 @@ func (m *Model) attachSource(src Source, attach bool) {
 	}
 	m.src = src
 	m.gen++
+	m.bootStart = time.Now()
 	m.info, m.status, m.ended = recording.Config{}, recording.Status{}, false
 	m.dropped, m.upstreamDropped, m.consoleDropped = 0, 0, 0
 	m.traf.reset()
@@ -257,7 +280,12 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.lib.note = ""
 		}
 		m.attachSource(msg.src, true)
-		return m, m.listen()
+		return m, tea.Batch(m.listen(), m.bootTick())
+	case bootTickMsg:
+		if msg.gen == m.gen && m.booting() {
+			return m, m.bootTick()
+		}
+		return m, nil
 	}
 	if m.traf.editing != editNone {
 		var cmd tea.Cmd

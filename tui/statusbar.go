@@ -78,8 +78,9 @@ func (m *Model) stateText() string {
 		return st.StatusKey.Render(m.status.String())
 	case m.ended && m.status.State == "":
 		return bar.Render("ended")
-	case m.status.State == "":
-		return bar.Render("starting")
+	}
+	if m.booting() {
+		return bar.Render(fmt.Sprintf("booting %.1fs", m.BootElapsed().Seconds()))
 	}
 	s := string(m.status.State)
 	if m.ended {

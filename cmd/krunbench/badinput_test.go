@@ -85,6 +85,12 @@ func TestBadRunInputFailsWithOneLine(t *testing.T) {
 		"bad engine":       {append(base(), "--engine", "warp"), "engine"},
 		"env not K=V":      {append(base(), "--env", "NOPE"), "KEY=VALUE"},
 	}
+	if _, err := os.Stat("/dev/kvm"); err != nil { // only where there is none
+		cases["accel kvm no kvm"] = struct {
+			args []string
+			want string
+		}{append(base(), "--accel", "kvm"), "--accel kvm, but this machine offers no KVM"}
+	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

@@ -89,6 +89,9 @@ func (w workbenchLibrary) launcher(f *workbenchFlags, live *liveSessions) tui.La
 		cfg := session.Config{
 			Engine: f.engine, Accel: f.accel, RootFS: req.RootFS.Path, Payload: payload,
 			Kernel: req.Kernel.Path, CPUs: f.cpus, MemMiB: f.mem, BootTrace: true,
+			// The kernel's boot messages are the console's first lines:
+			// progress while it boots, the raw text of a failure after.
+			Verbose: true,
 		}
 		src, err := startLive(cfg, f.record)
 		if err == nil {
