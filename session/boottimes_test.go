@@ -77,7 +77,10 @@ func TestPanicExplainedAndCut(t *testing.T) {
 	var out bytes.Buffer
 	p := &panicCut{w: &out}
 	p.Write([]byte("marker\r\n"))
-	p.Write([]byte(msg + "\r\nCPU: 0 PID: 1 Comm: init\r\n"))
+	chunk := []byte(msg + "\r\nCPU: 0 PID: 1 Comm: init\r\n")
+	if n, err := p.Write(chunk); n != len(chunk) || err != nil {
+		t.Fatalf("Write took %d of %d bytes (%v): a MultiWriter would stop", n, len(chunk), err)
+	}
 	p.Write([]byte("Call Trace:\r\n"))
 	if out.String() != "marker\r\n" {
 		t.Fatalf("output %q", out.String())

@@ -142,16 +142,17 @@ func (p *panicCut) Write(b []byte) (int, error) {
 	if p.cut {
 		return len(b), nil
 	}
+	pass := b
 	if i := bytes.Index(b, []byte(panicMarker)); i >= 0 {
 		p.cut = true
-		b = b[:bytes.LastIndexByte(b[:i], '\n')+1]
+		pass = b[:bytes.LastIndexByte(b[:i], '\n')+1]
 	}
-	if len(b) > 0 {
-		if _, err := p.w.Write(b); err != nil {
+	if len(pass) > 0 {
+		if _, err := p.w.Write(pass); err != nil {
 			return 0, err
 		}
 	}
-	return len(b), nil
+	return len(b), nil // all of it is taken: the rest goes nowhere
 }
 
 // panicMarker starts the kernel's panic line.
