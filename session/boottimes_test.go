@@ -74,6 +74,15 @@ func TestPanicExplainedAndCut(t *testing.T) {
 	if got := explainPanic("Kernel panic - not syncing: VFS: Unable to mount root fs"); !strings.Contains(got, "panicked") {
 		t.Fatalf("explainPanic: %q", got)
 	}
+	// Byte by byte, as a console may deliver it.
+	var slow bytes.Buffer
+	sp := &panicCut{w: &slow}
+	for _, c := range []byte("marker\r\nKernel pa-ss\r\n/ # " + msg + "\r\n" + msg + "\r\nCall Trace:\r\n") {
+		sp.Write([]byte{c})
+	}
+	if slow.String() != "marker\r\nKernel pa-ss\r\n/ # " {
+		t.Fatalf("byte by byte: %q", slow.String())
+	}
 	var out bytes.Buffer
 	p := &panicCut{w: &out}
 	p.Write([]byte("marker\r\n"))

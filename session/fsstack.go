@@ -1,7 +1,6 @@
 package session
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/krunbench/krunbench/initlib"
@@ -136,19 +136,33 @@ var initExit = regexp.MustCompile(`Attempted to kill init! exitcode=0x([0-9a-fA-
 type panicCut struct {
 	w   io.Writer
 	cut bool
+	// held is the stream's last bytes while they could begin the panic
+	// line's marker (at most len(panicMarker)-1 bytes).
+	held []byte
 }
 
+// Write forwards b up to the panic line's marker. The console arrives in
+// chunks as small as a byte, so the stream's last bytes are held back
+// while they could be the marker's start (only that long: a prompt is not
+// delayed).
 func (p *panicCut) Write(b []byte) (int, error) {
 	if p.cut {
 		return len(b), nil
 	}
-	pass := b
-	if i := bytes.Index(b, []byte(panicMarker)); i >= 0 {
-		p.cut = true
-		pass = b[:bytes.LastIndexByte(b[:i], '\n')+1]
+	out := make([]byte, 0, len(b)+len(p.held))
+	for _, c := range b {
+		p.held = append(p.held, c)
+		if string(p.held) == panicMarker {
+			p.cut, p.held = true, nil
+			break
+		}
+		for len(p.held) > 0 && !strings.HasPrefix(panicMarker, string(p.held)) {
+			out = append(out, p.held[0])
+			p.held = p.held[1:]
+		}
 	}
-	if len(pass) > 0 {
-		if _, err := p.w.Write(pass); err != nil {
+	if len(out) > 0 {
+		if _, err := p.w.Write(out); err != nil {
 			return 0, err
 		}
 	}
