@@ -1,6 +1,8 @@
 package session
 
 import (
+	"bytes"
+	"strings"
 	"testing"
 	"time"
 )
@@ -41,5 +43,55 @@ func TestSince(t *testing.T) {
 	start := time.Now()
 	if since(start, time.Time{}) != 0 || since(start, start.Add(-time.Second)) != 0 || since(start, start.Add(time.Second)) != time.Second {
 		t.Fatal("since")
+	}
+}
+
+// TestMilestoneFilter: milestone lines are dropped whatever the chunking,
+// everything else passes, and a prompt without a newline is not held.
+func TestMilestoneFilter(t *testing.T) {
+	in := "hello\r\nkrun-init: milestone mounted t=1.000000\r\nkrun-init: other\r\nkrun-init: milestone exec t=1.200000\r\n/ # "
+	want := "hello\r\nkrun-init: other\r\n/ # "
+	for _, chunk := range []int{1, 2, 3, 7, len(in)} {
+		var out bytes.Buffer
+		f := newMilestoneFilter(&out)
+		for i := 0; i < len(in); i += chunk {
+			f.Write([]byte(in[i:min(i+chunk, len(in))]))
+		}
+		if out.String() != want {
+			t.Fatalf("chunks of %d: %q, want %q", chunk, out.String(), want)
+		}
+	}
+}
+
+// TestPanicExplainedAndCut: an init that exits is told in a sentence with
+// its status; the kernel's report after the panic line stays off the
+// output, what came before it passes.
+func TestPanicExplainedAndCut(t *testing.T) {
+	msg := "Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000300"
+	if got := explainPanic(msg); !strings.Contains(got, "the init exited (status 3)") || !strings.Contains(got, msg) {
+		t.Fatalf("explainPanic: %q", got)
+	}
+	if got := explainPanic("Kernel panic - not syncing: VFS: Unable to mount root fs"); !strings.Contains(got, "panicked") {
+		t.Fatalf("explainPanic: %q", got)
+	}
+	// Byte by byte, as a console may deliver it.
+	var slow bytes.Buffer
+	sp := &panicCut{w: &slow}
+	for _, c := range []byte("marker\r\nKernel pa-ss\r\n/ # " + msg + "\r\n" + msg + "\r\nCall Trace:\r\n") {
+		sp.Write([]byte{c})
+	}
+	if slow.String() != "marker\r\nKernel pa-ss\r\n/ # " {
+		t.Fatalf("byte by byte: %q", slow.String())
+	}
+	var out bytes.Buffer
+	p := &panicCut{w: &out}
+	p.Write([]byte("marker\r\n"))
+	chunk := []byte(msg + "\r\nCPU: 0 PID: 1 Comm: init\r\n")
+	if n, err := p.Write(chunk); n != len(chunk) || err != nil {
+		t.Fatalf("Write took %d of %d bytes (%v): a MultiWriter would stop", n, len(chunk), err)
+	}
+	p.Write([]byte("Call Trace:\r\n"))
+	if out.String() != "marker\r\n" {
+		t.Fatalf("output %q", out.String())
 	}
 }

@@ -10,11 +10,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/krunbench/krunbench/initlib"
 	"github.com/krunbench/krunbench/vmm/kernelconfig"
+	"github.com/krunbench/krunbench/vmm/kvm"
 )
 
 // Engines.
@@ -69,6 +71,9 @@ type Config struct {
 	// BootTrace asks the default init for its boot milestones
 	// (krunbench.trace=1 on the kernel command line).
 	BootTrace bool
+	// HideMilestones keeps the milestone lines off Out; they still time
+	// the run (Result.Boot). For a trace asked for the timings only.
+	HideMilestones bool
 	// Kernel is the guest kernel image.
 	Kernel string
 	// CPUs (1..MaxCPUs) and MemMiB (MinMemMiB..MaxMemMiB) size the guest.
@@ -142,10 +147,23 @@ func (c *Config) Validate() error {
 		if missing := kc.Missing(); len(missing) > 0 {
 			return fmt.Errorf("%w: %s lacks %s", ErrKernel, c.Kernel, strings.Join(missing, ", "))
 		}
+		// A kernel built for fewer CPUs would quietly use fewer.
+		if n, err := strconv.Atoi(kc["NR_CPUS"]); err == nil && n > 0 && c.CPUs > n {
+			return fmt.Errorf("%w: %d vCPUs, but %s runs at most %d (CONFIG_NR_CPUS)", ErrSizing, c.CPUs, c.Kernel, n)
+		}
 	}
 	if c.Engine == EngineAuto {
 		c.engineAuto = true
 		c.Engine, c.Accel, c.engineWhy = pickEngine(c.Accel)
+	}
+	if c.Engine == EngineQEMU && c.Accel == "kvm" {
+		// Said here, in a sentence, rather than as QEMU's stderr and a
+		// guest that never started.
+		sys, err := kvm.Open()
+		if err != nil {
+			return fmt.Errorf("%w: --accel kvm, but this machine offers no KVM (%v); leave --accel out to run on TCG, or see krunbench doctor", ErrEngine, err)
+		}
+		sys.Close()
 	}
 	return nil
 }
@@ -175,12 +193,27 @@ func (c *Config) checkPayload() error {
 	return nil
 }
 
-// FindKernel resolves the kernel image: the given path, else
-// $KRUNBENCH_KERNEL, else the one `make kernel` installs.
+// FindKernel resolves the kernel image, the one lookup every command and
+// make run (through doctor --print-kernel) share: the given path, else
+// $KRUNBENCH_KERNEL, else the one `make kernel` installs, else the
+// prebuilt fixture beside the checkout the binary was built in
+// (bin/krunbench -> ../shared/guest/bzImage). A path given or named by
+// the environment must be a kernel; the default places are skipped when
+// absent.
 func FindKernel(given string) (string, error) {
 	candidates := []string{given, os.Getenv("KRUNBENCH_KERNEL")}
+	var defaults []string
 	if given == "" {
-		candidates = append(candidates, filepath.Join(dataDir(), "kernel", "bzImage"))
+		defaults = append(defaults, filepath.Join(dataDir(), "kernel", "bzImage"))
+		if exe, err := os.Executable(); err == nil {
+			defaults = append(defaults, filepath.Join(filepath.Dir(exe), "..", "..", "shared", "guest", "bzImage"))
+		}
+	}
+	for _, p := range defaults {
+		if _, err := os.Stat(p); err == nil {
+			candidates = append(candidates, filepath.Clean(p))
+			break
+		}
 	}
 	for _, p := range candidates {
 		if p == "" {

@@ -3,10 +3,13 @@ package session
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/krunbench/krunbench/initlib"
@@ -120,6 +123,62 @@ func (t *consoleTail) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// explainPanic says in a sentence what a guest kernel panic means and
+// what to do, with the kernel's own line in it.
+func explainPanic(msg string) string {
+	if m := initExit.FindStringSubmatch(msg); m != nil {
+		code, _ := strconv.ParseUint(m[1], 16, 32)
+		return fmt.Sprintf("the init exited (status %d) without reporting the workload's exit code, so the guest kernel stopped (%s); an init must report the code (ioctl 0x7602 on /) and reboot, not return", code>>8&0xff, msg)
+	}
+	return fmt.Sprintf("the guest kernel panicked (%s); --verbose-boot shows its log", msg)
+}
+
+// initExit finds the wait status of an init that exited in a panic line.
+var initExit = regexp.MustCompile(`Attempted to kill init! exitcode=0x([0-9a-fA-F]+)`)
+
+// panicCut passes console output on to w until the kernel panics: its
+// report (a dozen lines of registers and stack) stays off the user's
+// output, explained in a sentence instead (the raw text is in the
+// session's tail, and shown in full with --verbose-boot).
+type panicCut struct {
+	w   io.Writer
+	cut bool
+	// held is the stream's last bytes while they could begin the panic
+	// line's marker (at most len(panicMarker)-1 bytes).
+	held []byte
+}
+
+// Write forwards b up to the panic line's marker. The console arrives in
+// chunks as small as a byte, so the stream's last bytes are held back
+// while they could be the marker's start (only that long: a prompt is not
+// delayed).
+func (p *panicCut) Write(b []byte) (int, error) {
+	if p.cut {
+		return len(b), nil
+	}
+	out := make([]byte, 0, len(b)+len(p.held))
+	for _, c := range b {
+		p.held = append(p.held, c)
+		if string(p.held) == panicMarker {
+			p.cut, p.held = true, nil
+			break
+		}
+		for len(p.held) > 0 && !strings.HasPrefix(panicMarker, string(p.held)) {
+			out = append(out, p.held[0])
+			p.held = p.held[1:]
+		}
+	}
+	if len(out) > 0 {
+		if _, err := p.w.Write(out); err != nil {
+			return 0, err
+		}
+	}
+	return len(b), nil // all of it is taken: the rest goes nowhere
+}
+
+// panicMarker starts the kernel's panic line.
+const panicMarker = "Kernel panic - not syncing"
 
 func (t *consoleTail) panicMessage() string {
 	t.mu.Lock()

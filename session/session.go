@@ -60,6 +60,9 @@ func Start(cfg Config) (*Session, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if cfg.HideMilestones {
+		cfg.Out = newMilestoneFilter(cfg.Out)
+	}
 	accel := cfg.Accel
 	switch {
 	case cfg.Engine == EngineKVM:
@@ -93,7 +96,8 @@ func start(cfg Config, accel string) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.dir, err = os.MkdirTemp("", "krunbench-run-"); err != nil {
+	CleanStaleRunDirs()
+	if s.dir, err = makeRunDir(); err != nil {
 		return nil, err
 	}
 	if s.fs, err = startFS(&s.cfg, s.dir); err != nil {
@@ -146,7 +150,11 @@ func (s *Session) startQEMU(line string, slave *os.File) error {
 // pumpOutput copies console output to Config.Out and the panic detector.
 func (s *Session) pumpOutput() {
 	defer close(s.drained)
-	_, _ = io.Copy(io.MultiWriter(s.cfg.Out, &s.tail, &s.milestones), s.console)
+	out := s.cfg.Out
+	if !s.cfg.Verbose {
+		out = &panicCut{w: out}
+	}
+	_, _ = io.Copy(io.MultiWriter(out, &s.tail, &s.milestones), s.console)
 }
 
 // supervise waits for the engine to end, enforcing the boot timeout.
@@ -201,7 +209,7 @@ func (s *Session) finish() {
 	}
 	switch qerr := s.proc.Err(); {
 	case s.res.Panic != "":
-		s.err = fmt.Errorf("%w: guest %s", ErrNoExitCode, s.res.Panic)
+		s.err = fmt.Errorf("%w: %s", ErrNoExitCode, explainPanic(s.res.Panic))
 	case qerr != nil && s.qlog.Len() == 0:
 		s.err = fmt.Errorf("%w: %s: %v", ErrNoExitCode, s.cfg.Engine, qerr)
 	case qerr != nil:

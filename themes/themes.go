@@ -163,10 +163,13 @@ func Load(path string) (*Theme, error) {
 		return nil, err
 	}
 	var f File
+	if len(strings.TrimSpace(string(b))) == 0 {
+		return nil, fmt.Errorf("theme %s: the file is empty (%s)", path, fileFormat)
+	}
 	dec := json.NewDecoder(strings.NewReader(string(b)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&f); err != nil {
-		return nil, fmt.Errorf("theme %s: %w", path, err)
+		return nil, fmt.Errorf("theme %s: %s (%s)", path, strings.TrimPrefix(err.Error(), "json: "), fileFormat)
 	}
 	if f.Base == "" {
 		f.Base = Default
@@ -200,11 +203,30 @@ func (p Palette) check() error {
 			continue
 		}
 		if _, isNone := lipgloss.Color(s).(lipgloss.NoColor); isNone {
-			return fmt.Errorf("colour %s: %q is neither #rrggbb nor an ANSI number", t.Field(i).Tag.Get("json"), s)
+			return fmt.Errorf("colour %s: %q is neither #rrggbb nor an ANSI number (0-255)", colourKey(t.Field(i)), s)
 		}
 	}
 	return nil
 }
+
+// colourKey is a palette field's key in a theme file.
+func colourKey(f reflect.StructField) string {
+	key, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+	return key
+}
+
+// ColourKeys are the keys a theme file's "colors" may set.
+func ColourKeys() []string {
+	t := reflect.TypeOf(Palette{})
+	keys := make([]string, t.NumField())
+	for i := range keys {
+		keys[i] = colourKey(t.Field(i))
+	}
+	return keys
+}
+
+// fileFormat says in a line what a theme file holds.
+var fileFormat = `a theme file is JSON: {"name": "mine", "base": "dark", "colors": {"accent": "#ff8800"}}, colours #rrggbb or 0-255, keys ` + strings.Join(ColourKeys(), ", ")
 
 // NoColorSet reports whether environ (KEY=VALUE entries, as os.Environ
 // returns) sets NO_COLOR to a non-empty value.

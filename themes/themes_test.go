@@ -54,15 +54,25 @@ func TestLoad(t *testing.T) {
 	if !strings.Contains(th.Styles.EOF.Render("x"), "48;2;18;52;86") {
 		t.Errorf("EOF background not applied: %q", th.Styles.EOF.Render("x"))
 	}
-	for name, body := range map[string]string{
-		"badcolour.json": `{"colors":{"accent":"orange"}}`,
-		"unknown.json":   `{"colours":{}}`,
-		"base.json":      `{"base":"neon"}`,
+	// Each bad file is refused in one line that names the problem in the
+	// file's own words (no Go field tags, no bare EOF).
+	for name, c := range map[string]struct{ body, want string }{
+		"badcolour.json": {`{"colors":{"accent":"orange"}}`, `colour accent: "orange" is neither`},
+		"unknown.json":   {`{"colours":{}}`, `unknown field "colours"`},
+		"base.json":      {`{"base":"neon"}`, `"neon"`},
+		"empty.json":     {"", "the file is empty (a theme file is JSON:"},
+		"truncated.json": {`{"name":`, "unexpected EOF (a theme file is JSON:"},
 	} {
 		p := filepath.Join(dir, name)
-		os.WriteFile(p, []byte(body), 0o644)
-		if _, err := Load(p); err == nil {
+		os.WriteFile(p, []byte(c.body), 0o644)
+		_, err := Load(p)
+		if err == nil {
 			t.Errorf("%s: loaded", name)
+			continue
+		}
+		msg := err.Error()
+		if !strings.Contains(msg, c.want) || strings.Contains(msg, "omitempty") || strings.Contains(msg, "\n") {
+			t.Errorf("%s: %q, want one line with %q", name, msg, c.want)
 		}
 	}
 }

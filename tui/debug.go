@@ -131,7 +131,7 @@ func (m *Model) debugOverlay(content []string) {
 		fmt.Sprintf("backlog   %s (max %s in 1s)", us(d.backlog), us(maxBacklog)),
 		fmt.Sprintf("dropped   %d events, %d console bytes", m.dropped, m.consoleDropped),
 		fmt.Sprintf("          %d by the subscription, %d by the buffer", m.upstreamDropped, m.dropped-min(m.upstreamDropped, m.dropped)),
-		fmt.Sprintf("console   %dx%d, %d bytes typed", cols, rows, m.con.sent),
+		fmt.Sprintf("console   %dx%d, %d keys typed", cols, rows, m.con.sent),
 		fmt.Sprintf("layout    %dx%d %s, theme %s", m.ctx.Width, m.ctx.Height, map[bool]string{true: "grid", false: "tabs"}[m.lay.grid], m.ctx.Theme.Name),
 		fmt.Sprintf("goroutines %d", runtime.NumGoroutine()),
 	}

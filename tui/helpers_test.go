@@ -57,6 +57,19 @@ func (f *fakeSource) lastResize() [2]int {
 	return f.resizes[len(f.resizes)-1]
 }
 
+// waitTyped waits (bounded) until the guest got exactly want: keys reach
+// it through the emulator's input pipe, on the console's own goroutine.
+func waitTyped(t *testing.T, f *fakeSource, want string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for f.typed() != want {
+		if time.Now().After(deadline) || len(f.typed()) > len(want) {
+			t.Fatalf("guest got %q, want %q", f.typed(), want)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // screen is the model's view as plain text.
 func screen(m *Model) string { return ansi.Strip(m.View().Content) }
 

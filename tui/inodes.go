@@ -155,7 +155,13 @@ func (p *inodes) View(focused bool) string {
 	row := func(id, path, nl, open, read string) string {
 		return fmt.Sprintf("%7s %-*s %7s %4s %7s", id, pathW, fitLine(path, pathW), nl, open, read)
 	}
-	lines := []string{st.Muted.Render(row("NODEID", "PATH", "NLOOKUP", "OPEN", "READ"))}
+	dir := "↑"
+	if p.reverse {
+		dir = "↓"
+	}
+	heads := [...]string{sortNodeid: "NODEID", sortPath: "PATH", sortNlookup: "NLOOKUP", sortOpen: "OPEN", sortRead: "READ"}
+	heads[p.by] += dir // the sort column carries its direction
+	lines := []string{st.Muted.Render(row(heads[sortNodeid], heads[sortPath], heads[sortNlookup], heads[sortOpen], heads[sortRead]))}
 	p.top = min(p.top, max(len(p.rows)-p.page(), 0))
 	end := min(p.top+p.page(), len(p.rows))
 	for i := p.top; i < end; i++ {
@@ -173,10 +179,6 @@ func (p *inodes) View(focused bool) string {
 	}
 	for len(lines) < p.page()+1 {
 		lines = append(lines, "")
-	}
-	dir := "↑"
-	if p.reverse {
-		dir = "↓"
 	}
 	lines = append(lines, st.Muted.Render(fmt.Sprintf("%d inodes · sorted by %s %s · s sort  r reverse", len(p.rows), inodeSortNames[p.by], dir)))
 	return box(p.ctx, style, title, p.Title(), "", lines, p.w, p.h)

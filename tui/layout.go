@@ -2,20 +2,55 @@ package tui
 
 import "strings"
 
-// Below these sizes the panes become tabs.
+// Below these sizes the panes become tabs; from SplitMinWidth x
+// SplitMinHeight the console and the traffic still share the screen (one
+// above the other) while either has the focus, the other panes a key
+// away.
 const (
-	GridMinWidth  = 120
-	GridMinHeight = 36
+	GridMinWidth   = 120
+	GridMinHeight  = 36
+	SplitMinWidth  = 60
+	SplitMinHeight = 20
 )
 
 // rect is where a pane is drawn.
 type rect struct{ x, y, w, h int }
 
 // layout places the panes: in grid mode every pane has a rect; in tab mode
-// only the focused one is drawn, under a tab bar.
+// only the focused one is drawn, under a tab bar, except that in split
+// mode the console and the traffic are drawn together when either has
+// the focus.
 type layout struct {
 	grid  bool
+	split bool
 	rects map[pane]rect
+}
+
+// Split reports whether the console and the traffic share the screen in
+// tab mode.
+func (m *Model) Split() bool { return m.lay.split }
+
+// visible are the panes drawn now.
+func (m *Model) visible() []pane {
+	focused := m.panes[m.focus]
+	switch {
+	case m.lay.grid:
+		return m.panes
+	case m.lay.split && (focused == m.con || focused == m.traf):
+		return []pane{m.con, m.traf}
+	}
+	return []pane{focused}
+}
+
+// paneAt is the drawn pane at screen cell x, y.
+func (m *Model) paneAt(x, y int) (pane, rect, bool) {
+	for _, p := range m.visible() {
+		r := m.lay.rects[p]
+		if x >= r.x && x < r.x+r.w && y >= r.y && y < r.y+r.h {
+			return p, r, true
+		}
+	}
+	return nil, rect{}, false
 }
 
 // Grid reports whether the panes share the screen (else they are tabs).
@@ -30,6 +65,12 @@ func (m *Model) relayout() {
 		for _, p := range m.panes {
 			m.lay.rects[p] = r
 			p.SetSize(r.w, r.h)
+		}
+		if w >= SplitMinWidth && h >= SplitMinHeight {
+			m.lay.split = true
+			ch := r.h * 55 / 100
+			m.place(m.con, rect{0, 1, w, ch})
+			m.place(m.traf, rect{0, 1 + ch, w, r.h - ch})
 		}
 		return
 	}
@@ -64,8 +105,11 @@ func (m *Model) place(p pane, r rect) {
 // lines returned are the caller's to change.
 func (m *Model) body() []string {
 	if !m.lay.grid {
-		p := m.panes[m.focus]
-		return append([]string{m.tabBar()}, m.draw(p, m.lay.rects[p], true)...)
+		lines := []string{m.tabBar()}
+		for _, p := range m.visible() {
+			lines = append(lines, m.draw(p, m.lay.rects[p], p == m.panes[m.focus])...)
+		}
+		return lines
 	}
 	col := func(ps ...pane) (lines []string, w int) {
 		for _, p := range ps {

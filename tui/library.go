@@ -31,9 +31,11 @@ var kindTitles = map[ItemKind]string{KindRootFS: "root filesystems", KindInit: "
 
 // library is the pane that lists what can be launched.
 type library struct {
-	ctx    *Context
-	keys   libraryKeys
-	lib    Library
+	ctx  *Context
+	keys libraryKeys
+	lib  Library
+	// want names the items to pick at start (Options.Picks).
+	want   []string
 	items  []Item
 	cursor int
 	picked map[ItemKind]int
@@ -43,8 +45,8 @@ type library struct {
 	w, h int
 }
 
-func newLibrary(ctx *Context, lib Library) *library {
-	l := &library{ctx: ctx, keys: newLibraryKeys(), lib: lib}
+func newLibrary(ctx *Context, lib Library, picks []string) *library {
+	l := &library{ctx: ctx, keys: newLibraryKeys(), lib: lib, want: picks}
 	l.reload()
 	return l
 }
@@ -75,6 +77,14 @@ func (l *library) reload() {
 		}
 		if n == 1 {
 			l.picked[k] = usable
+		}
+	}
+	for _, name := range l.want {
+		for i, it := range l.items {
+			if it.Name == name && it.Verdict != VerdictError {
+				l.picked[it.Kind] = i
+				break
+			}
 		}
 	}
 	l.cursor = min(l.cursor, max(len(l.items)-1, 0))
@@ -175,20 +185,48 @@ func (l *library) verdict(v Verdict) string {
 	return "      "
 }
 
+// View draws the list, scrolled to keep the cursor in view under the
+// header of its kind, above a footer that always shows: the path and
+// verdict detail of the item under the cursor, and the last note (why a
+// launch failed, say).
 func (l *library) View(focused bool) string {
 	st := l.ctx.Styles
 	style, title := styleFor(l.ctx, focused)
 	inner := max(l.w-2, 1)
+	var foot []string
+	if l.cursor < len(l.items) {
+		it := l.items[l.cursor]
+		if it.Path != "" {
+			foot = append(foot, st.Muted.Render(fitLine(it.Path, inner)))
+		}
+		if it.Detail != "" {
+			foot = append(foot, st.Muted.Render(fitLine(it.Detail, inner)))
+		}
+	}
+	if l.note != "" {
+		foot = append(foot, st.Warn.Render(fitLine(l.note, inner)))
+	}
+	page := max(l.h-2, 1)
+	if len(foot) > 0 && page > len(foot)+2 {
+		foot = append([]string{""}, foot...)
+	} else {
+		foot = nil // no room: the list first
+	}
+	listRows := page - len(foot)
+
 	var lines []string
+	var kindOf []ItemKind // the kind each line belongs to
 	cursorLine := 0
 	if l.lib == nil || len(l.items) == 0 {
 		lines = append(lines, st.Muted.Render("nothing to launch"))
+		kindOf = append(kindOf, "")
 	}
 	var kind ItemKind
 	for i, it := range l.items {
 		if it.Kind != kind {
 			kind = it.Kind
 			lines = append(lines, st.Title.Render(kindTitles[kind]))
+			kindOf = append(kindOf, "")
 		}
 		mark := "  "
 		if j, ok := l.picked[it.Kind]; ok && j == i {
@@ -202,25 +240,24 @@ func (l *library) View(focused bool) string {
 			cursorLine = len(lines)
 		}
 		lines = append(lines, row)
+		kindOf = append(kindOf, it.Kind)
 	}
-	if l.cursor < len(l.items) {
-		it := l.items[l.cursor]
-		lines = append(lines, "", st.Muted.Render(it.Path))
-		if it.Detail != "" {
-			lines = append(lines, st.Muted.Render(it.Detail))
-		}
+	// Scroll so that the cursor's line shows, with a line above it for
+	// the kind's header.
+	if cursorLine-1 < l.top {
+		l.top = max(cursorLine-1, 0)
+	} else if cursorLine >= l.top+listRows {
+		l.top = max(cursorLine-listRows+1, 0)
 	}
-	if l.note != "" {
-		lines = append(lines, st.Warn.Render(l.note))
+	l.top = min(l.top, max(len(lines)-1, 0))
+	window := lines[l.top:min(l.top+listRows, len(lines))]
+	if k := kindOf[l.top]; l.top > 0 && k != "" && len(window) > 1 {
+		// A scrolled list keeps the header of the kind it shows.
+		window = append([]string{st.Title.Render(kindTitles[k])}, window[1:]...)
 	}
-	page := max(l.h-2, 1)
-	if cursorLine < l.top {
-		l.top = cursorLine
-	} else if cursorLine >= l.top+page-3 {
-		l.top = max(cursorLine-page+4, 0)
+	out := append([]string{}, window...)
+	for len(out) < listRows {
+		out = append(out, "")
 	}
-	if l.top < len(lines) {
-		lines = lines[l.top:]
-	}
-	return box(l.ctx, style, title, l.Title(), "", lines, l.w, l.h)
+	return box(l.ctx, style, title, l.Title(), "", append(out, foot...), l.w, l.h)
 }

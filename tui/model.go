@@ -18,6 +18,10 @@ type Options struct {
 	Theme *themes.Theme
 	// Library lists what can be launched; nil hides the library pane.
 	Library Library
+	// Picks names library items picked at start (one per kind; the last
+	// usable one of a kind wins). An only usable item of a kind is picked
+	// anyway.
+	Picks []string
 	// Launch starts a session; nil disables launching.
 	Launch Launcher
 	// Source, when set, is shown from the start (a replay, say).
@@ -51,12 +55,22 @@ type Model struct {
 
 	src             Source
 	gen             int
+	bootStart       time.Time
 	info            recording.Config
 	status          recording.Status
 	ended           bool
 	dropped         uint64
 	upstreamDropped uint64
 	consoleDropped  uint64
+
+	// confirmQuit: the user asked to quit while a guest runs, and is
+	// asked first; quitting: the guest is being stopped, the app quits
+	// when its source closes.
+	confirmQuit bool
+	quitting    bool
+	// flash is a short word in the status bar until the next key (the
+	// theme's name after t).
+	flash string
 
 	showHelp   bool
 	helpScroll int
@@ -89,7 +103,7 @@ func New(opts Options) *Model {
 	m.ctx.SetTheme(th)
 	m.ctx.Width, m.ctx.Height = 80, 24
 	if opts.Library != nil {
-		m.lib = newLibrary(&m.ctx, opts.Library)
+		m.lib = newLibrary(&m.ctx, opts.Library, opts.Picks)
 		m.panes = append(m.panes, m.lib)
 	}
 	m.con = newConsole(&m.ctx)
@@ -110,8 +124,29 @@ func (m *Model) Init() tea.Cmd {
 	if m.src == nil {
 		return nil
 	}
-	return m.listen()
+	return tea.Batch(m.listen(), m.bootTick())
 }
+
+// bootTickMsg redraws the boot timer.
+type bootTickMsg struct{ gen int }
+
+// bootTickEvery is how often the boot timer is redrawn.
+const bootTickEvery = 200 * time.Millisecond
+
+// booting reports whether the current source's guest is still booting
+// (no FUSE request yet).
+func (m *Model) booting() bool {
+	return m.src != nil && !m.ended && (m.status.State == "" || m.status.State == recording.StateBooting)
+}
+
+// bootTick schedules the next redraw of the boot timer.
+func (m *Model) bootTick() tea.Cmd {
+	gen := m.gen
+	return tea.Tick(bootTickEvery, func(time.Time) tea.Msg { return bootTickMsg{gen: gen} })
+}
+
+// BootElapsed is how long the current guest has been booting.
+func (m *Model) BootElapsed() time.Duration { return time.Since(m.bootStart) }
 
 // listen waits for the current source's next batch.
 func (m *Model) listen() tea.Cmd {
@@ -133,6 +168,7 @@ func (m *Model) attachSource(src Source, attach bool) {
 	}
 	m.src = src
 	m.gen++
+	m.bootStart = time.Now()
 	m.info, m.status, m.ended = recording.Config{}, recording.Status{}, false
 	m.dropped, m.upstreamDropped, m.consoleDropped = 0, 0, 0
 	m.traf.reset()
@@ -198,10 +234,13 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.relayout()
 		return m, nil
 	case tea.KeyPressMsg:
+		m.flash = ""
 		return m, m.key(msg)
 	case tea.PasteMsg:
 		m.con.paste(msg.Content)
 		return m, nil
+	case tea.MouseMsg:
+		return m, m.mouse(msg)
 	case sourceMsg:
 		if msg.gen != m.gen {
 			return m, nil
@@ -211,8 +250,15 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case sourceDoneMsg:
 		if msg.gen == m.gen {
 			m.ended = true
+			m.con.sourceEnded(m.status)
+			m.st.sourceEnded()
+			if m.quitting {
+				return m, m.quit()
+			}
 		}
 		return m, nil
+	case quitAnywayMsg:
+		return m, m.quit()
 	case launchMsg:
 		if m.launch == nil {
 			m.lib.note = "launching is not available here"
@@ -234,7 +280,12 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.lib.note = ""
 		}
 		m.attachSource(msg.src, true)
-		return m, m.listen()
+		return m, tea.Batch(m.listen(), m.bootTick())
+	case bootTickMsg:
+		if msg.gen == m.gen && m.booting() {
+			return m, m.bootTick()
+		}
+		return m, nil
 	}
 	if m.traf.editing != editNone {
 		var cmd tea.Cmd
@@ -277,6 +328,16 @@ func (m *Model) apply(b *SourceMsg) {
 // the overlays and global keys, else to the focused pane.
 func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
 	focused := m.panes[m.focus]
+	if m.quitting {
+		return nil
+	}
+	if m.confirmQuit {
+		m.confirmQuit = false
+		if msg.String() == "y" || msg.String() == "q" || msg.String() == "ctrl+c" {
+			return m.stopAndQuit()
+		}
+		return nil
+	}
 	if focused.Capturing() {
 		return focused.Update(msg)
 	}
@@ -287,7 +348,7 @@ func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
 		case "down", "j":
 			m.helpScroll++
 		case "ctrl+c":
-			return m.quit()
+			return m.askQuit()
 		default:
 			m.showHelp = false
 		}
@@ -296,7 +357,7 @@ func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
 	k := m.keys
 	switch {
 	case key.Matches(msg, k.Quit):
-		return m.quit()
+		return m.askQuit()
 	case key.Matches(msg, k.Next):
 		m.focus = (m.focus + 1) % len(m.panes)
 	case key.Matches(msg, k.Prev):
@@ -307,6 +368,7 @@ func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
 		}
 	case key.Matches(msg, k.Theme):
 		m.SetTheme(themes.Next(m.ctx.Theme))
+		m.flash = "theme " + m.ctx.Theme.Name
 	case key.Matches(msg, k.Help):
 		m.showHelp, m.helpScroll = true, 0
 	case key.Matches(msg, k.Debug):
@@ -316,6 +378,90 @@ func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
 	}
 	return nil
 }
+
+// mouse handles the mouse: a click focuses the pane under it (detaching
+// the console when it leaves it), the wheel scrolls the pane under it; an
+// attached console whose guest reports the mouse gets its events.
+func (m *Model) mouse(msg tea.MouseMsg) tea.Cmd {
+	if m.showHelp || m.confirmQuit || m.quitting {
+		return nil
+	}
+	ev := msg.Mouse()
+	p, r, ok := m.paneAt(ev.X, ev.Y)
+	if !ok {
+		return nil
+	}
+	focused := m.panes[m.focus]
+	if p == m.con {
+		if _, click := msg.(tea.MouseClickMsg); click && focused != m.con {
+			m.focusPane(m.con)
+			return nil
+		}
+		m.con.mouse(msg, ev.X-r.x-1, ev.Y-r.y-1)
+		return nil
+	}
+	switch msg.(type) {
+	case tea.MouseClickMsg:
+		if focused.Capturing() && focused != m.con {
+			return nil // a filter being typed keeps the focus
+		}
+		m.con.attached = false
+		m.focusPane(p)
+	case tea.MouseWheelMsg:
+		if p.Capturing() {
+			return nil
+		}
+		switch ev.Button {
+		case tea.MouseWheelUp:
+			return p.Update(tea.KeyPressMsg{Code: tea.KeyUp})
+		case tea.MouseWheelDown:
+			return p.Update(tea.KeyPressMsg{Code: tea.KeyDown})
+		}
+	}
+	return nil
+}
+
+// GuestSource is a Source that runs a guest (not a replay): quitting
+// while it runs asks first, then stops the guest.
+type GuestSource interface {
+	Source
+	RunsGuest() bool
+}
+
+// guestRunning reports whether the current source is a guest that has not
+// ended.
+func (m *Model) guestRunning() bool {
+	g, ok := m.src.(GuestSource)
+	return ok && g.RunsGuest() && !m.ended
+}
+
+// askQuit quits, or asks first when a guest runs.
+func (m *Model) askQuit() tea.Cmd {
+	if m.guestRunning() {
+		m.confirmQuit = true
+		return nil
+	}
+	return m.quit()
+}
+
+// quitAnywayMsg ends the app when a stopped guest's source never closes.
+type quitAnywayMsg struct{}
+
+// stopLimit bounds the wait for a stopped guest's source to close.
+const stopLimit = 20 * time.Second
+
+// stopAndQuit stops the guest and quits once its source has closed (the
+// session has then released its engine and runtime directory and written
+// the end of its recording).
+func (m *Model) stopAndQuit() tea.Cmd {
+	m.quitting = true
+	m.src.Stop()
+	return tea.Tick(stopLimit, func(time.Time) tea.Msg { return quitAnywayMsg{} })
+}
+
+// Quitting reports whether the app is asking to quit or stopping a guest
+// to quit.
+func (m *Model) Quitting() (asking, stopping bool) { return m.confirmQuit, m.quitting }
 
 func (m *Model) quit() tea.Cmd {
 	m.Close()
@@ -332,9 +478,13 @@ func (m *Model) View() tea.View {
 	if m.showDebug {
 		m.debugOverlay(lines)
 	}
+	if m.confirmQuit || m.quitting {
+		m.quitOverlay(lines)
+	}
 	lines = append(lines, m.statusBar())
 	v := tea.NewView(strings.Join(lines, "\n"))
 	v.AltScreen = true
+	v.MouseMode = tea.MouseModeCellMotion
 	if r, ok := m.lay.rects[m.con]; ok && m.panes[m.focus] == m.con && !m.showHelp {
 		if x, y, show := m.con.cursor(); show {
 			v.Cursor = tea.NewCursor(r.x+1+x, r.y+1+y)

@@ -72,3 +72,23 @@ func (m *Model) helpOverlay(content []string) {
 	box := st.Overlay.Render(fitBlock(lines, min(width, maxW), len(lines)))
 	overlayLines(content, strings.Split(box, "\n"), m.ctx.Width, (m.ctx.Width-lipgloss.Width(box))/2, 1)
 }
+
+// quitOverlay asks whether to stop the running guest and quit, or says
+// that it is being stopped.
+func (m *Model) quitOverlay(content []string) {
+	st := m.ctx.Styles
+	lines := []string{
+		st.FocusedTitle.Render("A guest is running."),
+		"y: stop it and quit · any other key: stay",
+	}
+	if m.quitting {
+		lines = []string{st.FocusedTitle.Render("Stopping the guest…"), st.Muted.Render("krunbench quits when it has stopped")}
+	}
+	width := 0
+	for _, l := range lines {
+		width = max(width, ansi.StringWidth(l))
+	}
+	width = min(width, max(m.ctx.Width-4, 10))
+	box := st.Overlay.Render(fitBlock(lines, width, len(lines)))
+	overlayLines(content, strings.Split(box, "\n"), m.ctx.Width, max((m.ctx.Width-lipgloss.Width(box))/2, 0), max(m.ctx.Height/2-2, 0))
+}

@@ -134,6 +134,20 @@ func (s *stats) advance() {
 	}
 }
 
+// sourceEnded moves the rates past the session's last second: nothing
+// more happens, so the rates read 0 rather than the last second's.
+func (s *stats) sourceEnded() {
+	s.invalidate()
+	if !s.total.seen {
+		return
+	}
+	after := time.Duration(s.total.head+2) * time.Second
+	s.total.advance(after)
+	for _, o := range s.ops {
+		o.ring.advance(after)
+	}
+}
+
 // row is one line of the opcode table.
 type statRow struct {
 	op                   uint32

@@ -39,6 +39,9 @@ func (m *Model) statusBar() string {
 	left := strings.Join(parts, sep)
 
 	var right []string
+	if m.flash != "" {
+		right = append(right, st.StatusKey.Render(m.flash))
+	}
 	if m.dropped > 0 || m.consoleDropped > 0 {
 		d := fmt.Sprintf("dropped %d events", m.dropped)
 		if m.consoleDropped > 0 {
@@ -75,8 +78,9 @@ func (m *Model) stateText() string {
 		return st.StatusKey.Render(m.status.String())
 	case m.ended && m.status.State == "":
 		return bar.Render("ended")
-	case m.status.State == "":
-		return bar.Render("starting")
+	}
+	if m.booting() {
+		return bar.Render(fmt.Sprintf("booting %.1fs", m.BootElapsed().Seconds()))
 	}
 	s := string(m.status.State)
 	if m.ended {

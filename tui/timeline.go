@@ -97,16 +97,12 @@ func (b *bootTimeline) render(st *themesStyles, width int) []string {
 	for i := range cells {
 		cells[i] = st.muted.Render("─")
 	}
-	for _, m := range ms {
-		x := 0
-		if end > 0 {
-			x = int(float64(m.at) / float64(end) * float64(barW-1))
-		}
+	for i, m := range ms {
 		style := st.accent
 		if m.fuse {
 			style = st.initRead
 		}
-		cells[min(max(x, 0), barW-1)] = style.Render(m.glyph)
+		cells[markCells(ms, end, barW)[i]] = style.Render(m.glyph)
 	}
 	bar := st.muted.Render("├") + strings.Join(cells, "") + st.muted.Render("┤") + label
 	lines := []string{bar}
@@ -127,6 +123,28 @@ func (b *bootTimeline) render(st *themesStyles, width int) []string {
 		lines = append(lines, cur.String())
 	}
 	return lines
+}
+
+// markCells places the marks (sorted by time) on a bar of barW cells at
+// their times' proportion of end; marks that would share a cell are moved
+// apart, in order, so that none hides another while the bar has room.
+func markCells(ms []mark, end time.Duration, barW int) []int {
+	xs := make([]int, len(ms))
+	for i, m := range ms {
+		x := 0
+		if end > 0 {
+			x = int(float64(m.at) / float64(end) * float64(barW-1))
+		}
+		if i > 0 {
+			x = max(x, xs[i-1]+1)
+		}
+		xs[i] = x
+	}
+	for i := len(xs) - 1; i >= 0; i-- {
+		limit := barW - len(xs) + i // leave a cell for each later mark
+		xs[i] = min(max(min(xs[i], limit), 0), barW-1)
+	}
+	return xs
 }
 
 // themesStyles are the few styles the timeline draws with.

@@ -367,6 +367,10 @@ func target(ev *trace.Event) string {
 	if p == "" && ev.Nodeid != 0 {
 		p = "#" + strconv.FormatUint(ev.Nodeid, 10)
 	}
+	if ev.Name != "" && isXattr(ev.Op) {
+		// An attribute's name, not a path component.
+		return p + " xattr " + ev.Name
+	}
 	if ev.Name != "" {
 		if strings.HasPrefix(p, "/") {
 			p = joinPath(p, trace.Printable(ev.Name))
@@ -378,6 +382,14 @@ func target(ev *trace.Event) string {
 		p += " → " + trace.Printable(ev.NewName)
 	}
 	return p
+}
+
+func isXattr(op uint32) bool {
+	switch op {
+	case fuse.OpGetxattr, fuse.OpSetxattr, fuse.OpRemovexattr:
+		return true
+	}
+	return false
 }
 
 func hasRange(op uint32) bool {

@@ -102,7 +102,8 @@ func runOnce(bin, kernel, root, engine string) sample {
 	err := runBounded(cmd, 60*time.Second)
 	s := sample{Engine: engine, WallMS: ms(time.Since(start)), Code: cmd.ProcessState.ExitCode()}
 	for line := range strings.Lines(out.String()) {
-		if j, ok := strings.CutPrefix(strings.TrimSpace(line), "krunbench: boot "); ok {
+		// --timings prints a bare JSON line (older krunbench: prefixed).
+		if j := strings.TrimPrefix(strings.TrimSpace(line), "krunbench: boot "); strings.HasPrefix(j, `{"vm_created_ms":`) {
 			var b map[string]any
 			if json.Unmarshal([]byte(j), &b) == nil {
 				s.Boot = map[string]float64{}

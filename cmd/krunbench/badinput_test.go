@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/krunbench/krunbench/vmm/kernelconfig"
 )
 
 // TestBadRunInputFailsWithOneLine runs the CLI with broken inputs: each
@@ -41,6 +44,22 @@ func TestBadRunInputFailsWithOneLine(t *testing.T) {
 	if err := os.WriteFile(notKernel, bytes.Repeat([]byte("garbage!"), 4096), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// The guest kernel's own configuration, built for fewer CPUs.
+	kc, err := kernelconfig.Read(kernel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fewCPUs strings.Builder
+	for k, v := range kc {
+		if k != "NR_CPUS" {
+			fmt.Fprintf(&fewCPUs, "CONFIG_%s=%s\n", k, v)
+		}
+	}
+	fewCPUs.WriteString("CONFIG_NR_CPUS=2\n")
+	twoCPUKernel := filepath.Join(dir, "kernel-nr-cpus-2")
+	if err := os.WriteFile(twoCPUKernel, kernelWithConfig(t, fewCPUs.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	base := func(extra ...string) []string {
 		return append([]string{"run", "--engine", "qemu", "--accel", "tcg", "--rootfs", root, "--init", initFile, "--kernel", kernel}, extra...)
 	}
@@ -60,9 +79,17 @@ func TestBadRunInputFailsWithOneLine(t *testing.T) {
 		"no virtio-fs":     {append(base(), "--kernel", noVirtioFS), "lacks CONFIG_VIRTIO_FS"},
 		"zero vcpus":       {append(base(), "--cpus", "0"), "vCPUs"},
 		"300 vcpus":        {append(base(), "--cpus", "300"), "vCPUs"},
+		"over NR_CPUS":     {append(base(), "--kernel", twoCPUKernel, "--cpus", "3"), "runs at most 2 (CONFIG_NR_CPUS)"},
+		"serve empty init": {[]string{"serve", "--shared-dir", root, "--mount", dir, "--init", empty}, "empty"},
 		"too little mem":   {append(base(), "--mem", "16"), "memory"},
 		"bad engine":       {append(base(), "--engine", "warp"), "engine"},
 		"env not K=V":      {append(base(), "--env", "NOPE"), "KEY=VALUE"},
+	}
+	if _, err := os.Stat("/dev/kvm"); err != nil { // only where there is none
+		cases["accel kvm no kvm"] = struct {
+			args []string
+			want string
+		}{append(base(), "--accel", "kvm"), "--accel kvm, but this machine offers no KVM"}
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

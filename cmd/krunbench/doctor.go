@@ -18,11 +18,20 @@ import (
 
 func newDoctorCmd() *cobra.Command {
 	var kernel string
+	var printKernel bool
 	cmd := &cobra.Command{
 		Use:   "doctor",
 		Short: "Check what this machine offers krunbench: KVM, kernel, QEMU, FUSE, the default init",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if printKernel {
+				path, err := session.FindKernel(kernel)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), path)
+				return nil
+			}
 			d := doctor{w: cmd.OutOrStdout()}
 			d.kvm()
 			d.kernel(kernel)
@@ -36,6 +45,7 @@ func newDoctorCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&kernel, "kernel", "", "kernel image to check (default: as krunbench run finds it)")
+	cmd.Flags().BoolVar(&printKernel, "print-kernel", false, "only print the kernel krunbench run would use (make run asks this), or fail saying why none")
 	return cmd
 }
 
@@ -50,10 +60,20 @@ func (d *doctor) line(ok bool, what, detail string) {
 		mark = "FAIL"
 		d.failed++
 	}
-	fmt.Fprintf(d.w, "%s  %-14s %s\n", mark, what, detail)
+	fmt.Fprintf(d.w, "%s  %-14s %s\n", mark, what, unnamed(what, detail))
 }
 
-func (d *doctor) note(what, detail string) { fmt.Fprintf(d.w, "--    %-14s %s\n", what, detail) }
+func (d *doctor) note(what, detail string) {
+	fmt.Fprintf(d.w, "--    %-14s %s\n", what, unnamed(what, detail))
+}
+
+// unnamed drops the "what: " an error starts with, which the line's
+// second column already says ("kvm  kvm: unavailable" reads "kvm
+// unavailable").
+func unnamed(what, detail string) string {
+	first, _, _ := strings.Cut(what, " ")
+	return strings.TrimPrefix(detail, first+": ")
+}
 
 func (d *doctor) kvm() {
 	sys, err := kvm.Open()

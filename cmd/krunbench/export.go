@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"time"
@@ -46,7 +47,13 @@ func newTraceExportCmd() *cobra.Command {
 			var w io.Writer = cmd.OutOrStdout()
 			var f *os.File
 			if out != "" && out != "-" {
-				if f, err = os.Create(out); err != nil {
+				// Written beside the output and renamed over it once
+				// complete: a failed export leaves no partial file.
+				if f, err = os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".*"); err != nil {
+					return err
+				}
+				defer os.Remove(f.Name())
+				if err = f.Chmod(0o644); err != nil {
 					return err
 				}
 				w = f
@@ -55,6 +62,9 @@ func newTraceExportCmd() *cobra.Command {
 			if f != nil {
 				if cerr := f.Close(); err == nil {
 					err = cerr
+				}
+				if err == nil {
+					err = os.Rename(f.Name(), out)
 				}
 			}
 			if err != nil {

@@ -45,7 +45,7 @@ func TestKVMRunDefaultInit(t *testing.T) {
 			if code != 7 || !strings.Contains(strings.ReplaceAll(out, "\r\n", "\n"), "hi\n") {
 				t.Fatalf("exit %d (want 7), output:\n%s", code, out)
 			}
-			for _, m := range []string{"milestone mounted", "milestone exec", " code=7", `krunbench: boot {"vm_created_ms":`, `"engine":"kvm"`} {
+			for _, m := range []string{"milestone mounted", "milestone exec", " code=7", `{"vm_created_ms":`, `"engine":"kvm"`} {
 				if !strings.Contains(out, m) {
 					t.Errorf("output lacks %q:\n%s", m, out)
 				}

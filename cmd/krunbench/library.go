@@ -23,15 +23,15 @@ verdict each. Payloads are judged against the first root filesystem given.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			lib := library(dir)
 			lib.AddPaths(initlib.KindRootFS, rootfs...)
-			lib.AddPaths(initlib.KindInit, inits...)
-			lib.AddPaths(initlib.KindKernel, kernels...)
+			addInits(lib, inits)
+			addKernels(lib, kernels)
 			against := ""
 			if len(rootfs) > 0 {
 				against = rootfs[0]
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 2, 8, 2, ' ', 0)
 			fmt.Fprintln(tw, "KIND\tNAME\tVERDICT\tDETAIL")
-			for _, it := range lib.Items(against) {
+			for _, it := range libraryItems(lib, against) {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", it.Kind, it.Name, it.Verdict, it.Detail)
 			}
 			return tw.Flush()
@@ -39,7 +39,7 @@ verdict each. Payloads are judged against the first root filesystem given.`,
 	}
 	list.Flags().StringVar(&dir, "dir", initlib.DefaultDir(), "library directory")
 	list.Flags().StringArrayVar(&rootfs, "rootfs", nil, "a root filesystem directory (repeatable)")
-	list.Flags().StringArrayVar(&inits, "init", nil, "an init payload file (repeatable)")
+	list.Flags().StringArrayVar(&inits, "init", nil, "an init payload: a file, or a name run --init takes (repeatable)")
 	list.Flags().StringArrayVar(&kernels, "kernel", nil, "a kernel image (repeatable)")
 	cmd.AddCommand(list)
 	return cmd

@@ -152,8 +152,13 @@ func TestGuestPanicIsReportedInBoundedTime(t *testing.T) {
 	}
 	last := strings.TrimSpace(out.String())
 	last = last[strings.LastIndex(last, "\n")+1:]
-	if !strings.Contains(last, "Kernel panic") || !strings.HasPrefix(last, "krunbench: ") {
-		t.Fatalf("last line should name the guest's panic, got %q", last)
+	if !strings.Contains(last, "Kernel panic") || !strings.HasPrefix(last, "krunbench: ") ||
+		!strings.Contains(last, "the init exited (status 3)") {
+		t.Fatalf("last line should say in a sentence that the init exited, got %q", last)
+	}
+	// The kernel's report (registers, stack) stays off the output.
+	if n := strings.Count(out.String(), "Kernel panic"); n != 1 || strings.Contains(out.String(), "end Kernel panic") {
+		t.Fatalf("the panic report reached the output:\n%s", out.String())
 	}
 	waitNoQEMU(t, runMarker())
 }
@@ -185,4 +190,85 @@ func TestKillingKrunbenchOrQEMULeavesNothingBehind(t *testing.T) {
 			waitNoQEMU(t, sock)
 		})
 	}
+}
+
+// runDirs lists the runtime directories under this test binary's TMPDIR.
+func runDirs() []string {
+	m, _ := filepath.Glob(runMarker() + "*")
+	return m
+}
+
+// waitNoRunDirs fails when a runtime directory outlives its krunbench.
+func waitNoRunDirs(t *testing.T) {
+	t.Helper()
+	if d := runDirs(); len(d) > 0 {
+		t.Fatalf("runtime directories left behind: %v", d)
+	}
+}
+
+// TestStopSignalsLeaveNothingBehind: SIGTERM and SIGHUP (the terminal
+// closed) stop the guest, remove the runtime directory, restore the
+// terminal and exit 128+signal.
+func TestStopSignalsLeaveNothingBehind(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGHUP} {
+		t.Run(sig.String(), func(t *testing.T) {
+			cmd := guestRun(t, "sleep")
+			master, wait := startOnPty(t, cmd)
+			before := termiosOf(t, master)
+			wait("KRUNBENCH-SLEEPING")
+			if len(runDirs()) != 1 {
+				t.Fatalf("want one runtime directory while the guest runs, found %v", runDirs())
+			}
+			if err := cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			err := cmd.Wait()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 128+int(sig) {
+				t.Fatalf("after %s: %v, want exit %d", sig, err, 128+int(sig))
+			}
+			if after := termiosOf(t, master); after.Lflag != before.Lflag {
+				t.Fatalf("terminal not restored: lflag %#x -> %#x", before.Lflag, after.Lflag)
+			}
+			waitNoQEMU(t, runMarker())
+			waitNoRunDirs(t)
+		})
+	}
+}
+
+// TestRunIntoClosedPipe is `krunbench run -- chatter | head -2`: when the
+// reader goes away krunbench stops the guest and exits 141 (SIGPIPE's
+// 128+13) quietly, leaving no QEMU and no runtime directory.
+func TestRunIntoClosedPipe(t *testing.T) {
+	cmd := guestRun(t, "chatter")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stdout)
+	for n := 0; n < 2 && sc.Scan(); {
+		if strings.Contains(sc.Text(), "KRUNBENCH-CHATTER") {
+			n++
+		}
+	}
+	stdout.Close() // head -2 exits
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err = <-done:
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("krunbench still running 60 s after its stdout closed; stderr:\n%s", stderr.String())
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 141 {
+		t.Fatalf("stdout closed: %v, want exit 141; stderr:\n%s", err, stderr.String())
+	}
+	waitNoQEMU(t, runMarker())
+	waitNoRunDirs(t)
 }

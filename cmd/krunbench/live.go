@@ -28,6 +28,9 @@ type liveSource struct {
 	sub   *trace.Subscription
 	input chan []byte
 	start time.Time
+	// reported is how many dropped events the pump was told of (periodic,
+	// then wait).
+	reported uint64
 
 	lineMu sync.Mutex
 	line   []byte // console text since the last newline, for milestones
@@ -35,6 +38,9 @@ type liveSource struct {
 	stop chan struct{}
 	once sync.Once
 	done sync.WaitGroup
+	// finished is closed when the session has ended and released all it
+	// held (engine, runtime directory, recording).
+	finished chan struct{}
 }
 
 // consoleSink receives console output from the session.
@@ -52,7 +58,7 @@ func (c consoleSink) Write(b []byte) (int, error) {
 // startLive boots cfg and returns its source; with a record path the
 // session is recorded there (replaced if it exists).
 func startLive(cfg session.Config, record string) (*liveSource, error) {
-	l := &liveSource{pump: tui.NewPump(0, 0), input: make(chan []byte, 256), stop: make(chan struct{})}
+	l := &liveSource{pump: tui.NewPump(0, 0), input: make(chan []byte, 256), stop: make(chan struct{}), finished: make(chan struct{})}
 	cfg.Out = consoleSink{l}
 	cfg.In = nil
 	l.status(recording.Status{State: recording.StateBooting})
@@ -143,7 +149,6 @@ func (l *liveSource) periodic() {
 	tick := time.NewTicker(statsEvery)
 	defer tick.Stop()
 	running := false
-	var reported uint64
 	var nextInodes time.Time
 	for {
 		select {
@@ -157,9 +162,9 @@ func (l *liveSource) periodic() {
 			l.pump.Inodes(tap.Inodes())
 			nextInodes = now.Add(max(inodeEvery, inodeDuty*time.Since(now)))
 		}
-		if d := l.sub.Dropped(); d > reported {
-			l.pump.AddDropped(d - reported)
-			reported = d
+		if d := l.sub.Dropped(); d > l.reported {
+			l.pump.AddDropped(d - l.reported)
+			l.reported = d
 		}
 		if !running && tap.Seq() > 0 {
 			running = true
@@ -180,11 +185,20 @@ func (l *liveSource) writeInput() {
 	}
 }
 
-// wait reports how the guest ended and closes the stream.
+// wait reports how the guest ended and closes the stream. The last
+// statistics and inode table are sent after every event, so the panes
+// end in the final state and agree with each other.
 func (l *liveSource) wait() {
+	defer close(l.finished)
 	res, err := l.s.Wait()
 	l.sub.Close()
 	l.done.Wait()
+	tap := l.s.Tap()
+	l.pump.Stats(tap.Stats())
+	l.pump.Inodes(tap.Inodes())
+	if d := l.sub.Dropped(); d > l.reported {
+		l.pump.AddDropped(d - l.reported)
+	}
 	switch {
 	case err != nil:
 		l.status(recording.Status{State: recording.StateFailed, Reason: err.Error()})
@@ -198,13 +212,18 @@ func (l *liveSource) wait() {
 	l.pump.Close()
 }
 
+// recordFlushAfter bounds how long a record waits in the buffer: a
+// krunbench killed with SIGKILL loses at most that much of its recording.
+const recordFlushAfter = 500 * time.Millisecond
+
 // openRecording starts recording the session to path.
 func (l *liveSource) openRecording(path string, info recording.Config) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return fmt.Errorf("--record: %w", err)
 	}
-	rec, err := recording.NewWriter(f, recording.Header{Version: recording.Version, Created: time.Now(), Config: info})
+	rec, err := recording.NewWriter(f, recording.Header{Version: recording.Version, Created: time.Now(), Config: info},
+		recording.WithFlushAfter(recordFlushAfter))
 	if err != nil {
 		f.Close()
 		return err
@@ -240,3 +259,19 @@ func (l *liveSource) Resize(cols, rows int) {
 
 // Stop ends the guest.
 func (l *liveSource) Stop() { l.once.Do(l.s.Stop) }
+
+// RunsGuest says that stopping this source stops a guest (the TUI asks
+// before it quits).
+func (l *liveSource) RunsGuest() bool { return true }
+
+// Close stops the guest and waits, up to limit, until the session has
+// released everything; it reports whether it did.
+func (l *liveSource) Close(limit time.Duration) bool {
+	l.Stop()
+	select {
+	case <-l.finished:
+		return true
+	case <-time.After(limit):
+		return false
+	}
+}

@@ -130,7 +130,7 @@ func TestEveryEntryPointRefusesAnEmptyPayload(t *testing.T) {
 		"resolvePayload (--init FILE)": func() error { _, err := resolvePayload(empty); return err },
 		"workbench launcher": func() error {
 			w := newWorkbenchLibrary(&workbenchFlags{dir: dir})
-			_, err := w.launcher(&workbenchFlags{cpus: 1, mem: 256})(tui.LaunchRequest{
+			_, err := w.launcher(&workbenchFlags{cpus: 1, mem: 256}, &liveSessions{})(tui.LaunchRequest{
 				RootFS: tui.Item{Name: "root", Path: root}, Init: tui.Item{Name: "empty", Path: empty}, Kernel: tui.Item{Path: kernel}})
 			return err
 		},

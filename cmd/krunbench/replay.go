@@ -27,6 +27,9 @@ func newReplayCmd() *cobra.Command {
 			"NO_COLOR, when set, turns colours off whatever --theme says.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := needTerminal(cmd, "replay", "to print a recording: krunbench trace show FILE"); err != nil {
+				return err
+			}
 			if speed < 0 {
 				return fmt.Errorf("--speed %g: must be positive (0 replays as fast as possible)", speed)
 			}

@@ -53,7 +53,7 @@ func newRunCmd() *cobra.Command {
 	fl.StringVar(&f.cfg.Workdir, "workdir", "", "working directory of the workload")
 	fl.BoolVar(&f.cfg.Verbose, "verbose-boot", false, "show kernel boot messages")
 	fl.BoolVar(&f.verbose, "verbose", false, "log krunbench diagnostics to stderr")
-	fl.BoolVar(&f.timings, "timings", false, "print the boot-time breakdown as one JSON line on stderr (krunbench: boot {...}); with --boot-trace it includes the workload's exec")
+	fl.BoolVar(&f.timings, "timings", false, "print the boot-time breakdown as one bare JSON line on stderr: "+timingsFields+" (ms since the run started, null when not seen), engine, accel")
 	return cmd
 }
 
@@ -73,30 +73,88 @@ func runGuest(cmd *cobra.Command, f runFlags, args []string) error {
 		}
 	}
 	cfg.SkipPayloadCheck = f.noCheck
+	if f.timings && !cfg.BootTrace {
+		// The init's milestones time the kernel entry (on QEMU) and the
+		// exec; asked for the timings only, they stay off stdout.
+		cfg.BootTrace, cfg.HideMilestones = true, true
+	}
 	cfg.In, cfg.Out, cfg.EngineNote = os.Stdin, cmd.OutOrStdout(), os.Stderr
 	if f.verbose {
 		cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	defer cancel()
+	ctx, caught, stop := stopOnSignals()
+	defer stop()
 	res, err := session.Run(ctx, cfg)
 	err = withFlags(err)
 	if f.timings && err == nil {
-		fmt.Fprintf(os.Stderr, "krunbench: boot %s\n", bootJSON(res))
+		fmt.Fprintln(os.Stderr, bootJSON(res))
 	}
 	switch {
 	case errors.Is(err, context.Canceled):
-		fmt.Fprintln(os.Stderr, "krunbench: interrupted; guest stopped")
-		return exitError{code: 130}
+		sig := caught()
+		if sig != syscall.SIGPIPE { // a reader that went away needs no note
+			fmt.Fprintf(os.Stderr, "krunbench: %s; guest stopped\n", signalWords(sig))
+		}
+		return exitError{code: 128 + int(sig)}
 	case err != nil:
 		return err
 	}
 	return exitError{code: res.ExitCode}
 }
 
+// stopSignals end a run cleanly: the guest is stopped and its runtime
+// directory removed before krunbench exits. SIGPIPE is among them so that
+// a closed pipe on stdout (krunbench run ... | head -2) is an EPIPE and a
+// clean stop rather than the Go runtime's immediate exit.
+var stopSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE}
+
+// stopOnSignals returns a context cancelled by the first of stopSignals,
+// a function saying which one it was, and the function that stops
+// listening.
+func stopOnSignals() (ctx context.Context, caught func() syscall.Signal, stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, stopSignals...)
+	got := make(chan syscall.Signal, 1)
+	go func() {
+		select {
+		case s := <-ch:
+			got <- s.(syscall.Signal)
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	caught = func() syscall.Signal {
+		select {
+		case s := <-got:
+			got <- s
+			return s
+		default:
+			return syscall.SIGINT
+		}
+	}
+	return ctx, caught, func() { signal.Stop(ch); cancel() }
+}
+
+// signalWords says what a stop signal means to the user.
+func signalWords(sig syscall.Signal) string {
+	switch sig {
+	case syscall.SIGINT:
+		return "interrupted"
+	case syscall.SIGHUP:
+		return "terminal closed (SIGHUP)"
+	case syscall.SIGTERM:
+		return "terminated (SIGTERM)"
+	}
+	return sig.String()
+}
+
+// timingsFields are the moments --timings reports, in order.
+const timingsFields = "vm_created_ms, kernel_entry_ms, first_fuse_ms, init_eof_ms, exec_ms, exit_ms"
+
 // bootJSON is a run's boot-time breakdown (session.BootTimes) as one JSON
-// object, in milliseconds since the run started; moments not seen are
-// left out.
+// object: every moment of timingsFields in milliseconds since the run
+// started (null when it was not seen), then the engine and accelerator.
 func bootJSON(res session.Result) string {
 	b := res.Boot
 	var fields []string
@@ -107,9 +165,11 @@ func bootJSON(res session.Result) string {
 		{"vm_created", b.VMCreated}, {"kernel_entry", b.KernelEntry}, {"first_fuse", b.FirstRequest},
 		{"init_eof", b.InitEOF}, {"exec", b.Exec}, {"exit", b.Exit},
 	} {
+		v := "null"
 		if f.d > 0 {
-			fields = append(fields, fmt.Sprintf("%q:%.3f", f.name+"_ms", float64(f.d)/float64(time.Millisecond)))
+			v = fmt.Sprintf("%.3f", float64(f.d)/float64(time.Millisecond))
 		}
+		fields = append(fields, fmt.Sprintf("%q:%s", f.name+"_ms", v))
 	}
 	fields = append(fields, fmt.Sprintf(`"engine":%q,"accel":%q`, res.Engine, res.Accel))
 	return "{" + strings.Join(fields, ",") + "}"

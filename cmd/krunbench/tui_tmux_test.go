@@ -11,6 +11,9 @@ import (
 	"time"
 )
 
+// tmuxSessions numbers this test binary's tmux sessions.
+var tmuxSessions int
+
 // tmuxTerm drives a real terminal: a tmux session of a fixed size.
 type tmuxTerm struct {
 	t    *testing.T
@@ -22,7 +25,8 @@ func newTmux(t *testing.T, cols, rows int) *tmuxTerm {
 	if _, err := exec.LookPath("tmux"); err != nil {
 		t.Skip("SKIPPED: tmux not installed (apt-get install tmux)")
 	}
-	tm := &tmuxTerm{t: t, name: fmt.Sprintf("krunbench-test-%d", os.Getpid())}
+	tmuxSessions++
+	tm := &tmuxTerm{t: t, name: fmt.Sprintf("krunbench-test-%d-%d", os.Getpid(), tmuxSessions)}
 	out, err := exec.Command("tmux", "new-session", "-d", "-s", tm.name, "-x", fmt.Sprint(cols), "-y", fmt.Sprint(rows), "sh").CombinedOutput()
 	if err != nil {
 		t.Fatalf("tmux: %v %s", err, out)
@@ -35,6 +39,15 @@ func (tm *tmuxTerm) send(keys ...string) {
 	tm.t.Helper()
 	if out, err := exec.Command("tmux", append([]string{"send-keys", "-t", tm.name}, keys...)...).CombinedOutput(); err != nil {
 		tm.t.Fatalf("send-keys %v: %v %s", keys, err, out)
+	}
+	time.Sleep(150 * time.Millisecond)
+}
+
+// resize sets the terminal's size, as a user dragging the window does.
+func (tm *tmuxTerm) resize(cols, rows int) {
+	tm.t.Helper()
+	if out, err := exec.Command("tmux", "resize-window", "-t", tm.name, "-x", fmt.Sprint(cols), "-y", fmt.Sprint(rows)).CombinedOutput(); err != nil {
+		tm.t.Fatalf("resize-window: %v %s", err, out)
 	}
 	time.Sleep(150 * time.Millisecond)
 }
@@ -95,7 +108,9 @@ func TestWorkbenchInTmux(t *testing.T) {
 		t.Fatalf("traffic filter not shown:\n%s", screen)
 	}
 	tm.send("q")
-	tm.waitFor(`KB-EXIT=0`, 20*time.Second)
+	tm.waitFor(`A guest is running`, 10*time.Second)
+	tm.send("y")
+	tm.waitFor(`KB-EXIT=0`, 30*time.Second)
 	tm.send("stty -a", "Enter")
 	screen = tm.waitFor(`icanon`, 5*time.Second)
 	if strings.Contains(screen, "-icanon") || strings.Contains(screen, "-echo ") {

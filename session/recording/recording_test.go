@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -210,4 +212,55 @@ func TestPlayerPauseAndCancel(t *testing.T) {
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("Play after cancel = %v", err)
 	}
+}
+
+// TestStreamingWriterReachesTheFile: with WithFlushAfter, records are on
+// disk without Close, so a writer killed mid-session (nothing flushed at
+// exit) leaves a file that reads; a write after Close is refused.
+func TestStreamingWriterReachesTheFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "rec.jsonl")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w, err := NewWriter(f, Header{}, WithFlushAfter(20*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := readFile(path); err != nil {
+		t.Fatalf("header not on disk at once: %v", err)
+	}
+	for _, s := range []string{"one", "two", "three"} {
+		if err := w.Console([]byte(s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Bounded wait for the background flush, no timing asserted.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, recs, err := readFile(path)
+		if err == nil && len(recs) == 3 && string(recs[2].Data) == "three" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("records never streamed to the file: %d records, %v", len(recs), err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Console([]byte("late")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("write after Close: %v, want ErrClosed", err)
+	}
+}
+
+func readFile(path string) (Header, []Record, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Header{}, nil, err
+	}
+	defer f.Close()
+	return ReadAll(f)
 }

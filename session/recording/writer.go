@@ -3,6 +3,7 @@ package recording
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"io"
 	"sync"
 	"time"
@@ -11,7 +12,10 @@ import (
 )
 
 // Writer writes a recording through a buffer. It is safe for concurrent
-// use; Close (or Flush) writes the buffer out.
+// use; Close (or Flush) writes the buffer out, and WithFlushAfter makes it
+// stream: records reach the file within a bounded delay, so a writer that
+// is killed loses at most that much (and the file, whose records are whole
+// lines, still reads; see Reader.Truncated).
 type Writer struct {
 	mu    sync.Mutex
 	bw    *bufio.Writer
@@ -20,6 +24,12 @@ type Writer struct {
 	now   func() time.Time
 	n     uint64
 	err   error
+
+	// flushAfter > 0: a record buffered with no flush pending schedules
+	// one that far ahead (pending is that flush).
+	flushAfter time.Duration
+	pending    *time.Timer
+	closed     bool
 }
 
 // WriterOption configures a Writer.
@@ -28,6 +38,14 @@ type WriterOption func(*Writer)
 // WithClock makes the writer stamp records with now instead of time.Now.
 func WithClock(now func() time.Time) WriterOption {
 	return func(w *Writer) { w.now = now }
+}
+
+// WithFlushAfter makes the writer stream: a buffered record is written out
+// at most d after it was recorded (zero, the default: only Flush and Close
+// write the buffer out). A busy writer still writes whole buffers as they
+// fill.
+func WithFlushAfter(d time.Duration) WriterOption {
+	return func(w *Writer) { w.flushAfter = d }
 }
 
 // NewWriter writes h as the first line of a recording to w and returns a
@@ -50,6 +68,13 @@ func NewWriter(w io.Writer, h Header, opts ...WriterOption) (*Writer, error) {
 	if err := rw.enc.Encode(h); err != nil {
 		return nil, err
 	}
+	if rw.flushAfter > 0 {
+		// The header is on disk at once: a recording killed before its
+		// first flush is still a recording.
+		if err := rw.bw.Flush(); err != nil {
+			return nil, err
+		}
+	}
 	return rw, nil
 }
 
@@ -70,10 +95,33 @@ func (w *Writer) WriteRecord(rec Record) error {
 	if w.err != nil {
 		return w.err
 	}
+	if w.closed {
+		return ErrClosed
+	}
 	if w.err = w.enc.Encode(rec); w.err == nil {
 		w.n++
+		w.scheduleFlushLocked()
 	}
 	return w.err
+}
+
+// ErrClosed is returned by writes after Close.
+var ErrClosed = errors.New("recording: writer closed")
+
+// scheduleFlushLocked arms the streaming flush, if the writer streams and
+// none is pending.
+func (w *Writer) scheduleFlushLocked() {
+	if w.flushAfter <= 0 || w.pending != nil || w.bw.Buffered() == 0 {
+		return
+	}
+	w.pending = time.AfterFunc(w.flushAfter, func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.pending = nil
+		if w.err == nil && !w.closed {
+			w.err = w.bw.Flush()
+		}
+	})
 }
 
 func (w *Writer) stamp(rec Record) error {
@@ -129,5 +177,21 @@ func (w *Writer) Flush() error {
 	return w.err
 }
 
-// Close flushes; it does not close the underlying writer.
-func (w *Writer) Close() error { return w.Flush() }
+// Close flushes and stops the streaming flush; later writes return
+// ErrClosed. It does not close the underlying writer.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.pending != nil {
+		w.pending.Stop()
+		w.pending = nil
+	}
+	if w.closed {
+		return w.err
+	}
+	w.closed = true
+	if w.err == nil {
+		w.err = w.bw.Flush()
+	}
+	return w.err
+}

@@ -3,7 +3,8 @@
 // its own image through /proc/self/exe (reading /init.krun to its end, so
 // the host sees the 0-byte read at EOF), reports exit code 42 through ioctl
 // 0x7602 on /, and reboots. With KRUN_INIT=sleep it blocks forever; with
-// KRUN_INIT=die it exits at once, so the guest kernel panics.
+// KRUN_INIT=die it exits at once, so the guest kernel panics; with
+// KRUN_INIT=chatter it prints numbered lines forever.
 package main
 
 import (
@@ -11,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"syscall"
+	"time"
 )
 
 func main() {
@@ -23,6 +25,11 @@ func main() {
 			select {}
 		case "die": // init exits: the kernel panics
 			os.Exit(3)
+		case "chatter": // for pipe tests: a numbered line every 50 ms, forever
+			for i := 0; ; i++ {
+				fmt.Println("KRUNBENCH-CHATTER", i)
+				time.Sleep(50 * time.Millisecond)
+			}
 		}
 	}
 	if err := os.WriteFile("/from-guest.txt", []byte("written by the guest\n"), 0o644); err != nil {
