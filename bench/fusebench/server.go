@@ -100,7 +100,7 @@ func startServers(cl *cleanups, names []string, modes map[string]*mode, tmp stri
 		if !m.fuse {
 			continue
 		}
-		if err := os.Mkdir(m.Mount, 0o755); err != nil {
+		if err := os.Mkdir(m.Mount, 0o755); err != nil && !os.IsExist(err) { // made by the cold rows
 			stopAll()
 			return nil, nil, err
 		}

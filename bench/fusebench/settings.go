@@ -61,6 +61,12 @@ func applySettings(cfg *config) error {
 	if !flagSet("creates") {
 		cfg.creates = 10000
 	}
+	// passthrough_hp refuses to cross into another filesystem (it
+	// answers ENOTSUP under the tmpfs the tuned run mounts inside the
+	// share), so create+unlink runs on the share's own filesystem.
+	if !flagSet("create-on-disk") {
+		cfg.createOnDisk = true
+	}
 	return nil
 }
 
