@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/krunbench/krunbench/bench/internal/peers"
 )
 
 type config struct {
@@ -35,6 +37,15 @@ type config struct {
 	// keepBalloon leaves free page reporting alone, keepPipeMax the pipe
 	// size limit (see memory.go).
 	keepBalloon, keepPipeMax bool
+	// settings is "default" (the machine as it is, a fresh server and
+	// mount per cold sample, plus warm-server rows) or "tuned" (the
+	// balloon unbound, pipes raised, every server mounted for the whole
+	// run); see settings.go.
+	settings string
+	// peerSrc and peerCache locate and cache passthrough_hp's build.
+	peerSrc, peerCache string
+	// passthroughHP is the built peer binary (findPeers).
+	passthroughHP string
 }
 
 func main() {
@@ -76,7 +87,13 @@ func parseFlags() (*config, error) {
 	flag.BoolVar(&cfg.keepBalloon, "keep-balloon", false, "leave a free-page-reporting virtio-balloon bound (see memory.go)")
 	flag.BoolVar(&cfg.keepPipeMax, "keep-pipe-max", false, "leave fs.pipe-max-size as it is (see memory.go)")
 	flag.BoolVar(&cfg.createOnDisk, "create-on-disk", false, "run create+unlink on the share's filesystem instead of a tmpfs mounted inside the share")
+	flag.StringVar(&cfg.settings, "settings", settingsDefault, "default: the system as shipped (pipes and balloon untouched), a fresh server per cold sample plus warm-server rows; tuned: balloon unbound, pipes raised, servers mounted for the whole run")
+	flag.StringVar(&cfg.peerSrc, "passthrough-hp-src", peers.SourceDir, "libfuse passthrough_hp sources (passthrough_hp.cc, cxxopts.hpp)")
+	flag.StringVar(&cfg.peerCache, "peer-cache", "", "where passthrough_hp is built (default ~/.cache/krunbench/peers)")
 	flag.Parse()
+	if err := applySettings(&cfg); err != nil {
+		return nil, err
+	}
 	if flag.NArg() != 0 {
 		return nil, fmt.Errorf("unexpected arguments %q", flag.Args())
 	}
@@ -90,6 +107,9 @@ func parseFlags() (*config, error) {
 	if cfg.runs < 1 || cfg.dirs < 1 || cfg.filesPerDir < 1 || cfg.creates < 1 {
 		return nil, fmt.Errorf("-runs, -dirs, -files-per-dir and -creates must be positive")
 	}
+	if !flagSet("modes") && cfg.settings == settingsDefault {
+		modes = strings.Join(defaultSettingsModes, ",")
+	}
 	cfg.modes = splitList(modes)
 	for _, m := range cfg.modes {
 		if !slices.Contains(allModes, m) {
@@ -100,7 +120,7 @@ func parseFlags() (*config, error) {
 	if cfg.bin, err = filepath.Abs(cfg.bin); err != nil {
 		return nil, err
 	}
-	if slices.ContainsFunc(cfg.modes, func(m string) bool { return m != modeHost && m != modeGoFuse && m != modeGoFuseP }) {
+	if slices.ContainsFunc(cfg.modes, func(m string) bool { return m != modeHost && m != modeGoFuse && m != modeGoFuseP && m != modePtHP }) {
 		if _, err := os.Stat(cfg.bin); err != nil {
 			return nil, fmt.Errorf("-bin: %w (run make build)", err)
 		}
@@ -176,14 +196,13 @@ func run(cfg *config, cl *cleanups, stop <-chan struct{}) error {
 	if info.BusyStart >= 10 {
 		fmt.Fprintf(os.Stderr, "fusebench: warning: the CPUs were %.0f%% busy before starting; other work makes the numbers noisy\n", info.BusyStart)
 	}
-	if (slices.Contains(cfg.modes, modeGoFuse) || slices.Contains(cfg.modes, modeGoFuseP)) && cfg.loopback == "" {
-		if cfg.loopback, err = buildLoopback(cfg.goCmd, tmp); err != nil {
-			return err
-		}
-	}
+	skipped := findPeers(cfg, tmp)
 	info.GoFuse = goFuseVersion(cfg.goCmd)
 	modes := buildModes(cfg, share, tmp, filepath.Join(tmp, "trace.jsonl"))
 	wls := buildWorkloads(cfg)
+	if cfg.settings == settingsDefault {
+		wls = withWarmRows(wls)
+	}
 	if len(cfg.workloads) > 0 {
 		wls = slices.DeleteFunc(wls, func(w *workload) bool { return !slices.Contains(cfg.workloads, w.Name) })
 		if len(wls) != len(cfg.workloads) {
@@ -208,15 +227,28 @@ func run(cfg *config, cl *cleanups, stop <-chan struct{}) error {
 	if err != nil {
 		return err
 	}
+	res := newResults(cfg, info, modes, wls)
+	res.Machine.BalloonsUnbound = balloons
+	res.Machine.PipeMaxRaisedFrom = pipeMaxWas
+	res.Machine.PipeMaxSize = readInt(pipeMaxPath)
+	res.Machine.BalloonsReporting = reportingBalloons()
+	res.Skipped = skipped
+	start := time.Now()
+	cold := slices.DeleteFunc(slices.Clone(wls), func(w *workload) bool { return w.warmServer || cfg.settings != settingsDefault })
+	if len(cold) > 0 {
+		if err := runRounds(cfg, modes, nil, cold, res, share, stop, freshServers(cl, modes, tmp)); err != nil {
+			return err
+		}
+	}
+	warm := slices.DeleteFunc(slices.Clone(wls), func(w *workload) bool { return !w.warmServer && cfg.settings == settingsDefault })
+	if len(warm) == 0 {
+		return finish(cfg, res, start)
+	}
 	srvs, stopAll, err := startServers(cl, cfg.modes, modes, tmp)
 	if err != nil {
 		return err
 	}
-	res := newResults(cfg, info, modes, wls)
-	res.Machine.BalloonsUnbound = balloons
-	res.Machine.PipeMaxRaisedFrom = pipeMaxWas
-	start := time.Now()
-	err = runRounds(cfg, modes, srvs, wls, res, share, stop)
+	err = runRounds(cfg, modes, srvs, warm, res, share, stop, nil)
 	stopAll()
 	if m := modes[modeTrace]; srvs[modeTrace] != nil {
 		res.addTrace(m.Name, traceInfo(m.trace, srvs[modeTrace].log))
@@ -224,6 +256,11 @@ func run(cfg *config, cl *cleanups, stop <-chan struct{}) error {
 	if err != nil {
 		return err
 	}
+	return finish(cfg, res, start)
+}
+
+// finish computes and prints the results and writes the JSON.
+func finish(cfg *config, res *results, start time.Time) error {
 	res.finish(time.Since(start))
 	res.printTable(os.Stdout)
 	if cfg.out != "" {
@@ -238,7 +275,11 @@ func run(cfg *config, cl *cleanups, stop <-chan struct{}) error {
 // runRounds takes cfg.runs rounds. A round runs each workload in every
 // mode back to back, so the samples a ratio compares are taken seconds
 // apart, under the same machine weather.
-func runRounds(cfg *config, modes map[string]*mode, srvs map[string]*server, wls []*workload, res *results, share string, stop <-chan struct{}) error {
+//
+// With fresh set (default settings' cold rows), srvs is empty and every
+// FUSE sample gets a server of its own, started before the sample's
+// preparation and stopped after it.
+func runRounds(cfg *config, modes map[string]*mode, srvs map[string]*server, wls []*workload, res *results, share string, stop <-chan struct{}, fresh func(*mode) (*server, func(), error)) error {
 	all := slices.Collect(maps.Values(srvs))
 	for rep := range cfg.runs {
 		order := balancedOrder(cfg.modes, rep)
@@ -252,7 +293,19 @@ func runRounds(cfg *config, modes map[string]*mode, srvs map[string]*server, wls
 				if m.fuse {
 					dir = m.Mount
 				}
-				s, err := sample(w, srvs[name], all, dir, share, stop)
+				srv, stopSrv := srvs[name], func() {}
+				if fresh != nil {
+					all = nil
+				}
+				if fresh != nil && m.fuse {
+					var err error
+					if srv, stopSrv, err = fresh(m); err != nil {
+						return fmt.Errorf("%s: %s: %w", m.Name, w.Name, err)
+					}
+					all = []*server{srv}
+				}
+				s, err := sample(w, srv, all, dir, share, stop)
+				stopSrv()
 				if err != nil {
 					return fmt.Errorf("%s: %s: %w", m.Name, w.Name, err)
 				}

@@ -39,13 +39,14 @@ const (
 	modeTrace   = "tap+trace"
 	modeGoFuse  = "go-fuse"
 	modeGoFuseP = "go-fuse-pt"
+	modePtHP    = "passthrough_hp"
 	mountWait   = 15 * time.Second
 	termWait    = 5 * time.Second
 	settleIdle  = 100 * time.Millisecond
 	settleLimit = 3 * time.Second
 )
 
-var allModes = []string{modeHost, modeNoTap, modeTap, modeTrace, modeGoFuse, modeGoFuseP}
+var allModes = []string{modeHost, modeNoTap, modeTap, modeTrace, modeGoFuse, modeGoFuseP, modePtHP}
 
 // defaultModes leave out go-fuse-pt, informational and not comparable.
 var defaultModes = []string{modeHost, modeNoTap, modeTap, modeTrace, modeGoFuse}
@@ -72,6 +73,8 @@ func buildModes(cfg *config, share, tmp, traceFile string) map[string]*mode {
 			Argv: loopback(modeGoFuse), fuse: true},
 		modeGoFuseP: {Name: modeGoFuseP, Label: "go-fuse+pt", Desc: "as go-fuse, with its default FUSE passthrough on (the kernel reads and writes the backing file itself; not comparable, virtio-fs cannot do it)",
 			Argv: loopback(modeGoFuseP, "-passthrough"), fuse: true},
+		modePtHP: {Name: modePtHP, Label: "passthrough_hp", Desc: "libfuse 3.14 example/passthrough_hp as shipped (C++, multithreaded, splice; 86400 s timeouts, writeback cache, keep_cache, default_permissions)",
+			Argv: []string{cfg.passthroughHP, "--foreground", share, mnt(modePtHP)}, fuse: true},
 	}
 	for name, m := range modes {
 		if m.fuse {
@@ -97,7 +100,7 @@ func startServers(cl *cleanups, names []string, modes map[string]*mode, tmp stri
 		if !m.fuse {
 			continue
 		}
-		if err := os.Mkdir(m.Mount, 0o755); err != nil {
+		if err := os.Mkdir(m.Mount, 0o755); err != nil && !os.IsExist(err) { // made by the cold rows
 			stopAll()
 			return nil, nil, err
 		}
@@ -329,15 +332,4 @@ func tail(path string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
-}
-
-// buildLoopback compiles bench/loopback (static) into dir.
-func buildLoopback(goCmd, dir string) (string, error) {
-	out := filepath.Join(dir, "loopback")
-	cmd := exec.Command(goCmd, "build", "-trimpath", "-o", out, "github.com/krunbench/krunbench/bench/loopback")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build loopback (run fusebench from the bench module): %w\n%s", err, b)
-	}
-	return out, nil
 }

@@ -31,6 +31,9 @@ type workload struct {
 	// warm reads the data on the host after the cache drop, so only the
 	// FUSE side is cold.
 	warm func(share string) error
+	// warmServer marks default settings' steady-state rows: the server
+	// mounted for the whole run, not a fresh one per sample.
+	warmServer bool
 }
 
 func buildWorkloads(cfg *config) []*workload {

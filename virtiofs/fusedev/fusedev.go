@@ -46,7 +46,9 @@ func alignedAt(size, off int) []byte {
 
 // Options configure a mount.
 type Options struct {
-	// Workers is how many requests are served at once; default 8.
+	// Workers is how many requests are served at once; default 8. Slow
+	// requests (large WRITEs, fsyncs) may start more, up to 64 or
+	// Workers, so that they never hold every worker (workers.go).
 	Workers int
 	// Readers is how many workers may read and serve requests without
 	// handing over (see workers.go); default GOMAXPROCS-1, at least 1,
@@ -84,6 +86,11 @@ type Mount struct {
 	splicedWrites atomic.Uint64
 	// readers holds a token per worker allowed to read (workers.go).
 	readers chan struct{}
+	// live counts running workers, slow those serving a slow request;
+	// workers is Options.Workers, maxWorkers the most live with spares
+	// (workers.go).
+	live, slow          atomic.Int32
+	workers, maxWorkers int32
 }
 
 // New mounts srv's filesystem on dir and starts serving.
@@ -126,8 +133,10 @@ func New(srv *fuse.Server, dir string, opts Options) (*Mount, error) {
 		return nil, fmt.Errorf("%w: mount %s: %w", ErrMount, dir, err)
 	}
 	m := &Mount{dir: dir, dev: os.NewFile(uintptr(fd), "/dev/fuse"), srv: srv, noSplice: opts.NoSplice,
-		readers: make(chan struct{}, opts.Readers)}
+		readers: make(chan struct{}, opts.Readers),
+		workers: int32(opts.Workers), maxWorkers: int32(max(opts.Workers, maxWorkersFloor))}
 	for range opts.Workers {
+		m.live.Add(1)
 		m.wg.Add(1)
 		go m.loop(fd)
 	}

@@ -1,6 +1,7 @@
 package fusedev
 
 import (
+	"encoding/binary"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -15,6 +16,51 @@ import (
 // 128 KiB READ on the host (50 us still handed over one create in ten),
 // short next to a READ that waits for the disk.
 const handOffAfter = 200 * time.Microsecond
+
+// slowRequest reports whether a request belongs to a class that is slow
+// on the host by nature: a large WRITE (read whole, or spliced with
+// pending bytes still in the pipe), FSYNC and FSYNCDIR (wait for the
+// disk), FALLOCATE and COPY_FILE_RANGE (move or reserve extents), SETLKW
+// (waits for another lock holder, possibly forever). Its worker hands the
+// reader token on before serving it rather than handOffAfter later:
+// otherwise every such request kept the next one in /dev/fuse waiting
+// for 200 us, so a queue of N fsyncs from parallel writers delayed a
+// stat or access() queued behind them by N x 200 us however many workers
+// were idle (issue 15's stress run: 15 access() calls in 60 s).
+func slowRequest(req []byte, pending int) bool {
+	if pending >= bulkWriteMin || len(req) < fuse.InHeaderSize {
+		return pending >= bulkWriteMin
+	}
+	switch binary.NativeEndian.Uint32(req[4:8]) {
+	case fuse.OpFsync, fuse.OpFsyncdir, fuse.OpFallocate, fuse.OpCopyFileRange, fuse.OpSetlkw:
+		return true
+	case fuse.OpWrite:
+		return bulkWrite(req)
+	}
+	return false
+}
+
+// freeWorkers is how many workers spare keeps out of slow requests.
+const freeWorkers = 2
+
+// maxWorkersFloor is the least maxWorkers: how many workers may be live
+// at once when slow requests call for spares (virtiofsd's default thread
+// pool is 64 too).
+const maxWorkersFloor = 64
+
+// Slow requests and spare workers.
+//
+// Workers bounds how many requests are in service, but a class of slow
+// requests (slowRequest: large WRITEs, fsyncs, ...) could take every
+// worker for as long as the host's disk liked, and every other request
+// then waited in /dev/fuse behind them: a stat, an access() or a lookup
+// that the host answers in microseconds took as long as an fsync under
+// a writeback storm (issue 15: 15 access() calls in 60 s under 47
+// stressors, against 5296 on ext4). So a worker that reads a slow
+// request hands its reader token on at once and, when that leaves fewer
+// than freeWorkers workers outside slow requests, starts a spare; extra
+// workers stop again once slow requests leave enough free. Up to
+// maxWorkers are live; past that, slow requests queue as before.
 
 // Workers and readers.
 //
@@ -99,7 +145,14 @@ func (m *Mount) loop(fd int) {
 			}
 			return
 		}
-		w.timer.Reset(handOffAfter)
+		slow := slowRequest(in[:n], pending)
+		if slow {
+			m.slow.Add(1)
+			w.handOff()
+			m.spare(fd)
+		} else {
+			w.timer.Reset(handOffAfter)
+		}
 		if s != nil {
 			switch {
 			case pending >= bulkWriteMin || (pending == 0 && bulkWrite(in[:n])):
@@ -123,8 +176,48 @@ func (m *Mount) loop(fd int) {
 			_, err = unix.Write(fd, out[:size])
 		}
 		w.timer.Stop()
+		if slow {
+			m.slow.Add(-1)
+		}
 		if reply && (err == unix.ENODEV || err == unix.EBADF) {
 			return
+		}
+		if m.retire() {
+			return
+		}
+	}
+}
+
+// spare starts one more worker when slow requests (slowRequest) leave
+// fewer than freeWorkers of the live ones for everything else, up to
+// maxWorkers in all; m.live counts the new one before it runs.
+func (m *Mount) spare(fd int) {
+	for {
+		n := m.live.Load()
+		if n >= m.maxWorkers || n-m.slow.Load() >= freeWorkers {
+			return
+		}
+		if m.live.CompareAndSwap(n, n+1) {
+			m.wg.Add(1) // a live worker holds the count above zero
+			go m.loop(fd)
+			return
+		}
+	}
+}
+
+// retire reports whether the calling worker, between requests, should
+// stop: there are more than the configured workers, and more than
+// freeWorkers would stay free of slow requests without it (one more
+// than spare asks for, so a steady load does not start and stop a
+// worker per request).
+func (m *Mount) retire() bool {
+	for {
+		n := m.live.Load()
+		if n <= m.workers || n-1-m.slow.Load() < freeWorkers {
+			return false
+		}
+		if m.live.CompareAndSwap(n, n-1) {
+			return true
 		}
 	}
 }
