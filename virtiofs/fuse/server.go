@@ -35,6 +35,9 @@ type Options struct {
 	Log *slog.Logger
 	// Offer overrides the INIT flags offered; 0 means Offered.
 	Offer uint32
+	// Hook intercepts requests before and after serving (the rules
+	// engine); nil costs one comparison per request.
+	Hook Hook
 }
 
 // Server dispatches FUSE requests to a FileSystem. It is safe for
@@ -44,6 +47,7 @@ type Server struct {
 	fdr   FDReader // fs, when it can name a READ's host descriptor
 	fdw   FDWriter // fs, when it can name a WRITE's host descriptor
 	obs   Observer
+	hook  Hook
 	log   *slog.Logger
 	offer uint32
 
@@ -68,11 +72,15 @@ type scratch struct {
 	spliced bool
 	// pw holds the data of a WRITE that is not in the request buffers.
 	pw PendingWrite
+	// call, peek and short are the hook's (hook.go).
+	call  Call
+	peek  [8][]byte
+	short uint32
 }
 
 // NewServer returns a server for fs.
 func NewServer(fs FileSystem, opts Options) *Server {
-	s := &Server{fs: fs, obs: opts.Observer, log: opts.Log, offer: opts.Offer}
+	s := &Server{fs: fs, obs: opts.Observer, hook: opts.Hook, log: opts.Log, offer: opts.Offer}
 	if s.offer == 0 {
 		s.offer = Offered
 	}
@@ -187,7 +195,12 @@ func (s *Server) serve(sc *scratch) (int, bool) {
 		return fail(syscall.EINVAL, ErrShortRequest)
 	}
 	sc.req = Request{Header: h, Caller: ev.Caller}
-	errno := op.handle(s, sc, &h)
+	var errno Errno
+	if s.hook != nil {
+		errno = s.intercept(sc, op, &h)
+	} else {
+		errno = op.handle(s, sc, &h)
+	}
 	ev.Errno = errno
 	ev.Synthetic = ev.Synthetic || sc.req.Synthetic
 	if h.Opcode == OpRead && ev.Synthetic && errno == 0 && ev.Bytes == 0 {
@@ -241,5 +254,8 @@ func (s *Server) initOp(sc *scratch, h *InHeader) Errno {
 func (s *Server) Reset() {
 	if s.initialized.Swap(false) {
 		s.fs.Destroy()
+	}
+	if s.hook != nil {
+		s.hook.Resume()
 	}
 }
