@@ -23,6 +23,7 @@ type runFlags struct {
 	initPolicy string
 	verbose    bool
 	timings    bool
+	rules      ruleFlags
 }
 
 func newRunCmd() *cobra.Command {
@@ -50,6 +51,7 @@ func newRunCmd() *cobra.Command {
 	fl.StringVar(&f.cfg.Workdir, "workdir", "", "working directory of the workload")
 	fl.BoolVar(&f.cfg.Verbose, "verbose-boot", false, "show kernel boot messages")
 	fl.BoolVar(&f.verbose, "verbose", false, "log krunbench diagnostics to stderr")
+	addRuleFlags(fl, &f.rules)
 	fl.BoolVar(&f.timings, "timings", false, "print the boot-time breakdown as one JSON line on stderr (krunbench: boot {...}); with --boot-trace it includes the workload's exec")
 	return cmd
 }
@@ -69,6 +71,18 @@ func runGuest(cmd *cobra.Command, f runFlags, args []string) error {
 			return err
 		}
 	}
+	eng, err := f.rules.engine()
+	if err != nil {
+		return err
+	}
+	if eng != nil {
+		cfg.Hook = eng
+	}
+	stopControl, err := f.rules.startControl(eng, os.Stderr)
+	if err != nil {
+		return err
+	}
+	defer stopControl()
 	cfg.In, cfg.Out, cfg.EngineNote = os.Stdin, cmd.OutOrStdout(), os.Stderr
 	if f.verbose {
 		cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -84,6 +98,9 @@ func runGuest(cmd *cobra.Command, f runFlags, args []string) error {
 		fmt.Fprintln(os.Stderr, "krunbench: interrupted; guest stopped")
 		return exitError{code: 130}
 	case err != nil:
+		if faults := faultSummary(eng); faults != "" {
+			return fmt.Errorf("%w (%s)", err, faults)
+		}
 		return err
 	}
 	return exitError{code: res.ExitCode}

@@ -32,6 +32,7 @@ type serveFlags struct {
 	workers    int
 	noTap      bool
 	verbose    bool
+	rules      ruleFlags
 }
 
 func newServeCmd() *cobra.Command {
@@ -57,6 +58,7 @@ vhost-user-fs-device / vhost-user-fs-pci (--socket), a drop-in for virtiofsd.`,
 	fl.IntVar(&f.workers, "workers", 8, "requests served in parallel")
 	fl.BoolVar(&f.noTap, "no-tap", false, "do not observe requests at all (for benchmarks)")
 	fl.BoolVar(&f.verbose, "verbose", false, "log dropped and rejected requests")
+	addRuleFlags(fl, &f.rules)
 	_ = cmd.MarkFlagRequired("shared-dir")
 	cmd.MarkFlagsOneRequired("mount", "socket", "socket-path")
 	cmd.MarkFlagsMutuallyExclusive("mount", "socket", "socket-path")
@@ -98,8 +100,20 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 	ov.SetPayload(payload)
 	ov.SetConfig(config)
 
+	eng, err := f.rules.engine()
+	if err != nil {
+		return err
+	}
 	var tap *trace.Tap
 	opts := fuse.Options{Log: log}
+	if eng != nil {
+		opts.Hook = eng
+	}
+	stopControl, err := f.rules.startControl(eng, cmd.ErrOrStderr())
+	if err != nil {
+		return err
+	}
+	defer stopControl()
 	if !f.noTap {
 		tap = trace.NewTap(trace.Options{Resolver: ov, Inodes: ov})
 		opts.Observer = tap

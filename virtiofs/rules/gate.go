@@ -77,17 +77,22 @@ type Gate struct {
 }
 
 func newGate() *Gate {
-	return &Gate{notify: make(chan struct{}, 1)}
+	return &Gate{notify: make(chan struct{})}
 }
 
-// Changes signals (coalesced) whenever the gate's state changes.
-func (g *Gate) Changes() <-chan struct{} { return g.notify }
+// Changes returns a channel closed at the gate's next change; any number
+// of watchers (the TUI, control connections) may wait on it.
+func (g *Gate) Changes() <-chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.notify
+}
 
 func (g *Gate) changed() {
-	select {
-	case g.notify <- struct{}{}:
-	default:
-	}
+	g.mu.Lock()
+	close(g.notify)
+	g.notify = make(chan struct{})
+	g.mu.Unlock()
 }
 
 // State returns a copy of the gate's state.
