@@ -26,14 +26,20 @@ import (
 const waitBound = 20 * time.Second
 
 type stack struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *fuse.Server
 	eng    *Engine
 	tap    *trace.Tap
 	unique atomic.Uint64
 }
 
-func newStack(t *testing.T, rules ...string) *stack {
+func newStack(t testing.TB, rules ...string) *stack {
+	t.Helper()
+	return newStackHook(t, true, rules...)
+}
+
+// newStackHook is newStack; hook false leaves the engine out of the server.
+func newStackHook(t testing.TB, hook bool, rules ...string) *stack {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(dir, "etc"), 0o755); err != nil {
@@ -59,7 +65,11 @@ func newStack(t *testing.T, rules ...string) *stack {
 		parsed = append(parsed, r)
 	}
 	s := &stack{t: t, eng: New(parsed...), tap: trace.NewTap(trace.Options{Resolver: ov, Inodes: ov, EagerPaths: true})}
-	s.srv = fuse.NewServer(ov, fuse.Options{Observer: s.tap, Hook: s.eng})
+	opts := fuse.Options{Observer: s.tap}
+	if hook {
+		opts.Hook = s.eng
+	}
+	s.srv = fuse.NewServer(ov, opts)
 	t.Cleanup(func() {
 		s.srv.Release()
 		s.srv.Reset()
