@@ -13,6 +13,7 @@ import (
 	"github.com/krunbench/krunbench/session"
 	"github.com/krunbench/krunbench/themes"
 	"github.com/krunbench/krunbench/tui"
+	"github.com/krunbench/krunbench/virtiofs/rules"
 )
 
 // workbenchFlags configure the TUI (krunbench with no command).
@@ -27,6 +28,10 @@ type workbenchFlags struct {
 	accel   string
 	cpus    int
 	mem     int
+	rules   ruleFlags
+	// eng is the rules engine every launched session's server runs, so
+	// the debugger pane's rules outlive sessions.
+	eng *rules.Engine
 }
 
 func addWorkbenchFlags(cmd *cobra.Command, f *workbenchFlags) {
@@ -41,6 +46,7 @@ func addWorkbenchFlags(cmd *cobra.Command, f *workbenchFlags) {
 	fl.StringVar(&f.accel, "accel", "", "QEMU accelerator: kvm, tcg (default: kvm where it works)")
 	fl.IntVar(&f.cpus, "cpus", 1, "vCPUs of launched guests")
 	fl.IntVar(&f.mem, "mem", 512, "memory of launched guests in MiB")
+	addRuleFlags(fl, &f.rules)
 }
 
 // workbenchLibrary adapts the payload library to the TUI.
@@ -81,7 +87,7 @@ func (w workbenchLibrary) launcher(f *workbenchFlags) tui.Launcher {
 		}
 		cfg := session.Config{
 			Engine: f.engine, Accel: f.accel, RootFS: req.RootFS.Path, Payload: payload,
-			Kernel: req.Kernel.Path, CPUs: f.cpus, MemMiB: f.mem, BootTrace: true,
+			Kernel: req.Kernel.Path, CPUs: f.cpus, MemMiB: f.mem, BootTrace: true, Hook: f.eng,
 		}
 		return startLive(cfg, f.record)
 	}
@@ -103,8 +109,19 @@ func runWorkbench(cmd *cobra.Command, f *workbenchFlags) error {
 	if err != nil {
 		return err
 	}
+	if f.eng, err = f.rules.engine(); err != nil {
+		return err
+	}
+	if f.eng == nil {
+		f.eng = rules.New() // the debugger pane adds rules as the user asks
+	}
+	stopControl, err := f.rules.startControl(f.eng, cmd.ErrOrStderr())
+	if err != nil {
+		return err
+	}
+	defer stopControl()
 	lib := newWorkbenchLibrary(f)
-	m := tui.New(tui.Options{Theme: th, Library: lib, Launch: lib.launcher(f), Title: "krunbench"})
+	m := tui.New(tui.Options{Theme: th, Library: lib, Launch: lib.launcher(f), Title: "krunbench", Rules: f.eng})
 	defer m.Close()
 	ctx := cmd.Context()
 	if ctx == nil {
