@@ -278,9 +278,6 @@ func (s *Server) writeOp(sc *scratch, h *InHeader) Errno {
 	if in.Size > MaxWrite {
 		return syscall.EINVAL
 	}
-	if sc.short != 0 {
-		in.Size = min(in.Size, sc.short) // a rule shortens this READ (hook.go)
-	}
 	var data [][]byte
 	if sc.pw != nil {
 		if sc.r.left != 0 || sc.pw.Len() != int(in.Size) || in.Offset > math.MaxInt64 {
