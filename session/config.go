@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/krunbench/krunbench/initlib"
+	"github.com/krunbench/krunbench/virtiofs/fuse"
 	"github.com/krunbench/krunbench/vmm/kernelconfig"
 	"github.com/krunbench/krunbench/vmm/kvm"
 )
@@ -88,6 +89,9 @@ type Config struct {
 	Verbose bool
 	// TraceFile, when set, receives the FUSE trace as JSON lines.
 	TraceFile string
+	// Hook intercepts the guest's FUSE requests (the init debugger's
+	// rules engine, virtiofs/rules); nil costs nothing.
+	Hook fuse.Hook
 	// BootTimeout bounds the time until the guest's first FUSE request.
 	BootTimeout time.Duration
 	// In and Out are the user's terminal (In may be nil: no input).

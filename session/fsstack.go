@@ -78,7 +78,7 @@ func startFS(cfg *Config, dir string) (*fsStack, error) {
 		}
 		s.rec = s.tap.Record(s.file, 0)
 	}
-	s.server = fuse.NewServer(s.overlay, fuse.Options{Observer: s.tap, Log: cfg.Log})
+	s.server = fuse.NewServer(s.overlay, fuse.Options{Observer: s.tap, Log: cfg.Log, Hook: cfg.Hook})
 	if cfg.Engine != EngineQEMU {
 		return s, nil // the in-process engine puts the server behind its own device
 	}

@@ -14,7 +14,10 @@
 //   - traffic: the live FUSE request stream, with filters and pause;
 //   - inodes: the live inode table;
 //   - stats: per-opcode counts, errors, rates and sparklines, and the boot
-//     timeline.
+//     timeline;
+//   - debugger (with Options.Rules): the request a breakpoint holds, the
+//     guest's waiting time, the requests queued behind it, the rules with
+//     their hit counts and a form that adds rules (virtiofs/rules).
 //
 // A status bar shows the engine, accelerator, size and state of the guest
 // and what was dropped. Below 120x36 cells the panes become tabs; above,

@@ -12,7 +12,7 @@ func newGlobalKeys() globalKeys {
 	return globalKeys{
 		Next:  key.NewBinding(key.WithKeys("tab"), key.WithHelp("tab", "next pane")),
 		Prev:  key.NewBinding(key.WithKeys("shift+tab"), key.WithHelp("shift+tab", "previous pane")),
-		Jump:  key.NewBinding(key.WithKeys("1", "2", "3", "4", "5"), key.WithHelp("1-5", "go to pane")),
+		Jump:  key.NewBinding(key.WithKeys("1", "2", "3", "4", "5", "6"), key.WithHelp("1-6", "go to pane")),
 		Theme: key.NewBinding(key.WithKeys("t"), key.WithHelp("t", "next theme")),
 		Help:  key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "help")),
 		Debug: key.NewBinding(key.WithKeys("`", "f12"), key.WithHelp("`", "debug overlay")),

@@ -76,13 +76,7 @@ func (m *Model) relayout() {
 	}
 	lw := max(40, w*3/10)
 	rw := w - lw
-	left := []pane{m.st}
-	heights := []int{body}
-	if m.lib != nil {
-		lh := max(body*3/10, 8)
-		left = []pane{m.lib, m.st}
-		heights = []int{lh, body - lh}
-	}
+	left, heights := m.leftColumn(body)
 	y := 0
 	for i, p := range left {
 		m.place(p, rect{0, y, lw, heights[i]})
@@ -93,6 +87,23 @@ func (m *Model) relayout() {
 	m.place(m.con, rect{lw, 0, rw, ch})
 	m.place(m.traf, rect{lw, ch, rw, th})
 	m.place(m.ino, rect{lw, ch + th, rw, body - ch - th})
+}
+
+// leftColumn is the grid's left column, top down, and the panes' heights:
+// the library, the debugger, the stats, those of them the app has.
+func (m *Model) leftColumn(body int) ([]pane, []int) {
+	var ps []pane
+	var hs []int
+	rest := body
+	if m.lib != nil {
+		ps, hs = append(ps, m.lib), append(hs, max(body*3/10, 8))
+		rest -= hs[len(hs)-1]
+	}
+	if m.dbg != nil {
+		ps, hs = append(ps, m.dbg), append(hs, max(body*3/10, 10))
+		rest -= hs[len(hs)-1]
+	}
+	return append(ps, m.st), append(hs, rest)
 }
 
 func (m *Model) place(p pane, r rect) {
@@ -119,10 +130,7 @@ func (m *Model) body() []string {
 		}
 		return lines, w
 	}
-	leftPanes := []pane{m.st}
-	if m.lib != nil {
-		leftPanes = []pane{m.lib, m.st}
-	}
+	leftPanes, _ := m.leftColumn(m.ctx.Height - 1)
 	left, lw := col(leftPanes...)
 	right, _ := col(m.con, m.traf, m.ino)
 	out := make([]string, max(len(left), len(right)), max(len(left), len(right))+1)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/krunbench/krunbench/session/recording"
 	"github.com/krunbench/krunbench/themes"
+	"github.com/krunbench/krunbench/virtiofs/rules"
 )
 
 // Options configure the app.
@@ -32,6 +33,9 @@ type Options struct {
 	Title string
 	// TrafficLimit bounds the traffic pane's events (DefaultTrafficLimit).
 	TrafficLimit int
+	// Rules, when set, adds the debugger pane: breakpoints and faults on
+	// the FUSE conversation of the sessions launched (debugger.go).
+	Rules *rules.Engine
 }
 
 // Model is the app: the panes, the status bar and the overlays, fed by
@@ -49,6 +53,7 @@ type Model struct {
 	traf  *traffic
 	ino   *inodes
 	st    *stats
+	dbg   *debugger // nil without Options.Rules
 	panes []pane
 	focus int
 	lay   layout
@@ -111,6 +116,10 @@ func New(opts Options) *Model {
 	m.ino = newInodes(&m.ctx)
 	m.st = newStats(&m.ctx)
 	m.panes = append(m.panes, m.con, m.traf, m.ino, m.st)
+	if opts.Rules != nil {
+		m.dbg = newDebugger(&m.ctx, opts.Rules)
+		m.panes = append(m.panes, m.dbg)
+	}
 	m.applyTheme()
 	m.relayout()
 	if opts.Source != nil {
@@ -121,10 +130,14 @@ func New(opts Options) *Model {
 
 // Init starts listening to the source, if there is one.
 func (m *Model) Init() tea.Cmd {
-	if m.src == nil {
-		return nil
+	var watch tea.Cmd
+	if m.dbg != nil {
+		watch = m.dbg.watch()
 	}
-	return tea.Batch(m.listen(), m.bootTick())
+	if m.src == nil {
+		return watch
+	}
+	return tea.Batch(m.listen(), m.bootTick(), watch)
 }
 
 // bootTickMsg redraws the boot timer.
@@ -224,7 +237,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	start := time.Now()
 	defer func() { m.debug.update(time.Since(start)) }()
 	switch msg.(type) {
-	case sourceMsg, sourceDoneMsg:
+	case sourceMsg, sourceDoneMsg, gateMsg:
 	default:
 		m.invalidateAll()
 	}
@@ -259,6 +272,9 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case quitAnywayMsg:
 		return m, m.quit()
+	case gateMsg:
+		m.dbg.invalidate()
+		return m, m.dbg.watch()
 	case launchMsg:
 		if m.launch == nil {
 			m.lib.note = "launching is not available here"

@@ -21,6 +21,9 @@ const DefaultTrafficLimit = 2000
 // tells the guest's loader the file is complete.
 const EOFMarker = "EOF ⏎ 0 bytes"
 
+// InjectedMarker marks a reply a fault rule made (virtiofs/rules).
+const InjectedMarker = "INJECTED"
+
 type trafficKeys struct {
 	Pause, OpFilter, PathFilter, Errors, Clear, Up, Down, PageUp, PageDown, Top, Follow, Apply, Cancel key.Binding
 }
@@ -413,6 +416,8 @@ func (t *traffic) render(e *trafficEntry) string {
 	ev := &e.ev
 	gutter := " "
 	switch {
+	case ev.Injected != "":
+		gutter = st.Warn.Render("⚡")
 	case e.init:
 		gutter = st.InitRead.Render("▌")
 	case !ev.OK():
@@ -441,6 +446,9 @@ func (t *traffic) render(e *trafficEntry) string {
 		head = st.InitRead.Render(head)
 	}
 	s := gutter + head + "  " + result
+	if ev.Injected != "" {
+		s += "  " + st.Warn.Render(InjectedMarker+" "+ev.Injected)
+	}
 	if ev.Latency > 0 {
 		s += st.Muted.Render("  " + trace.FormatLatency(ev.Latency))
 	}

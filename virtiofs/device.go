@@ -190,6 +190,7 @@ func (d *Device) Reset() {
 	if a == nil {
 		return
 	}
+	d.srv.Release() // a breakpoint must not hold the workers we wait for
 	close(a.stop)
 	a.pollers.Wait()
 	close(a.jobs)

@@ -201,7 +201,7 @@ func exportPerfetto(w io.Writer, r io.Reader, opts exportOptions) error {
 		if ev.Nodeid != 0 {
 			args["nodeid"] = ev.Nodeid
 		}
-		for k, v := range map[string]string{"path": ev.Path, "name": ev.Name, "newname": ev.NewName, "dropped": ev.Dropped} {
+		for k, v := range map[string]string{"path": ev.Path, "name": ev.Name, "newname": ev.NewName, "dropped": ev.Dropped, "injected": ev.Injected} {
 			if v != "" {
 				args[k] = v
 			}

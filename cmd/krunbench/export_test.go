@@ -144,3 +144,42 @@ func TestReplayCommandRejectsBadInput(t *testing.T) {
 		}
 	}
 }
+
+// TestInjectedReplyMarkedEverywhere follows a reply a fault rule made
+// through every format: the trace file (written by the encoder, read
+// back), its readable line, a recording, and the Perfetto export.
+func TestInjectedReplyMarkedEverywhere(t *testing.T) {
+	ev := trace.Event{Seq: 1, Time: time.Millisecond, Op: 14, OpName: "OPEN", Nodeid: 7, Path: "/etc/passwd", Errno: 2, Injected: "ENOENT (rule 1)"}
+	var tr bytes.Buffer
+	fw := trace.NewFileWriter(&tr)
+	fw.WriteEvent(&ev)
+	fw.Close()
+	evs, err := trace.ReadFile(bytes.NewReader(tr.Bytes()))
+	if err != nil || len(evs) != 1 || evs[0].Injected != ev.Injected {
+		t.Fatalf("trace file round trip: %+v %v\n%s", evs, err, tr.Bytes())
+	}
+	if line := trace.Line(&evs[0]); !strings.Contains(line, "INJECTED ENOENT (rule 1)") {
+		t.Errorf("readable line lacks the mark: %s", line)
+	}
+
+	var rec bytes.Buffer
+	w, err := recording.NewWriter(&rec, recording.Header{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.WriteRecord(recording.Record{T: ev.Time, Kind: recording.KindEvent, Event: &ev})
+	w.Close()
+	var out bytes.Buffer
+	if err := exportPerfetto(&out, bytes.NewReader(rec.Bytes()), exportOptions{track: "op"}); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, e := range decodeTrace(t, out.Bytes()).TraceEvents {
+		if e.Ph == "X" && e.Name == "OPEN" {
+			found = e.Args["injected"] == "ENOENT (rule 1)"
+		}
+	}
+	if !found {
+		t.Errorf("the Perfetto export does not mark the injected reply:\n%s", out.String())
+	}
+}

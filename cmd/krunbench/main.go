@@ -30,7 +30,7 @@ and watch every FUSE request, the inode table and the boot timeline live.`,
 		RunE:          func(cmd *cobra.Command, _ []string) error { return runWorkbench(cmd, &wb) },
 	}
 	addWorkbenchFlags(root, &wb)
-	root.AddCommand(newRunCmd(), newServeCmd(), newTraceCmd(), newLibraryCmd(), newDoctorCmd(), newReplayCmd())
+	root.AddCommand(newRunCmd(), newServeCmd(), newTraceCmd(), newLibraryCmd(), newDoctorCmd(), newReplayCmd(), newRulesCmd())
 	return root
 }
 

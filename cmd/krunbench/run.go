@@ -24,6 +24,7 @@ type runFlags struct {
 	noCheck    bool
 	verbose    bool
 	timings    bool
+	rules      ruleFlags
 }
 
 func newRunCmd() *cobra.Command {
@@ -53,6 +54,7 @@ func newRunCmd() *cobra.Command {
 	fl.StringVar(&f.cfg.Workdir, "workdir", "", "working directory of the workload")
 	fl.BoolVar(&f.cfg.Verbose, "verbose-boot", false, "show kernel boot messages")
 	fl.BoolVar(&f.verbose, "verbose", false, "log krunbench diagnostics to stderr")
+	addRuleFlags(fl, &f.rules)
 	fl.BoolVar(&f.timings, "timings", false, "print the boot-time breakdown as one bare JSON line on stderr: "+timingsFields+" (ms since the run started, null when not seen), engine, accel")
 	return cmd
 }
@@ -78,6 +80,18 @@ func runGuest(cmd *cobra.Command, f runFlags, args []string) error {
 		// exec; asked for the timings only, they stay off stdout.
 		cfg.BootTrace, cfg.HideMilestones = true, true
 	}
+	eng, err := f.rules.engine()
+	if err != nil {
+		return err
+	}
+	if eng != nil {
+		cfg.Hook = eng
+	}
+	stopControl, err := f.rules.startControl(eng, os.Stderr)
+	if err != nil {
+		return err
+	}
+	defer stopControl()
 	cfg.In, cfg.Out, cfg.EngineNote = os.Stdin, cmd.OutOrStdout(), os.Stderr
 	if f.verbose {
 		cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -97,6 +111,9 @@ func runGuest(cmd *cobra.Command, f runFlags, args []string) error {
 		}
 		return exitError{code: 128 + int(sig)}
 	case err != nil:
+		if faults := faultSummary(eng); faults != "" {
+			return fmt.Errorf("%w (%s)", err, faults)
+		}
 		return err
 	}
 	return exitError{code: res.ExitCode}

@@ -56,6 +56,7 @@ type serveFlags struct {
 	policy     fuse.GuestPolicy
 	noTap      bool
 	verbose    bool
+	rules      ruleFlags
 }
 
 func newServeCmd() *cobra.Command {
@@ -90,6 +91,7 @@ vhost-user-fs-device / vhost-user-fs-pci (--socket), a drop-in for virtiofsd.
 	fl.BoolVar(&f.policy.NoPrivilegedXattrs, "no-privileged-xattrs", false, "refuse to set security.capability and trusted.* extended attributes (EPERM), even for guest root")
 	fl.BoolVar(&f.noTap, "no-tap", false, "do not observe requests at all (for benchmarks)")
 	fl.BoolVar(&f.verbose, "verbose", false, "log dropped and rejected requests")
+	addRuleFlags(fl, &f.rules)
 	_ = cmd.MarkFlagRequired("shared-dir")
 	cmd.MarkFlagsOneRequired("mount", "socket", "socket-path")
 	cmd.MarkFlagsMutuallyExclusive("mount", "socket", "socket-path")
@@ -167,8 +169,20 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 	}
 	ov.SetConfig(config)
 
+	eng, err := f.rules.engine()
+	if err != nil {
+		return err
+	}
 	var tap *trace.Tap
 	opts := fuse.Options{Log: log, Policy: policy}
+	if eng != nil {
+		opts.Hook = eng
+	}
+	stopControl, err := f.rules.startControl(eng, cmd.ErrOrStderr())
+	if err != nil {
+		return err
+	}
+	defer stopControl()
 	if !f.noTap {
 		tap = trace.NewTap(trace.Options{Resolver: ov, Inodes: ov})
 		opts.Observer = tap

@@ -16,6 +16,7 @@ import (
 	"github.com/krunbench/krunbench/session/terminal"
 	"github.com/krunbench/krunbench/themes"
 	"github.com/krunbench/krunbench/tui"
+	"github.com/krunbench/krunbench/virtiofs/rules"
 )
 
 // workbenchFlags configure the TUI (krunbench with no command).
@@ -30,6 +31,10 @@ type workbenchFlags struct {
 	accel   string
 	cpus    int
 	mem     int
+	rules   ruleFlags
+	// eng is the rules engine every launched session's server runs, so
+	// the debugger pane's rules outlive sessions.
+	eng *rules.Engine
 }
 
 func addWorkbenchFlags(cmd *cobra.Command, f *workbenchFlags) {
@@ -44,6 +49,7 @@ func addWorkbenchFlags(cmd *cobra.Command, f *workbenchFlags) {
 	fl.StringVar(&f.accel, "accel", "", "QEMU accelerator: kvm, tcg (default: kvm where it works)")
 	fl.IntVar(&f.cpus, "cpus", 1, "vCPUs of launched guests")
 	fl.IntVar(&f.mem, "mem", 512, "memory of launched guests in MiB")
+	addRuleFlags(fl, &f.rules)
 }
 
 // workbenchLibrary adapts the payload library to the TUI; picks are the
@@ -91,7 +97,7 @@ func (w workbenchLibrary) launcher(f *workbenchFlags, live *liveSessions) tui.La
 			Kernel: req.Kernel.Path, CPUs: f.cpus, MemMiB: f.mem, BootTrace: true,
 			// The kernel's boot messages are the console's first lines:
 			// progress while it boots, the raw text of a failure after.
-			Verbose: true,
+			Verbose: true, Hook: f.eng,
 		}
 		src, err := startLive(cfg, f.record)
 		if err == nil {
@@ -151,10 +157,21 @@ func runWorkbench(cmd *cobra.Command, f *workbenchFlags) error {
 		return err
 	}
 	session.CleanStaleRunDirs()
+	if f.eng, err = f.rules.engine(); err != nil {
+		return err
+	}
+	if f.eng == nil {
+		f.eng = rules.New() // the debugger pane adds rules as the user asks
+	}
+	stopControl, err := f.rules.startControl(f.eng, cmd.ErrOrStderr())
+	if err != nil {
+		return err
+	}
+	defer stopControl()
 	lib := newWorkbenchLibrary(f)
 	var live liveSessions
 	defer live.closeAll(stopLimit)
-	m := tui.New(tui.Options{Theme: th, Library: lib, Picks: lib.picks, Launch: lib.launcher(f, &live), Title: "krunbench"})
+	m := tui.New(tui.Options{Theme: th, Library: lib, Picks: lib.picks, Launch: lib.launcher(f, &live), Title: "krunbench", Rules: f.eng})
 	defer m.Close()
 	ctx, caught, stop := stopOnSignals()
 	defer stop()

@@ -243,6 +243,9 @@ func (s *Server) readOp(sc *scratch, h *InHeader) Errno {
 	if in.Size > MaxWrite {
 		return syscall.EINVAL
 	}
+	if sc.short != 0 {
+		in.Size = min(in.Size, sc.short) // a rule shortens this READ (hook.go)
+	}
 	if sc.sp != nil && s.fdr != nil && in.Offset <= math.MaxInt64 {
 		if done, errno := s.spliceRead(sc, h, &in); done || errno != 0 {
 			return errno

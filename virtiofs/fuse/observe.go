@@ -33,6 +33,10 @@ type Served struct {
 	// returned 0 bytes because the offset was at or past the end.
 	Synthetic bool
 	EOF       bool
+	// Injected says what a rule injected into this request ("fault
+	// ENOENT (rule 2)", "delay 2s", "short 10"); empty when it was served
+	// as asked.
+	Injected string
 
 	Start   time.Time
 	Latency time.Duration

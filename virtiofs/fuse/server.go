@@ -38,6 +38,9 @@ type Options struct {
 	// Policy limits what the guest may do (id translation, device nodes,
 	// set-id bits, privileged xattrs); the zero value changes nothing.
 	Policy GuestPolicy
+	// Hook intercepts requests before and after serving (the rules
+	// engine); nil costs one comparison per request.
+	Hook Hook
 }
 
 // Server dispatches FUSE requests to a FileSystem. It is safe for
@@ -50,6 +53,7 @@ type Server struct {
 	log    *slog.Logger
 	offer  uint32
 	policy GuestPolicy
+	hook   Hook
 
 	initialized atomic.Bool
 	minor       atomic.Uint32
@@ -72,11 +76,15 @@ type scratch struct {
 	spliced bool
 	// pw holds the data of a WRITE that is not in the request buffers.
 	pw PendingWrite
+	// call, peek and short are the hook's (hook.go).
+	call  Call
+	peek  [8][]byte
+	short uint32
 }
 
 // NewServer returns a server for fs.
 func NewServer(fs FileSystem, opts Options) *Server {
-	s := &Server{fs: fs, obs: opts.Observer, log: opts.Log, offer: opts.Offer, policy: opts.Policy}
+	s := &Server{fs: fs, obs: opts.Observer, log: opts.Log, offer: opts.Offer, policy: opts.Policy, hook: opts.Hook}
 	if s.offer == 0 {
 		s.offer = Offered
 	}
@@ -198,7 +206,12 @@ func (s *Server) serve(sc *scratch) (int, bool) {
 		return fail(syscall.EINVAL, ErrShortRequest)
 	}
 	sc.req = Request{Header: h, Caller: s.policy.caller(ev.Caller)}
-	errno := op.handle(s, sc, &h)
+	var errno Errno
+	if s.hook != nil {
+		errno = s.intercept(sc, op, &h)
+	} else {
+		errno = op.handle(s, sc, &h)
+	}
 	ev.Errno = errno
 	ev.Synthetic = ev.Synthetic || sc.req.Synthetic
 	if h.Opcode == OpRead && ev.Synthetic && errno == 0 && ev.Bytes == 0 {
@@ -252,5 +265,8 @@ func (s *Server) initOp(sc *scratch, h *InHeader) Errno {
 func (s *Server) Reset() {
 	if s.initialized.Swap(false) {
 		s.fs.Destroy()
+	}
+	if s.hook != nil {
+		s.hook.Resume()
 	}
 }

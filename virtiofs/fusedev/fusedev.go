@@ -163,6 +163,7 @@ func (m *Mount) Wait() error {
 // Close unmounts (lazily, so busy users do not block it) and waits for the
 // workers to stop.
 func (m *Mount) Close() error {
+	m.srv.Release() // a breakpoint must not hold the workers we wait for
 	err := unix.Unmount(m.dir, unix.MNT_DETACH)
 	if err == unix.EINVAL {
 		err = nil // already unmounted

@@ -61,6 +61,7 @@ func (e *encoder) appendJSON(b []byte, ev *Event) []byte {
 	}
 	b = appendUint(b, `,"newnodeid":`, ev.NewNodeid)
 	b = appendNonEmpty(b, `,"drop":`, ev.Dropped)
+	b = appendNonEmpty(b, `,"inj":`, ev.Injected)
 	b = appendUint(b, `,"uid":`, uint64(ev.Uid))
 	b = appendUint(b, `,"gid":`, uint64(ev.Gid))
 	b = appendUint(b, `,"pid":`, uint64(ev.Pid))

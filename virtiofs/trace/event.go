@@ -54,6 +54,9 @@ type Event struct {
 	NewNodeid uint64 `json:"newnodeid,omitempty"`
 	// Dropped is why the server dropped a malformed request; empty otherwise.
 	Dropped string `json:"drop,omitempty"`
+	// Injected says what a rule injected into the request (a fault's
+	// errno, a delay, a short READ); empty when it was served as asked.
+	Injected string `json:"inj,omitempty"`
 
 	Uid uint32 `json:"uid,omitempty"`
 	Gid uint32 `json:"gid,omitempty"`
@@ -223,6 +226,9 @@ func Line(ev *Event) string {
 	}
 	if ev.EOF {
 		tags = append(tags, "EOF")
+	}
+	if ev.Injected != "" {
+		tags = append(tags, "INJECTED "+ev.Injected)
 	}
 	if len(tags) > 0 {
 		fmt.Fprintf(&b, "  [%s]", strings.Join(tags, " "))

@@ -131,6 +131,7 @@ func (t *Tap) Observe(s *fuse.Served) {
 		EOF:       s.EOF,
 		NewNodeid: s.NewNodeid,
 		Dropped:   s.Dropped,
+		Injected:  s.Injected,
 		Uid:       s.Caller.Uid,
 		Gid:       s.Caller.Gid,
 		Pid:       s.Caller.Pid,
