@@ -1,9 +1,14 @@
 package fusedev_test
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -122,4 +127,101 @@ func TestSupplementaryGroupsAsTheKernelAllows(t *testing.T) {
 	if b, _ := os.ReadFile(mt.host("team/notes")); string(b) != "notes\nmember\n" {
 		t.Errorf("the host file holds %q after uid 2000's refused appends", b)
 	}
+}
+
+// TestSupplementaryGroupsXattr: the kernel checks a user.* extended
+// attribute like the file's data (read permission to get, write to set),
+// with the caller's supplementary groups, so uid 1000 in group 3000 gets
+// and sets user.* attributes of a 0660 root:3000 file and uid 2000 may not.
+func TestSupplementaryGroupsXattr(t *testing.T) {
+	mt := mount(t, mountOpts{})
+	must(t, os.Chmod(mt.host("."), 0o755))
+	writeFile(t, mt.host("notes"), []byte("notes\n"))
+	must(t, os.Chown(mt.host("notes"), 0, 3000))
+	must(t, os.Chmod(mt.host("notes"), 0o660))
+	if err := unix.Setxattr(mt.host("notes"), "user.team", []byte("3000"), 0); err != nil {
+		t.Skipf("SKIPPED: the shared directory's filesystem has no user xattrs: %v", err)
+	}
+	bin := xattrBinary(t)
+	notes := mt.path("notes")
+
+	if out, err := xattrAs(t, bin, 1000, 1000, []uint32{1000, 3000}, "get", notes, "user.team"); err != nil || out != "3000" {
+		t.Errorf("uid 1000 (group 3000 supplementary) getting user.team: %v %q", err, out)
+	}
+	if out, err := xattrAs(t, bin, 1000, 1000, []uint32{1000, 3000}, "set", notes, "user.by", "1000"); err != nil {
+		t.Errorf("uid 1000 (group 3000 supplementary) setting user.by: %v %q", err, out)
+	}
+	b := make([]byte, 64)
+	if n, err := unix.Getxattr(mt.host("notes"), "user.by", b); err != nil || string(b[:n]) != "1000" {
+		t.Errorf("user.by on the host after uid 1000 set it: %q %v", b[:max(n, 0)], err)
+	}
+	for _, args := range [][]string{{"get", notes, "user.team"}, {"set", notes, "user.by", "2000"}} {
+		if out, err := xattrAs(t, bin, 2000, 2000, nil, args...); err == nil || !strings.Contains(out, "permission denied") {
+			t.Errorf("uid 2000 (not in group 3000): %v: want permission denied, got %v %q", args[0], err, out)
+		}
+	}
+	if n, err := unix.Getxattr(mt.host("notes"), "user.by", b); err != nil || string(b[:n]) != "1000" {
+		t.Errorf("user.by on the host after uid 2000's refused set: %q %v", b[:max(n, 0)], err)
+	}
+}
+
+// xattrEnv makes the test binary run xattrChild instead of the tests.
+const xattrEnv = "KRUNBENCH_FUSEDEV_XATTR"
+
+// xattrChild makes one call: "get PATH NAME" prints the value, "set PATH
+// NAME VALUE" sets it. Errors go to stderr with exit status 1.
+func xattrChild(args []string) int {
+	var err error
+	switch {
+	case len(args) == 3 && args[0] == "get":
+		b := make([]byte, 4096)
+		var n int
+		if n, err = unix.Getxattr(args[1], args[2], b); err == nil {
+			os.Stdout.Write(b[:n])
+		}
+	case len(args) == 4 && args[0] == "set":
+		err = unix.Setxattr(args[1], args[2], []byte(args[3]), 0)
+	default:
+		err = fmt.Errorf("usage: get PATH NAME | set PATH NAME VALUE, not %q", args)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// xattrBinary copies the test binary where every user may run it (go
+// test builds it in a directory only root can enter).
+func xattrBinary(t *testing.T) string {
+	t.Helper()
+	self, err := os.Executable()
+	must(t, err)
+	src, err := os.Open(self)
+	must(t, err)
+	defer src.Close()
+	bin := filepath.Join(worldDir(t), "fusedev.test")
+	dst, err := os.OpenFile(bin, os.O_CREATE|os.O_WRONLY|os.O_EXCL, 0o755)
+	must(t, err)
+	_, err = io.Copy(dst, src)
+	must(t, err)
+	must(t, dst.Close())
+	return bin
+}
+
+// xattrAs runs xattrChild as uid:gid with the supplementary groups given,
+// bounded in time, and returns its combined output and error.
+func xattrAs(t *testing.T, bin string, uid, gid uint32, groups []uint32, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), replyTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Dir = "/"
+	cmd.Env = append(os.Environ(), xattrEnv+"=1")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid, Groups: append([]uint32{}, groups...)}}
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("%q as %d:%d did not finish within %v: %s", args, uid, gid, replyTimeout, out)
+	}
+	return string(out), err
 }

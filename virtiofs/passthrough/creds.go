@@ -21,8 +21,9 @@ import (
 // it open. So, as in virtiofsd, the server does not check again:
 //
 //   - Operations that create nothing (LOOKUP, OPEN, OPENDIR, READDIRPLUS,
-//     UNLINK, RMDIR, RENAME, LINK, SETATTR) run with the server's own
-//     credentials, without any switch.
+//     UNLINK, RMDIR, RENAME, LINK, SETATTR, and GET/SET/REMOVEXATTR of
+//     user.* names) run with the server's own credentials, without any
+//     switch.
 //   - Operations that create an inode (MKNOD, MKDIR, SYMLINK, CREATE, and
 //     RENAME_WHITEOUT's whiteout) switch the thread's fsuid and fsgid to
 //     the new inode's owner (becomeOwner; owner is the one place that
@@ -45,7 +46,8 @@ import (
 //   - What the client kernel does not check runs as the caller (become):
 //     fsuid and fsgid switched, no supplementary groups, capabilities
 //     cleared by the switch. That is ACCESS (sent only by mounts without
-//     default_permissions), the extended attribute calls, and CREATE
+//     default_permissions), the extended attribute calls other than on
+//     user.* names (kernelCheckedXattr), and CREATE
 //     without O_EXCL meeting a file that exists on the host but not in the
 //     client's cache (the client then believes it created the file and
 //     checks nothing).
