@@ -58,8 +58,9 @@ type Options struct {
 	FSName string
 	// AllowOther lets users other than the mounter use the mount. The
 	// kernel checks every caller's permissions itself (the mount always
-	// has default_permissions, see New), and the filesystem serves the
-	// request with the caller's credentials on top.
+	// has default_permissions, see New), with the caller's supplementary
+	// groups, which FUSE does not send: a passthrough filesystem serves
+	// what the kernel allowed with its own credentials (its creds.go).
 	AllowOther bool
 	// NoSplice sends every READ reply by copying it through the server,
 	// even when the filesystem could hand out a descriptor (see splice.go),

@@ -11,43 +11,61 @@ import (
 	"github.com/krunbench/krunbench/virtiofs/fuse"
 )
 
-// Requests run with the caller's credentials, as virtiofsd does: the
-// serving goroutine locks its OS thread, drops the thread's supplementary
-// groups and sets the thread's fsgid and fsuid to the caller's. All three
-// are per-thread on Linux when set with raw syscalls (the libc and
-// syscall.Set* wrappers apply them to every thread, which must not happen).
-// With a non-zero fsuid the kernel clears CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH,
-// CAP_FOWNER, CAP_FSETID and CAP_CHOWN from the thread's effective set, so
-// permission checks behave as on a local filesystem for that user; setting
-// fsuid back to 0 restores them. Capabilities outside that set (CAP_MKNOD,
-// CAP_SYS_ADMIN for trusted.* xattrs, CAP_SETFCAP) survive the switch, so
-// the operations that depend on them refuse non-root callers explicitly.
+// Whose credentials a request runs with. The client kernel checks every
+// request against the caller's full credentials before the server sees
+// it: the Linux virtio-fs driver always mounts with default_permissions,
+// and so does fusedev. FUSE sends only the caller's uid and primary gid,
+// not its supplementary groups, so any check the server repeats with
+// those is narrower than the kernel's: uid 1000 holding group 3000 as a
+// supplementary group could not read a 0660 root:3000 file the kernel let
+// it open. So, as in virtiofsd, the server does not check again:
 //
-// Anything that needs the process's own privileges, open_by_handle_at above
-// all, happens before the switch: operations pin their inodes first.
+//   - Operations that create nothing (LOOKUP, OPEN, OPENDIR, READDIRPLUS,
+//     UNLINK, RMDIR, RENAME, LINK, SETATTR, and GET/SET/REMOVEXATTR of
+//     user.* names) run with the server's own credentials, without any
+//     switch.
+//   - Operations that create an inode (MKNOD, MKDIR, SYMLINK, CREATE, and
+//     RENAME_WHITEOUT's whiteout) switch the thread's fsuid and fsgid to
+//     the new inode's owner (becomeOwner; owner is the one place that
+//     picks it) and then put the server's effective capabilities back,
+//     which the switch to a non-zero fsuid cleared (CAP_DAC_OVERRIDE,
+//     CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID, CAP_CHOWN, CAP_MKNOD,
+//     CAP_MAC_OVERRIDE). The host kernel then grants what the client
+//     kernel granted and gives the new inode the owner's uid and its fsgid,
+//     or the directory's gid under a setgid directory, exactly as a local
+//     create would. CAP_FSETID keeps the host from stripping an SGID bit
+//     the client kernel already decided about (it strips it, for a caller
+//     outside a setgid directory's group, before sending the mode). The
+//     caller's umask comes applied to the mode; the process umask is undone
+//     by fixMode.
+//   - An OPEN with O_TRUNC by a non-root caller runs the same way but
+//     without CAP_FSETID: with FUSE_ATOMIC_O_TRUNC the server truncates,
+//     and the client kernel leaves it to the host to clear SUID (and SGID
+//     with group execute) as a truncation by a writer without CAP_FSETID
+//     does.
+//   - What the client kernel does not check runs as the caller (become):
+//     fsuid and fsgid switched, no supplementary groups, capabilities
+//     cleared by the switch. That is ACCESS (sent only by mounts without
+//     default_permissions), the extended attribute calls other than on
+//     user.* names (kernelCheckedXattr), and CREATE
+//     without O_EXCL meeting a file that exists on the host but not in the
+//     client's cache (the client then believes it created the file and
+//     checks nothing).
 //
-// ACCESS uses faccessat2 with AT_EACCESS under the switched credentials:
-// plain faccessat checks the real uid (root), while AT_EACCESS checks the
-// current fsuid/fsgid.
+// fsuid, fsgid, the supplementary groups and the capability sets are
+// per-thread on Linux when set with raw syscalls (the libc and
+// syscall.Set* wrappers apply them to every thread, which must not
+// happen), so a switching request locks its goroutine to the thread
+// until unbecome. Anything that needs the process's own privileges,
+// open_by_handle_at above all, happens before a switch: operations pin
+// their inodes first.
 //
 // When the process is not root it cannot switch; every request then runs
 // with the process's credentials.
 //
-// SETATTR is the exception: it runs with the server's credentials, as in
-// virtiofsd, because the caller's credentials as FUSE sends them are
-// narrower than the caller's own. The request carries the uid and the
-// primary gid, not the supplementary groups, so a file's owner could not
-// chown it to a group it holds only as a supplementary group; and the
-// SETATTR by which the client kernel clears SUID/SGID after a write by a
-// non-owner comes with the writer's credentials, which may not chmod the
-// file. The client kernel has already checked the request against the
-// caller's full credentials: the Linux virtio-fs driver always mounts
-// with default_permissions, and so does fusedev: owner or CAP_FOWNER for
-// mode and explicit times, CAP_CHOWN or the owner and one of its groups
-// for owner changes, write permission for truncate and "now" times, and
-// SGID dropped from a mode whose group the caller is not in. Nothing
-// is lost by not checking again: a guest is no permission boundary for
-// the share, since it chooses the uid it sends.
+// Nothing is lost by not checking again: a guest is no permission
+// boundary for the share, since it chooses the uid it sends; a local user
+// of a fusedev mount is, and its kernel checks it.
 
 // credState is what credential switching needs to restore a thread.
 type credState struct {
@@ -55,7 +73,15 @@ type credState struct {
 	uid     int
 	gid     int
 	groups  []uint32
-	log     *slog.Logger
+	// caps are the process's capability sets, put back on a thread after
+	// a switch.
+	caps [2]unix.CapUserData
+	log  *slog.Logger
+}
+
+// capHeader addresses the calling thread in capget/capset.
+func capHeader() *unix.CapUserHeader {
+	return &unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 }
 
 func newCredState(log *slog.Logger) credState {
@@ -69,11 +95,23 @@ func newCredState(log *slog.Logger) credState {
 			c.groups = append(c.groups, uint32(g))
 		}
 	}
+	if err := unix.Capget(capHeader(), &c.caps[0]); err != nil {
+		log.Warn("passthrough: cannot read the process's capabilities; requests run with the process's credentials", "err", err)
+		c.enabled = false
+	}
 	return c
 }
 
-// become switches the calling goroutine's thread to caller's credentials.
-// It returns whether it switched; pass that to unbecome when done (defer).
+// owner is the owner that an inode created for caller gets: the one place
+// where a creating operation picks it.
+func (fs *FS) owner(caller fuse.Caller) (uid, gid uint32) {
+	return caller.Uid, caller.Gid
+}
+
+// become switches the calling goroutine's thread to caller's credentials
+// (fsuid, fsgid, no supplementary groups): checks then are the caller's as
+// the host kernel sees them. It returns whether it switched; pass that to
+// unbecome when done (defer).
 func (fs *FS) become(caller fuse.Caller) (bool, fuse.Errno) {
 	c := &fs.creds
 	if !c.enabled || (caller.Uid == 0 && caller.Gid == 0) {
@@ -84,22 +122,57 @@ func (fs *FS) become(caller fuse.Caller) (bool, fuse.Errno) {
 		fs.unbecome(true)
 		return false, e
 	}
-	unix.Setfsgid(int(caller.Gid))
-	unix.Setfsuid(int(caller.Uid))
-	// setfsuid/setfsgid report failure only by not changing the value;
-	// passing -1 reads it back.
-	gotUID, _ := unix.SetfsuidRetUid(-1)
-	gotGID, _ := unix.SetfsgidRetGid(-1)
-	if gotUID != int(caller.Uid) || gotGID != int(caller.Gid) {
+	if e := fs.setFSIDs(int(caller.Uid), int(caller.Gid)); e != 0 {
 		fs.unbecome(true)
-		return false, unix.EPERM
+		return false, e
 	}
 	return true, fuse.OK
 }
 
-// unbecome restores the process's credentials on the thread and unlocks it.
-// If that fails the thread stays locked to the goroutine, so the runtime
-// discards it when the goroutine exits instead of reusing it.
+// becomeOwner switches the calling goroutine's thread so that what it
+// creates is owned by owner(caller) while it keeps the server's
+// permissions (see the note above), without CAP_FSETID unless keepFsetid.
+// It returns whether it switched; pass that to unbecome when done.
+func (fs *FS) becomeOwner(caller fuse.Caller, keepFsetid bool) (bool, fuse.Errno) {
+	c := &fs.creds
+	uid, gid := fs.owner(caller)
+	if !c.enabled || (int(uid) == c.uid && int(gid) == c.gid && keepFsetid) {
+		return false, fuse.OK
+	}
+	runtime.LockOSThread()
+	if e := fs.setFSIDs(int(uid), int(gid)); e != 0 {
+		fs.unbecome(true)
+		return false, e
+	}
+	caps := c.caps
+	if !keepFsetid {
+		caps[0].Effective &^= 1 << unix.CAP_FSETID
+	}
+	if err := unix.Capset(capHeader(), &caps[0]); err != nil {
+		fs.unbecome(true)
+		return false, errno(err)
+	}
+	return true, fuse.OK
+}
+
+// setFSIDs sets the thread's fsgid and fsuid and checks that they took:
+// setfsuid/setfsgid report failure only by not changing the value, and
+// passing -1 reads it back.
+func (fs *FS) setFSIDs(uid, gid int) fuse.Errno {
+	unix.Setfsgid(gid)
+	unix.Setfsuid(uid)
+	gotUID, _ := unix.SetfsuidRetUid(-1)
+	gotGID, _ := unix.SetfsgidRetGid(-1)
+	if gotUID != uid || gotGID != gid {
+		return unix.EPERM
+	}
+	return fuse.OK
+}
+
+// unbecome restores the process's credentials on the thread (fsuid, fsgid,
+// groups, capabilities) and unlocks it. If that fails the thread stays
+// locked to the goroutine, so the runtime discards it when the goroutine
+// exits instead of reusing it.
 func (fs *FS) unbecome(switched bool) {
 	if !switched {
 		return
@@ -113,11 +186,13 @@ func (fs *FS) unbecome(switched bool) {
 	} else {
 		_, _, e = unix.RawSyscall(unix.SYS_SETGROUPS, 0, 0, 0)
 	}
+	caps := c.caps
+	capErr := unix.Capset(capHeader(), &caps[0])
 	gotUID, _ := unix.SetfsuidRetUid(-1)
 	gotGID, _ := unix.SetfsgidRetGid(-1)
-	if e != 0 || gotUID != c.uid || gotGID != c.gid {
+	if e != 0 || capErr != nil || gotUID != c.uid || gotGID != c.gid {
 		c.log.Error("passthrough: cannot restore thread credentials; retiring the thread",
-			"fsuid", gotUID, "fsgid", gotGID, "err", e)
+			"fsuid", gotUID, "fsgid", gotGID, "setgroups", e, "capset", capErr)
 		return
 	}
 	runtime.UnlockOSThread()

@@ -8,7 +8,7 @@ import (
 
 // LOOKUP and READDIRPLUS entries take the cheap path here instead of
 // opening every name: an fstatat of the name (one component, never
-// followed, as the caller) identifies the host inode. An inode the table
+// followed) identifies the host inode. An inode the table
 // holds a descriptor for is that same inode (an open descriptor keeps its
 // number from being reused), so it only gains a lookup. Otherwise the
 // inode's file handle comes from name_to_handle_at on the same name, also
@@ -19,7 +19,7 @@ import (
 // goes through lookupAt.
 
 // lookupFast resolves name in the directory open at pfd, registers it and
-// fills out. It runs with the caller's credentials.
+// fills out.
 func (fs *FS) lookupFast(epoch, parent uint64, pfd int, name string, out *fuse.EntryOut) fuse.Errno {
 	if name == "." || name == ".." {
 		return fs.lookupAt(epoch, parent, pfd, name, -1, out)

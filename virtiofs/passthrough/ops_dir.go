@@ -50,7 +50,7 @@ func (fs *FS) settleDirBuffer(fd int, d *dirState) {
 	direntBufs.Put(&buf)
 }
 
-// OpenDir opens a directory for READDIR as the caller.
+// OpenDir opens a directory for READDIR (see open).
 func (fs *FS) OpenDir(r *fuse.Request, nodeid uint64, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Errno {
 	return fs.open(r, nodeid, unix.O_RDONLY|unix.O_DIRECTORY, true, out)
 }
@@ -79,11 +79,6 @@ func (fs *FS) ReadDir(r *fuse.Request, nodeid uint64, in *fuse.ReadIn, plus bool
 		}
 		defer fs.inodes.unpin(ino)
 		dirFD = fd
-		sw, e := fs.become(r.Caller)
-		if e != 0 {
-			return e
-		}
-		defer fs.unbecome(sw)
 	}
 
 	d.mu.Lock()

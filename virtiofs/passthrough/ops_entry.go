@@ -7,7 +7,7 @@ import (
 )
 
 // lookupAt opens name (one component, never followed) in the directory open
-// at pfd, registers it and fills out. It runs with the caller's credentials.
+// at pfd, registers it and fills out.
 // want, unless negative, is the mode a just-created inode was asked to have
 // (see fixMode). epoch is the table's when the operation began.
 func (fs *FS) lookupAt(epoch, parent uint64, pfd int, name string, want int64, out *fuse.EntryOut) fuse.Errno {
@@ -65,11 +65,6 @@ func (fs *FS) Lookup(r *fuse.Request, parent uint64, name string, out *fuse.Entr
 	if name == "." || (name == ".." && p == fs.inodes.root) {
 		name = "."
 	}
-	sw, e := fs.become(r.Caller)
-	if e != 0 {
-		return e
-	}
-	defer fs.unbecome(sw)
 	return fs.lookupFast(epoch, parent, pfd, name, out)
 }
 
@@ -208,7 +203,8 @@ func (fs *FS) Readlink(r *fuse.Request, nodeid uint64) ([]byte, fuse.Errno) {
 	return buf[:n], fuse.OK
 }
 
-// create runs mk (as the caller) to make name in parent, then looks it up.
+// create runs mk (as the new inode's owner, see creds.go) to make name in
+// parent, then looks it up.
 // want is the mode asked for, or -1 for symlinks.
 func (fs *FS) create(r *fuse.Request, parent uint64, name string, want int64, out *fuse.EntryOut, mk func(pfd int) error) fuse.Errno {
 	epoch := fs.inodes.session()
@@ -220,7 +216,7 @@ func (fs *FS) create(r *fuse.Request, parent uint64, name string, want int64, ou
 		return e
 	}
 	defer fs.inodes.unpin(p)
-	sw, e := fs.become(r.Caller)
+	sw, e := fs.becomeOwner(r.Caller, true)
 	if e != 0 {
 		return e
 	}
@@ -269,8 +265,10 @@ func (fs *FS) Symlink(r *fuse.Request, parent uint64, name, target string, out *
 	})
 }
 
-// Link makes newName in newParent a hard link to nodeid. It goes through
-// /proc/self/fd because linkat's AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH.
+// Link makes newName in newParent a hard link to nodeid, with the server's
+// credentials (the client kernel checked, protected_hardlinks included).
+// It goes through /proc/self/fd because linkat's AT_EMPTY_PATH needs
+// CAP_DAC_READ_SEARCH.
 func (fs *FS) Link(r *fuse.Request, nodeid, newParent uint64, newName string, out *fuse.EntryOut) fuse.Errno {
 	epoch := fs.inodes.session()
 	if e := checkName(newName); e != 0 {
@@ -285,18 +283,14 @@ func (fs *FS) Link(r *fuse.Request, nodeid, newParent uint64, newName string, ou
 	if ino.typ == unix.S_IFDIR {
 		return unix.EPERM
 	}
-	sw, e := fs.become(r.Caller)
-	if e != 0 {
-		return e
-	}
-	defer fs.unbecome(sw)
 	if err := unix.Linkat(fs.procFD, procName(fd), pfd, newName, unix.AT_SYMLINK_FOLLOW); err != nil {
 		return errno(err)
 	}
 	return fs.lookupAt(epoch, newParent, pfd, newName, -1, out)
 }
 
-// remove unlinks name from parent as the caller.
+// remove unlinks name from parent with the server's credentials (the
+// client kernel checked, sticky directories included).
 func (fs *FS) remove(r *fuse.Request, parent uint64, name string, flags int) fuse.Errno {
 	if e := checkName(name); e != 0 {
 		return e
@@ -306,11 +300,6 @@ func (fs *FS) remove(r *fuse.Request, parent uint64, name string, flags int) fus
 		return e
 	}
 	defer fs.inodes.unpin(p)
-	sw, e := fs.become(r.Caller)
-	if e != 0 {
-		return e
-	}
-	defer fs.unbecome(sw)
 	return errno(unix.Unlinkat(pfd, name, flags))
 }
 
@@ -327,7 +316,9 @@ func (fs *FS) Rmdir(r *fuse.Request, parent uint64, name string) fuse.Errno {
 // renameFlags are the renameat2 flags a client may pass.
 const renameFlags = unix.RENAME_NOREPLACE | unix.RENAME_EXCHANGE | unix.RENAME_WHITEOUT
 
-// Rename moves name in parent to newName in newParent (renameat2 flags).
+// Rename moves name in parent to newName in newParent (renameat2 flags),
+// with the server's credentials; a RENAME_WHITEOUT's whiteout is created,
+// so it is owned by the caller (see creds.go).
 func (fs *FS) Rename(r *fuse.Request, parent uint64, name string, newParent uint64, newName string, flags uint32) fuse.Errno {
 	if e := checkName(name); e != 0 {
 		return e
@@ -344,7 +335,10 @@ func (fs *FS) Rename(r *fuse.Request, parent uint64, name string, newParent uint
 	}
 	defer fs.inodes.unpin(p)
 	defer fs.inodes.unpin(np)
-	sw, e := fs.become(r.Caller)
+	sw := false
+	if flags&unix.RENAME_WHITEOUT != 0 {
+		sw, e = fs.becomeOwner(r.Caller, true)
+	}
 	if e != 0 {
 		return e
 	}

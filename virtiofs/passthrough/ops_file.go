@@ -53,11 +53,15 @@ func (fs *FS) reopenType(typ uint32, fd int, flags int) (int, error) {
 	return nfd, err
 }
 
-// Open opens nodeid for I/O as the caller.
+// Open opens nodeid for I/O.
 func (fs *FS) Open(r *fuse.Request, nodeid uint64, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Errno {
 	return fs.open(r, nodeid, fs.openFlags(in.Flags), false, out)
 }
 
+// open reopens nodeid with flags, with the server's credentials (the client
+// kernel checked the caller), except that a non-root caller's O_TRUNC runs
+// without CAP_FSETID, so the host clears SUID/SGID as the truncation of a
+// local file by that caller would (see creds.go).
 func (fs *FS) open(r *fuse.Request, nodeid uint64, flags int, dir bool, out *fuse.OpenOut) fuse.Errno {
 	ino, fd, e := fs.inodes.pin(nodeid)
 	if e != 0 {
@@ -70,10 +74,12 @@ func (fs *FS) open(r *fuse.Request, nodeid uint64, flags int, dir bool, out *fus
 	if e := fs.reserveHandle(); e != 0 {
 		return e
 	}
-	sw, e := fs.become(r.Caller)
-	if e != 0 {
-		fs.unreserveHandle()
-		return e
+	sw := false
+	if flags&unix.O_TRUNC != 0 && !fs.privileged(r.Caller) {
+		if sw, e = fs.becomeOwner(r.Caller, false); e != 0 {
+			fs.unreserveHandle()
+			return e
+		}
 	}
 	nfd, err := fs.reopen(ino, fd, flags)
 	fs.unbecome(sw)
@@ -86,6 +92,10 @@ func (fs *FS) open(r *fuse.Request, nodeid uint64, flags int, dir bool, out *fus
 }
 
 // Create creates (or, without O_EXCL, opens) name in parent and opens it.
+// The new file is created as its owner (see creds.go); a file that exists
+// on the host although the client sent CREATE is opened as the caller,
+// because the client kernel, believing it created the file, checked
+// nothing.
 func (fs *FS) Create(r *fuse.Request, parent uint64, name string, in *fuse.CreateIn, entry *fuse.EntryOut, out *fuse.OpenOut) fuse.Errno {
 	epoch := fs.inodes.session()
 	if e := checkName(name); e != 0 {
@@ -107,11 +117,6 @@ func (fs *FS) Create(r *fuse.Request, parent uint64, name string, in *fuse.Creat
 			fs.unreserveHandle()
 		}
 	}()
-	sw, e := fs.become(r.Caller)
-	if e != 0 {
-		return e
-	}
-	defer fs.unbecome(sw)
 
 	flags := fs.openFlags(in.Flags) &^ unix.O_DIRECTORY
 	mode := in.Mode & 0o7777 &^ in.Umask
@@ -119,8 +124,7 @@ func (fs *FS) Create(r *fuse.Request, parent uint64, name string, in *fuse.Creat
 	var fd int
 	var err error
 	for range 3 {
-		fd, err = unix.Openat(pfd, name, flags|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, mode)
-		if err == nil {
+		if fd, err = fs.createExclusive(r.Caller, pfd, name, flags, mode); err == nil {
 			want = int64(mode)
 			break
 		}
@@ -129,7 +133,12 @@ func (fs *FS) Create(r *fuse.Request, parent uint64, name string, in *fuse.Creat
 		}
 		// It exists: open it the way OPEN would, so a fifo or device
 		// planted under the name is refused rather than opened.
+		sw, e := fs.become(r.Caller)
+		if e != 0 {
+			return e
+		}
 		fd, err = fs.openExisting(pfd, name, flags)
+		fs.unbecome(sw)
 		if err != unix.ENOENT {
 			break
 		}
@@ -149,6 +158,17 @@ func (fs *FS) Create(r *fuse.Request, parent uint64, name string, in *fuse.Creat
 	*out = fuse.OpenOut{Fh: fs.newHandle(entry.Nodeid, fd, false)}
 	opened = true
 	return fuse.OK
+}
+
+// createExclusive creates name in the directory at pfd (O_EXCL) and opens
+// it, as the owner of what caller creates.
+func (fs *FS) createExclusive(caller fuse.Caller, pfd int, name string, flags int, mode uint32) (int, error) {
+	sw, e := fs.becomeOwner(caller, true)
+	if e != 0 {
+		return -1, e
+	}
+	defer fs.unbecome(sw)
+	return unix.Openat(pfd, name, flags|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, mode)
 }
 
 // openExisting opens name in the directory at pfd without creating it.

@@ -49,10 +49,12 @@ func (fs *FS) Access(r *fuse.Request, nodeid uint64, mask uint32) fuse.Errno {
 	return errno(unix.Faccessat2(fd, "", mask, unix.AT_EMPTY_PATH|unix.AT_EACCESS|unix.AT_SYMLINK_NOFOLLOW))
 }
 
-// xattrOp pins nodeid and switches to the caller for an xattr call on the
-// inode's /proc/self/fd path. Symlinks are refused with refuse, as
-// virtiofsd does. The returned func undoes it all.
-func (fs *FS) xattrOp(r *fuse.Request, nodeid uint64, refuse fuse.Errno) (string, func(), fuse.Errno) {
+// xattrOp pins nodeid for an xattr call on the inode's /proc/self/fd path
+// and, unless the client kernel has checked access to name (see
+// kernelCheckedXattr; "" for LISTXATTR), switches to the caller. Symlinks
+// are refused with refuse, as virtiofsd does. The returned func undoes it
+// all.
+func (fs *FS) xattrOp(r *fuse.Request, nodeid uint64, name string, refuse fuse.Errno) (string, func(), fuse.Errno) {
 	if !fs.xattr {
 		return "", nil, unix.ENOSYS
 	}
@@ -64,15 +66,26 @@ func (fs *FS) xattrOp(r *fuse.Request, nodeid uint64, refuse fuse.Errno) (string
 		fs.inodes.unpin(ino)
 		return "", nil, refuse
 	}
-	sw, e := fs.become(r.Caller)
-	if e != 0 {
-		fs.inodes.unpin(ino)
-		return "", nil, e
+	sw := false
+	if !kernelCheckedXattr(name) {
+		if sw, e = fs.become(r.Caller); e != 0 {
+			fs.inodes.unpin(ino)
+			return "", nil, e
+		}
 	}
 	return procPath(fd), func() {
 		fs.unbecome(sw)
 		fs.inodes.unpin(ino)
 	}, fuse.OK
+}
+
+// kernelCheckedXattr reports whether the client kernel checks access to
+// the attribute name against the caller's full credentials before sending
+// the request: user.* needs read (get) or write (set, remove) permission on
+// the inode, as its data does, so the server serves it with its own
+// credentials (see creds.go). Other names are checked as the caller.
+func kernelCheckedXattr(name string) bool {
+	return strings.HasPrefix(name, "user.")
 }
 
 // privilegedXattr reports whether name needs capabilities that survive the
@@ -87,7 +100,7 @@ func (fs *FS) SetXattr(r *fuse.Request, nodeid uint64, name string, value []byte
 	if privilegedXattr(name) && !fs.privileged(r.Caller) {
 		return unix.EPERM
 	}
-	path, done, e := fs.xattrOp(r, nodeid, unix.EPERM)
+	path, done, e := fs.xattrOp(r, nodeid, name, unix.EPERM)
 	if e != 0 {
 		return e
 	}
@@ -100,7 +113,7 @@ func (fs *FS) GetXattr(r *fuse.Request, nodeid uint64, name string, dst []byte) 
 	if strings.HasPrefix(name, "trusted.") && !fs.privileged(r.Caller) {
 		return 0, unix.ENODATA
 	}
-	path, done, e := fs.xattrOp(r, nodeid, unix.ENOTSUP)
+	path, done, e := fs.xattrOp(r, nodeid, name, unix.ENOTSUP)
 	if e != 0 {
 		return 0, e
 	}
@@ -115,7 +128,7 @@ func (fs *FS) GetXattr(r *fuse.Request, nodeid uint64, name string, dst []byte) 
 // ListXattr lists extended attribute names; a nil dst asks for the size.
 // trusted.* names are hidden from non-root callers, as the kernel does.
 func (fs *FS) ListXattr(r *fuse.Request, nodeid uint64, dst []byte) (int, fuse.Errno) {
-	path, done, e := fs.xattrOp(r, nodeid, unix.ENOTSUP)
+	path, done, e := fs.xattrOp(r, nodeid, "", unix.ENOTSUP)
 	if e != 0 {
 		return 0, e
 	}
@@ -162,7 +175,7 @@ func (fs *FS) RemoveXattr(r *fuse.Request, nodeid uint64, name string) fuse.Errn
 	if privilegedXattr(name) && !fs.privileged(r.Caller) {
 		return unix.EPERM
 	}
-	path, done, e := fs.xattrOp(r, nodeid, unix.EPERM)
+	path, done, e := fs.xattrOp(r, nodeid, name, unix.EPERM)
 	if e != 0 {
 		return e
 	}

@@ -3,7 +3,8 @@
 // Every host access is made relative to a file descriptor the filesystem
 // already holds, one name component at a time and without following
 // symlinks, so a client can never reach outside the shared directory.
-// Requests run with the caller's fsuid/fsgid (see creds.go), and the
+// Requests run with the server's credentials after the client kernel's
+// checks, creating ones as the new inode's owner (see creds.go), and the
 // O_PATH descriptors of looked-up inodes live in a bounded cache backed by
 // Linux file handles (see inode.go), so a guest that looks up millions of
 // files cannot exhaust the host's descriptors.

@@ -115,67 +115,6 @@ func TestSymlinkEscape(t *testing.T) {
 	}
 }
 
-func TestCallerCredentials(t *testing.T) {
-	fs, dir := newTestFS(t, Options{})
-	if err := os.Chmod(dir, 0o777); err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, filepath.Join(dir, "rootfile"), "secret")
-	os.Chmod(filepath.Join(dir, "rootfile"), 0o644)
-	writeFile(t, filepath.Join(dir, "private"), "secret")
-	os.Chmod(filepath.Join(dir, "private"), 0o600)
-	user := userReq(1000, 1000)
-
-	var e fuse.EntryOut
-	var oo fuse.OpenOut
-	must(t, fs.Create(user, fuse.RootID, "mine", &fuse.CreateIn{Flags: unix.O_RDWR, Mode: 0o644}, &e, &oo), "create as 1000")
-	fs.Release(user, e.Nodeid, &fuse.ReleaseIn{Fh: oo.Fh})
-	var st unix.Stat_t
-	if err := unix.Stat(filepath.Join(dir, "mine"), &st); err != nil {
-		t.Fatal(err)
-	}
-	if st.Uid != 1000 || st.Gid != 1000 || e.Attr.Uid != 1000 {
-		t.Fatalf("created file owned by %d:%d", st.Uid, st.Gid)
-	}
-	must(t, fs.Mkdir(user, fuse.RootID, "mydir", &fuse.MkdirIn{Mode: 0o755}, &e), "mkdir as 1000")
-	if e.Attr.Uid != 1000 {
-		t.Fatalf("mkdir owner %d", e.Attr.Uid)
-	}
-
-	rf := lookup(t, fs, fuse.RootID, "rootfile")
-	wantErr(t, fs.Open(user, rf.Nodeid, &fuse.OpenIn{Flags: unix.O_WRONLY}, &oo), unix.EACCES, "open root 0644 O_WRONLY as 1000")
-	if got := readAll(t, fs, user, rf.Nodeid, 100); got != "secret" {
-		t.Fatalf("read as 1000: %q", got)
-	}
-	pv := lookup(t, fs, fuse.RootID, "private")
-	wantErr(t, fs.Open(user, pv.Nodeid, &fuse.OpenIn{Flags: unix.O_RDONLY}, &oo), unix.EACCES, "open private as 1000")
-	// SETATTR runs with the server's credentials, after the client
-	// kernel's checks (creds.go; fusedev's TestSetattrAsTheKernelAllows
-	// shows the refusals through the kernel): the SETATTR by which the
-	// kernel clears SUID after uid 1000 wrote root's 04777 file is served.
-	writeFile(t, filepath.Join(dir, "suid"), "x")
-	os.Chmod(filepath.Join(dir, "suid"), 0o4777)
-	var ao fuse.AttrOut
-	must(t, fs.SetAttr(user, lookup(t, fs, fuse.RootID, "suid").Nodeid, &fuse.SetAttrIn{Valid: fuse.FattrMode, Mode: 0o777}, &ao), "clear SUID as 1000")
-	if ao.Attr.Mode&0o7777 != 0o777 || ao.Attr.Uid != 0 {
-		t.Fatalf("after clearing SUID: mode %o owner %d", ao.Attr.Mode, ao.Attr.Uid)
-	}
-	wantErr(t, fs.Access(user, rf.Nodeid, unix.W_OK), unix.EACCES, "access W_OK as 1000")
-	must(t, fs.Access(user, rf.Nodeid, unix.R_OK), "access R_OK as 1000")
-	must(t, fs.Access(rootReq, rf.Nodeid, unix.W_OK), "access W_OK as root")
-	wantErr(t, fs.Mknod(user, fuse.RootID, "mem", &fuse.MknodIn{Mode: unix.S_IFCHR | 0o666, Rdev: 1<<8 | 1}, &e), unix.EPERM, "mknod device as 1000")
-	wantErr(t, fs.Unlink(user, fuse.RootID, "rootfile"), 0, "unlink in a 0777 dir")
-
-	// The thread's credentials are restored: root still writes anything.
-	for range 20 {
-		must(t, fs.Open(rootReq, pv.Nodeid, &fuse.OpenIn{Flags: unix.O_RDWR}, &oo), "open private as root")
-		fs.Release(rootReq, pv.Nodeid, &fuse.ReleaseIn{Fh: oo.Fh})
-	}
-	if uid, _ := unix.SetfsuidRetUid(-1); uid != 0 {
-		t.Fatalf("fsuid left at %d", uid)
-	}
-}
-
 func TestForgetAndNodeidReuse(t *testing.T) {
 	fs, dir := newTestFS(t, Options{})
 	writeFile(t, filepath.Join(dir, "f"), "x")
