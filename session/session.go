@@ -88,6 +88,7 @@ func start(cfg Config, accel string) (*Session, error) {
 	}
 	if accel == qemu.AccelTCG {
 		spec.Extra = append(spec.Extra, qemu.TCGParams()...)
+		spec.Extra = append(spec.Extra, qemu.TCGDMAParams(cfg.MemMiB)...)
 	}
 	if cfg.BootTrace {
 		spec.Extra = append(spec.Extra, "krunbench.trace=1")

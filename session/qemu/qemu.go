@@ -30,6 +30,29 @@ func TCGParams() []string {
 	return []string{fmt.Sprintf("tsc_early_khz=%d", HostTSCkHz())}
 }
 
+// TCG and a vhost-user backend are not coherent: TCG drops the code it
+// translated from a guest page only when QEMU itself writes that page (a
+// vCPU store, or QEMU's own DMA path), while the vhost-user backend writes
+// READ replies straight into guest memory through the shared memfd. A page
+// that held code, recycled for newly read file data (page cache, or an
+// O_DIRECT buffer), then keeps running the old translation: programs
+// executed from virtio-fs crash at random (issue 16; DEVELOPERS.md has the
+// measurements). So under TCG the virtio-fs device offers
+// VIRTIO_F_ACCESS_PLATFORM (iommu_platform=on; without a vIOMMU QEMU keeps
+// the bit from the backend and addresses stay guest-physical), which makes
+// the guest driver use the DMA API, and the guest boots with
+// swiotlb=force (TCGDMAParams): every buffer is bounced, and the final copy
+// into the destination page is a guest CPU store, which TCG sees.
+
+// TCGDMAParams are the kernel parameters that bounce virtio-fs buffers
+// through the swiotlb under TCG (see above): swiotlb=force with a pool of
+// an eighth of guest memory, at least 16 MiB and at most 64 MiB (the
+// kernel's default), given in 2 KiB slabs.
+func TCGDMAParams(memMiB int) []string {
+	pool := min(max(memMiB/8, 16), 64)
+	return []string{fmt.Sprintf("swiotlb=%d,force", pool<<10/2)}
+}
+
 // fallbackTSCkHz is used where /proc/cpuinfo says nothing usable.
 const fallbackTSCkHz = 2000000
 
@@ -78,7 +101,8 @@ type Config struct {
 	Tag string
 	// Accel is AccelKVM or AccelTCG.
 	Accel string
-	// Console is the pty slave that becomes the guest's hvc0.
+	// Console is the pty slave that becomes the guest's hvc0 (QEMU gets
+	// it as stdin, and as stdout opened again by name).
 	Console *os.File
 	// Stderr receives QEMU's own messages.
 	Stderr io.Writer
@@ -91,6 +115,10 @@ func (c Config) Args() []string {
 		cpu = "host"
 	}
 	mem := strconv.Itoa(c.MemMiB) + "M"
+	fs := "vhost-user-fs-device,chardev=vfs,tag=" + c.Tag + ",queue-size=1024"
+	if c.Accel == AccelTCG {
+		fs += ",iommu_platform=on" // with TCGDMAParams: see there
+	}
 	return []string{
 		"-M", "microvm,memory-backend=mem,x-option-roms=off,rtc=off",
 		"-accel", c.Accel, "-cpu", cpu,
@@ -98,7 +126,7 @@ func (c Config) Args() []string {
 		"-object", "memory-backend-memfd,id=mem,size=" + mem + ",share=on",
 		"-global", "virtio-mmio.force-legacy=false",
 		"-chardev", "socket,id=vfs,path=" + c.Socket,
-		"-device", "vhost-user-fs-device,chardev=vfs,tag=" + c.Tag + ",queue-size=1024",
+		"-device", fs,
 		"-chardev", "stdio,id=con0,signal=off",
 		"-device", "virtio-serial-device,max_ports=1",
 		"-device", "virtconsole,chardev=con0",
@@ -128,8 +156,21 @@ func Start(c Config) (*Process, error) {
 	if err != nil {
 		return nil, ErrNoQEMU
 	}
+	// QEMU's stdio chardev makes its stdin non-blocking, and a
+	// virtconsole drops whatever a non-blocking write could not take
+	// (hw/char/virtio-console.c, flush_buf). Stdout is therefore a second
+	// open file description of the pty, which stays blocking: when
+	// krunbench reads slowly, QEMU's write waits, and so does the guest's
+	// console write (backpressure instead of loss).
 	cmd := exec.Command(path, c.Args()...)
-	cmd.Stdin, cmd.Stdout = c.Console, c.Console
+	if c.Console != nil {
+		out, err := os.OpenFile(c.Console.Name(), os.O_WRONLY|syscall.O_NOCTTY, 0)
+		if err != nil {
+			return nil, fmt.Errorf("console for qemu: %w", err)
+		}
+		defer out.Close()
+		cmd.Stdin, cmd.Stdout = c.Console, out
+	}
 	cmd.Stderr = c.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

@@ -14,7 +14,8 @@
 // buffers the pending buffer fills up and the host side is no longer read,
 // so the backpressure reaches the host writer. Guest to host: transmit
 // chains are copied out and written to the host side by one goroutine per
-// port, so a slow host writer stalls that port only.
+// port, at most TxBacklog bytes ahead of it, so a slow host writer stalls
+// that port's guest writers only, and nothing is dropped.
 //
 // The device knows nothing about its transport; the terminal size reaches
 // the guest through Resize, as a VIRTIO_CONSOLE_RESIZE control message
@@ -62,14 +63,23 @@ const (
 	readChunk = 16 << 10
 	// maxTxChain caps one transmit chain; Linux sends at most 32 KiB.
 	maxTxChain = 1 << 20
-	// writeBacklog is the number of transmit chains copied out and
-	// waiting for the host writer.
-	writeBacklog = 8
+	// txUnit is the unit in which transmit bytes waiting for the host
+	// writer are counted against TxBacklog.
+	txUnit = 4 << 10
 	// maxCtrlBacklog bounds control messages waiting for control
 	// receive buffers (a guest repeating DEVICE_READY cannot grow it
 	// without limit).
 	maxCtrlBacklog = 1024
 )
+
+// TxBacklog bounds the guest's transmit bytes per port that the device
+// has taken from the guest (copied out and returned the buffers) but the
+// host writer has not written yet. Beyond it the device takes no more
+// transmit buffers until the host catches up, so a slow host reader slows
+// the guest down instead of growing the VMM's memory; a single chain
+// larger than TxBacklog (up to 1 MiB) is still taken when the backlog is
+// empty.
+const TxBacklog = 64 << 10
 
 // ErrClosed is returned by Activate after Close.
 var ErrClosed = errors.New("console: closed")

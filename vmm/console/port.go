@@ -24,14 +24,24 @@ type port struct {
 	closed  bool
 
 	data   chan struct{} // wakes the receive loop: pending grew
-	writes chan []byte   // transmit data for the host writer
+	writes chan txData   // transmit data for the host writer
+	// txCredit holds one token per txUnit of transmit data taken from
+	// the guest and not yet written (TxBacklog/txUnit at most).
+	txCredit chan struct{}
+}
+
+// txData is one transmit chain's bytes and the txCredit tokens they hold.
+type txData struct {
+	data   []byte
+	tokens int
 }
 
 func newPort(id int, p Port) *port {
 	pt := &port{
 		id: id, name: p.Name, console: p.Console, host: p.Host,
-		data:   make(chan struct{}, 1),
-		writes: make(chan []byte, writeBacklog),
+		data:     make(chan struct{}, 1),
+		writes:   make(chan txData, TxBacklog/txUnit),
+		txCredit: make(chan struct{}, TxBacklog/txUnit),
 	}
 	pt.space.L = &pt.mu
 	return pt
@@ -81,15 +91,36 @@ func (c *Console) readLoop(p *port) {
 // error the rest is discarded: the guest must not stall on a dead host.
 func (c *Console) writeLoop(p *port) {
 	var failed bool
-	for data := range p.writes {
-		if failed || p.host == nil {
-			continue
+	for tx := range p.writes {
+		if !failed && p.host != nil {
+			if _, err := p.host.Write(tx.data); err != nil {
+				c.log.Warn("virtio-console: host side stopped writing; output discarded", "port", p.id, "err", err)
+				failed = true
+			}
 		}
-		if _, err := p.host.Write(data); err != nil {
-			c.log.Warn("virtio-console: host side stopped writing; output discarded", "port", p.id, "err", err)
-			failed = true
+		for range tx.tokens {
+			<-p.txCredit
 		}
 	}
+}
+
+// takeCredit reserves the backlog for n transmit bytes: ceil(n/txUnit)
+// tokens, at most all of them (one oversized chain waits for an empty
+// backlog). It returns the tokens taken, or false when the activation
+// stops first (the partial reservation is returned).
+func (p *port) takeCredit(n int, stop <-chan struct{}) (int, bool) {
+	tokens := min(max((n+txUnit-1)/txUnit, 1), cap(p.txCredit))
+	for i := range tokens {
+		select {
+		case p.txCredit <- struct{}{}:
+		case <-stop:
+			for range i {
+				<-p.txCredit
+			}
+			return 0, false
+		}
+	}
+	return tokens, true
 }
 
 // rxLoop fills the port's receive queue with pending host bytes whenever
@@ -150,8 +181,9 @@ func (c *Console) fillRx(a *activation, p *port, ch *virtio.Chain) bool {
 }
 
 // txLoop copies transmit chains out of guest memory and hands them to the
-// host writer. A chain is returned to the guest once the writer's backlog
-// has room for it, which is how a slow host slows the guest down.
+// host writer. A chain is copied and returned to the guest only once the
+// writer's backlog (TxBacklog) has room for it, which is how a slow host
+// slows the guest down.
 func (c *Console) txLoop(a *activation, p *port) {
 	defer a.wg.Done()
 	qi := txQueue(p.id)
@@ -165,16 +197,17 @@ func (c *Console) txLoop(a *activation, p *port) {
 			if !ok {
 				break
 			}
-			data := make([]byte, 0, ch.ReadableLen)
-			for _, b := range ch.Readable {
-				data = append(data, b...)
-			}
-			if len(data) > 0 {
-				select {
-				case p.writes <- data:
-				case <-a.stop:
+			if ch.ReadableLen > 0 {
+				tokens, ok := p.takeCredit(int(ch.ReadableLen), a.stop)
+				if !ok {
 					return
 				}
+				data := make([]byte, 0, ch.ReadableLen)
+				for _, b := range ch.Readable {
+					data = append(data, b...)
+				}
+				// Never blocks: every queued chain holds a token.
+				p.writes <- txData{data: data, tokens: tokens}
 			}
 			if !c.complete(a, qi, ch.Head, 0) {
 				return
