@@ -26,10 +26,6 @@ import (
 // is present but unfit (nested setups), and TCG takes over.
 const kvmBootTimeout = 10 * time.Second
 
-// drainTimeout bounds the wait for the console's last bytes after the
-// engine has exited.
-const drainTimeout = time.Minute
-
 // Session is one running guest: the virtio-fs stack serving its root, the
 // engine process, and its console. Console output goes to Config.Out as it
 // arrives (the writer must not block for long: the TUI's drops and counts);
@@ -203,14 +199,9 @@ func (s *Session) supervise() {
 
 // finish works out how the guest ended, after the engine exited.
 func (s *Session) finish() {
-	// Let the last console bytes through: the engine is gone, so the
-	// pty holds at most its buffer, and the reader ends once Out has
-	// taken it. Out may be slow (a paused reader must not lose the end of
-	// the output), so the bound is generous; it only guards against an
-	// Out that never returns.
-	select {
+	select { // let the last console bytes through
 	case <-s.drained:
-	case <-time.After(drainTimeout):
+	case <-time.After(time.Second):
 	}
 	s.res = Result{Engine: s.cfg.Engine, Accel: s.accel, Panic: s.tail.panicMessage(), Boot: s.bootTimes()}
 	if code, ok := s.fs.overlay.ExitCode(); ok {
