@@ -89,9 +89,8 @@ func (w workbenchLibrary) launcher(f *workbenchFlags, live *liveSessions) tui.La
 		if err != nil {
 			return nil, err
 		}
-		if err := payload.CheckContents(req.RootFS.Path); err != nil {
-			return nil, err
-		}
+		// session.Start checks the payload against the root filesystem
+		// (Config.Validate) before anything starts.
 		cfg := session.Config{
 			Engine: f.engine, Accel: f.accel, RootFS: req.RootFS.Path, Payload: &payload,
 			Kernel: req.Kernel.Path, CPUs: f.cpus, MemMiB: f.mem, BootTrace: true,
