@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/creack/pty"
@@ -40,6 +41,7 @@ type Session struct {
 	tail    consoleTail
 	qlog    bytes.Buffer
 	drained chan struct{}
+	pumped  atomic.Int64 // console bytes handed to Config.Out
 	ended   chan struct{}
 	stopped chan struct{}
 	stop    sync.Once
@@ -155,7 +157,52 @@ func (s *Session) pumpOutput() {
 	if !s.cfg.Verbose {
 		out = &panicCut{w: out}
 	}
-	_, _ = io.Copy(io.MultiWriter(out, &s.tail, &s.milestones), s.console)
+	_, _ = io.Copy(countingWriter{io.MultiWriter(out, &s.tail, &s.milestones), &s.pumped}, s.console)
+}
+
+// countingWriter counts the bytes its writer took.
+type countingWriter struct {
+	w io.Writer
+	n *atomic.Int64
+}
+
+func (c countingWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// drainIdleLimit bounds the wait for the console's last bytes after the
+// engine ended, counted from the last byte Config.Out took: a reader that
+// keeps taking output gets all of it, however slowly; one that took
+// nothing for this long (stuck) loses the rest. Both engines close their
+// side of the console when they end, so the wait normally ends with the
+// output (drained).
+const drainIdleLimit = 10 * time.Second
+
+// waitDrained waits until the console's output has all reached
+// Config.Out, the session is stopped, or the reader is stuck.
+func (s *Session) waitDrained() {
+	const step = 250 * time.Millisecond
+	tick := time.NewTicker(step)
+	defer tick.Stop()
+	last, idle := s.pumped.Load(), time.Duration(0)
+	for {
+		select {
+		case <-s.drained:
+			return
+		case <-s.stopped:
+			return
+		case <-tick.C:
+		}
+		if n := s.pumped.Load(); n != last {
+			last, idle = n, 0
+			continue
+		}
+		if idle += step; idle >= drainIdleLimit {
+			return
+		}
+	}
 }
 
 // supervise waits for the engine to end, enforcing the boot timeout.
@@ -199,10 +246,7 @@ func (s *Session) supervise() {
 
 // finish works out how the guest ended, after the engine exited.
 func (s *Session) finish() {
-	select { // let the last console bytes through
-	case <-s.drained:
-	case <-time.After(time.Second):
-	}
+	s.waitDrained() // let the last console bytes through
 	s.res = Result{Engine: s.cfg.Engine, Accel: s.accel, Panic: s.tail.panicMessage(), Boot: s.bootTimes()}
 	if code, ok := s.fs.overlay.ExitCode(); ok {
 		s.res.ExitCode, s.res.Reported = code, true
