@@ -129,6 +129,8 @@ type Console struct {
 	cfgNotify virtio.Notifier
 	run       *activation
 	closed    bool
+
+	flushed chan struct{} // closed when every port's writer has ended
 }
 
 var _ virtio.Device = (*Console)(nil)
@@ -142,7 +144,7 @@ func New(opts Options) (*Console, error) {
 	if len(opts.Ports) > MaxPorts {
 		return nil, fmt.Errorf("console: %d ports, at most %d", len(opts.Ports), MaxPorts)
 	}
-	c := &Console{consoleID: -1, colsFirst: opts.ResizeColsFirst, log: opts.Log}
+	c := &Console{consoleID: -1, colsFirst: opts.ResizeColsFirst, log: opts.Log, flushed: make(chan struct{})}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
@@ -155,14 +157,25 @@ func New(opts Options) (*Console, error) {
 		}
 		c.ports = append(c.ports, newPort(i, p))
 	}
+	var writers sync.WaitGroup
 	for _, p := range c.ports {
-		go c.writeLoop(p)
+		writers.Go(func() { c.writeLoop(p) })
 		if p.host != nil {
 			go c.readLoop(p)
 		}
 	}
+	go func() {
+		writers.Wait()
+		close(c.flushed)
+	}()
 	return c, nil
 }
+
+// Flushed is closed once Close has been called and every port's writer
+// has written its backlog to the host side (or given up on a write error):
+// the moment the host side may be closed without losing the guest's last
+// output.
+func (c *Console) Flushed() <-chan struct{} { return c.flushed }
 
 // rxQueue and txQueue map a port to its receive and transmit queues.
 func rxQueue(port int) int {

@@ -72,10 +72,11 @@ cp "$repo/bin/krunbench" "$root/bin/krunbench"
 (cd "$repo" && go build -trimpath -ldflags='-s -w' -o "$root/l1/testinit" ./cmd/krunbench/testdata/testinit)
 (cd "$repo" && go build -trimpath -ldflags='-s -w' -o "$root/l1/kvmhold" ./vmm/l1/kvmhold)
 (cd "$repo" && go build -trimpath -ldflags='-s -w' -o "$root/l1/tcgprobe" ./cmd/krunbench/testdata/tcgprobe)
+(cd "$repo" && go build -trimpath -ldflags='-s -w' -o "$root/l1/floodlines" ./cmd/krunbench/testdata/floodlines)
 
 plan=$root/l1/plan.sh
 cat >"$plan" <<PLAN
-export KRUNBENCH_BIN=/bin/krunbench KRUNBENCH_GUEST_VMLINUX=/l1/vmlinux KRUNBENCH_TESTINIT=/l1/testinit KRUNBENCH_TCGPROBE=/l1/tcgprobe
+export KRUNBENCH_BIN=/bin/krunbench KRUNBENCH_GUEST_VMLINUX=/l1/vmlinux KRUNBENCH_TESTINIT=/l1/testinit KRUNBENCH_TCGPROBE=/l1/tcgprobe KRUNBENCH_FLOODLINES=/l1/floodlines
 PLAN
 case $mode in
 test)
