@@ -5,7 +5,8 @@
 # initramfs carries busybox, Debian's cloud kernel modules for KVM, the
 # static krunbench, static test binaries of every package with KVM tests,
 # the test init, and the guest kernel. KRUNBENCH_REQUIRE_KVM is set in L1,
-# so a KVM test that cannot run fails instead of skipping.
+# so a KVM test that cannot run fails instead of skipping. The console
+# flood test prints $KRUNBENCH_FLOOD_MIB MiB there (4; make flood: 200).
 #
 #   vmm/l1/run.sh test     the KVM test suites (make e2e-kvm)
 #   vmm/l1/run.sh bench    the boot-time benchmark (make bench)
@@ -77,6 +78,7 @@ cp "$repo/bin/krunbench" "$root/bin/krunbench"
 plan=$root/l1/plan.sh
 cat >"$plan" <<PLAN
 export KRUNBENCH_BIN=/bin/krunbench KRUNBENCH_GUEST_VMLINUX=/l1/vmlinux KRUNBENCH_TESTINIT=/l1/testinit KRUNBENCH_TCGPROBE=/l1/tcgprobe KRUNBENCH_FLOODLINES=/l1/floodlines
+export KRUNBENCH_FLOOD_MIB=${KRUNBENCH_FLOOD_MIB:-4}
 PLAN
 case $mode in
 test)
