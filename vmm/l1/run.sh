@@ -26,6 +26,7 @@ repo=$(cd "$here/../.." && pwd)
 cache=${KRUNBENCH_L1_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/krunbench/l1}
 kernel=${KRUNBENCH_GUEST_VMLINUX:-$repo/../shared/guest/vmlinux}
 timeout_s=${KRUNBENCH_L1_TIMEOUT:-900}
+test_timeout_s=${KRUNBENCH_L1_TEST_TIMEOUT:-600} # per test package
 export CGO_ENABLED=0
 
 if [ "$mode" = test ] && [ "${KRUNBENCH_L1:-auto}" != always ] &&
@@ -91,7 +92,7 @@ test)
 		cat >>"$plan" <<PLAN
 mkdir -p /tmp/work/$pkg && cd /tmp/work/$pkg
 echo "L1-RUN $pkg"
-/l1/tests/$name.test -test.v -test.count=1 -test.timeout=600s -test.run '$pattern'
+/l1/tests/$name.test -test.v -test.count=1 -test.timeout=${test_timeout_s}s -test.run '$pattern'
 echo "L1-RESULT $pkg rc=\$?"
 cd /
 PLAN
