@@ -151,25 +151,33 @@ func (s *Session) startQEMU(line string, slave *os.File) error {
 }
 
 // pumpOutput copies console output to Config.Out and the panic detector.
+// Once Config.Out fails, the rest is read and discarded: the engines wait
+// for the console to be read (backpressure), and a dead reader must not
+// stall the guest.
 func (s *Session) pumpOutput() {
 	defer close(s.drained)
 	out := s.cfg.Out
 	if !s.cfg.Verbose {
 		out = &panicCut{w: out}
 	}
-	_, _ = io.Copy(countingWriter{io.MultiWriter(out, &s.tail, &s.milestones), &s.pumped}, s.console)
+	_, _ = io.Copy(&outputWriter{w: io.MultiWriter(out, &s.tail, &s.milestones), n: &s.pumped}, s.console)
 }
 
-// countingWriter counts the bytes its writer took.
-type countingWriter struct {
-	w io.Writer
-	n *atomic.Int64
+// outputWriter counts the bytes its writer took, and discards everything
+// after the writer's first error.
+type outputWriter struct {
+	w      io.Writer
+	n      *atomic.Int64
+	failed bool
 }
 
-func (c countingWriter) Write(b []byte) (int, error) {
-	n, err := c.w.Write(b)
-	c.n.Add(int64(n))
-	return n, err
+func (o *outputWriter) Write(b []byte) (int, error) {
+	if !o.failed {
+		_, err := o.w.Write(b)
+		o.failed = err != nil
+	}
+	o.n.Add(int64(len(b)))
+	return len(b), nil
 }
 
 // drainIdleLimit bounds the wait for the console's last bytes after the
