@@ -85,7 +85,7 @@ func (r floodReport) String() string {
 		s += fmt.Sprintf("; first wrong line, after line %d: %q", r.badAfter, r.firstBad)
 	}
 	if len(r.foreign) > 0 {
-		s += fmt.Sprintf("; %d other lines between them, first %q", len(r.foreign), r.foreign[0])
+		s += fmt.Sprintf("; %d other lines between them, first %q", len(r.foreign), r.foreign[:min(len(r.foreign), 6)])
 	}
 	if !r.ended {
 		s += "; no end line"
