@@ -5,8 +5,9 @@
 # initramfs carries busybox, Debian's cloud kernel modules for KVM, the
 # static krunbench, static test binaries of every package with KVM tests,
 # the test init, and the guest kernel. KRUNBENCH_REQUIRE_KVM is set in L1,
-# so a KVM test that cannot run fails instead of skipping. The console
-# flood test prints $KRUNBENCH_FLOOD_MIB MiB there (4; make flood: 200).
+# so a KVM test that cannot run fails instead of skipping. With
+# KRUNBENCH_L1_FLOOD=1 (make flood) it also runs the console flood test,
+# printing $KRUNBENCH_FLOOD_MIB MiB (make flood: 200).
 #
 #   vmm/l1/run.sh test     the KVM test suites (make e2e-kvm)
 #   vmm/l1/run.sh bench    the boot-time benchmark (make bench)
@@ -103,6 +104,17 @@ vmm/builder .
 session KVM|Engine
 cmd/krunbench ^TestKVM(Run|BadRun)
 LIST
+	# make flood: the console flood test, not part of make e2e-kvm (see
+	# TestKVMConsoleFloodLosesNothing).
+	if [ -n "${KRUNBENCH_L1_FLOOD:-}" ]; then
+		cat >>"$plan" <<PLAN
+mkdir -p /tmp/work/flood && cd /tmp/work/flood
+echo "L1-RUN cmd/krunbench flood"
+/l1/tests/cmd_krunbench.test -test.v -test.count=1 -test.timeout=${test_timeout_s}s -test.run '^TestKVMConsoleFloodLosesNothing\$'
+echo "L1-RESULT cmd/krunbench-flood rc=\$?"
+cd /
+PLAN
+	fi
 	;;
 bench)
 	# bench/bootbench's L1 side, QEMU with its libraries and firmware
