@@ -66,6 +66,10 @@ type row struct {
 	// less), keyed by mode: backend CPU per 1,000 requests, wall time,
 	// and RSS at the end of the workload.
 	CPURatio  map[string]float64 `json:"cpu_per_1k_over_virtiofsd,omitempty"`
+	// TotalCPURatio is the backend CPU of the whole workload over
+	// virtiofsd's: what matters where the two answer the same workload
+	// with different requests (READDIRPLUS instead of READDIR+LOOKUPs).
+	TotalCPURatio map[string]float64 `json:"cpu_over_virtiofsd,omitempty"`
 	WallRatio map[string]float64 `json:"seconds_over_virtiofsd,omitempty"`
 	RSSRatio  map[string]float64 `json:"rss_over_virtiofsd,omitempty"`
 }
@@ -240,6 +244,7 @@ func (r *results) finish(elapsed time.Duration) {
 			continue
 		}
 		x.CPURatio, x.WallRatio, x.RSSRatio = map[string]float64{}, map[string]float64{}, map[string]float64{}
+		x.TotalCPURatio = map[string]float64{}
 		for _, m := range r.Modes {
 			s := x.Modes[m.Name]
 			if s == nil || len(s.Samples) == 0 || !m.krunbench {
@@ -247,6 +252,9 @@ func (r *results) finish(elapsed time.Duration) {
 			}
 			judged := m.Name == modeTap || m.Name == modeNoTap
 			key := m.Name + " " + x.Name
+			if peer.MedianServerCPU > 0 {
+				x.TotalCPURatio[m.Name] = s.MedianServerCPU / peer.MedianServerCPU
+			}
 			if s.CPUPer1k > 0 && peer.CPUPer1k > 0 {
 				x.CPURatio[m.Name] = s.CPUPer1k / peer.CPUPer1k
 				if judged && x.Name != "memory" {
@@ -345,7 +353,7 @@ func (r *results) printTable(w io.Writer) {
 	}
 	for _, m := range r.Modes {
 		if m.krunbench {
-			head = append(head, m.Label+" cpu/1k ratio", "wall ratio", "rss ratio")
+			head = append(head, m.Label+" cpu/1k ratio", "cpu ratio", "wall ratio", "rss ratio")
 		}
 	}
 	fmt.Fprintln(tw, strings.Join(append(head, ""), "\t"))
@@ -371,7 +379,7 @@ func (r *results) printTable(w io.Writer) {
 		}
 		for _, m := range r.Modes {
 			if m.krunbench {
-				line = append(line, ratio(x.CPURatio, m.Name), ratio(x.WallRatio, m.Name), ratio(x.RSSRatio, m.Name))
+				line = append(line, ratio(x.CPURatio, m.Name), ratio(x.TotalCPURatio, m.Name), ratio(x.WallRatio, m.Name), ratio(x.RSSRatio, m.Name))
 			}
 		}
 		fmt.Fprintln(tw, strings.Join(append(line, ""), "\t"))
