@@ -16,8 +16,6 @@ import (
 // requests can be cut into workloads the same way for every backend.
 const markerPrefix = ".guestbench-"
 
-func markerName(edge, workload string) string { return markerPrefix + edge + "-" + workload }
-
 // virtioFAccessPlatform is VIRTIO_F_ACCESS_PLATFORM's feature bit.
 const virtioFAccessPlatform = 33
 

@@ -43,6 +43,7 @@ type config struct {
 	dmaBounce                bool
 	count                    bool
 	memoryFiles              int
+	label                    string
 	timeout                  time.Duration
 	modes, workloads         []string
 }
@@ -116,6 +117,7 @@ func parseFlags() (*config, error) {
 	flag.StringVar(&cfg.virtiofsd, "virtiofsd", "", "QEMU's C virtiofsd (default: "+peers.VirtiofsdPath+")")
 	flag.BoolVar(&cfg.dmaBounce, "dma-bounce", true, "vhost-user-fs-device iommu_platform=on and guest swiotlb=force, as the QEMU engine runs TCG guests (issue 16); same for every backend")
 	flag.BoolVar(&cfg.count, "count", true, "one more boot per mode with the backend's request record on (krunbench --trace, virtiofsd -d), to count requests per workload")
+	flag.StringVar(&cfg.label, "label", "", "words recorded in the JSON as the run's label (say \"smoke, busy machine\" for numbers not to be quoted)")
 	flag.IntVar(&cfg.memoryFiles, "memory-files", 100000, "files in the memory workload's tree (1000 per directory): the backend's RSS after a find over it")
 	flag.IntVar(&cfg.runs, "runs", 3, "boots per mode (one sample of every workload each; the median is reported)")
 	flag.StringVar(&size, "size", "256M", "sequential read size (K, M, G suffixes are binary)")

@@ -65,13 +65,13 @@ type row struct {
 	// Ratios of each krunbench mode to virtiofsd (< 1: krunbench uses
 	// less), keyed by mode: backend CPU per 1,000 requests, wall time,
 	// and RSS at the end of the workload.
-	CPURatio  map[string]float64 `json:"cpu_per_1k_over_virtiofsd,omitempty"`
+	CPURatio map[string]float64 `json:"cpu_per_1k_over_virtiofsd,omitempty"`
 	// TotalCPURatio is the backend CPU of the whole workload over
 	// virtiofsd's: what matters where the two answer the same workload
 	// with different requests (READDIRPLUS instead of READDIR+LOOKUPs).
 	TotalCPURatio map[string]float64 `json:"cpu_over_virtiofsd,omitempty"`
-	WallRatio map[string]float64 `json:"seconds_over_virtiofsd,omitempty"`
-	RSSRatio  map[string]float64 `json:"rss_over_virtiofsd,omitempty"`
+	WallRatio     map[string]float64 `json:"seconds_over_virtiofsd,omitempty"`
+	RSSRatio      map[string]float64 `json:"rss_over_virtiofsd,omitempty"`
 }
 
 type target struct {
@@ -97,6 +97,7 @@ type machine struct {
 
 type results struct {
 	cfg     *config
+	Label   string  `json:"label,omitempty"`
 	Machine machine `json:"machine"`
 	Config  struct {
 		Runs        int      `json:"runs"`
@@ -140,7 +141,7 @@ func unitScale(w string) float64 {
 }
 
 func newResults(cfg *config, info machine, modes map[string]*mode) *results {
-	r := &results{cfg: cfg, Machine: info, Boots: map[string][]float64{}}
+	r := &results{cfg: cfg, Label: cfg.label, Machine: info, Boots: map[string][]float64{}}
 	c := &r.Config
 	c.Runs, c.SizeBytes, c.Dirs, c.FilesPerDir, c.Creates = cfg.runs, cfg.size, cfg.dirs, cfg.filesPerDir, cfg.creates
 	c.Bin, c.GuestKernel, c.Accel, c.CPUs, c.MemMiB, c.QueueSize = cfg.bin, cfg.kernel, cfg.accel, cfg.cpus, cfg.memMiB, cfg.queueSize
