@@ -377,11 +377,12 @@ func run(ctx context.Context, cfg *config) error {
 			if err != nil {
 				return fmt.Errorf("%s counting boot: %w", name, err)
 			}
-			counts, err := requestCounts(b.countLog, b.logFile, m.krunbench, cfg.workloads)
+			counted := slices.DeleteFunc(slices.Clone(cfg.workloads), func(w string) bool { return b.failed[w] != "" })
+			counts, err := requestCounts(b.countLog, b.logFile, m.krunbench, counted)
 			if err != nil {
 				return fmt.Errorf("%s counting boot: %w", name, err)
 			}
-			for _, w := range cfg.workloads {
+			for _, w := range counted {
 				res.setRequests(w, name, counts[w])
 				fmt.Fprintf(os.Stderr, "[count] %-15s %-7s %8d requests\n", name, w, counts[w])
 			}
@@ -409,6 +410,11 @@ func run(ctx context.Context, cfg *config) error {
 			boot := time.Since(t0).Seconds()
 			for _, w := range cfg.workloads {
 				s, ok := samples[w]
+				if msg := b.failed[w]; msg != "" {
+					res.fail(w, name, msg)
+					fmt.Fprintf(os.Stderr, "[%d/%d] %-15s %-7s FAILED in the guest: %s\n", rep+1, cfg.runs, name, w, msg)
+					continue
+				}
 				if !ok {
 					return fmt.Errorf("%s run %d: no result for %s", name, rep+1, w)
 				}

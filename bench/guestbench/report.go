@@ -52,8 +52,11 @@ type series struct {
 	SpreadPct       float64   `json:"spread_pct"`
 	// Requests is the workload's request count from the counting boot
 	// (0: not counted); CPUPer1k is MedianServerCPU per 1,000 of them.
-	Requests int     `json:"requests,omitempty"`
-	CPUPer1k float64 `json:"server_cpu_s_per_1k_requests,omitempty"`
+	Requests int `json:"requests,omitempty"`
+	// Failures are the guest's errors in boots where the workload failed
+	// (e.g. virtiofsd's EMFILE past RLIMIT_NOFILE inodes).
+	Failures []string `json:"failures,omitempty"`
+	CPUPer1k float64  `json:"server_cpu_s_per_1k_requests,omitempty"`
 }
 
 type row struct {
@@ -189,6 +192,17 @@ func (r *results) add(wl, mode string, m measure) {
 				x.Modes[mode] = &series{}
 			}
 			x.Modes[mode].Samples = append(x.Modes[mode].Samples, m)
+		}
+	}
+}
+
+func (r *results) fail(wl, mode, msg string) {
+	for _, x := range r.Rows {
+		if x.Name == wl {
+			if x.Modes[mode] == nil {
+				x.Modes[mode] = &series{}
+			}
+			x.Modes[mode].Failures = append(x.Modes[mode].Failures, msg)
 		}
 	}
 }
@@ -338,6 +352,8 @@ func (r *results) printTable(w io.Writer) {
 			if s := x.Modes[m.Name]; s != nil && len(s.Samples) > 0 {
 				line = append(line, fmtValue(x.Unit, s.Median), fmtValue("s", s.MedianSeconds))
 				spread = max(spread, s.SpreadPct)
+			} else if s != nil && len(s.Failures) > 0 {
+				line = append(line, "FAILED", "-")
 			} else {
 				line = append(line, "-", "-")
 			}
@@ -406,6 +422,13 @@ func (r *results) printTable(w io.Writer) {
 			fmt.Fprintf(w, " (missed: %s)", strings.Join(misses, ", "))
 		}
 		fmt.Fprintln(w)
+	}
+	for _, x := range r.Rows {
+		for _, m := range r.Modes {
+			if s := x.Modes[m.Name]; s != nil && len(s.Failures) > 0 {
+				fmt.Fprintf(w, "FAILED %s %s in %d boot(s): %s\n", m.Name, x.Name, len(s.Failures), s.Failures[0])
+			}
+		}
 	}
 }
 

@@ -183,6 +183,8 @@ type bootResult struct {
 	features string
 	countLog string
 	logFile  string
+	// failed holds the guest's error for each workload that failed.
+	failed map[string]string
 }
 
 // boot runs one guest in mode m and returns its samples, one per
@@ -198,7 +200,7 @@ func boot(ctx context.Context, cfg *config, m *mode, tmp, share, label string, c
 	}
 	defer log.Close()
 	socket := filepath.Join(tmp, label+".sock")
-	out := &bootResult{samples: map[string]measure{}, logFile: logFile}
+	out := &bootResult{samples: map[string]measure{}, logFile: logFile, failed: map[string]string{}}
 	argv := m.argv(share, socket)
 	srvLog := log
 	if counting {
@@ -268,6 +270,8 @@ func boot(ctx context.Context, cfg *config, m *mode, tmp, share, label string, c
 			}
 		case "features":
 			out.features = kv["bits"]
+		case "failed":
+			out.failed[kv["name"]] = kv["msg"]
 		case "error":
 			guestErr = fmt.Errorf("guest: %s", kv["msg"])
 		case "done":
