@@ -50,6 +50,7 @@ flood: build
 unit:
 	$(GO) test -count=1 -timeout 20m $$($(GO) list $(PKGS) | grep -v '/virtiofs/fusedev$$')
 	$(GO) test -count=1 -timeout 5m ./virtiofs/fusedev/
+	cd bench && $(GO) test -count=1 -timeout 5m ./guestbench/
 
 # conformance: pjdfstest (../shared/conformance) through `krunbench serve
 # --mount` and inside a QEMU guest over virtio-fs; fails unless 0 subtests
@@ -84,7 +85,7 @@ lint:
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 $(PKGS)
 
 # bench: side-by-side benchmarks (not part of test); tables on stdout, JSON
-# under bench/results/. guestbench (virtio-fs vs virtio-9p inside a QEMU
+# under bench/results/. guestbench (krunbench vs virtiofsd as the virtio-fs backend of a QEMU
 # guest) skips itself without qemu-system-x86_64 or a guest kernel
 # ($$KRUNBENCH_KERNEL, or -kernel in BENCHGUEST); tuibench (the TUI under a
 # flood, compared with fusebench's tap overhead) also without tmux or
