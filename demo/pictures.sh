@@ -93,7 +93,7 @@ seen() {
 waitfor() {
 	local end=$((SECONDS + $2))
 	until screen | grep -Eq -- "$1"; do
-		if [ "$SECONDS" -ge "$end" ] || ! kill -0 "$pid" 2>/dev/null; then
+		if [ "$SECONDS" -ge "$end" ] || ! kill -0 "$pid" 2>/dev/null || screen | grep -q 'launch failed'; then
 			echo "pictures: the screen never showed $3 (/$1/) within $2 s:" >&2
 			screen >&2 || true
 			exit 1

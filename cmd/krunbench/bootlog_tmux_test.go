@@ -58,3 +58,30 @@ func TestBootLogKeyInTmux(t *testing.T) {
 	tm.waitFor(`KB-EXIT=0`, 60*time.Second)
 	waitNoQEMU(t, runMarker())
 }
+
+// TestInitExitSentenceAndRawTextInTmux: an init that exits (the
+// built-in exit-at-once payload) ends the guest with a kernel panic; the
+// console says in one sentence what happened and what to do, and l
+// shows the raw text: the kernel's own panic line.
+func TestInitExitSentenceAndRawTextInTmux(t *testing.T) {
+	requireQEMU(t)
+	kernel := guestKernel(t)
+	data := workbenchLibraryDir(t)
+	tm := newTmux(t, 160, 45)
+	startWorkbench(tm, kernel, data)
+	tm.waitFor(`exit-at-once`, 20*time.Second)
+	tm.send("Down")
+	tm.send("Space")
+	for range 3 {
+		tm.send("Down")
+	}
+	tm.send("Space")
+	tm.waitFor(`●[^\n]*exit-at-once`, 10*time.Second)
+	tm.send("Enter")
+	tm.waitFor(`the init exited \(status \d+\) without reporting`, 120*time.Second)
+	tm.send("l")
+	tm.waitFor(`console: kernel boot log[\s\S]*[┃│]\[\s*\d+\.\d{6}\] Kernel panic - not syncing: Attempted to kill init!`, 20*time.Second)
+	tm.send("q")
+	tm.waitFor(`KB-EXIT=0`, 60*time.Second)
+	waitNoQEMU(t, runMarker())
+}

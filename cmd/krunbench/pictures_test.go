@@ -28,7 +28,13 @@ func TestPicturesScriptCaptures(t *testing.T) {
 	bin := krunbenchBin(t)
 	_, file, _, _ := runtime.Caller(0)
 	script := filepath.Join(filepath.Dir(file), "..", "..", "demo", "pictures.sh")
-	tmp := t.TempDir()
+	// A short TMPDIR: the guest's vhost-user socket path must fit a
+	// sockaddr_un (108 bytes), and t.TempDir's names are long.
+	tmp, err := os.MkdirTemp("", "kbpic")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(tmp) })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, script, "--check")
