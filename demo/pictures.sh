@@ -43,7 +43,7 @@ command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 is not insta
 kernel=${KRUNBENCH_KERNEL:-$("$bin" doctor --print-kernel 2>/dev/null || true)}
 [ -n "$kernel" ] || die "no guest kernel (set KRUNBENCH_KERNEL or make kernel)"
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/krunbench-pictures.XXXXXX")
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/kbpics.XXXXXX")
 sock="krunbench-pictures-$$"
 tmx() { tmux -L "$sock" -f /dev/null "$@"; }
 pid=""
@@ -107,12 +107,12 @@ keys() { tmx send-keys -t pics "$@"; }
 # A library with the demo root filesystem only, so the pictures do not
 # depend on what the user's own library holds.
 KRUNBENCH_DATA="$tmp/data/krunbench" "$here/demo/rootfs.sh" >/dev/null
-mkdir -p "$tmp/run"
+mkdir -p "$tmp/r"
 
 tmx new-session -d -s pics -x "$cols" -y "$rows" sh
 pid=$(tmx display-message -p -t pics '#{pane_pid}')
 # exec: the pane's process is the workbench itself (pid above).
-keys "exec env TMPDIR=$tmp/run COLORTERM=truecolor TERM=tmux-256color KRUNBENCH_KERNEL=$kernel $bin --library $tmp/data/krunbench --engine qemu --accel tcg" Enter
+keys "exec env TMPDIR=$tmp/r COLORTERM=truecolor TERM=tmux-256color KRUNBENCH_KERNEL=$kernel $bin --library $tmp/data/krunbench --engine qemu --accel tcg" Enter
 waitfor 'krun-init \(default\)' 60 "the library"
 
 # Pick the busybox root, keep the default init, launch: the console
@@ -174,7 +174,7 @@ keys q
 waitfor 'A guest is running' 20 "the quit question"
 keys y
 waitgone 60 || die "the workbench did not exit within 60 s"
-left=$(find "$tmp/run" -mindepth 1 -maxdepth 1 -name 'krunbench-run-*' | head -1)
+left=$(find "$tmp/r" -mindepth 1 -maxdepth 1 -name 'krunbench-run-*' | head -1)
 [ -z "$left" ] || die "the workbench left $left behind"
 
 if $check; then

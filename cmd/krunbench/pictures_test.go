@@ -30,7 +30,7 @@ func TestPicturesScriptCaptures(t *testing.T) {
 	script := filepath.Join(filepath.Dir(file), "..", "..", "demo", "pictures.sh")
 	// A short TMPDIR: the guest's vhost-user socket path must fit a
 	// sockaddr_un (108 bytes), and t.TempDir's names are long.
-	tmp, err := os.MkdirTemp("", "kbpic")
+	tmp, err := os.MkdirTemp("/tmp", "kbpic")
 	if err != nil {
 		t.Fatal(err)
 	}
