@@ -9,7 +9,7 @@ PKGS     := ./...
 # fixed in go1.27), and a count does the same work however busy CI is.
 FUZZEXECS ?= 10000x
 
-.PHONY: all build test unit fuzz lint bench run clean kernel init e2e-kvm embed-check conformance conformance-serve conformance-guest flood
+.PHONY: all build test unit fuzz lint bench run clean kernel init e2e-kvm embed-check conformance conformance-serve conformance-guest flood pictures
 
 all: build
 
@@ -102,6 +102,13 @@ bench: build
 # busybox root filesystem and a guest kernel, then opens the TUI.
 run: build
 	demo/run.sh $(RUN_ARGS)
+
+# pictures: the README's pictures (docs/pictures/*.svg) from a real
+# session in tmux (demo/pictures.sh; about a minute), rendered by
+# charmbracelet/freeze (go run, pinned; needs the module proxy once).
+# Commit them. make unit runs the tmux half (TestPicturesScriptCaptures).
+pictures: build
+	GO=$(GO) demo/pictures.sh
 
 # init: rebuild the default init (initlib/cmd/krun-init) into the image
 # initlib/defaultinit embeds; commit it with the source change. The image

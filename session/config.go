@@ -85,7 +85,8 @@ type Config struct {
 	Args    []string
 	Env     []string
 	Workdir string
-	// Verbose keeps kernel boot messages on the console.
+	// Verbose keeps kernel boot messages on the console, time-stamped
+	// (printk.time=1) so that they can be told from the guest's output.
 	Verbose bool
 	// TraceFile, when set, receives the FUSE trace as JSON lines.
 	TraceFile string

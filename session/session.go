@@ -95,6 +95,11 @@ func start(cfg Config, accel string) (*Session, error) {
 	if cfg.BootTrace {
 		spec.Extra = append(spec.Extra, "krunbench.trace=1")
 	}
+	if cfg.Verbose {
+		// Time-stamped kernel messages, told apart from the guest's
+		// output on the shared console (the TUI's kernel boot log).
+		spec.Extra = append(spec.Extra, "printk.time=1")
+	}
 	line, err := cmdline.Build(spec)
 	if err != nil {
 		return nil, err
