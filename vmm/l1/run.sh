@@ -133,6 +133,10 @@ groot=/tmp/groot
 mkdir -p $groot/bin $groot/dev $groot/proc $groot/sys $groot/tmp $groot/etc $groot/root
 cp /bin/busybox $groot/bin/busybox
 for a in sh echo cat true; do ln -s busybox $groot/bin/$a; done
+# Modules and kvm-amd's symbols first: a frozen L1 prints nothing more,
+# and the host side maps the RIPs QEMU's monitor gives against them.
+sed 's/^/L1-LOG module /' /proc/modules
+grep '\[kvm_amd\]' /proc/kallsyms | sed 's/^/L1-SYM /'
 i=0 ok=0 stalls=0 other=0
 while [ $i -lt $loops ]; do
 	i=$((i + 1))
@@ -162,7 +166,6 @@ while [ $i -lt $loops ]; do
 	dmesg | tail -n 20 | sed 's/^/L1-LOG dmesg /'
 	[ $((stalls + other)) -ge ${KRUNBENCH_L1_LOOP_MAXFAIL:-10} ] && break
 done
-sed 's/^/L1-LOG module /' /proc/modules
 echo "L1-LOOP-SUMMARY boots=$i ok=$ok stalls=$stalls other=$other"
 failed=0
 [ $ok -eq $i ] || failed=1
@@ -178,6 +181,7 @@ esac
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$work/initrd.gz"
 echo "l1: initramfs $(du -h "$work/initrd.gz" | cut -f1); booting $(basename "$l1kernel") under QEMU TCG (bound ${timeout_s}s)"
 log=${KRUNBENCH_L1_LOG:-$work/console.log}
+monitor=$work/monitor
 ready_s=${KRUNBENCH_L1_READY_TIMEOUT:-150}
 silence_s=${KRUNBENCH_L1_SILENCE_TIMEOUT:-150}
 # TCG's TSC ticks at the host's rate; telling the L1 kernel so spares it
@@ -197,14 +201,34 @@ tsc_khz=${tsc_khz:-2000000}
 # give_up kills a hung L1 boot and says why.
 give_up() {
 	echo "l1: $1; killing it"
+	l1_registers
 	kill "$qpid" 2>/dev/null
 	wait "$qpid" 2>/dev/null
 }
 
+# l1_registers prints where each CPU of L1 is, read through QEMU's
+# monitor (the whole dump is kept), with the kvm-amd symbol of a RIP in
+# module space (the loop prints kvm-amd's symbols first): whose code a
+# frozen L1 is running.
+l1_registers() {
+	local regs=$work/registers.txt rip
+	[ -p "$monitor.in" ] || return 0
+	timeout 5 cat "$monitor.out" >"$regs" &
+	echo "info registers -a" >"$monitor.in"
+	wait $! 2>/dev/null
+	cp "$regs" "${TMPDIR:-/tmp}/krunbench-l1-registers.txt"
+	echo "l1: L1's CPUs (registers in ${TMPDIR:-/tmp}/krunbench-l1-registers.txt):"
+	for rip in $(grep -o 'RIP=[0-9a-f]*' "$regs" | cut -c5-); do
+		echo "l1:   rip $rip $(grep -a '^L1-SYM ' "$log" | awk -v r="$rip" '$2 <= r && $2 > b { b = $2; s = $4 " at " $2 } END { print s }')"
+	done
+}
+
 boot_l1() {
 	: >"$log"
+	rm -f "$monitor.in" "$monitor.out"
+	mkfifo "$monitor.in" "$monitor.out"
 	timeout -k 10 "$timeout_s" qemu-system-x86_64 -M microvm -accel tcg -cpu max -smp 2 -m 4096 \
-		-nographic -no-reboot -kernel "$l1kernel" -initrd "$work/initrd.gz" \
+		-nographic -no-reboot -kernel "$l1kernel" -initrd "$work/initrd.gz" -monitor "pipe:$monitor" \
 		-append "console=ttyS0 panic=-1 loglevel=4 tsc_early_khz=$tsc_khz" </dev/null >"$log" 2>&1 &
 	qpid=$!
 	tail -n +1 -f --pid="$qpid" "$log" | grep --line-buffered -E '^(L1|---|ok|FAIL|PASS|panic:|BOOTBENCH|    ---|    [a-z_]+_test.go)' &
@@ -245,6 +269,7 @@ run_l1() {
 		boot_l1
 		rc=$?
 		[ "$rc" -ne 2 ] && break
+		hung_boots=$((hung_boots + 1))
 		cp "$log" "${TMPDIR:-/tmp}/krunbench-l1-hung-boot-$attempt.log"
 		echo "l1: L1 boot $attempt hung (console kept in ${TMPDIR:-/tmp}/krunbench-l1-hung-boot-$attempt.log)"
 	done
@@ -263,6 +288,7 @@ failures() {
 }
 
 start=$(date +%s)
+hung_boots=0 stall_retries=0
 run_l1
 if [ "$mode" = test ]; then
 	failed=$(failures)
@@ -278,6 +304,7 @@ if [ "$mode" = test ]; then
 		echo "l1: boot stall in L1 (console kept in ${TMPDIR:-/tmp}/krunbench-l1-stall.log):"
 		grep 'never reached its virtio-fs root' "$log" | sed 's/^/l1:   /'
 		echo "l1: running the suites once more in a fresh L1"
+		stall_retries=$((stall_retries + 1))
 		run_l1
 		failed=$(failures)
 	fi
@@ -288,7 +315,11 @@ if [ "$mode" = test ]; then
 		echo "l1: full console in ${TMPDIR:-/tmp}/krunbench-l1-console.log" >&2
 		exit 1
 	fi
-	echo "l1: all 5 KVM suites passed inside L1"
+	if [ $((hung_boots + stall_retries)) -eq 0 ]; then
+		echo "l1: all 5 KVM suites passed inside L1, first time"
+	else
+		echo "l1: all 5 KVM suites passed inside L1 after retries: $hung_boots hung or frozen L1 boot(s), $stall_retries rerun(s) for a guest boot stall (logs above)"
+	fi
 fi
 if [ "$mode" = loop ]; then
 	grep -E '^L1-(LOOP|LOG)' "$log" | tail -400
