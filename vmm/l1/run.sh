@@ -14,7 +14,9 @@
 #                          failing boot's console, the L1 symbol of each
 #                          reported RIP and L1's dmesg, stopping after
 #                          $KRUNBENCH_L1_LOOP_MAXFAIL failures (10), then
-#                          a summary (for chasing intermittent boot stalls)
+#                          a summary (for chasing intermittent boot stalls;
+#                          KRUNBENCH_L1_LOOP_CPUS fixes the vCPUs, else 1
+#                          and 2 alternate; KRUNBENCH_L1_LOOP_MEM, MiB, 512)
 #
 # Where /dev/kvm is hardware KVM (kvm_amd, kvm_intel) the same tests ran
 # directly in `make unit`, and `test` says so and stops; KRUNBENCH_L1=always
@@ -126,7 +128,7 @@ echo "L1-RESULT bootbench rc=\$?"
 PLAN
 	;;
 loop)
-	echo "loops=${KRUNBENCH_L1_LOOP:-40}" >>"$plan"
+	echo "loops=${KRUNBENCH_L1_LOOP:-40} fixed_cpus=${KRUNBENCH_L1_LOOP_CPUS:-} mem=${KRUNBENCH_L1_LOOP_MEM:-512}" >>"$plan"
 	echo "export KRUNBENCH_L1_LOOP_MAXFAIL=${KRUNBENCH_L1_LOOP_MAXFAIL:-10}" >>"$plan"
 	cat >>"$plan" <<'PLAN'
 groot=/tmp/groot
@@ -140,9 +142,9 @@ grep '\[kvm_amd\]' /proc/kallsyms | sed 's/^/L1-SYM /'
 i=0 ok=0 stalls=0 other=0
 while [ $i -lt $loops ]; do
 	i=$((i + 1))
-	cpus=$((1 + i % 2))
+	cpus=${fixed_cpus:-$((1 + i % 2))}
 	t0=$(cut -d' ' -f1 /proc/uptime)
-	/bin/krunbench run --engine kvm --kernel /l1/vmlinux --rootfs $groot --cpus $cpus --verbose-boot --timings \
+	/bin/krunbench run --engine kvm --kernel /l1/vmlinux --rootfs $groot --cpus $cpus --mem $mem --verbose-boot --timings \
 		-- /bin/sh -c 'echo hi; exit 7' >/tmp/run.log 2>&1
 	rc=$?
 	echo "L1-LOOP $i cpus=$cpus rc=$rc start=${t0}s $(grep -o '"exit_ms":[0-9.]*' /tmp/run.log)"
