@@ -135,10 +135,10 @@ groot=/tmp/groot
 mkdir -p $groot/bin $groot/dev $groot/proc $groot/sys $groot/tmp $groot/etc $groot/root
 cp /bin/busybox $groot/bin/busybox
 for a in sh echo cat true; do ln -s busybox $groot/bin/$a; done
-# Modules and kvm-amd's symbols first: a frozen L1 prints nothing more,
-# and the host side maps the RIPs QEMU's monitor gives against them.
+# Modules and KVM's symbols first: a frozen L1 prints nothing more, and
+# the host side maps the RIPs QEMU's monitor gives against them.
 sed 's/^/L1-LOG module /' /proc/modules
-grep '\[kvm_amd\]' /proc/kallsyms | sed 's/^/L1-SYM /'
+grep -E '\[(kvm|kvm_amd)\]' /proc/kallsyms | sed 's/^/L1-SYM /'
 i=0 ok=0 stalls=0 other=0
 while [ $i -lt $loops ]; do
 	i=$((i + 1))
@@ -209,9 +209,9 @@ give_up() {
 }
 
 # l1_registers prints where each CPU of L1 is, read through QEMU's
-# monitor (the whole dump is kept), with the kvm-amd symbol of a RIP in
-# module space (the loop prints kvm-amd's symbols first): whose code a
-# frozen L1 is running.
+# monitor (the whole dump is kept), with the KVM symbol of a RIP in
+# module space (the loop prints kvm's and kvm-amd's symbols first): whose
+# code a frozen L1 is running.
 l1_registers() {
 	local regs=$work/registers.txt rip
 	[ -p "$monitor.in" ] || return 0
@@ -297,7 +297,7 @@ if [ "$mode" = test ]; then
 	# One known intermittent failure is tolerated once: a guest that never
 	# sends its first FUSE request (a boot stall, reported with each vCPU's
 	# RIP), seen in about one run in six under nested emulation: the RIP
-	# L1's KVM holds for the guest is L1's own kvm-amd code, so the nested
+	# L1's KVM holds for the guest is in L1's own KVM modules, so the nested
 	# SVM state was corrupted below us (DEVELOPERS.md). Only when every
 	# failing test failed that way does L1 run the suites once more, and
 	# the last line counts it; anything else, or a second stall, fails.
