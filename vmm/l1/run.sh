@@ -215,12 +215,13 @@ give_up() {
 l1_registers() {
 	local regs=$work/registers.txt rip
 	[ -p "$monitor.in" ] || return 0
-	timeout 5 cat "$monitor.out" >"$regs" &
-	echo "info registers -a" >"$monitor.in"
-	wait $! 2>/dev/null
+	# Both FIFO opens block without QEMU at the other end: bounded.
+	timeout 10 cat "$monitor.out" >"$regs" &
+	timeout 5 sh -c 'echo "info registers -a" >"$1"' sh "$monitor.in" || true
+	wait $! 2>/dev/null || true
 	cp "$regs" "${TMPDIR:-/tmp}/krunbench-l1-registers.txt"
 	echo "l1: L1's CPUs (registers in ${TMPDIR:-/tmp}/krunbench-l1-registers.txt):"
-	for rip in $(grep -o 'RIP=[0-9a-f]*' "$regs" | cut -c5-); do
+	for rip in $(grep -o -E '(RIP|EIP)=[0-9a-f]*' "$regs" | cut -c5-); do
 		echo "l1:   rip $rip $(grep -a '^L1-SYM ' "$log" | awk -v r="$rip" '$2 <= r && $2 > b { b = $2; s = $4 " at " $2 } END { print s }')"
 	done
 }
