@@ -135,10 +135,11 @@ groot=/tmp/groot
 mkdir -p $groot/bin $groot/dev $groot/proc $groot/sys $groot/tmp $groot/etc $groot/root
 cp /bin/busybox $groot/bin/busybox
 for a in sh echo cat true; do ln -s busybox $groot/bin/$a; done
-# Modules and KVM's symbols first: a frozen L1 prints nothing more, and
-# the host side maps the RIPs QEMU's monitor gives against them.
+# Modules and KVM's code symbols first: a frozen L1 prints nothing more,
+# and the host side maps the RIPs QEMU's monitor gives against them (the
+# SYM- prefix keeps them off the live filter, which shows L1- lines).
 sed 's/^/L1-LOG module /' /proc/modules
-grep -E '\[(kvm|kvm_amd)\]' /proc/kallsyms | sed 's/^/L1-SYM /'
+grep -E '\[(kvm|kvm_amd)\]' /proc/kallsyms | awk '$2 ~ /^[tT]$/ { print "SYM-L1 " $0 }'
 i=0 ok=0 stalls=0 other=0
 while [ $i -lt $loops ]; do
 	i=$((i + 1))
@@ -222,7 +223,7 @@ l1_registers() {
 	cp "$regs" "${TMPDIR:-/tmp}/krunbench-l1-registers.txt"
 	echo "l1: L1's CPUs (registers in ${TMPDIR:-/tmp}/krunbench-l1-registers.txt):"
 	for rip in $(grep -o -E '(RIP|EIP)=[0-9a-f]*' "$regs" | cut -c5-); do
-		echo "l1:   rip $rip $(grep -a '^L1-SYM ' "$log" | awk -v r="$rip" '$2 <= r && $2 > b { b = $2; s = $4 " at " $2 } END { print s }')"
+		echo "l1:   rip $rip $(grep -a '^SYM-L1 ' "$log" | awk -v r="$rip" '$2 <= r && $2 > b { b = $2; s = $4 " at " $2 } END { print s }')"
 	done
 }
 
