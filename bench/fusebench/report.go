@@ -532,11 +532,15 @@ func (r *results) fmtTarget(p *paired, key, rowName string) string {
 	if p == nil {
 		return "-"
 	}
-	verdict := "MISS"
-	if t := r.Targets[key]; t != nil && t.Rows[rowName] {
-		verdict = "PASS"
+	t := r.Targets[key]
+	if t == nil {
+		return fmtRatio(p)
 	}
-	return fmtRatio(p) + " " + verdict
+	ok, judged := t.Rows[rowName]
+	if !judged { // a ratio shown for information (e.g. go-fuse on the concurrency rows)
+		return fmtRatio(p)
+	}
+	return fmtRatio(p) + map[bool]string{true: " PASS", false: " MISS"}[ok]
 }
 
 // cacheModeDiff says why passthrough_hp's row may differ by cache mode
