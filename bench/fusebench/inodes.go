@@ -101,7 +101,7 @@ func runInodes(cfg *config, modes map[string]*mode, fresh func(*mode) (*server, 
 }
 
 // inodeModes are the modes the memory row compares.
-var inodeModes = map[string]bool{modeTap: true, modeNoTap: true, modeGoFuse: true, modePtHP: true}
+var inodeModes = map[string]bool{modeTap: true, modeGoFuse: true, modePtHP: true}
 
 func measureInodes(srv *server, mnt, share string, stop <-chan struct{}) (*inodeRun, error) {
 	pid := srv.cmd.Process.Pid

@@ -176,6 +176,16 @@ type results struct {
 		Order       string   `json:"order"`
 		CacheDrop   string   `json:"cache_drop"`
 		Caching     []string `json:"caching"`
+		// The concurrency and memory rows' sizes (concurrency.go, inodes.go).
+		Clients      int   `json:"clients"`
+		ConcFiles    int   `json:"conc_files_per_client"`
+		ConcCreates  int   `json:"conc_creates_per_client"`
+		ConcReads    int   `json:"conc_reads_per_client"`
+		ConcFileSize int64 `json:"conc_file_size_bytes"`
+		MixedSize    int64 `json:"mixed_writer_bytes"`
+		MixedProbes  int   `json:"mixed_idle_probes"`
+		MemFiles     int   `json:"mem_files"`
+		Quick        bool  `json:"quick,omitempty"`
 	} `json:"config"`
 	// Label is -label: what kind of run this was (e.g. a smoke run).
 	Label string `json:"label,omitempty"`
@@ -196,6 +206,9 @@ func newResults(cfg *config, info machine, modes map[string]*mode, wls []*worklo
 	r.Config.Runs, r.Config.SizeBytes = cfg.runs, cfg.size
 	r.Config.Dirs, r.Config.FilesPerDir, r.Config.Creates = cfg.dirs, cfg.filesPerDir, cfg.creates
 	r.Config.Bin = cfg.bin
+	r.Config.Clients, r.Config.ConcFiles, r.Config.ConcCreates, r.Config.ConcReads = cfg.clients, cfg.concFiles, cfg.concCreates, cfg.concReads
+	r.Config.ConcFileSize, r.Config.MixedSize, r.Config.MixedProbes = cfg.concFileSize, cfg.mixedSize, cfg.mixedProbes
+	r.Config.MemFiles, r.Config.Quick = cfg.memFiles, cfg.quick
 	r.Settings, r.Label = cfg.settings, cfg.label
 	r.Config.Order = "every mode is mounted side by side for the whole run; a round runs each workload in every mode back to back, in an order rotated every two rounds and reversed in odd rounds; ratios and overheads are taken within each round, then their median over rounds"
 	r.Config.CacheDrop = "sync; echo 3 > /proc/sys/vm/drop_caches before every sample, then wait for every server's CPU time to stop moving; free page reporting (virtio-balloon) off for the run, see memory.go"
