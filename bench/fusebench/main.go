@@ -113,6 +113,7 @@ func parseFlags() (*config, error) {
 	flag.IntVar(&cfg.memFiles, "mem-files", 100000, "files in the memory row's tree (backend RSS after looking them all up); 0 skips the row")
 	flag.BoolVar(&cfg.quick, "quick", false, "smoke run: every size not given shrinks (2 rounds, 32 MiB, 2000-file trees, no memory row); the numbers only show that everything runs")
 	flag.StringVar(&cfg.label, "label", "", "a note recorded in the JSON (e.g. \"smoke run, busy machine\")")
+	flag.StringVar(&cfg.passthroughHP, "passthrough-hp", "", "a built passthrough_hp binary (default: build it from -passthrough-hp-src)")
 	flag.StringVar(&cfg.peerCache, "peer-cache", "", "where passthrough_hp is built (default ~/.cache/krunbench/peers)")
 	flag.Parse()
 	if flag.NArg() != 0 {

@@ -153,7 +153,15 @@ func findPeers(cfg *config, tmp string) []skippedPeer {
 			cfg.loopback = p.Path
 		}
 	}
-	if slices.Contains(cfg.modes, modePtHP) {
+	if slices.Contains(cfg.modes, modePtHP) && cfg.passthroughHP != "" {
+		if p, err := filepath.Abs(cfg.passthroughHP); err != nil {
+			drop(modePtHP, err)
+		} else if _, err := os.Stat(p); err != nil {
+			drop(modePtHP, fmt.Errorf("-passthrough-hp: %w", err))
+		} else {
+			cfg.passthroughHP = p
+		}
+	} else if slices.Contains(cfg.modes, modePtHP) {
 		src, _ := filepath.Abs(cfg.peerSrc)
 		p, err := peers.PassthroughHP(src, cfg.peerCache)
 		if err != nil {
