@@ -250,6 +250,9 @@ func run(cfg *config, cl *cleanups, stop <-chan struct{}) error {
 	}
 	memory := cfg.memFiles > 0 && cfg.settings == settingsDefault
 	if len(cfg.workloads) > 0 {
+		if slices.Contains(cfg.workloads, memoryRow) && !memory {
+			return errors.New("-workloads memory: the memory row needs -settings default and -mem-files above 0 (-quick sets it to 0)")
+		}
 		memory = memory && slices.Contains(cfg.workloads, memoryRow)
 		names := slices.DeleteFunc(slices.Clone(cfg.workloads), func(n string) bool { return n == memoryRow })
 		wls = slices.DeleteFunc(wls, func(w *workload) bool { return !slices.Contains(names, w.Name) })
