@@ -43,6 +43,22 @@ func waitExit(t *testing.T, exited <-chan struct{}, what string, out *bytes.Buff
 	}
 }
 
+// waitMountedOrExit waits (bounded, generously) for mnt to be mounted,
+// failing if the server exits first.
+func waitMountedOrExit(t *testing.T, mnt string, exited <-chan struct{}, out *bytes.Buffer) {
+	t.Helper()
+	for deadline := time.Now().Add(60 * time.Second); !mounted(t, mnt); {
+		select {
+		case <-exited:
+			t.Fatalf("krunbench serve exited before mounting %s:\n%s", mnt, out.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not mounted after 60 s", mnt)
+		}
+	}
+}
+
 // TestBreakOverDevFuse holds requests of the host's own kernel FUSE client
 // (serve --mount): a step serves the held OPEN, and an interrupt while a
 // request is held releases it and unmounts instead of hanging.
@@ -66,6 +82,10 @@ func TestBreakOverDevFuse(t *testing.T) {
 	out, exited, _ := startProcess(t, serve)
 	defer unix.Unmount(mnt, unix.MNT_DETACH)
 	c := dialControl(t, sock, exited)
+	// The control socket opens before the mount is made: a read before
+	// the mount appears would find the empty directory underneath, and
+	// no OPEN would ever be held.
+	waitMountedOrExit(t, mnt, exited, out)
 
 	read := func(name string) <-chan string {
 		ch := make(chan string, 1)

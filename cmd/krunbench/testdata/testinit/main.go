@@ -27,7 +27,12 @@ func main() {
 		switch mode {
 		case "sleep": // for interruption tests: never ends on its own
 			fmt.Println("KRUNBENCH-SLEEPING")
-			select {}
+			// Not select{}: with no other goroutine the Go runtime calls
+			// that a deadlock and exits 2, so the init died, the kernel
+			// panicked, and a test's signal raced the guest's end.
+			for {
+				time.Sleep(time.Hour)
+			}
 		case "die": // init exits: the kernel panics
 			os.Exit(3)
 		case "chatter": // for pipe tests: a numbered line every 50 ms, forever
