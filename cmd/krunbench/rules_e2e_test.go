@@ -2,9 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
-	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -220,22 +217,11 @@ func testBreakStepsGuestOneRequestAtATime(t *testing.T, engine []string) {
 	sock := filepath.Join(ctlDir, "s")
 	traceFile := filepath.Join(t.TempDir(), "trace.jsonl")
 
-	ctx, cancel := context.WithTimeout(context.Background(), 180*time.Second)
-	defer cancel()
 	args := append(append([]string{"run"}, engine...), "--rootfs", root, "--trace", traceFile, "--break", "LOOKUP /etc/* once", "--control", sock,
 		"--", "/bin/sh", "-c", "cat /etc/passwd; echo workload-done")
-	cmd := exec.CommandContext(ctx, krunbenchBin(t), args...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	var runErr error
-	go func() { runErr = cmd.Wait(); close(exited) }()
-	defer func() { cancel(); <-exited }()
+	run := startProcess(t, exec.Command(krunbenchBin(t), args...))
 
-	c := dialControl(t, sock, exited)
+	c := dialControl(t, sock, run.exited)
 	op, path, first := held(t, c.do("wait"))
 	if op != "LOOKUP" || !strings.HasPrefix(path, "/etc/") {
 		t.Fatalf("held %s %s, want the first LOOKUP under /etc", op, path)
@@ -259,17 +245,9 @@ func testBreakStepsGuestOneRequestAtATime(t *testing.T, engine []string) {
 	t.Logf("held %s %s, then stepped uniques %v", op, path, stepped)
 	c.do("continue")
 
-	select {
-	case <-exited:
-	case <-ctx.Done():
-		t.Fatalf("the workload did not finish after continue:\n%s", out.String())
-	}
-	var ee *exec.ExitError
-	if runErr != nil && !errors.As(runErr, &ee) {
-		t.Fatalf("krunbench run: %v\n%s", runErr, out.String())
-	}
-	if runErr != nil || !strings.Contains(out.String(), "workload-done") || !strings.Contains(out.String(), "root:x:0:0") {
-		t.Fatalf("workload: %v, output:\n%s", runErr, out.String())
+	runErr := run.waitExit(t, 120*time.Second, "the workload, after continue,")
+	if out := run.out.String(); runErr != nil || !strings.Contains(out, "workload-done") || !strings.Contains(out, "root:x:0:0") {
+		t.Fatalf("workload: %v, output:\n%s", runErr, out)
 	}
 
 	// The trace shows the stepped requests served one after the other,
