@@ -85,10 +85,14 @@ func TestBreakOverDevFuse(t *testing.T) {
 }
 
 // TestInterruptWhileHeldStopsTheGuest interrupts `krunbench run` while a
-// breakpoint holds the guest (vhost-user backend): the device reset
-// releases the held request and the run ends as interrupted.
+// breakpoint holds the guest, on each engine (the vhost-user backend's
+// device reset, or the in-process VMM's stop, releases the held request)
+// and the run ends as interrupted.
 func TestInterruptWhileHeldStopsTheGuest(t *testing.T) {
-	requireQEMU(t)
+	forEachEngine(t, testInterruptWhileHeldStopsTheGuest)
+}
+
+func testInterruptWhileHeldStopsTheGuest(t *testing.T, engine []string) {
 	root := busyboxRootfs(t)
 	ctlDir, err := os.MkdirTemp("", "ctl")
 	if err != nil {
@@ -96,8 +100,9 @@ func TestInterruptWhileHeldStopsTheGuest(t *testing.T) {
 	}
 	defer os.RemoveAll(ctlDir)
 	sock := filepath.Join(ctlDir, "s")
-	run := startProcess(t, exec.Command(krunbenchBin(t), "run", "--engine", "qemu", "--accel", "tcg", "--rootfs", root,
-		"--kernel", guestKernel(t), "--break", "LOOKUP /etc/*", "--control", sock, "--", "/bin/cat", "/etc/hostname"))
+	args := append(append([]string{"run"}, engine...), "--rootfs", root,
+		"--break", "LOOKUP /etc/*", "--control", sock, "--", "/bin/cat", "/etc/hostname")
+	run := startProcess(t, exec.Command(krunbenchBin(t), args...))
 	c := dialControl(t, sock, run.exited)
 	if op, _, _ := held(t, c.do("wait")); op != "LOOKUP" {
 		t.Fatalf("held %s", op)
@@ -111,4 +116,5 @@ func TestInterruptWhileHeldStopsTheGuest(t *testing.T) {
 		t.Errorf("run ended with %v, want exit 130 (interrupted):\n%s", runErr, run.out.String())
 	}
 	waitNoQEMU(t, runMarker())
+	waitNoRunDirs(t)
 }

@@ -91,7 +91,7 @@ test)
 vmm/vcpu .
 vmm/builder .
 session KVM|Engine
-cmd/krunbench ^TestKVM(Run|BadRun)|^Test(FaultOpenPasswdInGuest|FaultOnInitReadFailsBootClearly|BreakStepsGuestOneRequestAtATime)$/^kvm$'
+cmd/krunbench ^TestKVM(Run|BadRun)|^Test(FaultOpenPasswdInGuest|FaultOnInitReadFailsBootClearly|BreakStepsGuestOneRequestAtATime|InterruptWhileHeldStopsTheGuest)$/^kvm$'
 	suites=${KRUNBENCH_L1_ONLY:-$suites}
 	expected=$(echo "$suites" | wc -l)
 	while read -r pkg pattern; do
