@@ -62,20 +62,6 @@ func runOnEngine(t *testing.T, engine []string, root string, args ...string) (st
 	return runCLI(t, 120*time.Second, full...)
 }
 
-func readTrace(t *testing.T, path string) []trace.Event {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	evs, err := trace.ReadFile(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return evs
-}
-
 func TestFaultOpenPasswdInGuest(t *testing.T) {
 	forEachEngine(t, testFaultOpenPasswdInGuest)
 }
