@@ -45,10 +45,17 @@ func startWorkbench(tm *tmuxTerm, kernel, data string, extra ...string) {
 // launches; it returns once the guest shell prompts.
 func launchDefaultInit(tm *tmuxTerm) {
 	tm.t.Helper()
+	pickAndLaunchDefaultInit(tm)
+	tm.waitFor(`/ # `, 120*time.Second)
+}
+
+// pickAndLaunchDefaultInit picks the busybox root and the default init in
+// the library and launches, without waiting for the guest.
+func pickAndLaunchDefaultInit(tm *tmuxTerm) {
+	tm.t.Helper()
 	tm.send("Down")
 	tm.send("Space")
 	tm.send("Enter")
-	tm.waitFor(`/ # `, 120*time.Second)
 }
 
 // workbenchPID finds the krunbench process serving library dir data.
