@@ -232,7 +232,7 @@ func TestWorkbenchKilledInTmux(t *testing.T) {
 					t.Fatal(err)
 				}
 			case "kill-session":
-				if out, err := exec.Command("tmux", "kill-session", "-t", tm.name).CombinedOutput(); err != nil {
+				if out, err := tm.cmd("kill-session", "-t", tm.name).CombinedOutput(); err != nil {
 					t.Fatalf("kill-session: %v %s", err, out)
 				}
 			}
