@@ -27,6 +27,17 @@ import (
 // is present but unfit (nested setups), and TCG takes over.
 const kvmBootTimeout = 10 * time.Second
 
+// DefaultBootTimeout bounds the time until the guest's first FUSE request
+// when Config.BootTimeout is 0: 30 s with KVM; 120 s under TCG, where a
+// busy 2-core machine took over 30 s to reach the root (load 9) and a
+// false "never reached its virtio-fs root" would stop a healthy boot.
+func DefaultBootTimeout(accel string) time.Duration {
+	if accel == qemu.AccelTCG {
+		return 120 * time.Second
+	}
+	return 30 * time.Second
+}
+
 // Session is one running guest: the virtio-fs stack serving its root, the
 // engine process, and its console. Console output goes to Config.Out as it
 // arrives (the writer must not block for long: the TUI's drops and counts);
@@ -222,6 +233,9 @@ func (s *Session) waitDrained() {
 func (s *Session) supervise() {
 	defer close(s.ended)
 	timeout := s.cfg.BootTimeout
+	if timeout == 0 {
+		timeout = DefaultBootTimeout(s.accel)
+	}
 	if s.cfg.Accel == "" && s.accel == qemu.AccelKVM && (s.cfg.Engine == EngineQEMU || s.cfg.engineAuto) {
 		timeout = min(timeout, kvmBootTimeout)
 	}
