@@ -61,6 +61,19 @@ const maxWorkersFloor = 64
 // than freeWorkers workers outside slow requests, starts a spare; extra
 // workers stop again once slow requests leave enough free. Up to
 // maxWorkers are live; past that, slow requests queue as before.
+//
+// A stat beside one large sequential writer (issue 15's mixed case, 2
+// CPUs) is not held up by the server itself: the server's own time for
+// the small client's LOOKUPs stays near 50 us at p99 under the writer
+// (the trace's latencies), while the client's p99 grows to 0.5-2 ms. In
+// the slowest 1% of calls about half the time passes before the request
+// reaches the server and half after its reply: the waits for a CPU, once
+// for the thread that reads the request and once for the client its
+// reply wakes, while the writer, the thread serving its WRITE and the
+// host's flusher fill both CPUs. Tried and rejected: serving slow
+// requests at nice 10 on their own thread cut that p99 by 14-28% but the
+// writer lost 15-25% of its throughput, and the server would yield to
+// every other process on a shared machine.
 
 // Workers and readers.
 //
@@ -83,6 +96,23 @@ const maxWorkersFloor = 64
 // with 8 such workers made about 1.8 context switches per request and ran
 // at half the rate of a single worker (0.8). Handing every request to a
 // fresh reader, as go-fuse does, costs a thread wakeup per request too.
+//
+// Tried and rejected (issue 15, 2 CPUs, so one reader token): handing the
+// token on at once whenever poll(2) showed another request queued in
+// /dev/fuse, so that eight parallel create+unlink clients were served
+// two (or more) requests at a time. It did serve them in parallel (78% of
+// requests read while another was in service, against 1-2% with the
+// handOffAfter timer alone) but ran slower: 6450-6780 triples/s against
+// 7250-7540 for the serial worker in alternating runs, with a third more
+// server CPU. On this machine (a paravirtualised guest where every
+// wakeup and context switch is dear) the second server thread bought
+// more scheduler work (the Go runtime's sysmon and P handoffs around
+// each syscall, more preemptions on the reply's wakeup) than CPU time.
+// passthrough_hp spends about the server CPU per create+unlink that our
+// one serial worker does (1.16 s against 1.07-1.10 s for 8000) but keeps
+// both CPUs busy (1.96 against 1.4-1.6): its threads wait in read(2) and
+// the kernel wakes them directly. Capping the parallel readers at 2, 3
+// or 8, or raising the server's GOMAXPROCS to 4, did not close the gap.
 
 // worker is one serving goroutine's state.
 type worker struct {
