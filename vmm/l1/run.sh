@@ -7,7 +7,10 @@
 # the test init, and the guest kernel. KRUNBENCH_REQUIRE_KVM is set in L1,
 # so a KVM test that cannot run fails instead of skipping. With
 # KRUNBENCH_L1_FLOOD=1 (make flood) it also runs the console flood test,
-# printing $KRUNBENCH_FLOOD_MIB MiB (make flood: 200).
+# printing $KRUNBENCH_FLOOD_MIB MiB (make flood: 200; 4 by default here),
+# its time bound counting $KRUNBENCH_FLOOD_KIBPS KiB/s (4 here: the kvm
+# flood in L1 moves about 10 KB/s). The flood test alone:
+#   KRUNBENCH_L1_ONLY='cmd/krunbench ^$' KRUNBENCH_L1_FLOOD=1 KRUNBENCH_FLOOD_MIB=1 vmm/l1/run.sh test
 #
 #   vmm/l1/run.sh test     the KVM test suites (make e2e-kvm)
 #   vmm/l1/run.sh bench    the boot-time benchmark (make bench)
@@ -89,6 +92,7 @@ plan=$root/l1/plan.sh
 cat >"$plan" <<PLAN
 export KRUNBENCH_BIN=/bin/krunbench KRUNBENCH_GUEST_VMLINUX=/l1/vmlinux KRUNBENCH_TESTINIT=/l1/testinit KRUNBENCH_TCGPROBE=/l1/tcgprobe KRUNBENCH_FLOODLINES=/l1/floodlines
 export KRUNBENCH_FLOOD_MIB=${KRUNBENCH_FLOOD_MIB:-4}
+export KRUNBENCH_FLOOD_KIBPS=${KRUNBENCH_FLOOD_KIBPS:-4}
 PLAN
 case $mode in
 test)
