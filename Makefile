@@ -42,7 +42,7 @@ e2e-kvm: build
 # arrive, in order. make test runs the QEMU one with 8 MiB (unit); the KVM
 # one only here, in L1 (see TestKVMConsoleFloodLosesNothing: it failed
 # there). FLOOD_MIB changes the size; FLOOD_L1_MIB the KVM one's in L1,
-# where the flood moves about 10 KB/s (200 MiB would take some 6 hours;
+# where the flood moves 6 to 10 KB/s (200 MiB would take 6 to 10 hours;
 # DEVELOPERS.md, "the console flood").
 FLOOD_MIB ?= 200
 FLOOD_L1_MIB ?= 4

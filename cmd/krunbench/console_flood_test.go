@@ -265,8 +265,8 @@ func runFlood(t *testing.T, limit time.Duration, size int, args ...string) {
 	close(quiet)
 	<-quieted
 	err = cmd.Wait()
-	t.Logf("krunbench %s: %v, %.1f MiB/s: %s", strings.Join(args, " "), time.Since(start).Round(time.Millisecond),
-		float64(rep.bytes)/(1<<20)/time.Since(start).Seconds(), rep)
+	t.Logf("krunbench %s: %v, %.0f KiB/s: %s", strings.Join(args, " "), time.Since(start).Round(time.Millisecond),
+		float64(rep.bytes)/(1<<10)/time.Since(start).Seconds(), rep)
 	if ctx.Err() != nil {
 		t.Fatalf("krunbench did not finish within %s: %s\nstderr:\n%s", limit, rep, stderr.String())
 	}
