@@ -124,9 +124,31 @@ PLAN
 		expected=$((expected + 1))
 		cat >>"$plan" <<PLAN
 mkdir -p /tmp/work/flood && cd /tmp/work/flood
+PLAN
+		# KRUNBENCH_L1_TRACE="kvm/kvm_exit kvm/kvm_inj_virq ...": L1's
+		# KVM tracepoints during the flood, the last 120 lines printed
+		# after it (a debugging aid: what L1's KVM did just before a
+		# guest fault; kvm_exit shows the guest's RIP at each exit,
+		# before kvm-amd wipes it on a shutdown intercept).
+		if [ -n "${KRUNBENCH_L1_TRACE:-}" ]; then
+			cat >>"$plan" <<PLAN
+t=/sys/kernel/tracing; mkdir -p \$t; mount -t tracefs nodev \$t 2>/dev/null
+echo 8192 >\$t/buffer_size_kb
+for e in $KRUNBENCH_L1_TRACE; do echo 1 >\$t/events/\$e/enable || echo "L1-TRACE cannot enable \$e"; done
+PLAN
+		fi
+		# KRUNBENCH_L1_FLOOD_ENV="K=V ...": extra environment for the
+		# flood test and the krunbench it runs (debugging, e.g. GOGC=off).
+		cat >>"$plan" <<PLAN
 echo "L1-RUN cmd/krunbench flood"
+${KRUNBENCH_L1_FLOOD_ENV:+export $KRUNBENCH_L1_FLOOD_ENV}
 /l1/tests/cmd_krunbench.test -test.v -test.count=1 -test.timeout=${test_timeout_s}s -test.run '^TestKVMConsoleFloodLosesNothing\$'
 echo "L1-RESULT cmd/krunbench-flood rc=\$?"
+PLAN
+		if [ -n "${KRUNBENCH_L1_TRACE:-}" ]; then
+			echo "echo 0 >/sys/kernel/tracing/tracing_on; tail -n 120 /sys/kernel/tracing/trace | sed 's/^/L1-TRACE /'" >>"$plan"
+		fi
+		cat >>"$plan" <<PLAN
 cd /
 PLAN
 	fi
