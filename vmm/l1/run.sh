@@ -7,7 +7,10 @@
 # the test init, and the guest kernel. KRUNBENCH_REQUIRE_KVM is set in L1,
 # so a KVM test that cannot run fails instead of skipping. With
 # KRUNBENCH_L1_FLOOD=1 (make flood) it also runs the console flood test,
-# printing $KRUNBENCH_FLOOD_MIB MiB (make flood: 200).
+# printing $KRUNBENCH_FLOOD_MIB MiB (make flood: 200; 4 by default here),
+# its time bound counting $KRUNBENCH_FLOOD_KIBPS KiB/s (4 here: the kvm
+# flood in L1 moves about 10 KB/s). The flood test alone:
+#   KRUNBENCH_L1_ONLY='cmd/krunbench ^$' KRUNBENCH_L1_FLOOD=1 KRUNBENCH_FLOOD_MIB=1 vmm/l1/run.sh test
 #
 #   vmm/l1/run.sh test     the KVM test suites (make e2e-kvm)
 #   vmm/l1/run.sh bench    the boot-time benchmark (make bench)
@@ -89,6 +92,7 @@ plan=$root/l1/plan.sh
 cat >"$plan" <<PLAN
 export KRUNBENCH_BIN=/bin/krunbench KRUNBENCH_GUEST_VMLINUX=/l1/vmlinux KRUNBENCH_TESTINIT=/l1/testinit KRUNBENCH_TCGPROBE=/l1/tcgprobe KRUNBENCH_FLOODLINES=/l1/floodlines
 export KRUNBENCH_FLOOD_MIB=${KRUNBENCH_FLOOD_MIB:-4}
+export KRUNBENCH_FLOOD_KIBPS=${KRUNBENCH_FLOOD_KIBPS:-4}
 PLAN
 case $mode in
 test)
@@ -120,9 +124,31 @@ PLAN
 		expected=$((expected + 1))
 		cat >>"$plan" <<PLAN
 mkdir -p /tmp/work/flood && cd /tmp/work/flood
+PLAN
+		# KRUNBENCH_L1_TRACE="kvm/kvm_exit kvm/kvm_inj_virq ...": L1's
+		# KVM tracepoints during the flood, the last 120 lines printed
+		# after it (a debugging aid: what L1's KVM did just before a
+		# guest fault; kvm_exit shows the guest's RIP at each exit,
+		# before kvm-amd wipes it on a shutdown intercept).
+		if [ -n "${KRUNBENCH_L1_TRACE:-}" ]; then
+			cat >>"$plan" <<PLAN
+t=/sys/kernel/tracing; mkdir -p \$t; mount -t tracefs nodev \$t 2>/dev/null
+echo 8192 >\$t/buffer_size_kb
+for e in $KRUNBENCH_L1_TRACE; do echo 1 >\$t/events/\$e/enable || echo "L1-TRACE cannot enable \$e"; done
+PLAN
+		fi
+		# KRUNBENCH_L1_FLOOD_ENV="K=V ...": extra environment for the
+		# flood test and the krunbench it runs (debugging, e.g. GOGC=off).
+		cat >>"$plan" <<PLAN
 echo "L1-RUN cmd/krunbench flood"
+${KRUNBENCH_L1_FLOOD_ENV:+export $KRUNBENCH_L1_FLOOD_ENV}
 /l1/tests/cmd_krunbench.test -test.v -test.count=1 -test.timeout=${test_timeout_s}s -test.run '^TestKVMConsoleFloodLosesNothing\$'
 echo "L1-RESULT cmd/krunbench-flood rc=\$?"
+PLAN
+		if [ -n "${KRUNBENCH_L1_TRACE:-}" ]; then
+			echo "echo 0 >/sys/kernel/tracing/tracing_on; tail -n 120 /sys/kernel/tracing/trace | sed 's/^/L1-TRACE /'" >>"$plan"
+		fi
+		cat >>"$plan" <<PLAN
 cd /
 PLAN
 	fi
