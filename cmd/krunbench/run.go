@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/krunbench/krunbench/initlib"
 	"github.com/krunbench/krunbench/session"
+	"github.com/krunbench/krunbench/session/terminal"
 )
 
 type runFlags struct {
@@ -92,7 +94,8 @@ func runGuest(cmd *cobra.Command, f runFlags, args []string) error {
 		return err
 	}
 	defer stopControl()
-	cfg.In, cfg.Out, cfg.EngineNote = os.Stdin, cmd.OutOrStdout(), os.Stderr
+	cfg.EngineNote = os.Stderr
+	cfg.In, cfg.Out = runStdio(&cfg, os.Stdin, os.Stdout, os.Stderr)
 	if f.verbose {
 		cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
@@ -117,6 +120,31 @@ func runGuest(cmd *cobra.Command, f runFlags, args []string) error {
 		return err
 	}
 	return exitError{code: res.ExitCode}
+}
+
+// runStdio wires the workload's standard streams as libkrun does: a
+// stream that is a terminal stays on the guest console (its one terminal,
+// bridged raw), each other one gets its own virtio-console port, so end
+// of input reaches the workload, its stdout and stderr stay apart, and
+// nothing but the workload's stdout reaches krunbench's stdout. It returns
+// the terminal to bridge to the console (nil: none) and where the
+// console's own output goes: stdout when that is the terminal the
+// workload writes to, else stderr (the kernel's and the init's messages
+// are diagnostics).
+func runStdio(cfg *session.Config, stdin, stdout, stderr *os.File) (in *os.File, console io.Writer) {
+	in, console = stdin, stdout
+	if !terminal.IsTerminal(int(stdin.Fd())) {
+		cfg.Stdin, in = stdin, nil
+	} else if size, err := terminal.GetSize(int(stdin.Fd())); err == nil {
+		cfg.ConsoleSize = size
+	}
+	if !terminal.IsTerminal(int(stdout.Fd())) {
+		cfg.Stdout, console = stdout, stderr
+	}
+	if !terminal.IsTerminal(int(stderr.Fd())) {
+		cfg.Stderr = stderr
+	}
+	return in, console
 }
 
 // stopSignals end a run cleanly: the guest is stopped and its runtime
