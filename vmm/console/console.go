@@ -289,6 +289,7 @@ type activation struct {
 	stop      chan struct{}
 	wg        sync.WaitGroup
 	open      []atomic.Bool // guest has the port open (PORT_OPEN from the guest)
+	eofSent   []atomic.Bool // PORT_OPEN 0 sent for the host side's end
 
 	mu      sync.Mutex
 	ctrlOut [][]byte // control messages waiting for control rx buffers
@@ -341,6 +342,7 @@ func (c *Console) Activate(mem virtio.GuestMemory, queues []*virtio.Queue, notif
 		ctrlWake: make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 		open:     make([]atomic.Bool, len(c.ports)),
+		eofSent:  make([]atomic.Bool, len(c.ports)),
 		ready:    make([]bool, len(c.ports)),
 	}
 	for i := range a.kicks {
