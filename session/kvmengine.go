@@ -59,7 +59,7 @@ type kvmEngine struct {
 }
 
 // startKVM builds the VM and starts it. It owns slave from now on.
-func startKVM(cfg *Config, spec cmdline.Spec, fs *fsStack, slave *os.File) (*kvmEngine, error) {
+func startKVM(cfg *Config, spec cmdline.Spec, fs *fsStack, ports *hostPorts, slave *os.File) (*kvmEngine, error) {
 	// Like QEMU's stdio chardev, the console passes bytes unchanged: the
 	// guest's own tty does the line discipline.
 	if _, err := terminal.MakeRaw(int(slave.Fd())); err != nil {
@@ -69,6 +69,7 @@ func startKVM(cfg *Config, spec cmdline.Spec, fs *fsStack, slave *os.File) (*kvm
 	b := builder.New(builder.Config{
 		Kernel: cfg.Kernel, Cmdline: spec, VCPUs: cfg.CPUs, MemMiB: cfg.MemMiB, Init: cfg.Init,
 		Console: slave, Log: cfg.Log, SkipPayloadCheck: cfg.SkipPayloadCheck,
+		Ports: ports.consolePorts(),
 	})
 	b.AddFS(builder.FSDevice{Tag: initlib.RootTag, Server: fs.server})
 	if cfg.Payload != nil {
@@ -79,6 +80,10 @@ func startKVM(cfg *Config, spec cmdline.Spec, fs *fsStack, slave *os.File) (*kvm
 		slave.Close()
 		return nil, err
 	}
+	if con := vm.Ports(); con != nil {
+		ports.flush = con.WaitWritten
+	}
+	ports.sendSize()
 	e := &kvmEngine{vm: vm, slave: slave, done: make(chan struct{})}
 	go e.run()
 	return e, nil

@@ -9,9 +9,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/krunbench/krunbench/session/qemu"
 	"github.com/krunbench/krunbench/session/terminal"
+	"github.com/krunbench/krunbench/vmm/console"
 )
 
 // Names of the virtio-console ports the session gives the guest, as the
@@ -37,11 +41,14 @@ type hostPorts struct {
 
 	listeners []net.Listener
 	outputs   sync.WaitGroup // stdout and stderr copies still writing
+	flush     func()         // waits for the in-process engine's output
 
 	mu      sync.Mutex
 	size    terminal.Size
 	winsize io.Writer // nil until the engine has connected
-	conns   []io.Closer
+
+	cmu   sync.Mutex
+	conns []io.Closer // closed by close, without mu (a size write may block)
 }
 
 func newHostPorts(cfg *Config) *hostPorts {
@@ -102,11 +109,9 @@ func (h *hostPorts) accept(ln net.Listener, name string) {
 func (h *hostPorts) serve(name string, conn io.ReadWriteCloser) {
 	switch name {
 	case portStdin:
-		h.mu.Lock()
-		h.conns = append(h.conns, conn)
-		h.mu.Unlock()
+		h.keep(conn)
 		go func() {
-			_, _ = io.Copy(conn, h.cfg.Stdin)
+			_, _ = io.Copy(noSigpipe(conn), h.cfg.Stdin)
 			endInput(conn)
 		}()
 	case portStdout:
@@ -114,11 +119,57 @@ func (h *hostPorts) serve(name string, conn io.ReadWriteCloser) {
 	case portStderr:
 		go h.copyOut(h.cfg.Stderr, conn)
 	case portWinsize:
+		h.keep(conn)
 		h.mu.Lock()
-		h.winsize = conn
+		h.winsize = noSigpipe(conn)
 		h.sendLocked()
 		h.mu.Unlock()
 	}
+}
+
+// keep records c for close.
+func (h *hostPorts) keep(c io.Closer) {
+	h.cmu.Lock()
+	defer h.cmu.Unlock()
+	h.conns = append(h.conns, c)
+}
+
+// noSigpipe writes to a socket with MSG_NOSIGNAL: run listens for
+// SIGPIPE (a reader of its stdout that went away), and Go delivers a
+// listened-for SIGPIPE for a write to any descriptor, so a write to an
+// engine that has just exited must fail with EPIPE without raising it.
+func noSigpipe(w io.Writer) io.Writer {
+	sc, ok := w.(syscall.Conn)
+	if !ok {
+		return w
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return w
+	}
+	return sigpipeFree{rc}
+}
+
+type sigpipeFree struct{ rc syscall.RawConn }
+
+func (s sigpipeFree) Write(p []byte) (int, error) {
+	written := 0
+	for written < len(p) {
+		var n int
+		var werr error
+		err := s.rc.Write(func(fd uintptr) bool {
+			n, werr = unix.SendmsgN(int(fd), p[written:], nil, nil, unix.MSG_NOSIGNAL)
+			return !errors.Is(werr, unix.EAGAIN)
+		})
+		if err == nil {
+			err = werr
+		}
+		if err != nil {
+			return written, err
+		}
+		written += n
+	}
+	return written, nil
 }
 
 // endInput ends a port's input: the engine sees the port closed once it
@@ -143,6 +194,55 @@ func (h *hostPorts) copyOut(w io.Writer, conn io.ReadCloser) {
 	if _, err := io.Copy(w, conn); err != nil && !errors.Is(err, os.ErrClosed) {
 		_, _ = io.Copy(io.Discard, conn)
 	}
+}
+
+// consolePorts gives the ports to the in-process engine as
+// virtio-console ports (vmm/console) with in-memory host sides; flush is
+// then what waits for their output (the device's writers, after the VM
+// is closed).
+func (h *hostPorts) consolePorts() []console.Port {
+	var ports []console.Port
+	for _, name := range h.names {
+		var host io.ReadWriter
+		switch name {
+		case portStdin:
+			// The device reports the reader's end as the port's close.
+			host = readWriter{h.cfg.Stdin, io.Discard}
+		case portStdout:
+			host = readWriter{endedReader{}, h.cfg.Stdout}
+		case portStderr:
+			host = readWriter{endedReader{}, h.cfg.Stderr}
+		case portWinsize:
+			// The first size goes out once the device reads (sendSize).
+			r, w := io.Pipe()
+			host = readWriter{r, io.Discard}
+			h.keep(r)
+			h.mu.Lock()
+			h.winsize = w
+			h.mu.Unlock()
+		}
+		ports = append(ports, console.Port{Name: name, Host: host})
+	}
+	return ports
+}
+
+// readWriter is a port's host side made of two halves.
+type readWriter struct {
+	io.Reader
+	io.Writer
+}
+
+// endedReader is the input of an output-only port: none.
+type endedReader struct{}
+
+func (endedReader) Read([]byte) (int, error) { return 0, io.EOF }
+
+// sendSize sends the current size (the first line, once the in-process
+// device reads its ports).
+func (h *hostPorts) sendSize() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.sendLocked()
 }
 
 // resize records the console's size and sends it to the init.
@@ -170,6 +270,9 @@ func (h *hostPorts) finish() {
 		ln.Close()
 	}
 	h.outputs.Wait()
+	if h.flush != nil {
+		h.flush()
+	}
 }
 
 // close releases the listeners and the size port.
@@ -177,14 +280,16 @@ func (h *hostPorts) close() {
 	for _, ln := range h.listeners {
 		ln.Close()
 	}
+	h.cmu.Lock()
+	for _, c := range h.conns {
+		c.Close()
+	}
+	h.conns = nil
+	h.cmu.Unlock()
 	h.mu.Lock()
 	if c, ok := h.winsize.(io.Closer); ok {
 		c.Close()
 	}
 	h.winsize = nil
-	for _, c := range h.conns {
-		c.Close()
-	}
-	h.conns = nil
 	h.mu.Unlock()
 }

@@ -95,9 +95,7 @@ func start(cfg Config, accel string) (*Session, error) {
 		spec.Extra = append(spec.Extra, "krunbench.trace=1")
 	}
 	s.ports = newHostPorts(&s.cfg)
-	if cfg.Engine != EngineKVM {
-		spec.Extra = append(spec.Extra, s.ports.kernelParam())
-	}
+	spec.Extra = append(spec.Extra, s.ports.kernelParam())
 	line, err := cmdline.Build(spec)
 	if err != nil {
 		return nil, err
@@ -133,7 +131,7 @@ func start(cfg Config, accel string) (*Session, error) {
 
 // startKVM runs the guest in-process; the VM owns slave.
 func (s *Session) startKVM(spec cmdline.Spec, slave *os.File) error {
-	e, err := startKVM(&s.cfg, spec, s.fs, slave)
+	e, err := startKVM(&s.cfg, spec, s.fs, s.ports, slave)
 	if err == nil {
 		s.proc = e
 	}

@@ -118,7 +118,8 @@ type Options struct {
 // mmio transport's ConfigNotifiee.
 type Console struct {
 	ports     []*port
-	consoleID int // port that Resize targets; -1 for none
+	writers   sync.WaitGroup // the ports' host writers
+	consoleID int            // port that Resize targets; -1 for none
 	colsFirst bool
 	log       *slog.Logger
 
@@ -156,6 +157,7 @@ func New(opts Options) (*Console, error) {
 		c.ports = append(c.ports, newPort(i, p))
 	}
 	for _, p := range c.ports {
+		c.writers.Add(1)
 		go c.writeLoop(p)
 		if p.host != nil {
 			go c.readLoop(p)
@@ -421,6 +423,10 @@ func (c *Console) Close() error {
 	}
 	return nil
 }
+
+// WaitWritten waits, after Close, until every port's host writer has
+// written what the guest sent (or given up on a failed host side).
+func (c *Console) WaitWritten() { c.writers.Wait() }
 
 // notify sends the queue's used buffer notification if the driver wants
 // one.
