@@ -11,13 +11,14 @@ import (
 	"time"
 )
 
-// runPiped runs `krunbench run` on the QEMU engine (TCG, the same on every
-// machine) with stdin, stdout and stderr as pipes, as in a shell pipeline.
-func runPiped(t *testing.T, root, kernel, stdin string, args ...string) (stdout, stderr string, code int) {
+// runPiped runs `krunbench run` with engine's flags (the engine, the
+// kernel, the root) and stdin, stdout and stderr as pipes, as in a shell
+// pipeline.
+func runPiped(t *testing.T, engine []string, stdin string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 180*time.Second)
 	defer cancel()
-	argv := append([]string{"run", "--engine", "qemu", "--accel", "tcg", "--rootfs", root, "--kernel", kernel}, args...)
+	argv := append(append([]string{"run"}, engine...), args...)
 	cmd := exec.CommandContext(ctx, krunbenchBin(t), argv...)
 	var out, errOut bytes.Buffer
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = strings.NewReader(stdin), &out, &errOut
@@ -41,18 +42,23 @@ func runPiped(t *testing.T, root, kernel, stdin string, args ...string) (stdout,
 // and the init's messages never reach stdout.
 func TestRunInAPipeline(t *testing.T) {
 	requireQEMU(t)
-	kernel := guestKernel(t)
-	root := busyboxRootfs(t)
+	// TCG: the same on every machine.
+	pipelineChecks(t, []string{"--engine", "qemu", "--accel", "tcg", "--rootfs", busyboxRootfs(t), "--kernel", guestKernel(t)})
+}
+
+// pipelineChecks are TestRunInAPipeline's checks on the engine that
+// engine's flags select (TestKVMRunInAPipeline runs them in-process).
+func pipelineChecks(t *testing.T, engine []string) {
 
 	t.Run("end of input reaches cat", func(t *testing.T) {
-		stdout, stderr, code := runPiped(t, root, kernel, "a\nb\n", "--", "cat")
+		stdout, stderr, code := runPiped(t, engine, "a\nb\n", "--", "cat")
 		if stdout != "a\nb\n" || code != 0 {
 			t.Fatalf("printf 'a\\nb\\n' | krunbench run -- cat: stdout %q, exit %d (want \"a\\nb\\n\", 0)\nstderr:\n%s", stdout, code, stderr)
 		}
 	})
 
 	t.Run("stdout and stderr apart", func(t *testing.T) {
-		stdout, stderr, code := runPiped(t, root, kernel, "", "--boot-trace", "--", "sh", "-c", "echo out; echo err >&2")
+		stdout, stderr, code := runPiped(t, engine, "", "--boot-trace", "--", "sh", "-c", "echo out; echo err >&2")
 		if stdout != "out\n" || code != 0 {
 			t.Fatalf("stdout %q, exit %d (want \"out\\n\", 0)\nstderr:\n%s", stdout, code, stderr)
 		}
@@ -67,7 +73,7 @@ func TestRunInAPipeline(t *testing.T) {
 	})
 
 	t.Run("shell reads a script from stdin", func(t *testing.T) {
-		stdout, stderr, code := runPiped(t, root, kernel, "echo hi; exit 3\n")
+		stdout, stderr, code := runPiped(t, engine, "echo hi; exit 3\n")
 		if stdout != "hi\n" || code != 3 {
 			t.Fatalf("stdout %q, exit %d (want \"hi\\n\", 3)\nstderr:\n%s", stdout, code, stderr)
 		}
