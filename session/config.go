@@ -86,14 +86,16 @@ type Config struct {
 	Args    []string
 	Env     []string
 	Workdir string
-	// Verbose keeps kernel boot messages on the console.
+	// Verbose keeps kernel boot messages on the console, time-stamped
+	// (printk.time=1) so that they can be told from the guest's output.
 	Verbose bool
 	// TraceFile, when set, receives the FUSE trace as JSON lines.
 	TraceFile string
 	// Hook intercepts the guest's FUSE requests (the init debugger's
 	// rules engine, virtiofs/rules); nil costs nothing.
 	Hook fuse.Hook
-	// BootTimeout bounds the time until the guest's first FUSE request.
+	// BootTimeout bounds the time until the guest's first FUSE request;
+	// 0 means DefaultBootTimeout for the accelerator the engine uses.
 	BootTimeout time.Duration
 	// In and Out are the user's terminal (In may be nil: no input).
 	In  *os.File
@@ -135,9 +137,6 @@ func (c *Config) Validate() error {
 	}
 	if c.MemMiB < MinMemMiB || c.MemMiB > MaxMemMiB {
 		return fmt.Errorf("%w: %d MiB of memory (allowed %d..%d)", ErrSizing, c.MemMiB, MinMemMiB, MaxMemMiB)
-	}
-	if c.BootTimeout == 0 {
-		c.BootTimeout = 30 * time.Second
 	}
 	if c.Out == nil {
 		c.Out = io.Discard

@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/krunbench/krunbench/initlib"
 	"github.com/krunbench/krunbench/session/qemu"
@@ -52,10 +55,12 @@ func engineLine(c *Config) string {
 // kvmEngine runs the guest in this process on KVM (vmm/builder), with the
 // pty slave as the host side of hvc0.
 type kvmEngine struct {
-	vm    *builder.VM
-	slave *os.File
-	done  chan struct{}
-	err   error
+	vm      *builder.VM
+	slave   *os.File
+	done    chan struct{}
+	abandon chan struct{} // closed by Stop: the console's backlog need not be written
+	stop    sync.Once
+	err     error
 }
 
 // startKVM builds the VM and starts it. It owns slave from now on.
@@ -64,6 +69,10 @@ func startKVM(cfg *Config, spec cmdline.Spec, fs *fsStack, ports *hostPorts, sla
 	// guest's own tty does the line discipline.
 	if _, err := terminal.MakeRaw(int(slave.Fd())); err != nil {
 		slave.Close()
+		return nil, fmt.Errorf("console pty: %w", err)
+	}
+	slave, err := pollable(slave)
+	if err != nil {
 		return nil, fmt.Errorf("console pty: %w", err)
 	}
 	b := builder.New(builder.Config{
@@ -80,21 +89,52 @@ func startKVM(cfg *Config, spec cmdline.Spec, fs *fsStack, ports *hostPorts, sla
 		slave.Close()
 		return nil, err
 	}
+	e := &kvmEngine{vm: vm, slave: slave, done: make(chan struct{}), abandon: make(chan struct{})}
 	if con := vm.Ports(); con != nil {
-		ports.flush = con.WaitWritten
+		ports.flush = func() {
+			select {
+			case <-con.Flushed():
+			case <-e.abandon:
+			}
+		}
 	}
 	ports.sendSize()
-	e := &kvmEngine{vm: vm, slave: slave, done: make(chan struct{})}
 	go e.run()
 	return e, nil
 }
 
-// run runs the VM and releases it as soon as it ends, so the console
-// master sees the end of output.
+// pollable returns slave as a non-blocking file on Go's poller, so that
+// closing it ends the console's reader and writer at once (a blocking
+// file's close waits for a pending read, which keeps the pty's slave side
+// open and the session from ever seeing the end of output). Writes still
+// wait for the session to read: the poller parks the writer instead of
+// the thread.
+func pollable(slave *os.File) (*os.File, error) {
+	defer slave.Close()
+	fd, err := unix.Dup(int(slave.Fd()))
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), slave.Name()), nil
+}
+
+// run runs the VM and releases it as soon as it ends; once the console
+// has written the guest's last output (or Stop abandoned it) it closes the
+// pty's slave side, so the session's reader sees the end of output.
 func (e *kvmEngine) run() {
 	defer close(e.done)
 	e.err = e.vm.Run(context.Background())
 	e.vm.Close()
+	if con := e.vm.Console(); con != nil {
+		select {
+		case <-con.Flushed():
+		case <-e.abandon:
+		}
+	}
 	e.slave.Close()
 }
 
@@ -113,6 +153,7 @@ func (e *kvmEngine) Where() string {
 func (e *kvmEngine) Entered() time.Time { return e.vm.Entered() }
 
 func (e *kvmEngine) Stop(grace time.Duration) {
+	e.stop.Do(func() { close(e.abandon) })
 	e.vm.Stop()
 	select {
 	case <-e.done:

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/creack/pty"
@@ -26,6 +27,17 @@ import (
 // is present but unfit (nested setups), and TCG takes over.
 const kvmBootTimeout = 10 * time.Second
 
+// DefaultBootTimeout bounds the time until the guest's first FUSE request
+// when Config.BootTimeout is 0: 30 s with KVM; 120 s under TCG, where a
+// busy 2-core machine took over 30 s to reach the root (load 9) and a
+// false "never reached its virtio-fs root" would stop a healthy boot.
+func DefaultBootTimeout(accel string) time.Duration {
+	if accel == qemu.AccelTCG {
+		return 120 * time.Second
+	}
+	return 30 * time.Second
+}
+
 // Session is one running guest: the virtio-fs stack serving its root, the
 // engine process, and its console. Console output goes to Config.Out as it
 // arrives (the writer must not block for long: the TUI's drops and counts);
@@ -41,6 +53,7 @@ type Session struct {
 	tail    consoleTail
 	qlog    bytes.Buffer
 	drained chan struct{}
+	pumped  atomic.Int64 // console bytes handed to Config.Out
 	ended   chan struct{}
 	stopped chan struct{}
 	stop    sync.Once
@@ -93,6 +106,11 @@ func start(cfg Config, accel string) (*Session, error) {
 	}
 	if cfg.BootTrace {
 		spec.Extra = append(spec.Extra, "krunbench.trace=1")
+	}
+	if cfg.Verbose {
+		// Time-stamped kernel messages, told apart from the guest's
+		// output on the shared console (the TUI's kernel boot log).
+		spec.Extra = append(spec.Extra, "printk.time=1")
 	}
 	s.ports = newHostPorts(&s.cfg)
 	spec.Extra = append(spec.Extra, s.ports.kernelParam())
@@ -158,19 +176,75 @@ func (s *Session) startQEMU(line string, slave *os.File) error {
 }
 
 // pumpOutput copies console output to Config.Out and the panic detector.
+// Once Config.Out fails, the rest is read and discarded: the engines wait
+// for the console to be read (backpressure), and a dead reader must not
+// stall the guest.
 func (s *Session) pumpOutput() {
 	defer close(s.drained)
 	out := s.cfg.Out
 	if !s.cfg.Verbose {
 		out = &panicCut{w: out}
 	}
-	_, _ = io.Copy(io.MultiWriter(out, &s.tail, &s.milestones), s.console)
+	_, _ = io.Copy(&outputWriter{w: io.MultiWriter(out, &s.tail, &s.milestones), n: &s.pumped}, s.console)
+}
+
+// outputWriter counts the bytes its writer took, and discards everything
+// after the writer's first error.
+type outputWriter struct {
+	w      io.Writer
+	n      *atomic.Int64
+	failed bool
+}
+
+func (o *outputWriter) Write(b []byte) (int, error) {
+	if !o.failed {
+		_, err := o.w.Write(b)
+		o.failed = err != nil
+	}
+	o.n.Add(int64(len(b)))
+	return len(b), nil
+}
+
+// drainIdleLimit bounds the wait for the console's last bytes after the
+// engine ended, counted from the last byte Config.Out took: a reader that
+// keeps taking output gets all of it, however slowly; one that took
+// nothing for this long (stuck) loses the rest. Both engines close their
+// side of the console when they end, so the wait normally ends with the
+// output (drained).
+const drainIdleLimit = 10 * time.Second
+
+// waitDrained waits until the console's output has all reached
+// Config.Out, the session is stopped, or the reader is stuck.
+func (s *Session) waitDrained() {
+	const step = 250 * time.Millisecond
+	tick := time.NewTicker(step)
+	defer tick.Stop()
+	last, idle := s.pumped.Load(), time.Duration(0)
+	for {
+		select {
+		case <-s.drained:
+			return
+		case <-s.stopped:
+			return
+		case <-tick.C:
+		}
+		if n := s.pumped.Load(); n != last {
+			last, idle = n, 0
+			continue
+		}
+		if idle += step; idle >= drainIdleLimit {
+			return
+		}
+	}
 }
 
 // supervise waits for the engine to end, enforcing the boot timeout.
 func (s *Session) supervise() {
 	defer close(s.ended)
 	timeout := s.cfg.BootTimeout
+	if timeout == 0 {
+		timeout = DefaultBootTimeout(s.accel)
+	}
 	if s.cfg.Accel == "" && s.accel == qemu.AccelKVM && (s.cfg.Engine == EngineQEMU || s.cfg.engineAuto) {
 		timeout = min(timeout, kvmBootTimeout)
 	}
@@ -208,10 +282,7 @@ func (s *Session) supervise() {
 
 // finish works out how the guest ended, after the engine exited.
 func (s *Session) finish() {
-	select { // let the last console bytes through
-	case <-s.drained:
-	case <-time.After(time.Second):
-	}
+	s.waitDrained() // let the last console bytes through
 	s.ports.finish()
 	s.res = Result{Engine: s.cfg.Engine, Accel: s.accel, Panic: s.tail.panicMessage(), Boot: s.bootTimes()}
 	if code, ok := s.fs.overlay.ExitCode(); ok {

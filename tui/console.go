@@ -20,7 +20,7 @@ import (
 // consoleKeys are the console pane's keys. Detach is the only one read
 // while the console is attached; the others only while it is not.
 type consoleKeys struct {
-	Attach, Detach, Up, Down, PageUp, PageDown, Top, Bottom key.Binding
+	Attach, Detach, Up, Down, PageUp, PageDown, Top, Bottom, BootLog key.Binding
 }
 
 func newConsoleKeys() consoleKeys {
@@ -33,6 +33,7 @@ func newConsoleKeys() consoleKeys {
 		PageDown: key.NewBinding(key.WithKeys("pgdown", "f"), key.WithHelp("pgdn", "page forward")),
 		Top:      key.NewBinding(key.WithKeys("home", "g"), key.WithHelp("home/g", "oldest line")),
 		Bottom:   key.NewBinding(key.WithKeys("end", "G"), key.WithHelp("end/G", "live screen")),
+		BootLog:  key.NewBinding(key.WithKeys("l"), key.WithHelp("l", "kernel boot log / guest screen")),
 	}
 }
 
@@ -62,6 +63,10 @@ type console struct {
 	// history is the console output since the source started (its last
 	// historyLimit bytes), replayed to lay the text out again on resize.
 	history []byte
+	// bootLog shows the kernel's messages (see kernelLog) instead of the
+	// guest's screen.
+	bootLog bool
+	klog    kernelLog
 	viewCache
 }
 
@@ -109,6 +114,8 @@ func (c *console) setSource(src Source) {
 	c.scroll = 0
 	c.attached = false
 	c.ended = ""
+	c.bootLog = false
+	c.klog.reset()
 	c.history = nil
 	c.emu.Write([]byte("\x1b[2J\x1b[3J\x1b[H"))
 	clear(c.mouseModes)
@@ -129,6 +136,7 @@ func (c *console) close() {
 func (c *console) feed(b []byte) {
 	c.invalidate()
 	c.remember(b)
+	c.klog.write(b)
 	c.emu.Write(b)
 }
 
@@ -204,7 +212,12 @@ func endedWords(st recording.Status) string {
 	return "the session ended"
 }
 
-func (c *console) Title() string { return "console" }
+func (c *console) Title() string {
+	if c.bootLog {
+		return "console: kernel boot log"
+	}
+	return "console"
+}
 
 func (c *console) SetSize(w, h int) {
 	c.w, c.h = w, h
@@ -227,13 +240,14 @@ func (c *console) Capturing() bool { return c.attached }
 
 func (c *console) Bindings() []key.Binding {
 	k := c.keys
-	return []key.Binding{k.Attach, k.Detach, k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom}
+	return []key.Binding{k.Attach, k.Detach, k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom, k.BootLog}
 }
 
 // attach gives the console the keyboard.
 func (c *console) attach() {
 	c.invalidate()
 	c.attached = true
+	c.bootLog = false
 	c.scroll = 0
 }
 
@@ -260,7 +274,13 @@ func (c *console) Update(msg tea.KeyPressMsg) tea.Cmd {
 		return nil
 	}
 	back := c.emu.ScrollbackLen()
+	if c.bootLog {
+		back = max(len(c.klog.lines)-c.rows, 0)
+	}
 	switch {
+	case key.Matches(msg, c.keys.BootLog):
+		c.bootLog = !c.bootLog
+		c.scroll = 0
 	case key.Matches(msg, c.keys.Attach):
 		c.attach()
 	case key.Matches(msg, c.keys.Up):
@@ -355,6 +375,11 @@ func (c *console) screenLines() []string {
 // lines is what the pane shows: the screen, or a window into the
 // scrollback followed by the screen.
 func (c *console) lines() []string {
+	if c.bootLog {
+		all := c.klog.lines
+		end := max(len(all)-c.scroll, 0)
+		return all[max(end-c.rows, 0):end]
+	}
 	screen := c.screenLines()
 	if c.scroll == 0 {
 		return screen
@@ -386,6 +411,8 @@ func (c *console) View(focused bool) string {
 	style, title := styleFor(c.ctx, focused)
 	var badge string
 	switch {
+	case c.bootLog:
+		badge = c.ctx.Styles.Muted.Render(strconv.Itoa(len(c.klog.lines)) + " kernel lines · l: guest screen")
 	case c.attached:
 		style = c.ctx.Styles.Attached
 		badge = c.ctx.Styles.Accent.Render("● attached · " + DetachKey + " detaches")

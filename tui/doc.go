@@ -65,7 +65,11 @@
 //     only the latest stats snapshot and inode table are kept) and, past
 //     its bounds, drops: the oldest pending events and console bytes go
 //     first and are counted in SourceMsg.Dropped and
-//     SourceMsg.ConsoleDropped, which the status bar shows. Status changes
+//     SourceMsg.ConsoleDropped, which the status bar shows. A live
+//     source's console is the exception: it queues with
+//     Pump.ConsoleWait, which waits for the UI instead of dropping, so a
+//     lagging UI slows the guest's printing (the console's backpressure)
+//     and loses none of it. Status changes
 //     and milestones are never dropped. Each batch is a frame, so the
 //     buffer also paces them: at most one per DefaultPumpInterval, a
 //     flood's small batches coalesced into one. Pump implements all of

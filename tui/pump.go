@@ -32,6 +32,7 @@ type Pump struct {
 	interval              time.Duration
 
 	mu      sync.Mutex
+	room    sync.Cond // signalled when pending console bytes were taken, or on Close
 	pending SourceMsg
 	has     bool
 	closing bool
@@ -65,6 +66,7 @@ func NewPumpInterval(maxEvents, maxConsole int, interval time.Duration) *Pump {
 		maxEvents: maxEvents, maxConsole: maxConsole, interval: max(interval, 0),
 		wake: make(chan struct{}, 1), abort: make(chan struct{}), out: make(chan SourceMsg),
 	}
+	p.room.L = &p.mu
 	go p.forward()
 	return p
 }
@@ -102,6 +104,36 @@ func (p *Pump) Console(b []byte) {
 			p.cdrop += uint64(over)
 		}
 	})
+}
+
+// ConsoleWait queues console output like Console, but never drops it:
+// while maxConsole bytes are pending it waits for the reader to take them
+// (or for Close). A live console calls it from the session's console
+// reader, so a UI that lags slows the guest's printing down instead of
+// losing what it printed. b is copied.
+func (p *Pump) ConsoleWait(b []byte) {
+	for len(b) > 0 {
+		p.mu.Lock()
+		for !p.closing && len(p.pending.Console) >= p.maxConsole {
+			p.room.Wait()
+		}
+		if p.closing {
+			p.mu.Unlock()
+			return
+		}
+		n := min(len(b), p.maxConsole-len(p.pending.Console))
+		p.pending.Console = append(p.pending.Console, b[:n]...)
+		b = b[n:]
+		if !p.has {
+			p.pending.Queued = time.Now()
+		}
+		p.has = true
+		p.mu.Unlock()
+		select {
+		case p.wake <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // Event queues a FUSE request.
@@ -155,6 +187,7 @@ func (p *Pump) AddDropped(n uint64) {
 func (p *Pump) Close() {
 	p.mu.Lock()
 	p.closing = true
+	p.room.Broadcast()
 	p.mu.Unlock()
 	select {
 	case p.wake <- struct{}{}:
@@ -181,6 +214,7 @@ func (p *Pump) take() (m SourceMsg, ok, closing bool) {
 	m, ok, closing = p.pending, p.has, p.closing
 	m.Dropped, m.UpstreamDropped, m.ConsoleDropped = p.dropped, p.updrop, p.cdrop
 	p.pending, p.has = SourceMsg{}, false
+	p.room.Broadcast()
 	return m, ok, closing
 }
 

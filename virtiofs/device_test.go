@@ -129,7 +129,9 @@ func TestDeviceServesFUSEOverVirtqueue(t *testing.T) {
 	if h.Error != 0 || len(body) != 0 {
 		t.Fatalf("EOF READ: error %d, %d bytes", h.Error, len(body))
 	}
-	h, _ = r.call(req(fuse.OpIoctl, 5, 1, fuse.IoctlIn{Cmd: fuse.ExitCodeIoctl, Arg: 42}), nil, 64)
+	ioctl := req(fuse.OpIoctl, 5, 1, fuse.IoctlIn{Cmd: fuse.ExitCodeIoctl, Arg: 42})
+	binary.LittleEndian.PutUint32(ioctl[32:], fuse.InitPID) // the header's pid: the guest's init reports
+	h, _ = r.call(ioctl, nil, 64)
 	if code, ok := r.ov.ExitCode(); h.Error != 0 || !ok || code != 42 {
 		t.Fatalf("exit ioctl: error %d, code %d set %v", h.Error, code, ok)
 	}

@@ -46,6 +46,20 @@ type config struct {
 	peerSrc, peerCache string
 	// passthroughHP is the built peer binary (findPeers).
 	passthroughHP string
+	// Concurrency rows (concurrency.go): clients at once, files in each
+	// client's tree, create+unlink triples per client, each client's fio
+	// file size and 4 KiB reads, the mixed row's writer size and idle
+	// stat calls.
+	clients, concFiles, concCreates, concReads, mixedProbes int
+	concFileSize, mixedSize                                 int64
+	// memFiles is the memory row's tree size (inodes.go); 0 skips it.
+	memFiles int
+	// quick shrinks every size not given on the command line (smoke run).
+	quick bool
+	// limitModes runs no-tap and rules100 on overheadRows only (rules.go).
+	limitModes bool
+	// label is recorded in the JSON, e.g. "smoke run on a busy machine".
+	label string
 }
 
 func main() {
@@ -70,7 +84,7 @@ func main() {
 
 func parseFlags() (*config, error) {
 	var cfg config
-	var size, modes, workloads string
+	var size, modes, workloads, concFileSize, mixedSize string
 	flag.StringVar(&cfg.bin, "bin", "../bin/krunbench", "krunbench binary")
 	flag.StringVar(&cfg.loopback, "loopback", "", "go-fuse loopback binary (default: build ./loopback with -go)")
 	flag.StringVar(&cfg.goCmd, "go", "go", "go command used to build the loopback server")
@@ -89,17 +103,43 @@ func parseFlags() (*config, error) {
 	flag.BoolVar(&cfg.createOnDisk, "create-on-disk", false, "run create+unlink on the share's filesystem instead of a tmpfs mounted inside the share")
 	flag.StringVar(&cfg.settings, "settings", settingsDefault, "default: the system as shipped (pipes and balloon untouched), a fresh server per cold sample plus warm-server rows; tuned: balloon unbound, pipes raised, servers mounted for the whole run")
 	flag.StringVar(&cfg.peerSrc, "passthrough-hp-src", peers.SourceDir, "libfuse passthrough_hp sources (passthrough_hp.cc, cxxopts.hpp)")
+	flag.IntVar(&cfg.clients, "clients", 8, "clients at once in the concurrency rows")
+	flag.IntVar(&cfg.concFiles, "conc-files", 1500, "files in each client's tree (par-stat)")
+	flag.IntVar(&cfg.concCreates, "conc-creates", 1000, "create+unlink triples per client (par-create)")
+	flag.IntVar(&cfg.concReads, "conc-reads", 4096, "4 KiB random reads per fio job (par-randread)")
+	flag.StringVar(&concFileSize, "conc-file-size", "64M", "each fio job's file (par-randread)")
+	flag.StringVar(&mixedSize, "mixed-size", "1G", "the mixed row's sequential writer")
+	flag.IntVar(&cfg.mixedProbes, "mixed-probes", 5000, "stat calls the mixed row's small client makes alone (its idle latencies)")
+	flag.IntVar(&cfg.memFiles, "mem-files", 100000, "files in the memory row's tree (backend RSS after looking them all up); 0 skips the row")
+	flag.BoolVar(&cfg.quick, "quick", false, "smoke run: every size not given shrinks (2 rounds, 32 MiB, 2000-file trees, no memory row); the numbers only show that everything runs")
+	flag.StringVar(&cfg.label, "label", "", "a note recorded in the JSON (e.g. \"smoke run, busy machine\")")
+	flag.StringVar(&cfg.passthroughHP, "passthrough-hp", "", "a built passthrough_hp binary (default: build it from -passthrough-hp-src)")
 	flag.StringVar(&cfg.peerCache, "peer-cache", "", "where passthrough_hp is built (default ~/.cache/krunbench/peers)")
 	flag.Parse()
-	if err := applySettings(&cfg); err != nil {
-		return nil, err
-	}
 	if flag.NArg() != 0 {
 		return nil, fmt.Errorf("unexpected arguments %q", flag.Args())
 	}
 	var err error
 	if cfg.size, err = parseSize(size); err != nil {
 		return nil, err
+	}
+	if cfg.concFileSize, err = parseSize(concFileSize); err != nil {
+		return nil, err
+	}
+	if cfg.mixedSize, err = parseSize(mixedSize); err != nil {
+		return nil, err
+	}
+	// After the sizes are parsed, or their flag defaults would undo what
+	// the settings chose (default settings ran 1 GiB, not 512 MiB).
+	if err := applySettings(&cfg); err != nil {
+		return nil, err
+	}
+	applyQuick(&cfg)
+	if cfg.mixedSize%chunk != 0 || cfg.concFileSize < 4096 {
+		return nil, fmt.Errorf("-mixed-size must be a multiple of 1M and -conc-file-size at least 4K")
+	}
+	if cfg.clients < 1 || cfg.concFiles < 1 || cfg.concCreates < 1 || cfg.concReads < 1 || cfg.mixedProbes < 1 || cfg.memFiles < 0 {
+		return nil, fmt.Errorf("-clients, -conc-files, -conc-creates, -conc-reads and -mixed-probes must be positive, -mem-files at least 0")
 	}
 	if cfg.size < chunk || cfg.size%chunk != 0 {
 		return nil, fmt.Errorf("-size must be a positive multiple of 1M")
@@ -109,6 +149,7 @@ func parseFlags() (*config, error) {
 	}
 	if !flagSet("modes") && cfg.settings == settingsDefault {
 		modes = strings.Join(defaultSettingsModes, ",")
+		cfg.limitModes = true
 	}
 	cfg.modes = splitList(modes)
 	for _, m := range cfg.modes {
@@ -198,14 +239,24 @@ func run(cfg *config, cl *cleanups, stop <-chan struct{}) error {
 	}
 	skipped := findPeers(cfg, tmp)
 	info.GoFuse = goFuseVersion(cfg.goCmd)
-	modes := buildModes(cfg, share, tmp, filepath.Join(tmp, "trace.jsonl"))
+	rulesFile := filepath.Join(tmp, "rules100.txt")
+	if err := writeRulesFile(rulesFile); err != nil {
+		return err
+	}
+	modes := buildModes(cfg, share, tmp, filepath.Join(tmp, "trace.jsonl"), rulesFile)
 	wls := buildWorkloads(cfg)
 	if cfg.settings == settingsDefault {
-		wls = withWarmRows(wls)
+		wls = append(withWarmRows(wls), concWorkloads(cfg)...)
 	}
+	memory := cfg.memFiles > 0 && cfg.settings == settingsDefault
 	if len(cfg.workloads) > 0 {
-		wls = slices.DeleteFunc(wls, func(w *workload) bool { return !slices.Contains(cfg.workloads, w.Name) })
-		if len(wls) != len(cfg.workloads) {
+		if slices.Contains(cfg.workloads, memoryRow) && !memory {
+			return errors.New("-workloads memory: the memory row needs -settings default and -mem-files above 0 (-quick sets it to 0)")
+		}
+		memory = memory && slices.Contains(cfg.workloads, memoryRow)
+		names := slices.DeleteFunc(slices.Clone(cfg.workloads), func(n string) bool { return n == memoryRow })
+		wls = slices.DeleteFunc(wls, func(w *workload) bool { return !slices.Contains(names, w.Name) })
+		if len(wls) != len(names) {
 			return fmt.Errorf("-workloads: unknown name in %q", strings.Join(cfg.workloads, ","))
 		}
 	}
@@ -214,6 +265,16 @@ func run(cfg *config, cl *cleanups, stop <-chan struct{}) error {
 	}
 	if err := prepareShare(cfg, share); err != nil {
 		return err
+	}
+	if slices.ContainsFunc(wls, func(w *workload) bool { return w.concurrent }) {
+		if err := prepareConcurrency(cfg, share); err != nil {
+			return err
+		}
+	}
+	if memory {
+		if err := prepareMany(cfg, share); err != nil {
+			return err
+		}
 	}
 	if stopped(stop) {
 		return errStopped
@@ -235,8 +296,14 @@ func run(cfg *config, cl *cleanups, stop <-chan struct{}) error {
 	res.Skipped = skipped
 	start := time.Now()
 	cold := slices.DeleteFunc(slices.Clone(wls), func(w *workload) bool { return w.warmServer || cfg.settings != settingsDefault })
+	fresh := freshServers(cl, modes, tmp)
 	if len(cold) > 0 {
-		if err := runRounds(cfg, modes, nil, cold, res, share, stop, freshServers(cl, modes, tmp)); err != nil {
+		if err := runRounds(cfg, modes, nil, cold, res, share, stop, fresh); err != nil {
+			return err
+		}
+	}
+	if memory {
+		if res.Memory, err = runInodes(cfg, modes, fresh, share, stop); err != nil {
 			return err
 		}
 	}
@@ -287,6 +354,9 @@ func runRounds(cfg *config, modes map[string]*mode, srvs map[string]*server, wls
 			for _, name := range order {
 				if stopped(stop) {
 					return errStopped
+				}
+				if !cfg.runsRow(name, w.Name) {
+					continue
 				}
 				m := modes[name]
 				dir := share
@@ -351,7 +421,13 @@ func sample(w *workload, srv *server, all []*server, dir, share string, stop <-c
 	settleAll(all)
 	cpu0, client0 := srv.cpu(), selfCPU()
 	t0 := time.Now()
-	units, err := w.run(dir, stop)
+	var out outcome
+	var err error
+	if w.detail != nil {
+		out, err = w.detail(dir, stop)
+	} else {
+		out.Units, err = w.run(dir, stop)
+	}
 	elapsed := time.Since(t0)
 	cpu1, client1 := srv.cpu(), selfCPU()
 	if err != nil {
@@ -363,15 +439,22 @@ func sample(w *workload, srv *server, all []*server, dir, share string, stop <-c
 		}
 	}
 	secs := elapsed.Seconds()
-	return measure{Value: units / secs, Seconds: secs, ServerCPU: cpu1 - cpu0, ClientCPU: client1 - client0}, nil
+	if out.Seconds > 0 {
+		secs = out.Seconds
+	}
+	return measure{Value: out.Units / secs, Seconds: secs, ServerCPU: cpu1 - cpu0, ClientCPU: client1 - client0, Latency: out.Latency}, nil
 }
 
 // selfCPU is this process's user+system CPU time (the client side of FUSE
-// requests, kernel work included).
+// requests, kernel work included), plus that of its waited-for children
+// (fio).
 func selfCPU() float64 {
-	var ru unix.Rusage
-	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
-		return 0
+	total := 0.0
+	for _, who := range []int{unix.RUSAGE_SELF, unix.RUSAGE_CHILDREN} {
+		var ru unix.Rusage
+		if err := unix.Getrusage(who, &ru); err == nil {
+			total += float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+		}
 	}
-	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+	return total
 }

@@ -30,6 +30,8 @@ type measure struct {
 	Seconds   float64 `json:"seconds"`
 	ServerCPU float64 `json:"server_cpu_s"`
 	ClientCPU float64 `json:"client_cpu_s"`
+	// Latency is the small client's (mixed) or fio's (par-randread).
+	Latency *latency `json:"latency,omitempty"`
 }
 
 // series is every sample of one workload in one mode.
@@ -65,6 +67,16 @@ type row struct {
 	// TapCPUPct and TraceCPUPct are the extra server CPU time, likewise.
 	TapCPUPct   *paired `json:"tap_server_cpu_pct,omitempty"`
 	TraceCPUPct *paired `json:"trace_server_cpu_pct,omitempty"`
+	// Rules100OverheadPct, Rules100CPUPct and Rules100ExtraUsPerUnit are
+	// what 100 non-matching rules add over tap (c), within rounds: extra
+	// time and server CPU in percent, extra microseconds per unit of the
+	// row (file stat-ed, create+unlink triple).
+	Rules100OverheadPct    *paired `json:"rules100_overhead_pct,omitempty"`
+	Rules100CPUPct         *paired `json:"rules100_server_cpu_pct,omitempty"`
+	Rules100ExtraUsPerUnit *paired `json:"rules100_extra_us_per_unit,omitempty"`
+	// P99UnderWriter is, per mode, the small client's p99 under the
+	// writer over its idle p99, sample by sample (mixed row).
+	P99UnderWriter map[string]*paired `json:"p99_under_writer_over_idle,omitempty"`
 }
 
 // paired summarises one quantity computed within each round from two
@@ -164,15 +176,29 @@ type results struct {
 		Order       string   `json:"order"`
 		CacheDrop   string   `json:"cache_drop"`
 		Caching     []string `json:"caching"`
+		// The concurrency and memory rows' sizes (concurrency.go, inodes.go).
+		Clients      int   `json:"clients"`
+		ConcFiles    int   `json:"conc_files_per_client"`
+		ConcCreates  int   `json:"conc_creates_per_client"`
+		ConcReads    int   `json:"conc_reads_per_client"`
+		ConcFileSize int64 `json:"conc_file_size_bytes"`
+		MixedSize    int64 `json:"mixed_writer_bytes"`
+		MixedProbes  int   `json:"mixed_idle_probes"`
+		MemFiles     int   `json:"mem_files"`
+		Quick        bool  `json:"quick,omitempty"`
 	} `json:"config"`
+	// Label is -label: what kind of run this was (e.g. a smoke run).
+	Label string `json:"label,omitempty"`
 	// Settings is "default" or "tuned" (settings.go).
-	Settings string                `json:"settings"`
-	Skipped  []skippedPeer         `json:"skipped_peers,omitempty"`
-	Modes    []*mode               `json:"modes"`
-	Rows     []*row                `json:"workloads"`
-	Traces   map[string][]traceRun `json:"trace_files,omitempty"`
-	Targets  map[string]*target    `json:"targets"`
-	Elapsed  float64               `json:"elapsed_s"`
+	Settings string `json:"settings"`
+	// Memory is the memory row (inodes.go).
+	Memory  *inodeResults         `json:"memory,omitempty"`
+	Skipped []skippedPeer         `json:"skipped_peers,omitempty"`
+	Modes   []*mode               `json:"modes"`
+	Rows    []*row                `json:"workloads"`
+	Traces  map[string][]traceRun `json:"trace_files,omitempty"`
+	Targets map[string]*target    `json:"targets"`
+	Elapsed float64               `json:"elapsed_s"`
 }
 
 func newResults(cfg *config, info machine, modes map[string]*mode, wls []*workload) *results {
@@ -180,7 +206,10 @@ func newResults(cfg *config, info machine, modes map[string]*mode, wls []*worklo
 	r.Config.Runs, r.Config.SizeBytes = cfg.runs, cfg.size
 	r.Config.Dirs, r.Config.FilesPerDir, r.Config.Creates = cfg.dirs, cfg.filesPerDir, cfg.creates
 	r.Config.Bin = cfg.bin
-	r.Settings = cfg.settings
+	r.Config.Clients, r.Config.ConcFiles, r.Config.ConcCreates, r.Config.ConcReads = cfg.clients, cfg.concFiles, cfg.concCreates, cfg.concReads
+	r.Config.ConcFileSize, r.Config.MixedSize, r.Config.MixedProbes = cfg.concFileSize, cfg.mixedSize, cfg.mixedProbes
+	r.Config.MemFiles, r.Config.Quick = cfg.memFiles, cfg.quick
+	r.Settings, r.Label = cfg.settings, cfg.label
 	r.Config.Order = "every mode is mounted side by side for the whole run; a round runs each workload in every mode back to back, in an order rotated every two rounds and reversed in odd rounds; ratios and overheads are taken within each round, then their median over rounds"
 	r.Config.CacheDrop = "sync; echo 3 > /proc/sys/vm/drop_caches before every sample, then wait for every server's CPU time to stop moving; free page reporting (virtio-balloon) off for the run, see memory.go"
 	if cfg.settings == settingsDefault {
@@ -284,7 +313,7 @@ func (r *results) finish(elapsed time.Duration) {
 				x.CacheModeDiffers = map[string]string{modePtHP: diff}
 			}
 		}
-		if x.OursOverGoFuse = pairOf(c, e, speedRatio); x.OursOverGoFuse != nil {
+		if x.OursOverGoFuse = pairOf(c, e, speedRatio); x.OursOverGoFuse != nil && !x.concurrent {
 			ratio.Rows[x.Name] = x.OursOverGoFuse.Median >= goFuseTarget
 			if e.Median > 0 {
 				x.OursOverGoFuseOfMedians = ptr(c.Median / e.Median)
@@ -299,7 +328,8 @@ func (r *results) finish(elapsed time.Duration) {
 			overhead.Rows[x.Name+" trace"] = x.TraceOverheadPct.Median <= targetOverheadPct
 		}
 	}
-	r.Targets = map[string]*target{"ours_ge_gofuse": ratio, "tap_overhead_le_5pct": overhead, "ours_ge_passthrough_hp": overPtHP}
+	r.Targets = map[string]*target{"ours_ge_gofuse": ratio, "tap_overhead_le_5pct": overhead, "ours_ge_passthrough_hp": overPtHP,
+		"p99_under_writer_le_2x_idle": r.finishConcurrency()}
 	for _, t := range r.Targets {
 		if len(t.Rows) == 0 {
 			continue
@@ -426,7 +456,8 @@ func (r *results) printTable(w io.Writer) {
 		fmt.Fprintf(w, "SKIPPED %s: %s\n", sk.Mode, sk.Reason)
 	}
 	fmt.Fprintln(w, "* passthrough_hp runs with the kernel's writeback cache: on rows marked * its WRITEs are gathered by the kernel before they reach it, a cache mode krunbench does not offer")
-	for _, key := range []string{"ours_ge_gofuse", "ours_ge_passthrough_hp", "tap_overhead_le_5pct"} {
+	r.printConcurrency(w)
+	for _, key := range []string{"ours_ge_gofuse", "ours_ge_passthrough_hp", "tap_overhead_le_5pct", "p99_under_writer_le_2x_idle"} {
 		t := r.Targets[key]
 		if t == nil {
 			continue
@@ -514,11 +545,15 @@ func (r *results) fmtTarget(p *paired, key, rowName string) string {
 	if p == nil {
 		return "-"
 	}
-	verdict := "MISS"
-	if t := r.Targets[key]; t != nil && t.Rows[rowName] {
-		verdict = "PASS"
+	t := r.Targets[key]
+	if t == nil {
+		return fmtRatio(p)
 	}
-	return fmtRatio(p) + " " + verdict
+	ok, judged := t.Rows[rowName]
+	if !judged { // a ratio shown for information (e.g. go-fuse on the concurrency rows)
+		return fmtRatio(p)
+	}
+	return fmtRatio(p) + map[bool]string{true: " PASS", false: " MISS"}[ok]
 }
 
 // cacheModeDiff says why passthrough_hp's row may differ by cache mode
@@ -526,7 +561,7 @@ func (r *results) fmtTarget(p *paired, key, rowName string) string {
 // effect (every sample starts after drop_caches, so the longer entry
 // timeouts and keep_cache have nothing cached to reuse).
 func cacheModeDiff(rowName string) string {
-	if strings.HasPrefix(rowName, "write") {
+	if strings.HasPrefix(rowName, "write") || rowName == rowMixed {
 		return "writeback cache: the kernel gathers the writes in its page cache and sends them on fsync and in the background; krunbench and go-fuse see every write(2)"
 	}
 	return ""

@@ -40,20 +40,21 @@ const (
 	modeGoFuse  = "go-fuse"
 	modeGoFuseP = "go-fuse-pt"
 	modePtHP    = "passthrough_hp"
+	modeRules   = "rules100"
 	mountWait   = 15 * time.Second
 	termWait    = 5 * time.Second
 	settleIdle  = 100 * time.Millisecond
 	settleLimit = 3 * time.Second
 )
 
-var allModes = []string{modeHost, modeNoTap, modeTap, modeTrace, modeGoFuse, modeGoFuseP, modePtHP}
+var allModes = []string{modeHost, modeNoTap, modeTap, modeTrace, modeRules, modeGoFuse, modeGoFuseP, modePtHP}
 
 // defaultModes leave out go-fuse-pt, informational and not comparable.
 var defaultModes = []string{modeHost, modeNoTap, modeTap, modeTrace, modeGoFuse}
 
 // buildModes describes every mode; each FUSE mode gets its own mount
-// point under tmp. share, tmp and traceFile are absolute.
-func buildModes(cfg *config, share, tmp, traceFile string) map[string]*mode {
+// point under tmp. share, tmp, traceFile and rulesFile are absolute.
+func buildModes(cfg *config, share, tmp, traceFile, rulesFile string) map[string]*mode {
 	mnt := func(name string) string { return filepath.Join(tmp, "mnt-"+strings.ReplaceAll(name, "+", "-")) }
 	serve := func(name string, extra ...string) []string {
 		return append([]string{cfg.bin, "serve", "--shared-dir", share, "--mount", mnt(name)}, extra...)
@@ -69,6 +70,8 @@ func buildModes(cfg *config, share, tmp, traceFile string) map[string]*mode {
 			Argv: serve(modeTap), ours: true, fuse: true},
 		modeTrace: {Name: modeTrace, Label: "trace (d)", Desc: "krunbench serve --trace FILE (tap on, JSON lines on the same disk)",
 			Argv: serve(modeTrace, "--trace", traceFile), ours: true, fuse: true, trace: traceFile},
+		modeRules: {Name: modeRules, Label: "100 rules", Desc: "krunbench serve --rules FILE: as tap (c), with 100 rules none of which matches the share (see rules.go)",
+			Argv: serve(modeRules, "--rules", rulesFile), ours: true, fuse: true},
 		modeGoFuse: {Name: modeGoFuse, Label: "go-fuse (e)", Desc: "go-fuse v2 fs.NewLoopbackRoot (bench/loopback), FUSE passthrough off",
 			Argv: loopback(modeGoFuse), fuse: true},
 		modeGoFuseP: {Name: modeGoFuseP, Label: "go-fuse+pt", Desc: "as go-fuse, with its default FUSE passthrough on (the kernel reads and writes the backing file itself; not comparable, virtio-fs cannot do it)",

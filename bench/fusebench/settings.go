@@ -25,8 +25,9 @@ const (
 )
 
 // defaultSettingsModes are the modes default settings compare: krunbench
-// as `serve --mount` runs it, and the two peers of issue 15.
-var defaultSettingsModes = []string{modeHost, modeTap, modeGoFuse, modePtHP}
+// as `serve --mount` runs it, and the two peers of issue 15; no-tap and
+// rules100 (the tap's and 100 rules' cost) on overheadRows only.
+var defaultSettingsModes = []string{modeHost, modeNoTap, modeTap, modeRules, modeGoFuse, modePtHP}
 
 // Targets of issue 15, each a ratio of krunbench (tap) throughput over a
 // peer's, taken within rounds.
@@ -68,6 +69,36 @@ func applySettings(cfg *config) error {
 		cfg.createOnDisk = true
 	}
 	return nil
+}
+
+// applyQuick shrinks, for -quick, every size the command line left at
+// its default: a smoke run that shows every row works, not a measurement.
+func applyQuick(cfg *config) {
+	if !cfg.quick {
+		return
+	}
+	set := func(name string, p *int, v int) {
+		if !flagSet(name) {
+			*p = v
+		}
+	}
+	set("runs", &cfg.runs, 2)
+	set("dirs", &cfg.dirs, 2)
+	set("creates", &cfg.creates, 500)
+	set("conc-files", &cfg.concFiles, 250)
+	set("conc-creates", &cfg.concCreates, 100)
+	set("conc-reads", &cfg.concReads, 500)
+	set("mixed-probes", &cfg.mixedProbes, 1000)
+	set("mem-files", &cfg.memFiles, 0)
+	if !flagSet("size") {
+		cfg.size = 32 << 20
+	}
+	if !flagSet("conc-file-size") {
+		cfg.concFileSize = 8 << 20
+	}
+	if !flagSet("mixed-size") {
+		cfg.mixedSize = 128 << 20
+	}
 }
 
 // flagSet reports whether the named flag was given on the command line.
@@ -122,7 +153,15 @@ func findPeers(cfg *config, tmp string) []skippedPeer {
 			cfg.loopback = p.Path
 		}
 	}
-	if slices.Contains(cfg.modes, modePtHP) {
+	if slices.Contains(cfg.modes, modePtHP) && cfg.passthroughHP != "" {
+		if p, err := filepath.Abs(cfg.passthroughHP); err != nil {
+			drop(modePtHP, err)
+		} else if _, err := os.Stat(p); err != nil {
+			drop(modePtHP, fmt.Errorf("-passthrough-hp: %w", err))
+		} else {
+			cfg.passthroughHP = p
+		}
+	} else if slices.Contains(cfg.modes, modePtHP) {
 		src, _ := filepath.Abs(cfg.peerSrc)
 		p, err := peers.PassthroughHP(src, cfg.peerCache)
 		if err != nil {

@@ -34,6 +34,11 @@ type workload struct {
 	// warmServer marks default settings' steady-state rows: the server
 	// mounted for the whole run, not a fresh one per sample.
 	warmServer bool
+	// concurrent marks the concurrency rows (concurrency.go).
+	concurrent bool
+	// detail, when set, runs instead of run and reports its own time and
+	// latencies.
+	detail func(dir string, stop <-chan struct{}) (outcome, error)
 }
 
 func buildWorkloads(cfg *config) []*workload {

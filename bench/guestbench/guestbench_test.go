@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -51,5 +53,70 @@ func TestParseLine(t *testing.T) {
 	verb, kv = parseLine(`error msg="mount: no such \"device\"" x=1`)
 	if verb != "error" || kv["msg"] != `mount: no such "device"` || kv["x"] != "1" {
 		t.Errorf("got %q %v", verb, kv)
+	}
+}
+
+// The two records cutRecord reads, in the formats the backends write
+// them (krunbench's --trace JSON lines; lines of virtiofsd 7.2's -d log).
+func TestCutRecordCountsBetweenMarkers(t *testing.T) {
+	trace := strings.Join([]string{
+		`{"seq":1,"t":1,"op":26,"opname":"INIT"}`,
+		`{"seq":2,"t":2,"op":1,"opname":"LOOKUP","nodeid":1,"name":".guestbench-begin-stat","errno":2}`,
+		`{"seq":3,"t":3,"op":27,"opname":"OPENDIR","nodeid":1}`,
+		`{"seq":4,"t":4,"op":44,"opname":"READDIRPLUS","nodeid":1}`,
+		`{"seq":5,"t":5,"op":1,"opname":"LOOKUP","nodeid":1,"name":"tree"}`,
+		`{"seq":9,"t":5,"op":2,"opname":"FORGET","nodeid":7}`,
+		`{"seq":6,"t":6,"op":1,"opname":"LOOKUP","nodeid":1,"name":".guestbench-end-stat","errno":2}`,
+		`{"seq":7,"t":7,"op":1,"opname":"LOOKUP","nodeid":1,"name":".guestbench-begin-read","errno":2}`,
+		`{"seq":8,"t":8,"op":1,"opname":"LOOKUP","nodeid":1,"name":".guestbench-end-read","errno":2}`,
+	}, "\n")
+	got, err := cutRecord(bufio.NewScanner(strings.NewReader(trace)), true, []string{"stat", "read"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got["stat"] != 3 || got["read"] != 0 {
+		t.Errorf("krunbench trace: got %v, want stat 3, read 0", got)
+	}
+
+	log := strings.Join([]string{
+		"[ID: 00000002] unique: 2, opcode: INIT (26), nodeid: 0, insize: 104, pid: 0",
+		"[ID: 00000003] unique: 4, opcode: LOOKUP (1), nodeid: 1, insize: 63, pid: 1",
+		"[ID: 00000003] lo_lookup(parent=1, name=.guestbench-begin-create)",
+		"[ID: 00000003]    unique: 4, error: -2 (No such file or directory), outsize: 16",
+		"[ID: 00000003] unique: 6, opcode: CREATE (35), nodeid: 5, insize: 70, pid: 1",
+		"[ID: 00000004] unique: 8, opcode: RELEASE (18), nodeid: 6, insize: 64, pid: 0",
+		"[ID: 00000005] unique: 0, opcode: FORGET (2), nodeid: 9, insize: 48, pid: 0",
+		"[ID: 00000003] unique: 10, opcode: UNLINK (10), nodeid: 5, insize: 48, pid: 1",
+		"[ID: 00000003] unique: 12, opcode: LOOKUP (1), nodeid: 1, insize: 61, pid: 1",
+		"[ID: 00000003] lo_lookup(parent=1, name=.guestbench-end-create)",
+	}, "\n")
+	got, err = cutRecord(bufio.NewScanner(strings.NewReader(log)), false, []string{"create"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got["create"] != 3 {
+		t.Errorf("virtiofsd log: got %v, want create 3", got)
+	}
+
+	if _, err := cutRecord(bufio.NewScanner(strings.NewReader(log)), false, []string{"stat"}); err == nil {
+		t.Error("a workload without markers was counted")
+	}
+}
+
+func TestCheckFeaturesWantsAccessPlatformWithBounce(t *testing.T) {
+	without := strings.Repeat("0", 64)
+	with := without[:virtioFAccessPlatform] + "1" + without[virtioFAccessPlatform+1:]
+	bounce, plain := &config{dmaBounce: true}, &config{}
+	if err := checkFeatures(bounce, with); err != nil {
+		t.Errorf("negotiated: %v", err)
+	}
+	if err := checkFeatures(bounce, without); err == nil {
+		t.Error("not negotiated, yet accepted with -dma-bounce")
+	}
+	if err := checkFeatures(plain, without); err != nil {
+		t.Errorf("without -dma-bounce: %v", err)
+	}
+	if err := checkFeatures(plain, ""); err == nil {
+		t.Error("no features reported, yet accepted")
 	}
 }

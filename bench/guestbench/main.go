@@ -1,9 +1,10 @@
-// Command guestbench runs the same filesystem workloads as fusebench, but
-// inside a guest under QEMU (microvm), over krunbench's vhost-user virtio-fs
-// backend and over QEMU's built-in virtio-9p, with the same kernel, memory
-// and CPUs. Each boot's root is an initramfs (a newc cpio written here)
-// whose /init is guestbench/runner; the filesystem under test is mounted at
-// /mnt. See bench/README.md.
+// Command guestbench runs filesystem workloads inside a guest under QEMU
+// (microvm) over virtio-fs, with krunbench serve --socket and with QEMU's
+// C virtiofsd as the vhost-user-fs backend of the same guest (kernel,
+// memory, CPUs and device options alike), and compares wall time, backend
+// CPU per 1,000 requests and backend RSS. Each boot's root is an
+// initramfs (a newc cpio written here) whose /init is guestbench/runner;
+// the filesystem under test is mounted at /mnt. See bench/README.md.
 package main
 
 import (
@@ -23,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/krunbench/krunbench/bench/internal/peers"
 	"github.com/krunbench/krunbench/session/qemu"
 	"golang.org/x/sys/unix"
 )
@@ -37,28 +39,31 @@ type config struct {
 	size                     int64
 	dirs, filesPerDir        int
 	creates                  int
-	cache9p                  string
-	msize                    int
+	virtiofsd                string
+	dmaBounce                bool
+	count                    bool
+	memoryFiles              int
+	label                    string
 	timeout                  time.Duration
 	modes, workloads         []string
 }
 
-// Modes: the two virtio-fs variants and virtio-9p, then what-if modes
-// that are not in the default set: krunbench's server with one setting
-// changed (built from guestbench/vhostserve), and 9p without a cache.
+// Modes: krunbench serve (tap on: the default server) and QEMU's C
+// virtiofsd, then modes that are not in the default set: krunbench with
+// the tap off, and what-ifs with one setting of krunbench's server changed
+// (built from guestbench/vhostserve).
 const (
-	modeNoTap  = "virtiofs-notap"
-	modeTap    = "virtiofs-tap"
-	mode9p     = "9p"
-	modeRdplus = "virtiofs-rdplus"
-	modeDirect = "virtiofs-dio"
-	mode9pNone = "9p-none"
+	modeTap       = "virtiofs-tap"
+	modeVirtiofsd = "virtiofsd"
+	modeNoTap     = "virtiofs-notap"
+	modeRdplus    = "virtiofs-rdplus"
+	modeDirect    = "virtiofs-dio"
 )
 
 var (
-	defaultModes = []string{modeNoTap, modeTap, mode9p}
-	allModes     = []string{modeNoTap, modeTap, mode9p, modeRdplus, modeDirect, mode9pNone}
-	allWorkloads = []string{"stat", "read", "create"}
+	defaultModes = []string{modeTap, modeVirtiofsd}
+	allModes     = []string{modeTap, modeVirtiofsd, modeNoTap, modeRdplus, modeDirect}
+	allWorkloads = []string{"stat", "read", "create", "memory"}
 )
 
 // Names inside the shared directory.
@@ -66,6 +71,7 @@ const (
 	readName   = "read.dat"
 	treeName   = "tree"
 	createName = "create"
+	memoryName = "memtree"
 )
 
 func main() {
@@ -108,13 +114,16 @@ func parseFlags() (*config, error) {
 	flag.IntVar(&cfg.cpus, "cpus", 1, "guest vCPUs")
 	flag.IntVar(&cfg.memMiB, "mem", 1024, "guest memory in MiB (memfd, shared, for every mode)")
 	flag.IntVar(&cfg.queueSize, "queue-size", 1024, "vhost-user-fs-device request queue size")
+	flag.StringVar(&cfg.virtiofsd, "virtiofsd", "", "QEMU's C virtiofsd (default: "+peers.VirtiofsdPath+")")
+	flag.BoolVar(&cfg.dmaBounce, "dma-bounce", true, "vhost-user-fs-device iommu_platform=on and guest swiotlb=force, as the QEMU engine runs TCG guests (issue 16); same for every backend")
+	flag.BoolVar(&cfg.count, "count", true, "one more boot per mode with the backend's request record on (krunbench --trace, virtiofsd -d), to count requests per workload")
+	flag.StringVar(&cfg.label, "label", "", "words recorded in the JSON as the run's label (say \"smoke, busy machine\" for numbers not to be quoted)")
+	flag.IntVar(&cfg.memoryFiles, "memory-files", 100000, "files in the memory workload's tree (1000 per directory): the backend's RSS after a find over it")
 	flag.IntVar(&cfg.runs, "runs", 3, "boots per mode (one sample of every workload each; the median is reported)")
-	flag.StringVar(&size, "size", "1G", "sequential read size (K, M, G suffixes are binary)")
-	flag.IntVar(&cfg.dirs, "dirs", 50, "directories in the stat tree")
+	flag.StringVar(&size, "size", "256M", "sequential read size (K, M, G suffixes are binary)")
+	flag.IntVar(&cfg.dirs, "dirs", 15, "directories in the stat tree")
 	flag.IntVar(&cfg.filesPerDir, "files-per-dir", 1000, "files per directory in the stat tree")
-	flag.IntVar(&cfg.creates, "creates", 20000, "files created and unlinked per create sample")
-	flag.StringVar(&cfg.cache9p, "9p-cache", "loose", "9p cache mode: none, loose, fscache or mmap")
-	flag.IntVar(&cfg.msize, "9p-msize", 512000, "9p msize")
+	flag.IntVar(&cfg.creates, "creates", 5000, "files created and unlinked per create sample")
 	flag.DurationVar(&cfg.timeout, "timeout", 20*time.Minute, "limit for one boot")
 	flag.StringVar(&modes, "modes", strings.Join(defaultModes, ","), "modes to run, comma-separated (what-if modes: "+strings.Join(allModes[len(defaultModes):], ", ")+")")
 	flag.StringVar(&workloads, "workloads", strings.Join(allWorkloads, ","), "workloads to run, comma-separated, in this order")
@@ -126,8 +135,8 @@ func parseFlags() (*config, error) {
 	if cfg.size, err = parseSize(size); err != nil {
 		return nil, err
 	}
-	if cfg.runs < 1 || cfg.dirs < 1 || cfg.filesPerDir < 1 || cfg.creates < 1 || cfg.cpus < 1 || cfg.memMiB < 128 {
-		return nil, errors.New("-runs, -dirs, -files-per-dir, -creates and -cpus must be positive, -mem at least 128")
+	if cfg.runs < 1 || cfg.dirs < 1 || cfg.filesPerDir < 1 || cfg.creates < 1 || cfg.cpus < 1 || cfg.memMiB < 128 || cfg.memoryFiles < 1 {
+		return nil, errors.New("-runs, -dirs, -files-per-dir, -creates, -memory-files and -cpus must be positive, -mem at least 128")
 	}
 	if cfg.accel != qemu.AccelTCG && cfg.accel != qemu.AccelKVM {
 		return nil, fmt.Errorf("-accel %q: want tcg or kvm", cfg.accel)
@@ -189,40 +198,72 @@ func parseSize(s string) (int64, error) {
 	return n * mult, nil
 }
 
-// mode is one way of giving the guest the shared directory.
+// mode is one vhost-user-fs backend for the guest's shared directory.
 type mode struct {
-	Name      string   `json:"name"`
-	Label     string   `json:"label"`
-	Desc      string   `json:"description"`
-	Server    []string `json:"server_argv,omitempty"`
-	MountOpts string   `json:"guest_mount"`
-	virtiofs  bool
-	opts9p    string
-	initrd    string
+	Name  string `json:"name"`
+	Label string `json:"label"`
+	Desc  string `json:"description"`
+	// Server is the backend's command line without the share and socket.
+	Server []string `json:"server_argv"`
+	// Counting says how the counting boot records requests.
+	Counting string `json:"request_count_source"`
+	// Features is the guest's negotiated virtio-fs feature bits.
+	Features string `json:"guest_virtio_features,omitempty"`
+	// krunbench: krunbench's flags (--shared-dir, --socket, --trace);
+	// else virtiofsd's (-o source=, --socket-path=, -d).
+	krunbench bool
+	// counts: the counting boot can count requests.
+	counts bool
+	// countFromStderr: the request record is the server's stderr.
+	countFromStderr bool
+	initrd          string
+}
+
+// argv is the backend's command line for one boot.
+func (m *mode) argv(share, socket string) []string {
+	argv := slices.Clone(m.Server)
+	if m.krunbench {
+		return append(argv, "--shared-dir", share, "--socket", socket, "--tag", tag)
+	}
+	return append(argv, "--socket-path="+socket, "-o", "source="+share)
+}
+
+// countArgv is argv with the backend's request record on: krunbench's
+// trace into file (the tap on even for the no-tap mode: the requests are
+// the same), virtiofsd's debug log (its stderr, which the caller sends to
+// file).
+func (m *mode) countArgv(share, socket, file string) []string {
+	argv := m.argv(share, socket)
+	if m.krunbench {
+		argv = slices.DeleteFunc(argv, func(a string) bool { return a == "--no-tap" })
+		return append(argv, "--trace", file)
+	}
+	return append(argv, "-d")
 }
 
 // buildModes describes every mode; vhostserve is the what-if server.
 func buildModes(cfg *config, vhostserve string) map[string]*mode {
-	nine := func(name, cache, desc string) *mode {
-		opts := fmt.Sprintf("trans=virtio,version=9p2000.L,msize=%d,cache=%s", cfg.msize, cache)
-		return &mode{Name: name, Label: "9p (" + cache + ")", opts9p: opts, Desc: desc,
-			MountOpts: "mount -t 9p -o " + opts + " " + tag + " /mnt"}
+	ours := func(name, label, desc string, argv ...string) *mode {
+		return &mode{Name: name, Label: label, Desc: desc, Server: argv, krunbench: true, counts: true,
+			Counting: "krunbench serve --trace FILE: one JSON line per request"}
 	}
-	vfs := func(name, label, desc string, argv ...string) *mode {
-		return &mode{Name: name, Label: label, Desc: desc, virtiofs: true, Server: argv,
-			MountOpts: "mount -t virtiofs " + tag + " /mnt"}
+	whatIf := func(name, label, desc string, argv ...string) *mode {
+		return &mode{Name: name, Label: label, Desc: desc, Server: argv, krunbench: true,
+			Counting: "none (vhostserve has no trace)"}
 	}
 	return map[string]*mode{
-		modeNoTap: vfs(modeNoTap, "virtio-fs (tap off)", "krunbench serve --no-tap --socket, QEMU vhost-user-fs-device",
-			cfg.bin, "serve", "--no-tap"),
-		modeTap: vfs(modeTap, "virtio-fs (tap on)", "krunbench serve --socket (tap on, no subscriber: the default), QEMU vhost-user-fs-device",
+		modeTap: ours(modeTap, "krunbench", "krunbench serve --socket (tap on, no subscriber: the default)",
 			cfg.bin, "serve"),
-		modeRdplus: vfs(modeRdplus, "virtio-fs rdplus", "what-if: krunbench's server, no tap, offering plain READDIRPLUS instead of READDIRPLUS_AUTO (guestbench/vhostserve -offer always)",
+		modeNoTap: ours(modeNoTap, "krunbench no-tap", "krunbench serve --no-tap --socket",
+			cfg.bin, "serve", "--no-tap"),
+		modeVirtiofsd: {Name: modeVirtiofsd, Label: "virtiofsd", krunbench: false, counts: true, countFromStderr: true,
+			Desc:     "QEMU 7.2's C virtiofsd as shipped (cache=auto: 1 s entry/attr timeouts like krunbench's; readdirplus; sandbox=namespace; default thread pool)",
+			Server:   []string{cfg.virtiofsd, "-o", "cache=auto"},
+			Counting: "virtiofsd -d: one 'unique: N, opcode: ...' line per request"},
+		modeRdplus: whatIf(modeRdplus, "krunbench rdplus", "what-if: krunbench's server, no tap, offering plain READDIRPLUS instead of READDIRPLUS_AUTO (guestbench/vhostserve -offer always)",
 			vhostserve, "-offer", "always"),
-		modeDirect: vfs(modeDirect, "virtio-fs dio", "what-if: krunbench's server, no tap, FOPEN_DIRECT_IO on every open: no guest page cache (guestbench/vhostserve -direct-io)",
+		modeDirect: whatIf(modeDirect, "krunbench dio", "what-if: krunbench's server, no tap, FOPEN_DIRECT_IO on every open: no guest page cache (guestbench/vhostserve -direct-io)",
 			vhostserve, "-direct-io"),
-		mode9p:     nine(mode9p, cfg.cache9p, "QEMU -fsdev local,security_model=none -device virtio-9p-device"),
-		mode9pNone: nine(mode9pNone, "none", "what-if: as 9p with cache=none, the kernel's default: no page cache, every lookup revalidated, reads zero-copy into the caller's buffer"),
 	}
 }
 
@@ -238,6 +279,8 @@ type guestConfig struct {
 	TreeFiles int      `json:"tree_files"`
 	CreateDir string   `json:"create_dir"`
 	Creates   int      `json:"creates"`
+	MemTree   string   `json:"memory_tree"`
+	MemFiles  int      `json:"memory_files"`
 }
 
 func run(ctx context.Context, cfg *config) error {
@@ -260,6 +303,13 @@ func run(ctx context.Context, cfg *config) error {
 		if _, err := os.Stat(cfg.bin); err != nil {
 			return fmt.Errorf("-bin: %w (run make build)", err)
 		}
+	}
+	if slices.Contains(cfg.modes, modeVirtiofsd) && cfg.virtiofsd == "" {
+		p, err := peers.Virtiofsd()
+		if err != nil {
+			return fmt.Errorf("%w (or pass -virtiofsd, or leave virtiofsd out of -modes)", err)
+		}
+		cfg.virtiofsd = p.Path
 	}
 	tmp, err := os.MkdirTemp(cfg.workdir, "guestbench-")
 	if err != nil {
@@ -297,9 +347,7 @@ func run(ctx context.Context, cfg *config) error {
 			ReadFile: readName, ReadSize: cfg.size,
 			Tree: treeName, TreeFiles: cfg.dirs * cfg.filesPerDir,
 			CreateDir: createName, Creates: cfg.creates,
-		}
-		if !m.virtiofs {
-			gc.FS, gc.MountOpts = "9p", m.opts9p
+			MemTree: memoryName, MemFiles: cfg.memoryFiles,
 		}
 		b, err := json.Marshal(gc)
 		if err != nil {
@@ -316,6 +364,30 @@ func run(ctx context.Context, cfg *config) error {
 
 	res := newResults(cfg, info, modes)
 	start := time.Now()
+	if cfg.count {
+		for _, name := range cfg.modes {
+			m := modes[name]
+			if !m.counts {
+				continue
+			}
+			if err := warmHost(share); err != nil {
+				return err
+			}
+			b, err := boot(ctx, cfg, m, tmp, share, name+".count", true)
+			if err != nil {
+				return fmt.Errorf("%s counting boot: %w", name, err)
+			}
+			counted := slices.DeleteFunc(slices.Clone(cfg.workloads), func(w string) bool { return b.failed[w] != "" })
+			counts, err := requestCounts(b.countLog, b.logFile, m.krunbench, counted)
+			if err != nil {
+				return fmt.Errorf("%s counting boot: %w", name, err)
+			}
+			for _, w := range counted {
+				res.setRequests(w, name, counts[w])
+				fmt.Fprintf(os.Stderr, "[count] %-15s %-7s %8d requests\n", name, w, counts[w])
+			}
+		}
+	}
 	for rep := range cfg.runs {
 		for _, name := range rotate(cfg.modes, rep) {
 			if err := ctx.Err(); err != nil {
@@ -326,19 +398,29 @@ func run(ctx context.Context, cfg *config) error {
 				return err
 			}
 			t0 := time.Now()
-			samples, err := boot(ctx, cfg, m, tmp, share, fmt.Sprintf("%s.%d", name, rep))
+			b, err := boot(ctx, cfg, m, tmp, share, fmt.Sprintf("%s.%d", name, rep), false)
 			if err != nil {
 				return fmt.Errorf("%s run %d: %w", name, rep+1, err)
 			}
+			if err := checkFeatures(cfg, b.features); err != nil {
+				return fmt.Errorf("%s run %d: %w", name, rep+1, err)
+			}
+			m.Features = b.features
+			samples := b.samples
 			boot := time.Since(t0).Seconds()
 			for _, w := range cfg.workloads {
 				s, ok := samples[w]
+				if msg := b.failed[w]; msg != "" {
+					res.fail(w, name, msg)
+					fmt.Fprintf(os.Stderr, "[%d/%d] %-15s %-7s FAILED in the guest: %s\n", rep+1, cfg.runs, name, w, msg)
+					continue
+				}
 				if !ok {
 					return fmt.Errorf("%s run %d: no result for %s", name, rep+1, w)
 				}
 				res.add(w, name, s)
-				fmt.Fprintf(os.Stderr, "[%d/%d] %-15s %-7s %10.1f %-7s %8.3fs  qemu cpu %7.2fs  server cpu %6.2fs\n",
-					rep+1, cfg.runs, name, w, s.Units/s.Seconds/unitScale(w), unitOf(w), s.Seconds, s.QemuCPU, s.ServerCPU)
+				fmt.Fprintf(os.Stderr, "[%d/%d] %-15s %-7s %10.1f %-7s %8.3fs  qemu cpu %7.2fs  server cpu %6.2fs  server rss %7d KiB\n",
+					rep+1, cfg.runs, name, w, s.Units/s.Seconds/unitScale(w), unitOf(w), s.Seconds, s.QemuCPU, s.ServerCPU, s.ServerRSSKiB)
 			}
 			res.addBoot(name, boot)
 		}
@@ -391,13 +473,29 @@ func prepareShare(cfg *config, share string) error {
 		done += int64(n)
 	}
 	unix.Close(fd)
-	tree := filepath.Join(share, treeName)
-	for d := range cfg.dirs {
+	if err := makeTree(filepath.Join(share, treeName), cfg.dirs, cfg.filesPerDir, cfg.dirs*cfg.filesPerDir); err != nil {
+		return err
+	}
+	if slices.Contains(cfg.workloads, "memory") {
+		if err := makeTree(filepath.Join(share, memoryName), (cfg.memoryFiles+999)/1000, 1000, cfg.memoryFiles); err != nil {
+			return err
+		}
+	}
+	unix.Sync()
+	fmt.Fprintf(os.Stderr, "guestbench: made %s file and %d-file tree in %s (%v)\n",
+		human(cfg.size), cfg.dirs*cfg.filesPerDir, share, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// makeTree makes dirs directories of up to perDir empty files, total in
+// all.
+func makeTree(tree string, dirs, perDir, total int) error {
+	for d := range dirs {
 		sub := filepath.Join(tree, fmt.Sprintf("d%03d", d))
 		if err := os.MkdirAll(sub, 0o755); err != nil {
 			return err
 		}
-		for i := range cfg.filesPerDir {
+		for i := range min(perDir, total-d*perDir) {
 			fd, err := unix.Open(fmt.Sprintf("%s/f%05d", sub, i), unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o644)
 			if err != nil {
 				return err
@@ -405,9 +503,6 @@ func prepareShare(cfg *config, share string) error {
 			unix.Close(fd)
 		}
 	}
-	unix.Sync()
-	fmt.Fprintf(os.Stderr, "guestbench: made %s file and %d-file tree in %s (%v)\n",
-		human(cfg.size), cfg.dirs*cfg.filesPerDir, share, time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
@@ -430,7 +525,7 @@ func warmHost(share string) error {
 			break
 		}
 	}
-	return filepath.WalkDir(filepath.Join(share, treeName), func(p string, d os.DirEntry, err error) error {
+	return filepath.WalkDir(share, func(p string, d os.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}

@@ -66,13 +66,59 @@ func (p *proc) stop() {
 	}
 }
 
-// cpu is the process's user+system CPU time in seconds (0 once it is gone
-// or for a nil process).
-func (p *proc) cpu() float64 {
+// tree is the process and its descendants (virtiofsd forks its worker
+// into new namespaces and waits for it: the parent does no work).
+func (p *proc) tree() []int {
 	if p == nil {
-		return 0
+		return nil
 	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	pids := []int{p.cmd.Process.Pid}
+	for i := 0; i < len(pids); i++ {
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pids[i]))
+		for _, t := range tasks {
+			b, _ := os.ReadFile(t)
+			for _, f := range strings.Fields(string(b)) {
+				if pid, err := strconv.Atoi(f); err == nil {
+					pids = append(pids, pid)
+				}
+			}
+		}
+	}
+	return pids
+}
+
+// cpu is the user+system CPU time in seconds of the process and its
+// descendants (0 once it is gone or for a nil process).
+func (p *proc) cpu() float64 {
+	total := 0.0
+	for _, pid := range p.tree() {
+		total += pidCPU(pid)
+	}
+	return total
+}
+
+// rssKiB is the resident set size of the process and its descendants
+// (VmRSS summed), in KiB.
+func (p *proc) rssKiB() int64 {
+	var total int64
+	for _, pid := range p.tree() {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			continue
+		}
+		for line := range strings.Lines(string(b)) {
+			if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+				n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+				total += n
+			}
+		}
+	}
+	return total
+}
+
+// pidCPU is utime+stime from /proc/PID/stat, in seconds.
+func pidCPU(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0
 	}
@@ -86,13 +132,16 @@ func (p *proc) cpu() float64 {
 	}
 	ut, _ := strconv.ParseFloat(f[11], 64)
 	st, _ := strconv.ParseFloat(f[12], 64)
-	return (ut + st) / 100
+	return (ut + st) / float64(clockTicks)
 }
 
-// qemuArgs is the microvm command line for one boot; the transport
-// differs, everything else (kernel, memory backend, CPUs, console) is the
-// same for every mode.
-func qemuArgs(cfg *config, m *mode, initrd, socket, share string) []string {
+// clockTicks is USER_HZ, the unit of /proc/PID/stat's times (100 on Linux).
+const clockTicks = 100
+
+// qemuArgs is the microvm command line for one boot: the same for every
+// mode (kernel, memory backend, CPUs, console, the vhost-user-fs device
+// and its options); only the backend behind the socket differs.
+func qemuArgs(cfg *config, initrd, socket string) []string {
 	cpu := "max"
 	if cfg.accel == qemu.AccelKVM {
 		cpu = "host"
@@ -102,6 +151,12 @@ func qemuArgs(cfg *config, m *mode, initrd, socket, share string) []string {
 	if cfg.accel == qemu.AccelTCG {
 		cmdline += " " + strings.Join(qemu.TCGParams(), " ")
 	}
+	fs := "vhost-user-fs-device,chardev=vfs,tag=" + tag + ",queue-size=" + strconv.Itoa(cfg.queueSize)
+	if cfg.dmaBounce {
+		// What the QEMU engine does under TCG (issue 16), for every backend.
+		fs += ",iommu_platform=on"
+		cmdline += " " + strings.Join(qemu.TCGDMAParams(cfg.memMiB), " ")
+	}
 	args := []string{
 		"-M", "microvm,memory-backend=mem,x-option-roms=off,rtc=off",
 		"-accel", cfg.accel, "-cpu", cpu,
@@ -109,16 +164,8 @@ func qemuArgs(cfg *config, m *mode, initrd, socket, share string) []string {
 		"-object", "memory-backend-memfd,id=mem,size=" + mem + ",share=on",
 		"-global", "virtio-mmio.force-legacy=false",
 	}
-	if m.virtiofs {
-		args = append(args,
-			"-chardev", "socket,id=vfs,path="+socket,
-			"-device", "vhost-user-fs-device,chardev=vfs,tag="+tag+",queue-size="+strconv.Itoa(cfg.queueSize))
-	} else {
-		args = append(args,
-			"-fsdev", "local,id=fs9,path="+share+",security_model=none",
-			"-device", "virtio-9p-device,fsdev=fs9,mount_tag="+tag)
-	}
 	return append(args,
+		"-chardev", "socket,id=vfs,path="+socket, "-device", fs,
 		"-chardev", "stdio,id=con0,signal=off",
 		"-device", "virtio-serial-device,max_ports=1",
 		"-device", "virtconsole,chardev=con0",
@@ -128,9 +175,24 @@ func qemuArgs(cfg *config, m *mode, initrd, socket, share string) []string {
 	)
 }
 
+// bootResult is what one boot gives: a sample per workload, the guest's
+// virtio-fs feature bits, and for a counting boot the backend's own
+// record of the requests (trace or debug log).
+type bootResult struct {
+	samples  map[string]measure
+	features string
+	countLog string
+	logFile  string
+	// failed holds the guest's error for each workload that failed.
+	failed map[string]string
+}
+
 // boot runs one guest in mode m and returns its samples, one per
-// workload, with the host CPU time the server and QEMU spent in each.
-func boot(ctx context.Context, cfg *config, m *mode, tmp, share, label string) (map[string]measure, error) {
+// workload, with the host CPU time the server and QEMU spent in each and
+// the server's RSS at the end of each. A counting boot runs the server
+// with its request record on (m.countArgv), for requestCounts; its
+// timings are not used.
+func boot(ctx context.Context, cfg *config, m *mode, tmp, share, label string, counting bool) (*bootResult, error) {
 	logFile := filepath.Join(tmp, label+".log")
 	log, err := os.Create(logFile)
 	if err != nil {
@@ -138,23 +200,34 @@ func boot(ctx context.Context, cfg *config, m *mode, tmp, share, label string) (
 	}
 	defer log.Close()
 	socket := filepath.Join(tmp, label+".sock")
-	var srv *proc
-	if m.virtiofs {
-		argv := append(append([]string{}, m.Server...), "--shared-dir", share, "--socket", socket, "--tag", tag)
-		if srv, err = startProc("server", argv, log, log); err != nil {
-			return nil, err
+	out := &bootResult{samples: map[string]measure{}, logFile: logFile, failed: map[string]string{}}
+	argv := m.argv(share, socket)
+	srvLog := log
+	if counting {
+		out.countLog = filepath.Join(tmp, label+".requests")
+		argv = m.countArgv(share, socket, out.countLog)
+		if m.countFromStderr {
+			if srvLog, err = os.Create(out.countLog); err != nil {
+				return nil, err
+			}
+			defer srvLog.Close()
 		}
-		defer srv.stop()
-		if err := waitSocket(ctx, srv, socket); err != nil {
-			return nil, fmt.Errorf("%w\n%s", err, tail(logFile))
-		}
+	}
+	fmt.Fprintf(log, "server: %s\n", strings.Join(argv, " "))
+	srv, err := startProc("server", argv, log, srvLog)
+	if err != nil {
+		return nil, err
+	}
+	defer srv.stop()
+	if err := waitSocket(ctx, srv, socket); err != nil {
+		return nil, fmt.Errorf("%w\n%s", err, tail(logFile))
 	}
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return nil, err
 	}
 	defer pr.Close()
-	args := qemuArgs(cfg, m, m.initrd, socket, share)
+	args := qemuArgs(cfg, m.initrd, socket)
 	fmt.Fprintf(log, "qemu: %s %s\n", cfg.qemu, strings.Join(args, " "))
 	vm, err := startProc("qemu", append([]string{cfg.qemu}, args...), pw, log)
 	pw.Close()
@@ -168,7 +241,7 @@ func boot(ctx context.Context, cfg *config, m *mode, tmp, share, label string) (
 	stopOnCancel := context.AfterFunc(ctx, func() { vm.stop() })
 	defer stopOnCancel()
 
-	res := map[string]measure{}
+	res := out.samples
 	var cpuSrv, cpuVM float64
 	var guestErr error
 	done := false
@@ -193,7 +266,12 @@ func boot(ctx context.Context, cfg *config, m *mode, tmp, share, label string) (
 			res[kv["name"]] = measure{
 				Seconds: secs, Units: units,
 				ServerCPU: srv.cpu() - cpuSrv, QemuCPU: vm.cpu() - cpuVM,
+				ServerRSSKiB: srv.rssKiB(),
 			}
+		case "features":
+			out.features = kv["bits"]
+		case "failed":
+			out.failed[kv["name"]] = kv["msg"]
 		case "error":
 			guestErr = fmt.Errorf("guest: %s", kv["msg"])
 		case "done":
@@ -209,7 +287,10 @@ func boot(ctx context.Context, cfg *config, m *mode, tmp, share, label string) (
 	case !done:
 		return nil, fmt.Errorf("guest did not finish (qemu: %v; timeout %v)\n%s", vm.err, cfg.timeout, tail(logFile))
 	}
-	return res, nil
+	// The server's exit flushes its trace (and says whether it dropped
+	// events): stop it before anyone reads the record.
+	srv.stop()
+	return out, nil
 }
 
 // parseLine splits "verb k=v k2="quoted v" ..." into the verb and a map.

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/krunbench/krunbench/virtiofs/fuse"
 	"github.com/krunbench/krunbench/virtiofs/overlay"
-	"github.com/krunbench/krunbench/virtiofs/trace"
 )
 
 // runDefault runs `krunbench run` with the built-in default init on a
@@ -69,15 +67,7 @@ func TestDefaultInitRunsWorkloadAndReportsItsExitCode(t *testing.T) {
 // one READ at the end that returned 0 bytes.
 func assertInitKrunTrace(t *testing.T, traceFile string) {
 	t.Helper()
-	f, err := os.Open(traceFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	evs, err := trace.ReadFile(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	evs := readTrace(t, traceFile)
 	var lookup, reads, eof int
 	for _, ev := range evs {
 		switch {

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"testing"
+
+	"github.com/krunbench/krunbench/virtiofs/trace"
 )
 
 // guestKernel finds the guest kernel for end-to-end tests:
@@ -106,4 +108,19 @@ func busyboxRootfs(t *testing.T) string {
 		}
 	}
 	return root
+}
+
+// readTrace reads a run's trace file (--trace) as `trace show` does.
+func readTrace(t *testing.T, path string) []trace.Event {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	evs, err := trace.ReadFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return evs
 }

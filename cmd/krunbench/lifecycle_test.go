@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"errors"
 	"os"
 	"os/exec"
@@ -130,26 +129,13 @@ func TestInterruptStopsGuestAndRestoresTerminal(t *testing.T) {
 }
 
 func TestGuestPanicIsReportedInBoundedTime(t *testing.T) {
-	cmd := guestRun(t, "die")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	done := make(chan error, 1)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	run := startProcess(t, guestRun(t, "die"))
+	err := run.waitExit(t, 90*time.Second, "krunbench, whose guest's init died,")
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() == 0 {
+		t.Fatalf("guest panic: %v, want a non-zero exit", err)
 	}
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.ExitCode() == 0 {
-			t.Fatalf("guest panic: %v, want a non-zero exit", err)
-		}
-	case <-ctx.Done():
-		cmd.Process.Kill()
-		t.Fatalf("krunbench still running 90s after the guest's init died:\n%s", out.String())
-	}
+	out := run.out
 	last := strings.TrimSpace(out.String())
 	last = last[strings.LastIndex(last, "\n")+1:]
 	if !strings.Contains(last, "Kernel panic") || !strings.HasPrefix(last, "krunbench: ") ||

@@ -18,8 +18,9 @@ import (
 
 // liveSource feeds the TUI from a running session: console output, the
 // FUSE trace, the init's milestones, stats and the inode table, through a
-// tui.Pump so that nothing the UI does can block the guest. With a
-// recording writer it records the same stream.
+// tui.Pump so that nothing the UI does can block the guest, except that
+// console output waits for a lagging UI (the guest's printing slows down,
+// nothing is lost). With a recording writer it records the same stream.
 type liveSource struct {
 	s     *session.Session
 	pump  *tui.Pump
@@ -47,7 +48,7 @@ type liveSource struct {
 type consoleSink struct{ l *liveSource }
 
 func (c consoleSink) Write(b []byte) (int, error) {
-	c.l.pump.Console(b)
+	c.l.pump.ConsoleWait(b)
 	if rec := c.l.rec.Load(); rec != nil {
 		_ = rec.Console(b)
 	}

@@ -2,9 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
-	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -18,38 +15,69 @@ import (
 
 	"github.com/krunbench/krunbench/virtiofs/fuse"
 	"github.com/krunbench/krunbench/virtiofs/trace"
+	"github.com/krunbench/krunbench/vmm/kvm/kvmtest"
 )
 
 // The init debugger end to end: `krunbench run` boots the real guest
-// kernel under QEMU (TCG) on a busybox root served by our vhost-user
-// backend, with rules from the command line.
+// kernel on a busybox root, with rules from the command line, on every
+// engine (guestEngines): under QEMU (TCG) served by our vhost-user
+// backend, and in the in-process KVM VMM served on its own virtqueues
+// (inside L1 where there is no hardware KVM: make e2e-kvm).
 
-func readTrace(t *testing.T, path string) []trace.Event {
+// guestEngine is one way `krunbench run` boots a guest. The rules tests
+// run their body once per engine, as subtests named after it
+// (vmm/l1/run.sh selects the kvm ones to run inside L1).
+type guestEngine struct {
+	name string
+	// flags skips the test where the engine cannot run (or fails it
+	// where it must: KRUNBENCH_REQUIRE_KVM) and returns run's flags
+	// that select the engine and its kernel.
+	flags func(t *testing.T) []string
+}
+
+var guestEngines = []guestEngine{
+	{"qemu", func(t *testing.T) []string {
+		requireQEMU(t)
+		return []string{"--engine", "qemu", "--accel", "tcg", "--kernel", guestKernel(t)}
+	}},
+	{"kvm", func(t *testing.T) []string {
+		requireHardwareKVM(t)
+		return []string{"--engine", "kvm", "--kernel", kvmtest.Vmlinux(t)}
+	}},
+}
+
+// forEachEngine runs body as a subtest on every engine, with run's flags
+// for it.
+func forEachEngine(t *testing.T, body func(t *testing.T, engine []string)) {
+	for _, e := range guestEngines {
+		t.Run(e.name, func(t *testing.T) { body(t, e.flags(t)) })
+	}
+}
+
+// runOnEngine runs `krunbench run` with the engine's flags on root and
+// returns its combined output and exit code, bounded in time.
+func runOnEngine(t *testing.T, engine []string, root string, args ...string) (string, int) {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	evs, err := trace.ReadFile(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return evs
+	full := append(append(append([]string{"run"}, engine...), "--rootfs", root), args...)
+	return runCLI(t, 120*time.Second, full...)
 }
 
 func TestFaultOpenPasswdInGuest(t *testing.T) {
+	forEachEngine(t, testFaultOpenPasswdInGuest)
+}
+
+func testFaultOpenPasswdInGuest(t *testing.T, engine []string) {
 	root := busyboxRootfs(t)
 	if err := os.WriteFile(filepath.Join(root, "etc", "passwd"), []byte("root:x:0:0:root:/root:/bin/sh\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	traceFile := filepath.Join(t.TempDir(), "trace.jsonl")
-	out, code := runDefault(t, root, "--trace", traceFile, "--fault", "OPEN /etc/passwd ENOENT", "--",
-		"/bin/sh", "-c", "ls /etc; cat /etc/passwd; echo cat-exit=$?")
+	out, code := runOnEngine(t, engine, root, "--trace", traceFile, "--fault", "OPEN /etc/passwd ENOENT", "--",
+		"/bin/sh", "-c", "echo listed: $(ls /etc); cat /etc/passwd; echo cat-exit=$?")
 	if code != 0 {
 		t.Fatalf("exit %d, output:\n%s", code, out)
 	}
-	for _, want := range []string{"passwd", "No such file or directory", "cat-exit=1"} {
+	for _, want := range []string{"listed: passwd", "No such file or directory", "cat-exit=1"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
@@ -74,8 +102,12 @@ func TestFaultOpenPasswdInGuest(t *testing.T) {
 }
 
 func TestFaultOnInitReadFailsBootClearly(t *testing.T) {
+	forEachEngine(t, testFaultOnInitReadFailsBootClearly)
+}
+
+func testFaultOnInitReadFailsBootClearly(t *testing.T, engine []string) {
 	root := busyboxRootfs(t)
-	out, code := runDefault(t, root, "--fault", "READ /init.krun EIO nth=2", "--", "/bin/true")
+	out, code := runOnEngine(t, engine, root, "--fault", "READ /init.krun EIO nth=2", "--", "/bin/true")
 	if code == 0 {
 		t.Fatalf("the boot succeeded with the init's second READ failing:\n%s", out)
 	}
@@ -83,6 +115,8 @@ func TestFaultOnInitReadFailsBootClearly(t *testing.T) {
 	if !strings.Contains(out, want) {
 		t.Errorf("output lacks %q:\n%s", want, out)
 	}
+	last := strings.TrimSpace(out)
+	t.Logf("exit %d, last line: %s", code, last[strings.LastIndex(last, "\n")+1:])
 }
 
 // control is a connection to `krunbench run --control`.
@@ -153,7 +187,10 @@ func held(t *testing.T, state []string) (op, path string, unique uint64) {
 }
 
 func TestBreakStepsGuestOneRequestAtATime(t *testing.T) {
-	requireQEMU(t)
+	forEachEngine(t, testBreakStepsGuestOneRequestAtATime)
+}
+
+func testBreakStepsGuestOneRequestAtATime(t *testing.T, engine []string) {
 	root := busyboxRootfs(t)
 	if err := os.WriteFile(filepath.Join(root, "etc", "passwd"), []byte("root:x:0:0:root:/root:/bin/sh\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -166,22 +203,11 @@ func TestBreakStepsGuestOneRequestAtATime(t *testing.T) {
 	sock := filepath.Join(ctlDir, "s")
 	traceFile := filepath.Join(t.TempDir(), "trace.jsonl")
 
-	ctx, cancel := context.WithTimeout(context.Background(), 180*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, krunbenchBin(t), "run", "--engine", "qemu", "--accel", "tcg", "--rootfs", root,
-		"--kernel", guestKernel(t), "--trace", traceFile, "--break", "LOOKUP /etc/* once", "--control", sock,
+	args := append(append([]string{"run"}, engine...), "--rootfs", root, "--trace", traceFile, "--break", "LOOKUP /etc/* once", "--control", sock,
 		"--", "/bin/sh", "-c", "cat /etc/passwd; echo workload-done")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	var runErr error
-	go func() { runErr = cmd.Wait(); close(exited) }()
-	defer func() { cancel(); <-exited }()
+	run := startProcess(t, exec.Command(krunbenchBin(t), args...))
 
-	c := dialControl(t, sock, exited)
+	c := dialControl(t, sock, run.exited)
 	op, path, first := held(t, c.do("wait"))
 	if op != "LOOKUP" || !strings.HasPrefix(path, "/etc/") {
 		t.Fatalf("held %s %s, want the first LOOKUP under /etc", op, path)
@@ -202,19 +228,12 @@ func TestBreakStepsGuestOneRequestAtATime(t *testing.T) {
 		stepped = append(stepped, after)
 	}
 	stepped = stepped[:3] // the fourth is still held
+	t.Logf("held %s %s, then stepped uniques %v", op, path, stepped)
 	c.do("continue")
 
-	select {
-	case <-exited:
-	case <-ctx.Done():
-		t.Fatalf("the workload did not finish after continue:\n%s", out.String())
-	}
-	var ee *exec.ExitError
-	if runErr != nil && !errors.As(runErr, &ee) {
-		t.Fatalf("krunbench run: %v\n%s", runErr, out.String())
-	}
-	if runErr != nil || !strings.Contains(out.String(), "workload-done") || !strings.Contains(out.String(), "root:x:0:0") {
-		t.Fatalf("workload: %v, output:\n%s", runErr, out.String())
+	runErr := run.waitExit(t, 120*time.Second, "the workload, after continue,")
+	if out := run.out.String(); runErr != nil || !strings.Contains(out, "workload-done") || !strings.Contains(out, "root:x:0:0") {
+		t.Fatalf("workload: %v, output:\n%s", runErr, out)
 	}
 
 	// The trace shows the stepped requests served one after the other,

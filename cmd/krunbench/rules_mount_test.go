@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"errors"
 	"os"
 	"os/exec"
@@ -14,34 +12,6 @@ import (
 
 	"golang.org/x/sys/unix"
 )
-
-// startProcess starts cmd with its output collected, and returns a channel
-// closed once it has exited (its error then in *err).
-func startProcess(t *testing.T, cmd *exec.Cmd) (out *bytes.Buffer, exited <-chan struct{}, err *error) {
-	t.Helper()
-	out = &bytes.Buffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if e := cmd.Start(); e != nil {
-		t.Fatal(e)
-	}
-	done := make(chan struct{})
-	err = new(error)
-	go func() { *err = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-done
-	})
-	return out, done, err
-}
-
-func waitExit(t *testing.T, exited <-chan struct{}, what string, out *bytes.Buffer) {
-	t.Helper()
-	select {
-	case <-exited:
-	case <-time.After(60 * time.Second):
-		t.Fatalf("%s did not end: a held request blocked the shutdown\n%s", what, out.String())
-	}
-}
 
 // TestBreakOverDevFuse holds requests of the host's own kernel FUSE client
 // (serve --mount): a step serves the held OPEN, and an interrupt while a
@@ -62,10 +32,13 @@ func TestBreakOverDevFuse(t *testing.T) {
 	}
 	defer os.RemoveAll(ctlDir)
 	sock := filepath.Join(ctlDir, "s")
-	serve := exec.Command(krunbenchBin(t), "serve", "--shared-dir", shared, "--mount", mnt, "--break", "OPEN", "--control", sock)
-	out, exited, _ := startProcess(t, serve)
+	serve := startProcess(t, exec.Command(krunbenchBin(t), "serve", "--shared-dir", shared, "--mount", mnt, "--break", "OPEN", "--control", sock))
 	defer unix.Unmount(mnt, unix.MNT_DETACH)
-	c := dialControl(t, sock, exited)
+	c := dialControl(t, sock, serve.exited)
+	// The control socket opens before the mount is made: a read before
+	// the mount appears would find the empty directory underneath, and
+	// no OPEN would ever be held.
+	serve.waitMounted(t, mnt, 60*time.Second)
 
 	read := func(name string) <-chan string {
 		ch := make(chan string, 1)
@@ -104,10 +77,10 @@ func TestBreakOverDevFuse(t *testing.T) {
 	if _, path, _ := held(t, c.do("wait")); path != "/second" {
 		t.Fatalf("held %s, want /second", path)
 	}
-	if err := serve.Process.Signal(syscall.SIGINT); err != nil {
+	if err := serve.cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
-	waitExit(t, exited, "krunbench serve", out)
+	serve.waitExit(t, 60*time.Second, "krunbench serve (a held request blocking the shutdown?)")
 	select {
 	case <-second: // served or failed: either way it returned
 	case <-time.After(30 * time.Second):
@@ -116,10 +89,14 @@ func TestBreakOverDevFuse(t *testing.T) {
 }
 
 // TestInterruptWhileHeldStopsTheGuest interrupts `krunbench run` while a
-// breakpoint holds the guest (vhost-user backend): the device reset
-// releases the held request and the run ends as interrupted.
+// breakpoint holds the guest, on each engine (the vhost-user backend's
+// device reset, or the in-process VMM's stop, releases the held request)
+// and the run ends as interrupted.
 func TestInterruptWhileHeldStopsTheGuest(t *testing.T) {
-	requireQEMU(t)
+	forEachEngine(t, testInterruptWhileHeldStopsTheGuest)
+}
+
+func testInterruptWhileHeldStopsTheGuest(t *testing.T, engine []string) {
 	root := busyboxRootfs(t)
 	ctlDir, err := os.MkdirTemp("", "ctl")
 	if err != nil {
@@ -127,22 +104,21 @@ func TestInterruptWhileHeldStopsTheGuest(t *testing.T) {
 	}
 	defer os.RemoveAll(ctlDir)
 	sock := filepath.Join(ctlDir, "s")
-	ctx, cancel := context.WithTimeout(context.Background(), 180*time.Second)
-	defer cancel()
-	run := exec.CommandContext(ctx, krunbenchBin(t), "run", "--engine", "qemu", "--accel", "tcg", "--rootfs", root,
-		"--kernel", guestKernel(t), "--break", "LOOKUP /etc/*", "--control", sock, "--", "/bin/cat", "/etc/hostname")
-	out, exited, runErr := startProcess(t, run)
-	c := dialControl(t, sock, exited)
+	args := append(append([]string{"run"}, engine...), "--rootfs", root,
+		"--break", "LOOKUP /etc/*", "--control", sock, "--", "/bin/cat", "/etc/hostname")
+	run := startProcess(t, exec.Command(krunbenchBin(t), args...))
+	c := dialControl(t, sock, run.exited)
 	if op, _, _ := held(t, c.do("wait")); op != "LOOKUP" {
 		t.Fatalf("held %s", op)
 	}
-	if err := run.Process.Signal(syscall.SIGINT); err != nil {
+	if err := run.cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
-	waitExit(t, exited, "krunbench run", out)
+	runErr := run.waitExit(t, 60*time.Second, "krunbench run (a held request blocking the shutdown?)")
 	var ee *exec.ExitError
-	if !errors.As(*runErr, &ee) || ee.ExitCode() != 130 || !strings.Contains(out.String(), "interrupted") {
-		t.Errorf("run ended with %v, want exit 130 (interrupted):\n%s", *runErr, out.String())
+	if !errors.As(runErr, &ee) || ee.ExitCode() != 130 || !strings.Contains(run.out.String(), "interrupted") {
+		t.Errorf("run ended with %v, want exit 130 (interrupted):\n%s", runErr, run.out.String())
 	}
 	waitNoQEMU(t, runMarker())
+	waitNoRunDirs(t)
 }

@@ -19,23 +19,14 @@ import (
 func TestDebuggerInTmux(t *testing.T) {
 	requireQEMU(t)
 	kernel := guestKernel(t)
-	data := t.TempDir()
-	if err := os.Mkdir(filepath.Join(data, "rootfs"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	root := busyboxRootfs(t)
+	data := workbenchLibraryDir(t)
 	for name, text := range map[string]string{"hostname": "tmux-guest\n", "passwd": "root:x:0:0:root:/root:/bin/sh\n"} {
-		if err := os.WriteFile(filepath.Join(root, "etc", name), []byte(text), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(data, "rootfs", "busybox", "etc", name), []byte(text), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := os.Rename(root, filepath.Join(data, "rootfs", "busybox")); err != nil {
-		t.Fatal(err)
-	}
-	bin := krunbenchBin(t)
 	tm := newTmux(t, 140, 44)
-	tm.send(fmt.Sprintf("TMPDIR=%s KRUNBENCH_KERNEL=%s %s --library %s --accel tcg; echo KB-EXIT=$?", tmpRoot, kernel, bin, data), "Enter")
-	tm.waitFor(`krun-init \(default\)`, 20*time.Second)
+	startWorkbench(tm, kernel, data)
 
 	// A breakpoint before launching, from the debugger pane's form.
 	tm.send("6")
@@ -46,9 +37,7 @@ func TestDebuggerInTmux(t *testing.T) {
 	tm.waitFor(`1 break LOOKUP /etc/\* once`, 5*time.Second)
 
 	tm.send("1")
-	tm.send("Down")
-	tm.send("Space")
-	tm.send("Enter")
+	pickAndLaunchDefaultInit(tm)
 	// The launch attaches the console; the shell's first look under /etc
 	// (its user's passwd entry) is held before it prints a prompt.
 	tm.waitFor(`attached`, 30*time.Second)

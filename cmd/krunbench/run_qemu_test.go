@@ -14,7 +14,6 @@ import (
 
 	"github.com/krunbench/krunbench/virtiofs/fuse"
 	"github.com/krunbench/krunbench/virtiofs/overlay"
-	"github.com/krunbench/krunbench/virtiofs/trace"
 )
 
 // TestQEMUEngineBootsGuestFromOurVirtioFS boots the real guest kernel under
@@ -57,15 +56,7 @@ func TestQEMUEngineBootsGuestFromOurVirtioFS(t *testing.T) {
 		t.Errorf("host side of the guest's write: %q %v", b, err)
 	}
 
-	f, err := os.Open(traceFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	evs, err := trace.ReadFile(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	evs := readTrace(t, traceFile)
 	var lookup, reads, eof int
 	for _, ev := range evs {
 		switch {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -29,26 +28,9 @@ import (
 // process while a hostile one is connected.
 func TestServeSocketSurvivesHostileFrontEnds(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "vfs.sock")
-	serve := exec.Command(krunbenchBin(t), "serve", "--shared-dir", t.TempDir(), "--socket", sock)
-	out := newSyncBuffer()
-	serve.Stdout, serve.Stderr = out, out
-	if err := serve.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- serve.Wait() }()
-	defer func() {
-		serve.Process.Kill()
-		<-exited
-	}()
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if _, err := os.Stat(sock); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no socket after 30 s:\n%s", out.String())
-		}
-	}
+	serve := startProcess(t, exec.Command(krunbenchBin(t), "serve", "--shared-dir", t.TempDir(), "--socket", sock))
+	out := serve.out
+	serve.waitPath(t, sock, 30*time.Second)
 	served := func(what string) {
 		t.Helper()
 		fe := dialVhostUser(t, sock, out, false)
@@ -82,15 +64,9 @@ func TestServeSocketSurvivesHostileFrontEnds(t *testing.T) {
 	fe.publishInit()
 	fe.kickRing()
 	fe.waitUsed("with a saturated call fd, before SIGTERM")
-	vuMust(t, serve.Process.Signal(syscall.SIGTERM))
-	select {
-	case err := <-exited:
-		exited <- err
-		if err != nil {
-			t.Fatalf("serve after SIGTERM: %v\n%s", err, out.String())
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatalf("serve still running 60 s after SIGTERM:\n%s", out.String())
+	vuMust(t, serve.cmd.Process.Signal(syscall.SIGTERM))
+	if err := serve.waitExit(t, 60*time.Second, "serve after SIGTERM"); err != nil {
+		t.Fatalf("serve after SIGTERM: %v\n%s", err, out.String())
 	}
 }
 

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -15,26 +13,6 @@ import (
 	"github.com/krunbench/krunbench/vmm/cmdline"
 )
 
-// syncBuffer is a bytes.Buffer safe for a writer goroutine and a reader.
-type syncBuffer struct {
-	mu chan struct{}
-	b  bytes.Buffer
-}
-
-func newSyncBuffer() *syncBuffer { return &syncBuffer{mu: make(chan struct{}, 1)} }
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu <- struct{}{}
-	defer func() { <-s.mu }()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu <- struct{}{}
-	defer func() { <-s.mu }()
-	return s.b.String()
-}
-
 // TestServeSocketIsADropInForVirtiofsd runs `krunbench serve --socket` as
 // its own process and boots two QEMU guests against it, one after the
 // other, as one would with virtiofsd.
@@ -45,21 +23,8 @@ func TestServeSocketIsADropInForVirtiofsd(t *testing.T) {
 	work := t.TempDir()
 	initBin := buildStatic(t, "./testdata/testinit", filepath.Join(work, "testinit"))
 	sock := filepath.Join(work, "vfs.sock")
-	serve := exec.Command(krunbenchBin(t), "serve", "--shared-dir", root, "--socket", sock, "--init", initBin)
-	serveOut := newSyncBuffer()
-	serve.Stdout, serve.Stderr = serveOut, serveOut
-	if err := serve.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer serve.Process.Kill()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if _, err := os.Stat(sock); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no socket after 10s:\n%s", serveOut.String())
-		}
-	}
+	serve := startProcess(t, exec.Command(krunbenchBin(t), "serve", "--shared-dir", root, "--socket", sock, "--init", initBin))
+	serve.waitPath(t, sock, 30*time.Second)
 	line, err := cmdline.Build(cmdline.Spec{Extra: qemu.TCGParams()})
 	if err != nil {
 		t.Fatal(err)
@@ -71,14 +36,14 @@ func TestServeSocketIsADropInForVirtiofsd(t *testing.T) {
 		out, err := q.CombinedOutput()
 		cancel()
 		if err != nil || !strings.Contains(string(out), "KRUNBENCH-E2E-MARKER pid 1") || !strings.Contains(string(out), "exit-code ioctl: errno 0") {
-			t.Fatalf("boot %d: %v\n%s\nserver:\n%s", boot, err, out, serveOut.String())
+			t.Fatalf("boot %d: %v\n%s\nserver:\n%s", boot, err, out, serve.out.String())
 		}
 	}
-	serve.Process.Signal(syscall.SIGTERM)
-	if err := serve.Wait(); err != nil {
-		t.Fatalf("serve after SIGTERM: %v\n%s", err, serveOut.String())
+	serve.cmd.Process.Signal(syscall.SIGTERM)
+	if err := serve.waitExit(t, 60*time.Second, "serve after SIGTERM"); err != nil {
+		t.Fatalf("serve after SIGTERM: %v\n%s", err, serve.out.String())
 	}
-	if !strings.Contains(serveOut.String(), "guest reported exit code 42") {
-		t.Fatalf("serve did not report the guest's exit code:\n%s", serveOut.String())
+	if !strings.Contains(serve.out.String(), "guest reported exit code 42") {
+		t.Fatalf("serve did not report the guest's exit code:\n%s", serve.out.String())
 	}
 }

@@ -45,10 +45,17 @@ func startWorkbench(tm *tmuxTerm, kernel, data string, extra ...string) {
 // launches; it returns once the guest shell prompts.
 func launchDefaultInit(tm *tmuxTerm) {
 	tm.t.Helper()
+	pickAndLaunchDefaultInit(tm)
+	tm.waitFor(`/ # `, 120*time.Second)
+}
+
+// pickAndLaunchDefaultInit picks the busybox root and the default init in
+// the library and launches, without waiting for the guest.
+func pickAndLaunchDefaultInit(tm *tmuxTerm) {
+	tm.t.Helper()
 	tm.send("Down")
 	tm.send("Space")
 	tm.send("Enter")
-	tm.waitFor(`/ # `, 120*time.Second)
 }
 
 // workbenchPID finds the krunbench process serving library dir data.
@@ -258,7 +265,7 @@ func TestWorkbenchKilledInTmux(t *testing.T) {
 					t.Fatal(err)
 				}
 			case "kill-session":
-				if out, err := exec.Command("tmux", "kill-session", "-t", tm.name).CombinedOutput(); err != nil {
+				if out, err := tm.cmd("kill-session", "-t", tm.name).CombinedOutput(); err != nil {
 					t.Fatalf("kill-session: %v %s", err, out)
 				}
 			}

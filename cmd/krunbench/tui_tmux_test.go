@@ -14,10 +14,19 @@ import (
 // tmuxSessions numbers this test binary's tmux sessions.
 var tmuxSessions int
 
-// tmuxTerm drives a real terminal: a tmux session of a fixed size.
+// tmuxTerm drives a real terminal: a tmux session of a fixed size, on a
+// tmux server of its own (-L name). With the default server, shared by
+// every test and every tmux user of the machine, one test killing its last
+// session stops the server while another creates a session there, which
+// then fails with "server exited unexpectedly".
 type tmuxTerm struct {
 	t    *testing.T
 	name string
+}
+
+// cmd is a tmux command on this terminal's own server.
+func (tm *tmuxTerm) cmd(args ...string) *exec.Cmd {
+	return exec.Command("tmux", append([]string{"-L", tm.name}, args...)...)
 }
 
 func newTmux(t *testing.T, cols, rows int) *tmuxTerm {
@@ -27,17 +36,17 @@ func newTmux(t *testing.T, cols, rows int) *tmuxTerm {
 	}
 	tmuxSessions++
 	tm := &tmuxTerm{t: t, name: fmt.Sprintf("krunbench-test-%d-%d", os.Getpid(), tmuxSessions)}
-	out, err := exec.Command("tmux", "new-session", "-d", "-s", tm.name, "-x", fmt.Sprint(cols), "-y", fmt.Sprint(rows), "sh").CombinedOutput()
+	out, err := tm.cmd("-f", "/dev/null", "new-session", "-d", "-s", tm.name, "-x", fmt.Sprint(cols), "-y", fmt.Sprint(rows), "sh").CombinedOutput()
 	if err != nil {
 		t.Fatalf("tmux: %v %s", err, out)
 	}
-	t.Cleanup(func() { exec.Command("tmux", "kill-session", "-t", tm.name).Run() })
+	t.Cleanup(func() { tm.cmd("kill-server").Run() })
 	return tm
 }
 
 func (tm *tmuxTerm) send(keys ...string) {
 	tm.t.Helper()
-	if out, err := exec.Command("tmux", append([]string{"send-keys", "-t", tm.name}, keys...)...).CombinedOutput(); err != nil {
+	if out, err := tm.cmd(append([]string{"send-keys", "-t", tm.name}, keys...)...).CombinedOutput(); err != nil {
 		tm.t.Fatalf("send-keys %v: %v %s", keys, err, out)
 	}
 	time.Sleep(150 * time.Millisecond)
@@ -46,14 +55,14 @@ func (tm *tmuxTerm) send(keys ...string) {
 // resize sets the terminal's size, as a user dragging the window does.
 func (tm *tmuxTerm) resize(cols, rows int) {
 	tm.t.Helper()
-	if out, err := exec.Command("tmux", "resize-window", "-t", tm.name, "-x", fmt.Sprint(cols), "-y", fmt.Sprint(rows)).CombinedOutput(); err != nil {
+	if out, err := tm.cmd("resize-window", "-t", tm.name, "-x", fmt.Sprint(cols), "-y", fmt.Sprint(rows)).CombinedOutput(); err != nil {
 		tm.t.Fatalf("resize-window: %v %s", err, out)
 	}
 	time.Sleep(150 * time.Millisecond)
 }
 
 func (tm *tmuxTerm) screen() string {
-	out, _ := exec.Command("tmux", "capture-pane", "-p", "-t", tm.name).Output()
+	out, _ := tm.cmd("capture-pane", "-p", "-t", tm.name).Output()
 	return string(out)
 }
 

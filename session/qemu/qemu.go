@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Accelerators.
@@ -184,32 +186,82 @@ func Start(c Config) (*Process, error) {
 	if err != nil {
 		return nil, ErrNoQEMU
 	}
-	// QEMU's stdio chardev makes its stdin non-blocking, and a
-	// virtconsole drops whatever a non-blocking write could not take
-	// (hw/char/virtio-console.c, flush_buf). Stdout is therefore a second
-	// open file description of the pty, which stays blocking: when
-	// krunbench reads slowly, QEMU's write waits, and so does the guest's
-	// console write (backpressure instead of loss).
+	// The virtconsole drops whatever a non-blocking write could not take
+	// (hw/char/virtio-console.c, flush_buf), and QEMU makes its chardev's
+	// output non-blocking when it creates it (stdin too, for the stdio
+	// chardev). So stdout is a second open file description of the pty,
+	// which krunbench keeps too and turns back to blocking (keepBlocking):
+	// when krunbench reads slowly, QEMU's write waits, and so does the
+	// guest's console write (backpressure instead of loss).
 	cmd := exec.Command(path, c.Args()...)
+	var out *os.File
 	if c.Console != nil {
-		out, err := os.OpenFile(c.Console.Name(), os.O_WRONLY|syscall.O_NOCTTY, 0)
+		out, err = os.OpenFile(c.Console.Name(), os.O_WRONLY|syscall.O_NOCTTY, 0)
 		if err != nil {
 			return nil, fmt.Errorf("console for qemu: %w", err)
 		}
-		defer out.Close()
 		cmd.Stdin, cmd.Stdout = c.Console, out
 	}
 	cmd.Stderr = c.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
+		if out != nil {
+			out.Close()
+		}
 		return nil, fmt.Errorf("start qemu: %w", err)
 	}
 	p := &Process{cmd: cmd, done: make(chan struct{})}
+	watched := make(chan struct{})
+	if out != nil {
+		go func() {
+			defer close(watched)
+			keepBlocking(out.Fd(), p.done)
+		}()
+	} else {
+		close(watched)
+	}
 	go func() {
 		p.err = cmd.Wait()
 		close(p.done)
+		// The last copy of the pty's slave side goes with QEMU, so the
+		// session's reader sees the end of output once it has read it.
+		<-watched
+		if out != nil {
+			out.Close()
+		}
 	}()
 	return p, nil
+}
+
+// keepBlocking clears O_NONBLOCK on QEMU's console output (an open file
+// description krunbench shares with QEMU) whenever QEMU has set it, until
+// done. QEMU sets it once, while it creates its chardevs, before any vCPU
+// runs; it is checked every millisecond for the first seconds, so it is
+// cleared long before the guest's first console write (the kernel has
+// booted and probed virtio by then), and every 100 ms after that, which
+// only guards against a QEMU that sets it again.
+func keepBlocking(fd uintptr, done <-chan struct{}) {
+	wait, fastUntil := time.Millisecond, time.Now().Add(3*time.Second)
+	for {
+		if time.Now().After(fastUntil) {
+			wait = 100 * time.Millisecond
+		}
+		flags, err := unix.FcntlInt(fd, unix.F_GETFL, 0)
+		if err != nil {
+			return
+		}
+		if flags&unix.O_NONBLOCK != 0 {
+			if _, err := unix.FcntlInt(fd, unix.F_SETFL, flags&^unix.O_NONBLOCK); err != nil {
+				return
+			}
+			fastUntil = time.Time{}
+		}
+		select {
+		case <-done:
+			return
+		case <-time.After(wait):
+		}
+	}
 }
 
 // Done is closed when QEMU has exited.

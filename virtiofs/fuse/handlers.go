@@ -496,10 +496,18 @@ func (s *Server) ioctlOp(sc *scratch, h *InHeader) Errno {
 	if in.InSize > maxIoctlSize || in.OutSize > maxIoctlSize {
 		return syscall.EINVAL
 	}
-	if in.Cmd == ExitCodeIoctl && h.Nodeid != RootID {
+	if in.Cmd == ExitCodeIoctl {
 		// The init reports its exit code on the root it opened; on any
 		// other inode the command reaches no filesystem.
-		return syscall.ENOTTY
+		if h.Nodeid != RootID {
+			return syscall.ENOTTY
+		}
+		// Only the init may report: any other guest process could end
+		// the run with a code of its choosing. The pid, not the uid,
+		// says who calls, so the check survives uid squashing.
+		if h.Pid != InitPID {
+			return syscall.EPERM
+		}
 	}
 	inData, ok := sc.r.next(int(in.InSize))
 	if !ok {

@@ -412,6 +412,14 @@ const (
 // workload's exit code through it on the root virtio-fs.
 const ExitCodeIoctl = 0x7602
 
+// InitPID is the only caller whose ExitCodeIoctl is accepted. A request's
+// header carries the calling thread's id in the pid namespace of whoever
+// mounted the filesystem: for virtio-fs the guest's first namespace, in
+// which 1 is the init's main thread and nothing else. So an init must
+// report from its main thread (krun-init and the test init lock it); over
+// /dev/fuse it is the host's pid 1, so no host process reports.
+const InitPID = 1
+
 func sizeOf[T any]() int {
 	var v T
 	return int(unsafe.Sizeof(v))

@@ -111,7 +111,7 @@ func TestInitKrunWithoutPayload(t *testing.T) {
 	}
 }
 
-func TestKrunConfigAndExitCodeIoctl(t *testing.T) {
+func TestKrunConfigAndExitCodeIoctlFromNonInit(t *testing.T) {
 	cfg := []byte(`{"Cmd":["/bin/true"]}`)
 	mt := mount(t, mountOpts{config: cfg})
 	for range 2 { // not one-shot
@@ -125,10 +125,14 @@ func TestKrunConfigAndExitCodeIoctl(t *testing.T) {
 	f, err := os.Open(mt.mnt)
 	must(t, err)
 	defer f.Close()
-	if _, _, errno := syscall.Syscall(syscall.SYS_IOCTL, f.Fd(), fuse.ExitCodeIoctl, 42); errno != 0 {
-		t.Fatalf("ioctl 0x7602: %v", errno)
+	// The kernel's FUSE client puts this thread's id, not 1 (the init),
+	// in the header: the report is refused and the code stays unset.
+	// Guest runs (the cmd/krunbench and session end-to-end tests) show
+	// the init's own report arriving.
+	if _, _, errno := syscall.Syscall(syscall.SYS_IOCTL, f.Fd(), fuse.ExitCodeIoctl, 42); errno != syscall.EPERM {
+		t.Fatalf("ioctl 0x7602 from pid %d: %v, want EPERM (only the init may report)", os.Getpid(), errno)
 	}
-	if code, ok := mt.exitCode(t); !ok || code != 42 {
-		t.Fatalf("exit code %d (set %v), want 42", code, ok)
+	if code, ok := mt.exitCode(t); ok {
+		t.Fatalf("a non-init caller set the exit code to %d", code)
 	}
 }

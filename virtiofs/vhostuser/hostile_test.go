@@ -41,6 +41,40 @@ func listen(t *testing.T, b *Backend) (path string, stop func()) {
 	}
 }
 
+// echoBackend is a backend over an echo device, closed when the test
+// ends.
+func echoBackend(t *testing.T, opts Options) (*Backend, *echoDevice) {
+	dev := &echoDevice{}
+	b := NewBackend(dev, opts)
+	t.Cleanup(func() { b.Close() })
+	return b, dev
+}
+
+// startedFrontEnd connects a front-end to the socket at path and starts
+// its rings.
+func startedFrontEnd(t *testing.T, path string) *frontEnd {
+	fe := dialFrontEnd(t, path)
+	fe.handshake()
+	fe.start()
+	return fe
+}
+
+// startedPair is pairFrontEnd with the front-end's rings started.
+func startedPair(t *testing.T, b *Backend) (*frontEnd, <-chan error) {
+	fe, done := pairFrontEnd(t, b)
+	fe.handshake()
+	fe.start()
+	return fe, done
+}
+
+// nextFrontEndIsServed: after an attack, a new front-end on the socket at
+// path gets its request answered.
+func nextFrontEndIsServed(t *testing.T, path string) {
+	next := startedFrontEnd(t, path)
+	next.roundTrip(1, "the next front-end")
+	next.hangUp()
+}
+
 // saturatedEventfd returns a blocking eventfd whose counter is at its
 // maximum: a write of 1 to it blocks until someone reads it.
 func saturatedEventfd(t *testing.T) int {
@@ -57,14 +91,10 @@ func saturatedEventfd(t *testing.T) int {
 // requests in flight) answers, the next front-end is served, and the
 // backend stops when told to.
 func TestCallFdThatBlocks(t *testing.T) {
-	dev := &echoDevice{}
-	b := NewBackend(dev, Options{Log: testLogger(t), BusyWait: 30 * time.Second})
-	t.Cleanup(func() { b.Close() })
+	b, _ := echoBackend(t, Options{Log: testLogger(t), BusyWait: 30 * time.Second})
 	path, stop := listen(t, b)
 
-	fe := dialFrontEnd(t, path)
-	fe.handshake()
-	fe.start()
+	fe := startedFrontEnd(t, path)
 	full := saturatedEventfd(t)
 	fe.mustAck(reqSetVringCall, u64Bytes(1), full)
 	unix.Close(fe.call[1])
@@ -82,11 +112,7 @@ func TestCallFdThatBlocks(t *testing.T) {
 	fe.stop() // GET_VRING_BASE: a reply only once the device is reset
 	fe.hangUp()
 
-	next := dialFrontEnd(t, path)
-	next.handshake()
-	next.start()
-	next.roundTrip(1, "the next front-end")
-	next.hangUp()
+	nextFrontEndIsServed(t, path)
 	stop()
 }
 
@@ -98,12 +124,8 @@ func TestCallFdNotAnEventfd(t *testing.T) {
 	must(t, unix.Pipe2(pipe, unix.O_CLOEXEC))
 	defer unix.Close(pipe[0])
 	defer unix.Close(pipe[1])
-	dev := &echoDevice{}
-	b := NewBackend(dev, Options{Log: testLogger(t)})
-	t.Cleanup(func() { b.Close() })
-	fe, _ := pairFrontEnd(t, b)
-	fe.handshake()
-	fe.start()
+	b, _ := echoBackend(t, Options{Log: testLogger(t)})
+	fe, _ := startedPair(t, b)
 	fe.mustNack(reqSetVringCall, u64Bytes(1), pipe[1])
 	fe.mustNack(reqSetVringCall, u64Bytes(1), devZero(t))
 	fe.roundTrip(1, "still served, on the old call fd")
@@ -114,14 +136,10 @@ func TestCallFdNotAnEventfd(t *testing.T) {
 // is broken instead of the process dying of SIGBUS, and the next
 // front-end is served.
 func TestShrunkGuestMemory(t *testing.T) {
-	dev := &echoDevice{}
-	b := NewBackend(dev, Options{Log: testLogger(t), BusyWait: 30 * time.Second})
-	t.Cleanup(func() { b.Close() })
+	b, dev := echoBackend(t, Options{Log: testLogger(t), BusyWait: 30 * time.Second})
 	path, stop := listen(t, b)
 
-	fe := dialFrontEnd(t, path)
-	fe.handshake()
-	fe.start()
+	fe := startedFrontEnd(t, path)
 	fe.roundTrip(1, "before the memfd shrinks")
 	d := fe.drivers[1]
 	_, err := d.AddChain(virtiotest.R([]byte("on memory about to vanish")), virtiotest.W(64))
@@ -140,11 +158,7 @@ func TestShrunkGuestMemory(t *testing.T) {
 	}
 	fe.hangUp()
 
-	next := dialFrontEnd(t, path)
-	next.handshake()
-	next.start()
-	next.roundTrip(1, "the next front-end")
-	next.hangUp()
+	nextFrontEndIsServed(t, path)
 	stop()
 }
 
@@ -155,12 +169,8 @@ func TestShrunkGuestMemory(t *testing.T) {
 // logged.
 func TestHostileMessagesLeakNothing(t *testing.T) {
 	warmUpNetpoll(t)
-	dev := &echoDevice{}
-	b := NewBackend(dev, Options{})
-	t.Cleanup(func() { b.Close() })
-	fe, done := pairFrontEnd(t, b)
-	fe.handshake()
-	fe.start()
+	b, _ := echoBackend(t, Options{})
+	fe, done := startedPair(t, b)
 	fe.roundTrip(1, "warm")
 	small, err := unix.MemfdCreate("small", unix.MFD_CLOEXEC)
 	must(t, err)

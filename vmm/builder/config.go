@@ -126,7 +126,8 @@ type Config struct {
 	// device of its own without MULTIPORT, so it exists before init
 	// starts; these ports appear once Linux has done the control
 	// handshake. Each must be named and not a console. VM.Close closes
-	// the device; VM.Ports().WaitWritten then waits for their output.
+	// the device; VM.Ports().Flushed is then closed once their output is
+	// written.
 	Ports []console.Port
 	// Serial, when set, gets an 8250 UART at COM1 with the kernel's early
 	// and console output (earlyprintk=serial console=ttyS0 are added; the

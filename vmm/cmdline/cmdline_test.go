@@ -14,7 +14,7 @@ func TestBuildLibkrunLine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `reboot=k panic=-1 panic_print=0 nomodule console=hvc0 rootfstype=virtiofs rw quiet no-kvmapf ` +
+	want := `reboot=k panic=-1 panic_print=0 nomodule console=hvc0 rootfstype=virtiofs rw quiet no-kvmapf noirqdebug ` +
 		`tsc_early_khz=2000000 init=/init.krun KRUN_INIT=/bin/sh KRUN_WORKDIR=/tmp "GREETING=hello world" K=V ` +
 		`-- "-c" "echo hi; exit 3"`
 	if got != want {

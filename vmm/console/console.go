@@ -118,8 +118,7 @@ type Options struct {
 // mmio transport's ConfigNotifiee.
 type Console struct {
 	ports     []*port
-	writers   sync.WaitGroup // the ports' host writers
-	consoleID int            // port that Resize targets; -1 for none
+	consoleID int // port that Resize targets; -1 for none
 	colsFirst bool
 	log       *slog.Logger
 
@@ -130,6 +129,8 @@ type Console struct {
 	cfgNotify virtio.Notifier
 	run       *activation
 	closed    bool
+
+	flushed chan struct{} // closed when every port's writer has ended
 }
 
 var _ virtio.Device = (*Console)(nil)
@@ -143,7 +144,7 @@ func New(opts Options) (*Console, error) {
 	if len(opts.Ports) > MaxPorts {
 		return nil, fmt.Errorf("console: %d ports, at most %d", len(opts.Ports), MaxPorts)
 	}
-	c := &Console{consoleID: -1, colsFirst: opts.ResizeColsFirst, log: opts.Log}
+	c := &Console{consoleID: -1, colsFirst: opts.ResizeColsFirst, log: opts.Log, flushed: make(chan struct{})}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
@@ -156,15 +157,25 @@ func New(opts Options) (*Console, error) {
 		}
 		c.ports = append(c.ports, newPort(i, p))
 	}
+	var writers sync.WaitGroup
 	for _, p := range c.ports {
-		c.writers.Add(1)
-		go c.writeLoop(p)
+		writers.Go(func() { c.writeLoop(p) })
 		if p.host != nil {
 			go c.readLoop(p)
 		}
 	}
+	go func() {
+		writers.Wait()
+		close(c.flushed)
+	}()
 	return c, nil
 }
+
+// Flushed is closed once Close has been called and every port's writer
+// has written its backlog to the host side (or given up on a write error):
+// the moment the host side may be closed without losing the guest's last
+// output.
+func (c *Console) Flushed() <-chan struct{} { return c.flushed }
 
 // rxQueue and txQueue map a port to its receive and transmit queues.
 func rxQueue(port int) int {
@@ -423,10 +434,6 @@ func (c *Console) Close() error {
 	}
 	return nil
 }
-
-// WaitWritten waits, after Close, until every port's host writer has
-// written what the guest sent (or given up on a failed host side).
-func (c *Console) WaitWritten() { c.writers.Wait() }
 
 // notify sends the queue's used buffer notification if the driver wants
 // one.

@@ -435,3 +435,46 @@ func TestHostEndOfInputClosesPort(t *testing.T) {
 	// Once only, and not for port 0, whose host side is still there.
 	g.noCtrl()
 }
+
+// TestFlushedAfterBacklogWritten: after Close, Flushed waits until the
+// guest's last output, taken from the guest but not yet written to a slow
+// host side, has all been written; only then may the host side be closed
+// without losing it (the kvm engine closes the pty then).
+func TestFlushedAfterBacklogWritten(t *testing.T) {
+	h := newHost(t)
+	g := newGuest(t, console.Options{Ports: []console.Port{{Console: true, Host: h.Side()}}}, 1<<virtio.FeatureVersion1)
+	const chainSize, chains = 16 << 10, 3
+	d := g.m.Drivers[txq(0)]
+	var want bytes.Buffer
+	for i := range chains {
+		data := bytes.Repeat([]byte{byte('k' + i)}, chainSize)
+		want.Write(data)
+		if _, err := d.AddChain(virtiotest.R(data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.Publish()
+	g.con.QueueNotify(txq(0))
+	returned := 0
+	for deadline := time.Now().Add(10 * time.Second); returned < chains; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d chains taken from the guest", returned, chains)
+		}
+		returned += len(d.TakeUsed())
+	}
+	g.con.Close()
+	select {
+	case <-g.con.Flushed():
+		t.Fatal("Flushed before the host side took the backlog")
+	default:
+	}
+	got := readN(t, h.Out, want.Len())
+	if !bytes.Equal(got, want.Bytes()) {
+		t.Fatal("backlog written after Close differs from what the guest sent")
+	}
+	select {
+	case <-g.con.Flushed():
+	case <-time.After(30 * time.Second):
+		t.Fatal("Flushed not closed after the backlog was written")
+	}
+}

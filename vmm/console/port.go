@@ -96,7 +96,6 @@ func (c *Console) readLoop(p *port) {
 // writeLoop writes transmit data to the host side in order. After a write
 // error the rest is discarded: the guest must not stall on a dead host.
 func (c *Console) writeLoop(p *port) {
-	defer c.writers.Done()
 	var failed bool
 	for tx := range p.writes {
 		if !failed && p.host != nil {

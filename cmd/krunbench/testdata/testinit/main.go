@@ -11,9 +11,14 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"os"
+	"runtime"
 	"syscall"
 	"time"
 )
+
+// init keeps main on thread 1, the only caller whose exit-code ioctl the
+// server accepts (the FUSE header carries the calling thread's id).
+func init() { runtime.LockOSThread() }
 
 func main() {
 	fmt.Println("KRUNBENCH-E2E-MARKER pid", os.Getpid())
@@ -22,7 +27,12 @@ func main() {
 		switch mode {
 		case "sleep": // for interruption tests: never ends on its own
 			fmt.Println("KRUNBENCH-SLEEPING")
-			select {}
+			// Not select{}: with no other goroutine the Go runtime calls
+			// that a deadlock and exits 2, so the init died, the kernel
+			// panicked, and a test's signal raced the guest's end.
+			for {
+				time.Sleep(time.Hour)
+			}
 		case "die": // init exits: the kernel panics
 			os.Exit(3)
 		case "chatter": // for pipe tests: a numbered line every 50 ms, forever

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+)
+
+// finishConcurrency derives the rules rows' costs and the mixed row's
+// latency ratios, and returns the small-client latency target.
+func (r *results) finishConcurrency() *target {
+	p99 := &target{Description: fmt.Sprintf("small-client p99 under the writer <= %.0fx idle (tap): median over rounds of p99 under the writer / idle p99 <= %.1f", targetP99UnderWriter, targetP99UnderWriter), Rows: map[string]bool{}}
+	for _, x := range r.Rows {
+		c, rules := x.Modes[modeTap], x.Modes[modeRules]
+		x.Rules100OverheadPct = pairOf(rules, c, extraTimePct)
+		x.Rules100CPUPct = pairOf(rules, c, extraCPUPct)
+		x.Rules100ExtraUsPerUnit = pairOf(rules, c, extraUsPerUnit)
+		if x.Name != rowMixed {
+			continue
+		}
+		for name, s := range x.Modes {
+			if p := pairOf(s, s, p99Ratio); p != nil {
+				if x.P99UnderWriter == nil {
+					x.P99UnderWriter = map[string]*paired{}
+				}
+				x.P99UnderWriter[name] = p
+			}
+		}
+		if p := x.P99UnderWriter[modeTap]; p != nil {
+			p99.Rows[x.Name] = p.Median <= targetP99UnderWriter
+		}
+	}
+	return p99
+}
+
+// p99Ratio is one sample's p99 under the writer over its idle p99 (a and
+// b are the same sample).
+func p99Ratio(a, _ measure) (float64, bool) {
+	if a.Latency == nil || a.Latency.IdleP99Us <= 0 {
+		return 0, false
+	}
+	return a.Latency.BusyP99Us / a.Latency.IdleP99Us, true
+}
+
+// medianLatency is the median over samples of one latency field.
+func medianLatency(s *series, f func(*latency) float64) (float64, bool) {
+	var v []float64
+	for _, m := range s.Samples {
+		if m.Latency != nil {
+			v = append(v, f(m.Latency))
+		}
+	}
+	if len(v) == 0 {
+		return 0, false
+	}
+	slices.Sort(v)
+	return v[len(v)/2], true
+}
+
+// printConcurrency prints the latency, rules and memory tables, where the
+// run has them.
+func (r *results) printConcurrency(w io.Writer) {
+	if x := r.row(rowMixed); x != nil && len(x.Modes) > 0 {
+		fmt.Fprintf(w, "mixed: the small stat client's latency (us, medians over rounds), idle and under the %s writer\n", human(r.cfg.mixedSize))
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "mode\tidle p50\tidle p99\twriter p50\twriter p99\twriter max\tp99 ratio\t")
+		for _, m := range r.Modes {
+			s := x.Modes[m.Name]
+			if s == nil {
+				continue
+			}
+			line := []string{m.Label}
+			for _, f := range []func(*latency) float64{
+				func(l *latency) float64 { return l.IdleP50Us }, func(l *latency) float64 { return l.IdleP99Us },
+				func(l *latency) float64 { return l.BusyP50Us }, func(l *latency) float64 { return l.BusyP99Us },
+				func(l *latency) float64 { return l.BusyMaxUs },
+			} {
+				v, _ := medianLatency(s, f)
+				line = append(line, fmt.Sprintf("%.0f", v))
+			}
+			ratio := fmtRatio(x.P99UnderWriter[m.Name])
+			if m.Name == modeTap {
+				ratio = r.fmtTarget(x.P99UnderWriter[m.Name], "p99_under_writer_le_2x_idle", x.Name)
+			}
+			fmt.Fprintln(tw, strings.Join(append(line, ratio, ""), "\t"))
+		}
+		tw.Flush()
+		fmt.Fprintln(w)
+	}
+	var ruleRows []*row
+	for _, x := range r.Rows {
+		if x.Rules100OverheadPct != nil {
+			ruleRows = append(ruleRows, x)
+		}
+	}
+	if len(ruleRows) > 0 {
+		fmt.Fprintln(w, "100 non-matching rules over tap (c), within rounds: median [p25, p75]")
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "workload\textra time\textra server cpu\textra us per unit\t")
+		for _, x := range ruleRows {
+			p := x.Rules100ExtraUsPerUnit
+			perUnit := "-"
+			if p != nil {
+				perUnit = fmt.Sprintf("%+.2f [%+.2f,%+.2f] per %s", p.Median, p.P25, p.P75, strings.TrimSuffix(x.Unit, "/s"))
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", x.Title, fmtPct(x.Rules100OverheadPct), fmtPct(x.Rules100CPUPct), perUnit)
+		}
+		tw.Flush()
+		fmt.Fprintln(w)
+	}
+	if m := r.Memory; m != nil {
+		fmt.Fprintf(w, "memory: server RSS after looking up %d inodes (cold find+lstat through a fresh mount; RLIMIT_NOFILE %d)\n", m.Files, m.RlimitNofile)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "mode\tRSS idle KiB\tRSS after KiB\tpeak KiB\tfds\tfiles seen\tfailed\tstill serves\tfirst error\t")
+		for _, mo := range r.Modes {
+			run := m.Modes[mo.Name]
+			if run == nil {
+				continue
+			}
+			first := run.FirstError
+			if len(first) > 60 {
+				first = first[len(first)-60:]
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%v\t%s\t\n", mo.Label, run.RSSIdleKiB, run.RSSAfterKiB, run.HWMKiB, run.FDs, run.Seen, run.Failed, run.StillServes, first)
+		}
+		tw.Flush()
+		fmt.Fprintf(w, "virtiofsd: %s\n\n", m.Virtiofsd)
+	}
+}
