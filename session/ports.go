@@ -42,6 +42,8 @@ type hostPorts struct {
 	listeners []net.Listener
 	outputs   sync.WaitGroup // stdout and stderr copies still writing
 	flush     func()         // waits for the in-process engine's output
+	closed    chan struct{}  // closed by close: output ports' reads end
+	closeOnce sync.Once
 
 	mu      sync.Mutex
 	size    terminal.Size
@@ -52,7 +54,7 @@ type hostPorts struct {
 }
 
 func newHostPorts(cfg *Config) *hostPorts {
-	h := &hostPorts{cfg: cfg, size: cfg.ConsoleSize}
+	h := &hostPorts{cfg: cfg, size: cfg.ConsoleSize, closed: make(chan struct{})}
 	if cfg.Stdin != nil {
 		h.names = append(h.names, portStdin)
 	}
@@ -209,9 +211,9 @@ func (h *hostPorts) consolePorts() []console.Port {
 			// The device reports the reader's end as the port's close.
 			host = readWriter{h.cfg.Stdin, io.Discard}
 		case portStdout:
-			host = readWriter{endedReader{}, h.cfg.Stdout}
+			host = readWriter{noInput{h.closed}, h.cfg.Stdout}
 		case portStderr:
-			host = readWriter{endedReader{}, h.cfg.Stderr}
+			host = readWriter{noInput{h.closed}, h.cfg.Stderr}
 		case portWinsize:
 			// The first size goes out once the device reads (sendSize).
 			r, w := io.Pipe()
@@ -232,10 +234,16 @@ type readWriter struct {
 	io.Writer
 }
 
-// endedReader is the input of an output-only port: none.
-type endedReader struct{}
+// noInput is the input of an output-only port: nothing, until the
+// session closes its ports. It must not end with io.EOF: vmm/console
+// reports a host side's end of input as the port closed by the host
+// (PORT_OPEN 0), and Linux blocks the guest's writes to such a port.
+type noInput struct{ closed <-chan struct{} }
 
-func (endedReader) Read([]byte) (int, error) { return 0, io.EOF }
+func (r noInput) Read([]byte) (int, error) {
+	<-r.closed
+	return 0, os.ErrClosed
+}
 
 // sendSize sends the current size (the first line, once the in-process
 // device reads its ports).
@@ -277,6 +285,7 @@ func (h *hostPorts) finish() {
 
 // close releases the listeners and the size port.
 func (h *hostPorts) close() {
+	h.closeOnce.Do(func() { close(h.closed) })
 	for _, ln := range h.listeners {
 		ln.Close()
 	}
