@@ -94,6 +94,10 @@ type Port struct {
 	// guest writes goes to it. Nil makes a port whose output is discarded
 	// and which never has input. Its Read is called from a goroutine that
 	// ends when Read returns an error (close the host side to stop it).
+	// io.EOF is the host closing the port: with MULTIPORT the guest gets
+	// PORT_OPEN 0 once the bytes before are delivered, and Linux then
+	// blocks the guest's writes too, so an output-only host side must
+	// block in Read rather than return io.EOF.
 	Host io.ReadWriter
 	// Console makes the port a console (hvc): set it on port 0 for hvc0.
 	// Resize targets the first console port.
