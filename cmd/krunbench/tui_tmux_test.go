@@ -131,7 +131,7 @@ func TestWorkbenchInTmux(t *testing.T) {
 // paneSize is the tmux pane's size in cells: columns, rows.
 func (tm *tmuxTerm) paneSize() [2]int {
 	tm.t.Helper()
-	out, err := exec.Command("tmux", "display-message", "-p", "-t", tm.name, "#{pane_width} #{pane_height}").Output()
+	out, err := tm.cmd("display-message", "-p", "-t", tm.name, "#{pane_width} #{pane_height}").Output()
 	var size [2]int
 	if err == nil {
 		_, err = fmt.Sscanf(string(out), "%d %d", &size[0], &size[1])
