@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/krunbench/krunbench/initlib"
+	"github.com/krunbench/krunbench/initlib/defaultinit"
 	"github.com/krunbench/krunbench/session"
 	"github.com/krunbench/krunbench/session/terminal"
 )
@@ -95,7 +96,11 @@ func runGuest(cmd *cobra.Command, f runFlags, args []string) error {
 	}
 	defer stopControl()
 	cfg.EngineNote = os.Stderr
-	cfg.In, cfg.Out = runStdio(&cfg, os.Stdin, os.Stdout, os.Stderr)
+	if initKnowsPorts(cfg.Payload) {
+		cfg.In, cfg.Out = runStdio(&cfg, os.Stdin, os.Stdout, os.Stderr)
+	} else {
+		cfg.In, cfg.Out = os.Stdin, cmd.OutOrStdout()
+	}
 	if f.verbose {
 		cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
@@ -120,6 +125,15 @@ func runGuest(cmd *cobra.Command, f runFlags, args []string) error {
 		return err
 	}
 	return exitError{code: res.ExitCode}
+}
+
+// initKnowsPorts says whether the init payload looks for the workload's
+// ports (krun-stdin, -stdout, -stderr): the built-in default init does.
+// Any other init (a shell-script payload, the rootfs's own init) reads
+// and writes the console only, so run keeps every stream on it, as before
+// ports existed; moved to ports, its input would go where nobody reads.
+func initKnowsPorts(p *initlib.Payload) bool {
+	return p != nil && p.Name == defaultinit.Name && p.Origin == "builtin"
 }
 
 // runStdio wires the workload's standard streams as libkrun does: a
