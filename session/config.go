@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/krunbench/krunbench/initlib"
+	"github.com/krunbench/krunbench/session/terminal"
 	"github.com/krunbench/krunbench/virtiofs/fuse"
 	"github.com/krunbench/krunbench/vmm/kernelconfig"
 	"github.com/krunbench/krunbench/vmm/kvm"
@@ -99,6 +100,20 @@ type Config struct {
 	// In and Out are the user's terminal (In may be nil: no input).
 	In  *os.File
 	Out io.Writer
+	// Stdin, Stdout and Stderr, when set, carry the workload's standard
+	// streams on virtio-console ports of their own (krun-stdin,
+	// krun-stdout, krun-stderr), as libkrun does for streams that are not
+	// a terminal: the default init redirects the workload's fds 0, 1, 2 to
+	// them, the end of Stdin reaches the workload as end of file, and the
+	// console (Out) keeps only what else the guest prints (the kernel, the
+	// init's own messages). Nil leaves that stream on the console. Wait
+	// returns once Stdout and Stderr have been written out.
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+	// ConsoleSize is the console's size at boot (the user's terminal, the
+	// TUI's pane); Resize changes it. Zero: unknown until Resize.
+	ConsoleSize terminal.Size
 	// Log receives diagnostics; nil discards them.
 	Log *slog.Logger
 

@@ -64,7 +64,7 @@ type kvmEngine struct {
 }
 
 // startKVM builds the VM and starts it. It owns slave from now on.
-func startKVM(cfg *Config, spec cmdline.Spec, fs *fsStack, slave *os.File) (*kvmEngine, error) {
+func startKVM(cfg *Config, spec cmdline.Spec, fs *fsStack, ports *hostPorts, slave *os.File) (*kvmEngine, error) {
 	// Like QEMU's stdio chardev, the console passes bytes unchanged: the
 	// guest's own tty does the line discipline.
 	if _, err := terminal.MakeRaw(int(slave.Fd())); err != nil {
@@ -78,6 +78,7 @@ func startKVM(cfg *Config, spec cmdline.Spec, fs *fsStack, slave *os.File) (*kvm
 	b := builder.New(builder.Config{
 		Kernel: cfg.Kernel, Cmdline: spec, VCPUs: cfg.CPUs, MemMiB: cfg.MemMiB, Init: cfg.Init,
 		Console: slave, Log: cfg.Log, SkipPayloadCheck: cfg.SkipPayloadCheck,
+		Ports: ports.consolePorts(),
 	})
 	b.AddFS(builder.FSDevice{Tag: initlib.RootTag, Server: fs.server})
 	if cfg.Payload != nil {
@@ -89,6 +90,15 @@ func startKVM(cfg *Config, spec cmdline.Spec, fs *fsStack, slave *os.File) (*kvm
 		return nil, err
 	}
 	e := &kvmEngine{vm: vm, slave: slave, done: make(chan struct{}), abandon: make(chan struct{})}
+	if con := vm.Ports(); con != nil {
+		ports.flush = func() {
+			select {
+			case <-con.Flushed():
+			case <-e.abandon:
+			}
+		}
+	}
+	ports.sendSize()
 	go e.run()
 	return e, nil
 }

@@ -49,6 +49,7 @@ type Session struct {
 	fs      *fsStack
 	proc    engineProc
 	console *os.File
+	ports   *hostPorts
 	tail    consoleTail
 	qlog    bytes.Buffer
 	drained chan struct{}
@@ -111,6 +112,8 @@ func start(cfg Config, accel string) (*Session, error) {
 		// output on the shared console (the TUI's kernel boot log).
 		spec.Extra = append(spec.Extra, "printk.time=1")
 	}
+	s.ports = newHostPorts(&s.cfg)
+	spec.Extra = append(spec.Extra, s.ports.kernelParam())
 	line, err := cmdline.Build(spec)
 	if err != nil {
 		return nil, err
@@ -146,7 +149,7 @@ func start(cfg Config, accel string) (*Session, error) {
 
 // startKVM runs the guest in-process; the VM owns slave.
 func (s *Session) startKVM(spec cmdline.Spec, slave *os.File) error {
-	e, err := startKVM(&s.cfg, spec, s.fs, slave)
+	e, err := startKVM(&s.cfg, spec, s.fs, s.ports, slave)
 	if err == nil {
 		s.proc = e
 	}
@@ -155,9 +158,15 @@ func (s *Session) startKVM(spec cmdline.Spec, slave *os.File) error {
 
 // startQEMU runs the guest in QEMU, which gets its own copy of slave.
 func (s *Session) startQEMU(line string, slave *os.File) error {
+	ports, err := s.ports.listen(s.dir)
+	if err != nil {
+		slave.Close()
+		return err
+	}
 	p, err := qemu.Start(qemu.Config{
 		Kernel: s.cfg.Kernel, Cmdline: line, CPUs: s.cfg.CPUs, MemMiB: s.cfg.MemMiB,
 		Socket: s.fs.socket, Tag: virtiofs.RootTag, Accel: s.accel, Console: slave, Stderr: &s.qlog,
+		Ports: ports,
 	})
 	slave.Close()
 	if err == nil {
@@ -274,6 +283,7 @@ func (s *Session) supervise() {
 // finish works out how the guest ended, after the engine exited.
 func (s *Session) finish() {
 	s.waitDrained() // let the last console bytes through
+	s.ports.finish()
 	s.res = Result{Engine: s.cfg.Engine, Accel: s.accel, Panic: s.tail.panicMessage(), Boot: s.bootTimes()}
 	if code, ok := s.fs.overlay.ExitCode(); ok {
 		s.res.ExitCode, s.res.Reported = code, true
@@ -303,10 +313,12 @@ func (s *Session) Tap() *trace.Tap { return s.fs.tap }
 // Input sends bytes to the guest console.
 func (s *Session) Input(b []byte) (int, error) { return s.console.Write(b) }
 
-// Resize sets the console's window size. (QEMU's virtconsole does not
-// pass sizes on to the guest; the in-process engine does.)
+// Resize sets the console's window size: on the console pty, and for the
+// guest on the krun-winsize port (QEMU's virtconsole cannot carry a size)
+// and, in-process, as virtio-console's resize.
 func (s *Session) Resize(size terminal.Size) {
 	_ = terminal.SetSize(int(s.console.Fd()), size)
+	s.ports.resize(size)
 	if e, ok := s.proc.(*kvmEngine); ok {
 		e.Resize(size.Cols, size.Rows)
 	}
@@ -335,6 +347,9 @@ func (s *Session) cleanup() {
 	}
 	if s.console != nil {
 		s.console.Close()
+	}
+	if s.ports != nil {
+		s.ports.close()
 	}
 	os.RemoveAll(s.dir)
 }

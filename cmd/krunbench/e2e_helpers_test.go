@@ -102,7 +102,7 @@ func busyboxRootfs(t *testing.T) string {
 	if err := os.WriteFile(filepath.Join(root, "bin", "busybox"), data, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, applet := range []string{"sh", "echo", "cat", "ls", "mount", "find", "stat", "true", "false", "sleep", "reboot", "poweroff", "sync"} {
+	for _, applet := range []string{"sh", "echo", "cat", "ls", "mount", "find", "stat", "true", "false", "sleep", "reboot", "poweroff", "sync", "stty", "tty"} {
 		if err := os.Symlink("busybox", filepath.Join(root, "bin", applet)); err != nil {
 			t.Fatal(err)
 		}

@@ -58,6 +58,14 @@ func TestKVMRunDefaultInit(t *testing.T) {
 	}
 }
 
+// TestKVMRunInAPipeline: run as a Unix tool on the in-process engine, the
+// checks of TestRunInAPipeline (the workload's streams on ports of their
+// own on the second virtio-console device, end of input as a PORT_OPEN 0).
+func TestKVMRunInAPipeline(t *testing.T) {
+	requireHardwareKVM(t)
+	pipelineChecks(t, []string{"--engine", "kvm", "--rootfs", busyboxRootfs(t), "--kernel", kvmtest.Vmlinux(t)})
+}
+
 // TestKVMRunTestInit runs the test init (cmd/krunbench/testdata/testinit)
 // as the payload: it writes a file into the shared directory, reads one,
 // and reports 42 through the exit-code ioctl before rebooting.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -14,7 +15,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/krunbench/krunbench/initlib"
+	"github.com/krunbench/krunbench/initlib/defaultinit"
 	"github.com/krunbench/krunbench/session"
+	"github.com/krunbench/krunbench/session/terminal"
 )
 
 type runFlags struct {
@@ -92,7 +95,12 @@ func runGuest(cmd *cobra.Command, f runFlags, args []string) error {
 		return err
 	}
 	defer stopControl()
-	cfg.In, cfg.Out, cfg.EngineNote = os.Stdin, cmd.OutOrStdout(), os.Stderr
+	cfg.EngineNote = os.Stderr
+	if initKnowsPorts(cfg.Payload) {
+		cfg.In, cfg.Out = runStdio(&cfg, os.Stdin, os.Stdout, os.Stderr)
+	} else {
+		cfg.In, cfg.Out = os.Stdin, cmd.OutOrStdout()
+	}
 	if f.verbose {
 		cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
@@ -117,6 +125,40 @@ func runGuest(cmd *cobra.Command, f runFlags, args []string) error {
 		return err
 	}
 	return exitError{code: res.ExitCode}
+}
+
+// initKnowsPorts says whether the init payload looks for the workload's
+// ports (krun-stdin, -stdout, -stderr): the built-in default init does.
+// Any other init (a shell-script payload, the rootfs's own init) reads
+// and writes the console only, so run keeps every stream on it, as before
+// ports existed; moved to ports, its input would go where nobody reads.
+func initKnowsPorts(p *initlib.Payload) bool {
+	return p != nil && p.Name == defaultinit.Name && p.Origin == "builtin"
+}
+
+// runStdio wires the workload's standard streams as libkrun does: a
+// stream that is a terminal stays on the guest console (its one terminal,
+// bridged raw), each other one gets its own virtio-console port, so end
+// of input reaches the workload, its stdout and stderr stay apart, and
+// nothing but the workload's stdout reaches krunbench's stdout. It returns
+// the terminal to bridge to the console (nil: none) and where the
+// console's own output goes: stdout when that is the terminal the
+// workload writes to, else stderr (the kernel's and the init's messages
+// are diagnostics).
+func runStdio(cfg *session.Config, stdin, stdout, stderr *os.File) (in *os.File, console io.Writer) {
+	in, console = stdin, stdout
+	if !terminal.IsTerminal(int(stdin.Fd())) {
+		cfg.Stdin, in = stdin, nil
+	} else if size, err := terminal.GetSize(int(stdin.Fd())); err == nil {
+		cfg.ConsoleSize = size
+	}
+	if !terminal.IsTerminal(int(stdout.Fd())) {
+		cfg.Stdout, console = stdout, stderr
+	}
+	if !terminal.IsTerminal(int(stderr.Fd())) {
+		cfg.Stderr = stderr
+	}
+	return in, console
 }
 
 // stopSignals end a run cleanly: the guest is stopped and its runtime

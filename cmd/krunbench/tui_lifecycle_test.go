@@ -131,6 +131,8 @@ func TestWorkbenchSessionLifecycleInTmux(t *testing.T) {
 	launchDefaultInit(tm)
 	tm.send("echo hello-from-guest", "Enter")
 	tm.waitFor(`[┃│]hello-from-guest\s`, 30*time.Second)
+	// The console is the guest's terminal, sized as the pane.
+	guestSizeIsPanes(tm, rec, "SZ1")
 	tm.send("C-]")
 	tm.waitFor(`enter: attach`, 10*time.Second)
 
@@ -141,8 +143,11 @@ func TestWorkbenchSessionLifecycleInTmux(t *testing.T) {
 	tm.resize(200, 50)
 	tm.waitFor(`(?s)[┃│]BusyBox v[^\n]*built-in shell \(ash\)\s.*[┃│]/ # echo hello-from-guest\s.*[┃│]hello-from-guest\s.*[┃│]/ # `, 20*time.Second)
 
-	// The guest's shell exits: the init reports 0 and the guest ends.
+	// After the resizes the guest's size is still the pane's.
 	tm.send("Enter")
+	guestSizeIsPanes(tm, rec, "SZ2")
+
+	// The guest's shell exits: the init reports 0 and the guest ends.
 	tm.send("exit", "Enter")
 	screen := tm.waitFor(`the guest exited with code 0`, 60*time.Second)
 	if strings.Contains(screen, "● attached") {
@@ -198,6 +203,34 @@ func TestWorkbenchSessionLifecycleInTmux(t *testing.T) {
 	tm.waitFor(`[┃│]second-guest\s`, 30*time.Second)
 	tm.send("q")
 	tm.waitFor(`KB-REPLAY=0`, 20*time.Second)
+}
+
+// guestSizeIsPanes asks the guest for its console size (stty size, the
+// output marked with tag) while the console is attached and checks it is
+// the console pane's, as the workbench last gave it to the session (the
+// recording's last resize).
+func guestSizeIsPanes(tm *tmuxTerm, rec, tag string) {
+	tm.t.Helper()
+	tm.send(fmt.Sprintf("echo %s=$(stty size)", tag), "Enter")
+	screen := tm.waitFor(tag+`=\d+ \d+\s`, 30*time.Second)
+	got := regexp.MustCompile(tag + `=(\d+) (\d+)\s`).FindStringSubmatch(screen)
+	// The recording is flushed every 500 ms: its last size may lag.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		want := ""
+		for _, r := range readRecording(tm.t, rec) {
+			if r.Kind == recording.KindResize {
+				want = fmt.Sprintf("%d %d", r.Resize.Rows, r.Resize.Cols)
+			}
+		}
+		if got[1]+" "+got[2] == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			tm.t.Fatalf("stty size in the guest says %s %s, the console pane is %q (rows cols):\n%s", got[1], got[2], want, screen)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // TestWorkbenchKilledInTmux: a krunbench killed mid-run. SIGKILL leaves a

@@ -127,3 +127,17 @@ func TestWorkbenchInTmux(t *testing.T) {
 	}
 	waitNoQEMU(t, runMarker())
 }
+
+// paneSize is the tmux pane's size in cells: columns, rows.
+func (tm *tmuxTerm) paneSize() [2]int {
+	tm.t.Helper()
+	out, err := tm.cmd("display-message", "-p", "-t", tm.name, "#{pane_width} #{pane_height}").Output()
+	var size [2]int
+	if err == nil {
+		_, err = fmt.Sscanf(string(out), "%d %d", &size[0], &size[1])
+	}
+	if err != nil {
+		tm.t.Fatalf("tmux pane size: %v %q", err, out)
+	}
+	return size
+}

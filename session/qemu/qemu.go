@@ -108,6 +108,22 @@ type Config struct {
 	Console *os.File
 	// Stderr receives QEMU's own messages.
 	Stderr io.Writer
+	// Ports are named virtio-console ports (krun-stdin, krun-winsize...)
+	// on a second virtio-serial device, each a unix socket QEMU connects
+	// to as a client (listen before Start). They are virtserialports, not
+	// consoles: QEMU throttles a port whose socket is full instead of
+	// dropping, and when the host closes the socket the guest sees the
+	// port closed (VIRTIO_CONSOLE_PORT_OPEN 0), so a read returns end of
+	// file. The console keeps its own device without MULTIPORT, so hvc0
+	// exists before init starts; these ports appear later, once Linux
+	// has done the control handshake.
+	Ports []Port
+}
+
+// Port is a named virtio-console port backed by a unix socket.
+type Port struct {
+	Name   string
+	Socket string
 }
 
 // Args returns QEMU's argument vector (without the binary).
@@ -121,7 +137,7 @@ func (c Config) Args() []string {
 	if c.Accel == AccelTCG {
 		fs += ",iommu_platform=on" // with TCGDMAParams: see there
 	}
-	return []string{
+	args := []string{
 		"-M", "microvm,memory-backend=mem,x-option-roms=off,rtc=off",
 		"-accel", c.Accel, "-cpu", cpu,
 		"-smp", strconv.Itoa(c.CPUs), "-m", mem,
@@ -138,6 +154,18 @@ func (c Config) Args() []string {
 		"-display", "none", "-nodefaults", "-no-user-config", "-no-reboot",
 		"-kernel", c.Kernel, "-append", c.Cmdline,
 	}
+	if len(c.Ports) > 0 {
+		// Port 0 of a virtio-serial bus is reserved for a console: the
+		// named ports take 1..n.
+		args = append(args, "-device", fmt.Sprintf("virtio-serial-device,id=krunports,max_ports=%d", len(c.Ports)+1))
+		for i, p := range c.Ports {
+			id := fmt.Sprintf("port%d", i+1)
+			args = append(args,
+				"-chardev", "socket,id="+id+",path="+p.Socket,
+				"-device", fmt.Sprintf("virtserialport,bus=krunports.0,nr=%d,chardev=%s,name=%s", i+1, id, p.Name))
+		}
+	}
+	return args
 }
 
 // Process is a running QEMU.

@@ -171,13 +171,20 @@ func (v *VM) attachVirtio(p *plan) error {
 	}
 	for _, s := range p.slots {
 		var dev virtio.Device
-		if s.fs == nil {
+		switch {
+		case s.ports:
+			con, err := console.New(console.Options{Ports: append([]console.Port{{}}, p.cfg.Ports...), Log: v.log})
+			if err != nil {
+				return err
+			}
+			v.ports, dev = con, con
+		case s.fs == nil:
 			con, err := console.New(console.Options{Ports: []console.Port{{Console: true, Host: p.cfg.Console}}, Log: v.log})
 			if err != nil {
 				return err
 			}
 			v.console, dev = con, con
-		} else {
+		default:
 			fs, err := virtiofs.NewDevice(s.fs.Server, virtiofs.DeviceOptions{Tag: s.fs.Tag, Log: v.log})
 			if err != nil {
 				return err

@@ -25,6 +25,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/krunbench/krunbench/vmm/console"
 	"io"
 	"log/slog"
 	"os"
@@ -118,6 +119,16 @@ type Config struct {
 	// never closes it: close it after VM.Close to end the console's
 	// reader.
 	Console io.ReadWriter
+	// Ports are named virtio-console ports (krun-stdin, krun-stdout,
+	// krun-stderr, krun-winsize...) on a second virtio-console device,
+	// with MULTIPORT (its port 0 stays unnamed and idle, as QEMU keeps it
+	// for a console), placed after the virtio-fs devices. hvc0 keeps a
+	// device of its own without MULTIPORT, so it exists before init
+	// starts; these ports appear once Linux has done the control
+	// handshake. Each must be named and not a console. VM.Close closes
+	// the device; VM.Ports().Flushed is then closed once their output is
+	// written.
+	Ports []console.Port
 	// Serial, when set, gets an 8250 UART at COM1 with the kernel's early
 	// and console output (earlyprintk=serial console=ttyS0 are added; the
 	// last console= names /dev/console, so init's output goes there too).
@@ -128,9 +139,10 @@ type Config struct {
 
 // slot is one virtio-mmio device position.
 type slot struct {
-	base uint64
-	irq  uint32
-	fs   *FSDevice // nil for the console
+	base  uint64
+	irq   uint32
+	fs    *FSDevice // nil for the console
+	ports bool      // the device of Config.Ports
 }
 
 // plan is a validated Config, ready for the build recipe.
@@ -270,7 +282,12 @@ func (p *plan) checkFit() error {
 // init policy.
 func (p *plan) checkDevices() error {
 	c := p.cfg
-	if n := 1 + len(c.FS); n > MaxDevices {
+	for i, pt := range c.Ports {
+		if pt.Name == "" || pt.Console {
+			return fmt.Errorf("%w: console port %d must be named and not a console", ErrDevices, i)
+		}
+	}
+	if n := 1 + len(c.FS) + min(len(c.Ports), 1); n > MaxDevices {
 		return fmt.Errorf("%w: %d virtio devices (the console and %d virtio-fs); at most %d fit IRQs %d..%d",
 			ErrDevices, n, len(c.FS), MaxDevices, FirstIRQ, LastIRQ)
 	}
@@ -314,6 +331,10 @@ func (p *plan) checkDevices() error {
 	for i := range c.FS {
 		n := uint64(len(p.slots))
 		p.slots = append(p.slots, slot{base: MMIOBase + n*mmio.WindowSize, irq: FirstIRQ + uint32(n), fs: &c.FS[i]})
+	}
+	if len(c.Ports) > 0 {
+		n := uint64(len(p.slots))
+		p.slots = append(p.slots, slot{base: MMIOBase + n*mmio.WindowSize, irq: FirstIRQ + uint32(n), ports: true})
 	}
 	return nil
 }

@@ -43,6 +43,7 @@ type VM struct {
 	i8042   *legacy.I8042
 	serial  *legacy.Serial
 	console *console.Console
+	ports   *console.Console // Config.Ports' device, or nil
 	devices []*device
 	vcpus   []*kvm.VCPU
 	runners []*vcpu.Runner
@@ -76,6 +77,9 @@ func (v *VM) Cmdline() string { return v.cmdline }
 
 // Console returns the virtio console (hvc0 is its port 0).
 func (v *VM) Console() *console.Console { return v.console }
+
+// Ports returns the device of Config.Ports (nil without ports).
+func (v *VM) Ports() *console.Console { return v.ports }
 
 // Resize tells the guest the console's size; after Close it does nothing.
 func (v *VM) Resize(cols, rows uint16) {
@@ -212,6 +216,9 @@ func (v *VM) release() error {
 	}
 	if v.console != nil {
 		keep(v.console.Close())
+	}
+	if v.ports != nil {
+		keep(v.ports.Close())
 	}
 	for _, c := range v.vcpus {
 		keep(c.Close())

@@ -94,6 +94,10 @@ type Port struct {
 	// guest writes goes to it. Nil makes a port whose output is discarded
 	// and which never has input. Its Read is called from a goroutine that
 	// ends when Read returns an error (close the host side to stop it).
+	// io.EOF is the host closing the port: with MULTIPORT the guest gets
+	// PORT_OPEN 0 once the bytes before are delivered, and Linux then
+	// blocks the guest's writes too, so an output-only host side must
+	// block in Read rather than return io.EOF.
 	Host io.ReadWriter
 	// Console makes the port a console (hvc): set it on port 0 for hvc0.
 	// Resize targets the first console port.
@@ -302,6 +306,7 @@ type activation struct {
 	stop      chan struct{}
 	wg        sync.WaitGroup
 	open      []atomic.Bool // guest has the port open (PORT_OPEN from the guest)
+	eofSent   []atomic.Bool // PORT_OPEN 0 sent for the host side's end
 
 	mu      sync.Mutex
 	ctrlOut [][]byte // control messages waiting for control rx buffers
@@ -354,6 +359,7 @@ func (c *Console) Activate(mem virtio.GuestMemory, queues []*virtio.Queue, notif
 		ctrlWake: make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 		open:     make([]atomic.Bool, len(c.ports)),
+		eofSent:  make([]atomic.Bool, len(c.ports)),
 		ready:    make([]bool, len(c.ports)),
 	}
 	for i := range a.kicks {

@@ -406,6 +406,36 @@ func TestTransmitBacklogIsBounded(t *testing.T) {
 	}
 }
 
+// TestHostEndOfInputClosesPort: when the host side of a port ends (its
+// Read returns io.EOF), the device delivers every byte before and then
+// reports the port closed on the host side (PORT_OPEN 0), which Linux
+// turns into a read of 0 bytes: the workload sees the end of its input.
+func TestHostEndOfInputClosesPort(t *testing.T) {
+	hs := []*host{newHost(t), newHost(t)}
+	g := newGuest(t, console.Options{Ports: []console.Port{
+		{Console: true, Host: hs[0].Side()},
+		{Name: "krun-stdin", Host: hs[1].Side()},
+	}}, multiFeatures)
+	g.handshake(2, []int{2, 2})
+	if _, err := hs[1].In.Write([]byte("a\nb\n")); err != nil {
+		t.Fatal(err)
+	}
+	hs[1].In.Close()
+	g.sendCtrl(1, console.EventPortOpen, 1)
+	// No receive buffers yet: the bytes are pending, so the port must
+	// not be closed yet.
+	g.noCtrl()
+	if got := g.receive(1, 4, 1, 2); string(got) != "a\nb\n" {
+		t.Fatalf("guest got %q", got)
+	}
+	m := g.ctrl(1)
+	if m[0].ID != 1 || m[0].Event != console.EventPortOpen || m[0].Value != 0 {
+		t.Fatalf("after the input's end: %s, want PORT_OPEN 0 for port 1", describe(m))
+	}
+	// Once only, and not for port 0, whose host side is still there.
+	g.noCtrl()
+}
+
 // TestFlushedAfterBacklogWritten: after Close, Flushed waits until the
 // guest's last output, taken from the guest but not yet written to a slow
 // host side, has all been written; only then may the host side be closed

@@ -22,6 +22,7 @@ type port struct {
 	space   sync.Cond    // signalled when pending shrinks or the port closes
 	pending bytes.Buffer // host bytes not yet delivered to the guest
 	closed  bool
+	hostEOF bool // the host side's Read returned io.EOF: no more input
 
 	data   chan struct{} // wakes the receive loop: pending grew
 	writes chan txData   // transmit data for the host writer
@@ -79,7 +80,12 @@ func (c *Console) readLoop(p *port) {
 			wake(p.data)
 		}
 		if err != nil {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrClosed) {
+			if errors.Is(err, io.EOF) {
+				p.mu.Lock()
+				p.hostEOF = true
+				p.mu.Unlock()
+				wake(p.data)
+			} else if !errors.Is(err, os.ErrClosed) {
 				c.log.Info("virtio-console: host side stopped reading", "port", p.id, "err", err)
 			}
 			return
@@ -145,8 +151,11 @@ func (c *Console) rxLoop(a *activation, p *port) {
 // fillRx copies pending bytes into receive buffers. A chain is only popped
 // when there are bytes for it, so buffers are never held empty. With
 // MULTIPORT nothing is delivered until the guest opens the port (Linux
-// discards data for ports that are not open). It returns false when the
-// queue is dead.
+// discards data for ports that are not open), and once the host side has
+// ended (Read gave io.EOF) and everything before is in the guest's
+// buffers, the port is reported closed on the host side
+// (VIRTIO_CONSOLE_PORT_OPEN 0): Linux then returns 0 from a read, the end
+// of file. It returns false when the queue is dead.
 func (c *Console) fillRx(a *activation, p *port, ch *virtio.Chain) bool {
 	if a.multiport && !a.open[p.id].Load() {
 		return true
@@ -154,6 +163,7 @@ func (c *Console) fillRx(a *activation, p *port, ch *virtio.Chain) bool {
 	qi := rxQueue(p.id)
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	defer c.reportHostEOFLocked(a, p)
 	used := false
 	for p.pending.Len() > 0 {
 		ok, dead := c.pop(a, qi, ch)
@@ -178,6 +188,19 @@ func (c *Console) fillRx(a *activation, p *port, ch *virtio.Chain) bool {
 		c.notify(a, qi)
 	}
 	return true
+}
+
+// reportHostEOFLocked sends PORT_OPEN 0 for p once its host side has
+// ended and every byte of it is delivered; p.mu is held. Sent once per
+// activation, MULTIPORT only (port 0 without it has no way to say so).
+func (c *Console) reportHostEOFLocked(a *activation, p *port) {
+	if !a.multiport || !p.hostEOF || p.pending.Len() > 0 || a.eofSent[p.id].Swap(true) {
+		return
+	}
+	a.mu.Lock()
+	c.sendLocked(a, Control{ID: uint32(p.id), Event: EventPortOpen, Value: 0})
+	a.mu.Unlock()
+	a.wakeCtrl()
 }
 
 // txLoop copies transmit chains out of guest memory and hands them to the

@@ -5,7 +5,9 @@
 // hostname, rlimits and working directory, starts the workload (argv from
 // KRUN_INIT and the kernel's arguments, else the config, else /bin/sh) with
 // its standard streams on the krun-std* virtio-console ports when present,
-// reaps every child until the workload ends, reports the workload's exit
+// reaps every child until the workload ends (the console, the device behind
+// /dev/console, is its controlling terminal, sized by the host through
+// the krun-winsize port when there is one), reports the workload's exit
 // code through ioctl 0x7602 on the root virtio-fs, syncs and reboots.
 //
 // The init's own failures report 125 (set-up), 126 (exec failed) or 127
@@ -18,6 +20,7 @@
 package main
 
 import (
+	"bufio"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -25,6 +28,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strings"
 	"syscall"
 	"time"
 
@@ -109,11 +113,10 @@ type workload struct {
 // config, environment, hostname, rlimits, workdir, argv.
 func prepare(env []string) (*workload, *failure) {
 	mountPseudo()
-	if cmdline, err := os.ReadFile("/proc/cmdline"); err == nil {
-		tracing = kruninit.TraceEnabled(string(cmdline), env)
-	} else {
-		tracing = kruninit.TraceEnabled("", env)
-	}
+	cmdline, _ := os.ReadFile("/proc/cmdline")
+	tracing = kruninit.TraceEnabled(string(cmdline), env)
+	waitForPorts(kruninit.ExpectedPorts(string(cmdline)))
+	attachConsole()
 	if dev, fstype, opts, ok := kruninit.BlockRoot(env); ok {
 		rootFd = openVirtiofsRoot()
 		if err := switchToBlockRoot(dev, fstype, opts); err != nil {
@@ -232,10 +235,100 @@ func stdio() []uintptr {
 	return fds
 }
 
+// portsWait bounds the wait for the ports the host announced; past it
+// the init goes on without the missing ones (and says so).
+const portsWait = 60 * time.Second
+
+// waitForPorts waits until sysfs lists every port of want (see
+// kruninit.PortsParam). sysfs cannot be watched, so it is polled.
+func waitForPorts(want []string) {
+	if len(want) == 0 {
+		return
+	}
+	deadline := time.Now().Add(portsWait)
+	for {
+		missing := kruninit.MissingPorts(kruninit.ConsolePorts(os.DirFS("/")), want)
+		if len(missing) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			warn("virtio-console ports %s did not appear within %s", strings.Join(missing, ", "), portsWait)
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// consoleFd is the console device the init attached, or -1.
+var consoleFd = -1
+
+// attachConsole makes the device behind /dev/console (hvc0) the init's
+// fds 0, 1 and 2. The kernel opened /dev/console on its initial rootfs,
+// whose node no path in the running system names, so ttyname(3) finds no
+// name for it and `tty` says "not a tty"; the device opened by its own
+// name is the same terminal, reachable by path. It also becomes the
+// controlling terminal (setsid and TIOCSCTTY, in prepare).
+func attachConsole() {
+	name := kruninit.ActiveConsole(os.DirFS("/"))
+	if name == "" {
+		return
+	}
+	fd, err := unix.Open("/dev/"+name, unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		warn("console /dev/%s: %v", name, err)
+		return
+	}
+	for i := range 3 {
+		if err := unix.Dup3(fd, i, 0); err != nil {
+			warn("console onto fd %d: %v", i, err)
+		}
+	}
+	consoleFd = fd
+}
+
+// sizeConsole applies the window sizes the host sends on the krun-winsize
+// port to the console: the first line before the workload starts (the
+// host sends it as soon as the port exists), the later ones as they come;
+// TIOCSWINSZ signals SIGWINCH to the console's foreground job. A size
+// with a zero dimension means unknown and is skipped.
+func sizeConsole() {
+	dev, ok := kruninit.ConsolePorts(os.DirFS("/"))[kruninit.PortWinsize]
+	if !ok || consoleFd < 0 {
+		return
+	}
+	f, err := os.Open(dev)
+	if err != nil {
+		warn("open %s (%s): %v", dev, kruninit.PortWinsize, err)
+		return
+	}
+	lines := bufio.NewScanner(f)
+	apply := func() bool {
+		if !lines.Scan() {
+			return false
+		}
+		if cols, rows, ok := kruninit.ParseWinsize(lines.Text()); ok && cols > 0 && rows > 0 {
+			if err := unix.IoctlSetWinsize(consoleFd, unix.TIOCSWINSZ, &unix.Winsize{Col: cols, Row: rows}); err != nil {
+				warn("console size: %v", err)
+			}
+		}
+		return true
+	}
+	if !apply() {
+		f.Close()
+		return
+	}
+	go func() {
+		for apply() {
+		}
+		f.Close()
+	}()
+}
+
 // start runs the workload and returns its exit code, or an exec
 // failure's.
 func start(w *workload) int {
 	fds := stdio()
+	sizeConsole()
 	if kruninit.PID1(w.env) {
 		for i, fd := range fds {
 			if fd != uintptr(i) {
