@@ -81,11 +81,22 @@ func (p *Pump) add(f func(m *SourceMsg)) {
 		return
 	}
 	f(&p.pending)
+	p.markPendingLocked()
+	p.mu.Unlock()
+	p.signal()
+}
+
+// markPendingLocked records that something is pending, stamping when the
+// first of it was queued; p.mu is held.
+func (p *Pump) markPendingLocked() {
 	if !p.has {
 		p.pending.Queued = time.Now()
 	}
 	p.has = true
-	p.mu.Unlock()
+}
+
+// signal wakes the forwarder without blocking; one wake-up pending is enough.
+func (p *Pump) signal() {
 	select {
 	case p.wake <- struct{}{}:
 	default:
@@ -124,15 +135,9 @@ func (p *Pump) ConsoleWait(b []byte) {
 		n := min(len(b), p.maxConsole-len(p.pending.Console))
 		p.pending.Console = append(p.pending.Console, b[:n]...)
 		b = b[n:]
-		if !p.has {
-			p.pending.Queued = time.Now()
-		}
-		p.has = true
+		p.markPendingLocked()
 		p.mu.Unlock()
-		select {
-		case p.wake <- struct{}{}:
-		default:
-		}
+		p.signal()
 	}
 }
 
@@ -189,10 +194,7 @@ func (p *Pump) Close() {
 	p.closing = true
 	p.room.Broadcast()
 	p.mu.Unlock()
-	select {
-	case p.wake <- struct{}{}:
-	default:
-	}
+	p.signal()
 }
 
 // Abort stops delivering at once, drops what is pending and closes C; for

@@ -64,8 +64,7 @@ func medianLatency(s *series, f func(*latency) float64) (float64, bool) {
 func (r *results) printConcurrency(w io.Writer) {
 	if x := r.row(rowMixed); x != nil && len(x.Modes) > 0 {
 		fmt.Fprintf(w, "mixed: the small stat client's latency (us, medians over rounds), idle and under the %s writer\n", human(r.cfg.mixedSize))
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "mode\tidle p50\tidle p99\twriter p50\twriter p99\twriter max\tp99 ratio\t")
+		var rows [][]string
 		for _, m := range r.Modes {
 			s := x.Modes[m.Name]
 			if s == nil {
@@ -84,9 +83,9 @@ func (r *results) printConcurrency(w io.Writer) {
 			if m.Name == modeTap {
 				ratio = r.fmtTarget(x.P99UnderWriter[m.Name], "p99_under_writer_le_2x_idle", x.Name)
 			}
-			fmt.Fprintln(tw, strings.Join(append(line, ratio, ""), "\t"))
+			rows = append(rows, append(line, ratio))
 		}
-		tw.Flush()
+		printRows(w, []string{"mode", "idle p50", "idle p99", "writer p50", "writer p99", "writer max", "p99 ratio"}, rows)
 		fmt.Fprintln(w)
 	}
 	var ruleRows []*row
@@ -97,23 +96,21 @@ func (r *results) printConcurrency(w io.Writer) {
 	}
 	if len(ruleRows) > 0 {
 		fmt.Fprintln(w, "100 non-matching rules over tap (c), within rounds: median [p25, p75]")
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "workload\textra time\textra server cpu\textra us per unit\t")
+		var rows [][]string
 		for _, x := range ruleRows {
 			p := x.Rules100ExtraUsPerUnit
 			perUnit := "-"
 			if p != nil {
 				perUnit = fmt.Sprintf("%+.2f [%+.2f,%+.2f] per %s", p.Median, p.P25, p.P75, strings.TrimSuffix(x.Unit, "/s"))
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", x.Title, fmtPct(x.Rules100OverheadPct), fmtPct(x.Rules100CPUPct), perUnit)
+			rows = append(rows, []string{x.Title, fmtPct(x.Rules100OverheadPct), fmtPct(x.Rules100CPUPct), perUnit})
 		}
-		tw.Flush()
+		printRows(w, []string{"workload", "extra time", "extra server cpu", "extra us per unit"}, rows)
 		fmt.Fprintln(w)
 	}
 	if m := r.Memory; m != nil {
 		fmt.Fprintf(w, "memory: server RSS after looking up %d inodes (cold find+lstat through a fresh mount; RLIMIT_NOFILE %d)\n", m.Files, m.RlimitNofile)
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "mode\tRSS idle KiB\tRSS after KiB\tpeak KiB\tfds\tfiles seen\tfailed\tstill serves\tfirst error\t")
+		var rows [][]string
 		for _, mo := range r.Modes {
 			run := m.Modes[mo.Name]
 			if run == nil {
@@ -123,9 +120,19 @@ func (r *results) printConcurrency(w io.Writer) {
 			if len(first) > 60 {
 				first = first[len(first)-60:]
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%v\t%s\t\n", mo.Label, run.RSSIdleKiB, run.RSSAfterKiB, run.HWMKiB, run.FDs, run.Seen, run.Failed, run.StillServes, first)
+			rows = append(rows, []string{mo.Label, fmt.Sprint(run.RSSIdleKiB), fmt.Sprint(run.RSSAfterKiB), fmt.Sprint(run.HWMKiB), fmt.Sprint(run.FDs), fmt.Sprint(run.Seen), fmt.Sprint(run.Failed), fmt.Sprint(run.StillServes), first})
 		}
-		tw.Flush()
+		printRows(w, []string{"mode", "RSS idle KiB", "RSS after KiB", "peak KiB", "fds", "files seen", "failed", "still serves", "first error"}, rows)
 		fmt.Fprintf(w, "virtiofsd: %s\n\n", m.Virtiofsd)
 	}
+}
+
+// printRows writes a right-aligned table: the header, then one line a row,
+// columns two spaces apart.
+func printRows(w io.Writer, header []string, rows [][]string) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	for _, cells := range append([][]string{header}, rows...) {
+		fmt.Fprintln(tw, strings.Join(cells, "\t")+"\t")
+	}
+	tw.Flush()
 }

@@ -100,16 +100,7 @@ func TestBadRunInputFailsWithOneLine(t *testing.T) {
 			if ctx.Err() != nil {
 				t.Fatalf("still running after 60s:\n%s", out)
 			}
-			if err == nil {
-				t.Fatalf("exit 0, want an error:\n%s", out)
-			}
-			text := strings.TrimSpace(string(out))
-			if strings.Count(text, "\n") != 0 || !strings.HasPrefix(text, "krunbench: ") || !strings.Contains(text, c.want) {
-				t.Fatalf("want one line 'krunbench: ...%s...', got:\n%s", c.want, text)
-			}
-			if strings.Contains(text, "panic") || strings.Contains(text, "goroutine") {
-				t.Fatalf("Go panic:\n%s", text)
-			}
+			requireOneErrorLine(t, out, err, c.want)
 		})
 	}
 	waitNoQEMU(t, runMarker())
@@ -136,4 +127,22 @@ func kernelWithConfig(t *testing.T, config string) []byte {
 	img := append(bytes.Repeat([]byte{0}, 8192), "IKCFG_ST"...)
 	img = append(img, z.Bytes()...)
 	return append(img, "IKCFG_ED"...)
+}
+
+// requireOneErrorLine fails the test unless a command that ran with out
+// and err failed with one line "krunbench: ..." holding want, and no Go
+// panic; it returns that line.
+func requireOneErrorLine(t *testing.T, out []byte, err error, want string) string {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("exit 0, want an error:\n%s", out)
+	}
+	text := strings.TrimSpace(string(out))
+	if strings.Count(text, "\n") != 0 || !strings.HasPrefix(text, "krunbench: ") || !strings.Contains(text, want) {
+		t.Fatalf("want one line 'krunbench: ...%s...', got:\n%s", want, text)
+	}
+	if strings.Contains(text, "panic") || strings.Contains(text, "goroutine") {
+		t.Fatalf("Go panic:\n%s", text)
+	}
+	return text
 }

@@ -84,16 +84,7 @@ func TestKVMBadRunInputFailsWithOneLine(t *testing.T) {
 			if ctx.Err() != nil {
 				t.Fatalf("still running after %v:\n%s", kvmBadInputTimeout, out)
 			}
-			if err == nil {
-				t.Fatalf("exit 0, want an error:\n%s", out)
-			}
-			text := strings.TrimSpace(string(out))
-			if strings.Count(text, "\n") != 0 || !strings.HasPrefix(text, "krunbench: ") || !strings.Contains(text, c.want) {
-				t.Fatalf("want one line 'krunbench: ...%s...', got:\n%s", c.want, text)
-			}
-			if strings.Contains(text, "panic") || strings.Contains(text, "goroutine") {
-				t.Fatalf("Go panic:\n%s", text)
-			}
+			text := requireOneErrorLine(t, out, err, c.want)
 			if left, _ := os.ReadDir(tmp); len(left) > 0 {
 				t.Fatalf("left behind in TMPDIR: %v", left)
 			}

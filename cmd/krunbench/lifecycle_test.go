@@ -46,9 +46,12 @@ func qemuProcesses(marker string) []string {
 	return found
 }
 
+// waitNoQEMU waits until no QEMU of this test run (marker in its command
+// line) is left; a busy machine can take a while to reap one, so the bound
+// is generous and only a QEMU still there after it fails the test.
 func waitNoQEMU(t *testing.T, marker string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		if len(qemuProcesses(marker)) == 0 {
 			return

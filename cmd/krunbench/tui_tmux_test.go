@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -89,22 +88,9 @@ func (tm *tmuxTerm) waitFor(re string, limit time.Duration) string {
 // init.krun reads in the traffic pane, quit.
 func TestWorkbenchInTmux(t *testing.T) {
 	requireQEMU(t)
-	kernel := guestKernel(t)
-	data := t.TempDir()
-	if err := os.Mkdir(filepath.Join(data, "rootfs"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(busyboxRootfs(t), filepath.Join(data, "rootfs", "busybox")); err != nil {
-		t.Fatal(err)
-	}
-	bin := krunbenchBin(t)
 	tm := newTmux(t, 120, 40)
-	tm.send(fmt.Sprintf("TMPDIR=%s KRUNBENCH_KERNEL=%s %s --library %s --accel tcg; echo KB-EXIT=$?", tmpRoot, kernel, bin, data), "Enter")
-	tm.waitFor(`krun-init \(default\)`, 20*time.Second)
-	tm.send("Down")
-	tm.send("Space")
-	tm.send("Enter")
-	tm.waitFor(`/ # `, 90*time.Second)
+	startWorkbench(tm, guestKernel(t), workbenchLibraryDir(t))
+	launchDefaultInit(tm)
 	tm.send("echo hello-from-guest", "Enter")
 	tm.waitFor(`[┃│]hello-from-guest\s`, 20*time.Second)
 

@@ -364,20 +364,8 @@ func TestCloseStopsActivation(t *testing.T) {
 // more are taken waits a moment: a slow machine can only make the device
 // take fewer.
 func TestTransmitBacklogIsBounded(t *testing.T) {
-	h := newHost(t)
-	g := newGuest(t, console.Options{Ports: []console.Port{{Console: true, Host: h.Side()}}}, 1<<virtio.FeatureVersion1)
 	const chainSize, chains = 16 << 10, 20
-	d := g.m.Drivers[txq(0)]
-	var want bytes.Buffer
-	for i := range chains {
-		data := bytes.Repeat([]byte{byte('a' + i)}, chainSize)
-		want.Write(data)
-		if _, err := d.AddChain(virtiotest.R(data)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	d.Publish()
-	g.con.QueueNotify(txq(0))
+	h, _, d, want := sendTxBacklog(t, chains, chainSize, 'a')
 	returned := 0
 	for deadline := time.Now().Add(10 * time.Second); returned*chainSize < console.TxBacklog; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
@@ -441,20 +429,8 @@ func TestHostEndOfInputClosesPort(t *testing.T) {
 // host side, has all been written; only then may the host side be closed
 // without losing it (the kvm engine closes the pty then).
 func TestFlushedAfterBacklogWritten(t *testing.T) {
-	h := newHost(t)
-	g := newGuest(t, console.Options{Ports: []console.Port{{Console: true, Host: h.Side()}}}, 1<<virtio.FeatureVersion1)
 	const chainSize, chains = 16 << 10, 3
-	d := g.m.Drivers[txq(0)]
-	var want bytes.Buffer
-	for i := range chains {
-		data := bytes.Repeat([]byte{byte('k' + i)}, chainSize)
-		want.Write(data)
-		if _, err := d.AddChain(virtiotest.R(data)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	d.Publish()
-	g.con.QueueNotify(txq(0))
+	h, g, d, want := sendTxBacklog(t, chains, chainSize, 'k')
 	returned := 0
 	for deadline := time.Now().Add(10 * time.Second); returned < chains; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
@@ -477,4 +453,26 @@ func TestFlushedAfterBacklogWritten(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("Flushed not closed after the backlog was written")
 	}
+}
+
+// sendTxBacklog starts a one-port console whose host side reads nothing
+// yet, and has the guest queue chains transmit buffers of chainSize bytes
+// each (chain i filled with the byte first+i) and notify the device. It
+// returns the rig, the transmit queue's driver and the bytes sent, in order.
+func sendTxBacklog(t *testing.T, chains, chainSize int, first byte) (*host, *guest, *virtiotest.Driver, *bytes.Buffer) {
+	t.Helper()
+	h := newHost(t)
+	g := newGuest(t, console.Options{Ports: []console.Port{{Console: true, Host: h.Side()}}}, 1<<virtio.FeatureVersion1)
+	d := g.m.Drivers[txq(0)]
+	var want bytes.Buffer
+	for i := range chains {
+		data := bytes.Repeat([]byte{first + byte(i)}, chainSize)
+		want.Write(data)
+		if _, err := d.AddChain(virtiotest.R(data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.Publish()
+	g.con.QueueNotify(txq(0))
+	return h, g, d, &want
 }
