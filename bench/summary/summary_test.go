@@ -88,3 +88,14 @@ func TestOldGuestSchemaAndBadFilesAreClearErrors(t *testing.T) {
 		t.Fatalf("errors = %q", errs)
 	}
 }
+
+func TestTunedRunIsShownNotJudged(t *testing.T) {
+	tuned := strings.Replace(fuseFixture, `"settings":"default"`, `"settings":"tuned"`, 1)
+	out, errs := run(t, map[string]string{"fuse.json": tuned})
+	if len(errs) != 1 || !strings.Contains(errs[0], "no such file") {
+		t.Fatalf("errors = %q (want only guest.json missing)", errs)
+	}
+	if !strings.Contains(out, "| 1.25x [1.20–1.30] | (not judged) |") || !strings.Contains(out, "0 targets met, 0 missed.") {
+		t.Errorf("a tuned run was judged:\n%s", out)
+	}
+}
