@@ -106,7 +106,7 @@ bench: build
 # rounds), fusebench on tuned settings on the rows tuning changes (seq
 # write and cold read, 512 MiB, 10 rounds; where the balloon driver
 # cannot be unbound, -keep-balloon and the label says so) into fuse-tuned.json,
-# guestbench (2 runs), tuibench (run and tui, 2 runs), bootbench (3 runs,
+# guestbench (2 runs), tuibench (run and tui, 2 runs), bootbench (5 runs,
 # in the nested L1, under the L1 lock), then bench/summary: the markdown
 # tables with every target met or missed, also in summary.md. A step that
 # fails is reported and the others still run; make fails at the end.
@@ -132,7 +132,7 @@ bench-session: build
 	@date -u +'== %T UTC tuibench'
 	cd bench && $(SESSION_GORUN) ./tuibench -bin ../$(BIN) -runs 2 -modes run,tui -fuse $(SESSION_OUT)/fuse.json -out $(SESSION_OUT)/tui.json $(SESSION_TUI) || echo tuibench >>$(SESSION_FAILED)
 	@date -u +'== %T UTC bootbench (waits for the L1 lock)'
-	cd bench && $(SESSION_L1LOCK) $(SESSION_GORUN) ./bootbench -runs 3 -kernel $(SESSION_KERNEL) -out $(SESSION_OUT)/boot.json $(SESSION_BOOT) || echo bootbench >>$(SESSION_FAILED)
+	cd bench && $(SESSION_L1LOCK) $(SESSION_GORUN) ./bootbench -runs 5 -kernel $(SESSION_KERNEL) -out $(SESSION_OUT)/boot.json $(SESSION_BOOT) || echo bootbench >>$(SESSION_FAILED)
 	@date -u +'== %T UTC summary'
 	cd bench && $(GO) run ./summary -dir $(SESSION_OUT) >$(SESSION_OUT)/summary.md; rc=$$?; cat $(SESSION_OUT)/summary.md; [ $$rc = 0 ] || echo summary >>$(SESSION_FAILED)
 	@cd bench && if [ -s $(SESSION_FAILED) ]; then echo "bench-session: FAILED steps:"; cat $(SESSION_FAILED); exit 1; fi; echo "bench-session: every step ran; the JSON and summary.md are in $(SESSION_OUT) (relative to bench/)"
