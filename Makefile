@@ -113,7 +113,7 @@ bench: build
 # Needs root. SESSION_OUT (relative to bench/) is where the JSON goes;
 # SESSION_FUSE, SESSION_TUNED, SESSION_GUEST, SESSION_TUI, SESSION_BOOT
 # add flags to one step (later flags win). bench-session-dry runs the same
-# recipe at tiny sizes into /tmp (about 5 minutes: it proves every step
+# recipe at tiny sizes into /tmp (about 3 minutes: it proves every step
 # runs and writes its JSON; its numbers mean nothing).
 SESSION_OUT    ?= results
 SESSION_LABEL  ?= make bench-session, quiet machine
