@@ -9,7 +9,7 @@ PKGS     := ./...
 # fixed in go1.27), and a count does the same work however busy CI is.
 FUZZEXECS ?= 10000x
 
-.PHONY: all build test unit fuzz lint bench run clean kernel init e2e-kvm embed-check conformance conformance-serve conformance-guest flood pictures
+.PHONY: all build test unit fuzz lint bench run clean kernel init e2e-kvm embed-check conformance conformance-serve conformance-guest flood pictures bench-session bench-session-dry
 
 all: build
 
@@ -54,7 +54,7 @@ unit:
 	$(GO) test -count=1 -timeout 20m $$($(GO) list $(PKGS) | grep -v '/virtiofs/fusedev$$')
 	$(GO) test -count=1 -timeout 5m ./virtiofs/fusedev/
 	cd bench && $(GO) test -count=1 -timeout 5m ./guestbench/
-	cd bench && $(GO) test -count=1 -timeout 5m ./fusebench
+	cd bench && $(GO) test -count=1 -timeout 5m ./fusebench ./summary
 
 # conformance: pjdfstest (../shared/conformance) through `krunbench serve
 # --mount` and inside a QEMU guest over virtio-fs; fails unless 0 subtests
@@ -101,6 +101,52 @@ bench: build
 	cd bench && CGO_ENABLED=0 $(GO) run ./guestbench -bin ../$(BIN) -go $(GO) -out results/guest.json $(BENCHGUEST)
 	cd bench && CGO_ENABLED=0 $(GO) run ./tuibench -bin ../$(BIN) -out results/tui.json $(TUIBENCHFLAGS)
 	cd bench && CGO_ENABLED=0 $(GO) run ./bootbench -out results/boot.json $(BOOTBENCHFLAGS)
+
+# bench-session: the one full run for issue 15's closing note, sized for
+# about 27 minutes (35 at most) on a 2-core machine (bench/README.md, "One
+# session"): fusebench on default settings (every row: cold and warm,
+# concurrency, mixed, memory at 100k inodes, no-tap and rules100; 6
+# rounds), fusebench on tuned settings on the rows tuning changes (seq
+# write and cold read, 512 MiB, 10 rounds; where the balloon driver
+# cannot be unbound, -keep-balloon and the label says so) into fuse-tuned.json,
+# guestbench (2 runs), tuibench (run and tui, 2 runs), bootbench (5 runs,
+# in the nested L1, under the L1 lock), then bench/summary: the markdown
+# tables with every target met or missed, also in summary.md. A step that
+# fails is reported and the others still run; make fails at the end.
+# Needs root. SESSION_OUT (relative to bench/) is where the JSON goes;
+# SESSION_FUSE, SESSION_TUNED, SESSION_GUEST, SESSION_TUI, SESSION_BOOT
+# add flags to one step (later flags win). bench-session-dry runs the same
+# recipe at tiny sizes into /tmp (about 3 minutes: it proves every step
+# runs and writes its JSON; its numbers mean nothing).
+SESSION_OUT    ?= results
+SESSION_LABEL  ?= make bench-session, quiet machine
+SESSION_KERNEL ?= $(or $(KRUNBENCH_KERNEL),$(abspath ../shared/guest/bzImage))
+SESSION_L1LOCK ?= flock /tmp/krunbench-l1.lock
+SESSION_FAILED  = $(SESSION_OUT)/bench-session.failed
+SESSION_GORUN   = env CGO_ENABLED=0 KRUNBENCH_KERNEL=$(SESSION_KERNEL) $(GO) run
+bench-session: build
+	cd bench && mkdir -p $(SESSION_OUT) && rm -f $(SESSION_FAILED)
+	@date -u +'== %T UTC fusebench, default settings'
+	cd bench && $(SESSION_GORUN) ./fusebench -bin ../$(BIN) -go $(GO) -settings default -runs 6 -label '$(SESSION_LABEL), default settings' -out $(SESSION_OUT)/fuse.json $(SESSION_FUSE) || echo 'fusebench (default settings)' >>$(SESSION_FAILED)
+	@date -u +'== %T UTC fusebench, tuned settings (write, read)'
+	cd bench && keep=$$(test -w /sys/bus/virtio/drivers/virtio_balloon/unbind || echo -keep-balloon) && $(SESSION_GORUN) ./fusebench -bin ../$(BIN) -go $(GO) -settings tuned -modes host,tap,go-fuse,passthrough_hp -workloads write,read -size 512M -dirs 15 -runs 10 $$keep -label "$(SESSION_LABEL), tuned settings$${keep:+ (pipes raised; the balloon left bound: its driver cannot be unbound here)}" -out $(SESSION_OUT)/fuse-tuned.json $(SESSION_TUNED) || echo 'fusebench (tuned settings)' >>$(SESSION_FAILED)
+	@date -u +'== %T UTC guestbench'
+	cd bench && $(SESSION_GORUN) ./guestbench -bin ../$(BIN) -go $(GO) -runs 2 -label '$(SESSION_LABEL)' -out $(SESSION_OUT)/guest.json $(SESSION_GUEST) || echo guestbench >>$(SESSION_FAILED)
+	@date -u +'== %T UTC tuibench'
+	cd bench && $(SESSION_GORUN) ./tuibench -bin ../$(BIN) -runs 2 -modes run,tui -fuse $(SESSION_OUT)/fuse.json -out $(SESSION_OUT)/tui.json $(SESSION_TUI) || echo tuibench >>$(SESSION_FAILED)
+	@date -u +'== %T UTC bootbench (waits for the L1 lock)'
+	cd bench && $(SESSION_L1LOCK) $(SESSION_GORUN) ./bootbench -runs 5 -kernel $(SESSION_KERNEL) -out $(SESSION_OUT)/boot.json $(SESSION_BOOT) || echo bootbench >>$(SESSION_FAILED)
+	@date -u +'== %T UTC summary'
+	cd bench && $(GO) run ./summary -dir $(SESSION_OUT) >$(SESSION_OUT)/summary.md; rc=$$?; cat $(SESSION_OUT)/summary.md; [ $$rc = 0 ] || echo summary >>$(SESSION_FAILED)
+	@cd bench && if [ -s $(SESSION_FAILED) ]; then echo "bench-session: FAILED steps:"; cat $(SESSION_FAILED); exit 1; fi; echo "bench-session: every step ran; the JSON and summary.md are in $(SESSION_OUT) (relative to bench/)"
+
+bench-session-dry:
+	$(MAKE) bench-session SESSION_OUT=/tmp/krunbench-bench-dry SESSION_LABEL='bench-session-dry, tiny sizes' \
+		SESSION_FUSE='-quick -runs 2 -mem-files 3000' \
+		SESSION_TUNED='-quick -size 32M -dirs 2 -runs 2' \
+		SESSION_GUEST='-runs 1 -dirs 2 -size 32M -creates 500 -memory-files 5000' \
+		SESSION_TUI='-runs 1 -dirs 2' \
+		SESSION_BOOT='-runs 1'
 
 # run: the workbench on a booted guest: builds or finds QEMU, the demo
 # busybox root filesystem and a guest kernel, then opens the TUI.

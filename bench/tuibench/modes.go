@@ -297,7 +297,18 @@ func (b *bench) tuiMode(ctx context.Context, paused bool, name string) (*sample,
 	if err := t.sendEach([]string{"C-]"}, []string{"q"}); err != nil {
 		return nil, err
 	}
-	if _, err := t.waitFor(ctx, `TUIBENCH-EXIT=0`, 30*time.Second); err != nil {
+	// With the guest still running the TUI asks before stopping it
+	// (tui/overlay.go's quit question); answer it.
+	sc, err := t.waitFor(ctx, `A guest is running|TUIBENCH-EXIT=`, 30*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("the TUI did not quit: %w", err)
+	}
+	if strings.Contains(sc, "A guest is running") {
+		if err := t.send("y"); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := t.waitFor(ctx, `TUIBENCH-EXIT=0`, 60*time.Second); err != nil {
 		return nil, fmt.Errorf("the TUI did not quit cleanly: %w", err)
 	}
 	s.WallS = time.Since(booted).Seconds()

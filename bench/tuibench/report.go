@@ -214,9 +214,29 @@ type fuseFile struct {
 		Krunbench string `json:"krunbench_commit"`
 	} `json:"machine"`
 	Workloads []struct {
-		Name           string   `json:"name"`
-		TapOverheadPct *float64 `json:"tap_overhead_pct"`
+		Name           string       `json:"name"`
+		TapOverheadPct *overheadPct `json:"tap_overhead_pct"`
 	} `json:"workloads"`
+}
+
+// overheadPct is a row's tap overhead in fuse.json: a number in older
+// files, now the median over rounds with its quartiles ({"median": ...}).
+type overheadPct float64
+
+func (o *overheadPct) UnmarshalJSON(b []byte) error {
+	var n float64
+	if err := json.Unmarshal(b, &n); err == nil {
+		*o = overheadPct(n)
+		return nil
+	}
+	var p struct {
+		Median *float64 `json:"median"`
+	}
+	if err := json.Unmarshal(b, &p); err != nil || p.Median == nil {
+		return fmt.Errorf("tap_overhead_pct is neither a number nor {\"median\": N}: %s", b)
+	}
+	*o = overheadPct(*p.Median)
+	return nil
 }
 
 // compareFuse checks the TUI's overhead against fusebench's tap overhead.
@@ -240,7 +260,7 @@ func (r *results) compareFuse(path string) {
 	c.TapOverheadPct = map[string]float64{}
 	for _, w := range f.Workloads {
 		if w.TapOverheadPct != nil {
-			c.TapOverheadPct[w.Name] = *w.TapOverheadPct
+			c.TapOverheadPct[w.Name] = float64(*w.TapOverheadPct)
 		}
 	}
 	bound, ok := c.TapOverheadPct[fuseRow]

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -72,5 +74,28 @@ func TestShellQuote(t *testing.T) {
 		if got := shellQuote(in); got != want {
 			t.Errorf("shellQuote(%q) = %s, want %s", in, got, want)
 		}
+	}
+}
+
+// TestCompareFuseReadsBothSchemas: fusebench's tap_overhead_pct was a
+// number per row and is now a median with quartiles taken within rounds;
+// the TUI's overhead is compared with the stat row's either way.
+func TestCompareFuseReadsBothSchemas(t *testing.T) {
+	for name, body := range map[string]string{
+		"number": `{"workloads":[{"name":"stat","tap_overhead_pct":3.5}]}`,
+		"paired": `{"workloads":[{"name":"stat","tap_overhead_pct":{"median":3.5,"p25":1,"p75":6,"rounds":6}}]}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "fuse.json")
+			if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			r := &results{Modes: []*modeResult{{Name: modeTUI, OverheadPct: ptr(2.0)}}}
+			r.compareFuse(path)
+			c := r.Fuse
+			if !c.Present || c.BoundPct == nil || *c.BoundPct != 3.5 || c.Pass == nil || !*c.Pass {
+				t.Fatalf("comparison = %+v (note %q)", c, c.Note)
+			}
+		})
 	}
 }

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// fuseFixture is a fusebench file cut down to what summary reads: one
+// row that meets both /dev/fuse targets, one that misses both, the mixed
+// row over its p99 bound, and a rules100 row.
+const fuseFixture = `{"settings":"default","config":{"runs":2},"workloads":[
+ {"name":"stat","unit":"files/s","modes":{"tap":{"median":30000}},
+  "ours_over_gofuse":{"median":1.25,"p25":1.2,"p75":1.3,"rounds":2},
+  "ours_over_passthrough_hp":{"median":1.01,"p25":1,"p75":1.1,"rounds":2},
+  "tap_overhead_pct":{"median":2,"p25":1,"p75":3,"rounds":2},
+  "rules100_overhead_pct":{"median":4.5,"p25":3,"p75":6,"rounds":2}},
+ {"name":"write","unit":"MB/s","modes":{"tap":{"median":400}},
+  "ours_over_gofuse":{"median":1.19,"p25":1,"p75":1.3,"rounds":2},
+  "ours_over_passthrough_hp":{"median":0.9,"p25":0.8,"p75":1,"rounds":2}},
+ {"name":"mixed","unit":"MB/s","modes":{"tap":{"median":300,"samples":[{"latency":{"idle_p99_us":100,"under_writer_p99_us":250}}]}},
+  "ours_over_passthrough_hp":{"median":1.0,"p25":1,"p75":1,"rounds":2},
+  "p99_under_writer_over_idle":{"tap":{"median":2.5,"p25":2,"p75":3,"rounds":2}}}],
+ "memory":{"files":100000,"modes":{"tap":{"rss_after_kib":20480,"files_seen":100000,"still_serves":true}}}}`
+
+const guestFixture = `{"config":{"runs":2,"memory_files":100000},"workloads":[
+ {"name":"stat","modes":{"virtiofs-tap":{"median_seconds":1,"requests":100,"server_cpu_s_per_1k_requests":0.5},
+   "virtiofsd":{"median_seconds":2,"requests":2000,"server_cpu_s_per_1k_requests":0.05}},
+  "cpu_per_1k_over_virtiofsd":{"virtiofs-tap":10},"seconds_over_virtiofsd":{"virtiofs-tap":0.5}},
+ {"name":"memory","modes":{"virtiofs-tap":{"median_server_rss_kib":10240},"virtiofsd":{"failures":["EMFILE"]}}}]}`
+
+func run(t *testing.T, files map[string]string) (string, []string) {
+	t.Helper()
+	dir := t.TempDir()
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out bytes.Buffer
+	s := &summary{w: &out}
+	var errs []string
+	for _, st := range []struct {
+		name string
+		fn   func(string) error
+	}{{"fuse.json", s.fuse}, {"guest.json", s.guest}} {
+		if err := st.fn(filepath.Join(dir, st.name)); err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	s.verdicts()
+	return out.String(), errs
+}
+
+func TestVerdictsFollowTheTargets(t *testing.T) {
+	out, errs := run(t, map[string]string{"fuse.json": fuseFixture, "guest.json": guestFixture})
+	if len(errs) > 0 {
+		t.Fatalf("errors: %v", errs)
+	}
+	for _, want := range []string{
+		"| stat | files/s | 30000 (±0%) | – | – | 1.25x [1.20–1.30] | met | 1.01x [1.00–1.10] | met |",
+		"missed: default write vs go-fuse 1.19x (target ≥ 1.2x)",
+		"missed: default write vs passthrough_hp 0.90x (target ≥ 1.0x)",
+		"missed: default mixed p99 under writer 2.50x idle (target ≤ 2.0x)",
+		"| tap | 100 | 250 | 2.50x [2.00–3.00] | **missed** |",
+		"| stat | +2.0% [+1.0, +3.0] | met | +4.5% [+3.0, +6.0] |",
+		"| tap | 20.0 |",
+		"missed: guest stat CPU per 1k requests 10.00x virtiofsd (target ≤ 0.8x)",
+		"| stat | 500.0 (100 req) | 50.0 (2000 req) | 10.00x | **missed** | – | 1.00 | 2.00 | 0.50x | met |",
+		"krunbench 10.0 MiB, virtiofsd –, no ratio (see failures)",
+		"- failed: EMFILE",
+		"5 targets met, 4 missed.",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q\n%s", want, out)
+		}
+	}
+}
+
+func TestOldGuestSchemaAndBadFilesAreClearErrors(t *testing.T) {
+	_, errs := run(t, map[string]string{
+		"fuse.json":  "{not json",
+		"guest.json": `{"workloads":[{"name":"stat","modes":{"9p":{},"virtiofs-tap":{}}}]}`,
+	})
+	if len(errs) != 2 || !strings.Contains(errs[0], "not a results file") || !strings.Contains(errs[1], "no virtiofsd mode") {
+		t.Fatalf("errors = %q", errs)
+	}
+}
+
+func TestTunedRunIsShownNotJudged(t *testing.T) {
+	tuned := strings.Replace(fuseFixture, `"settings":"default"`, `"settings":"tuned"`, 1)
+	out, errs := run(t, map[string]string{"fuse.json": tuned})
+	if len(errs) != 1 || !strings.Contains(errs[0], "no such file") {
+		t.Fatalf("errors = %q (want only guest.json missing)", errs)
+	}
+	if !strings.Contains(out, "| 1.25x [1.20–1.30] | (not judged) |") || !strings.Contains(out, "0 targets met, 0 missed.") {
+		t.Errorf("a tuned run was judged:\n%s", out)
+	}
+}
