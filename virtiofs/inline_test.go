@@ -31,8 +31,8 @@ func (h *holdHook) Before(c *fuse.Call) fuse.Intervention {
 	return fuse.Intervention{}
 }
 func (h *holdHook) After(*fuse.Call, fuse.Errno) fuse.Intervention { return fuse.Intervention{} }
-func (h *holdHook) Release()                                      { h.freed.Do(func() { close(h.free) }) }
-func (h *holdHook) Resume()                                       {}
+func (h *holdHook) Release()                                       { h.freed.Do(func() { close(h.free) }) }
+func (h *holdHook) Resume()                                        {}
 
 // TestHeldRequestDoesNotHoldUpItsQueue: the queue's poller serves a lone
 // request itself; while that request is held (a breakpoint), requests that
