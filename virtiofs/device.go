@@ -1,6 +1,7 @@
 // Package virtiofs is the virtio-fs device: it takes FUSE requests from a
-// hiprio queue and request queues, serves them on a pool of workers through
-// a fuse.Server, and returns the replies on the used rings. The transport
+// hiprio queue and request queues, serves them through a fuse.Server (the
+// last request a kick brought on the queue's own goroutine, any others on a
+// pool of workers), and returns the replies on the used rings. The transport
 // (virtio-mmio in the in-process VMM, or a vhost-user backend) configures
 // the queues and delivers kicks; notifications go through virtio.Notifier.
 package virtiofs
@@ -12,6 +13,7 @@ import (
 	"log/slog"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/krunbench/krunbench/virtiofs/fuse"
 	"github.com/krunbench/krunbench/vmm/virtio"
@@ -60,10 +62,22 @@ type activation struct {
 	queues    []*virtio.Queue
 	notifiers []virtio.Notifier
 	kicks     []chan struct{}
+	lanes     []*lane
 	jobs      chan job
 	stop      chan struct{}
 	pollers   sync.WaitGroup
 	workers   sync.WaitGroup
+}
+
+// lane is the popping state of one queue. Its poller serves the last
+// chain it popped itself, which saves handing it to a worker (a goroutine
+// and often a thread wake-up per request). While it serves, kicks also go
+// to the lane's helper, which hands what arrives to the workers, so a slow
+// or held request never holds up the requests behind it.
+type lane struct {
+	pop     sync.Mutex  // Pop is not safe for concurrent use
+	serving atomic.Bool // the poller is serving, or about to serve, a chain
+	help    chan struct{}
 }
 
 type job struct {
@@ -152,13 +166,16 @@ func (d *Device) Activate(mem virtio.GuestMemory, queues []*virtio.Queue, notifi
 		a.workers.Add(1)
 		go d.work(a)
 	}
+	a.lanes = make([]*lane, len(queues))
 	for i, q := range queues {
 		a.kicks[i] = make(chan struct{}, 1)
+		a.lanes[i] = &lane{help: make(chan struct{}, 1)}
 		if q == nil || !q.Ready() {
 			continue
 		}
-		a.pollers.Add(1)
+		a.pollers.Add(2)
 		go d.poll(a, i)
+		go d.help(a, i)
 	}
 	d.mu.Lock()
 	d.run = a
@@ -177,6 +194,12 @@ func (d *Device) QueueNotify(index int) {
 	select {
 	case a.kicks[index] <- struct{}{}:
 	default:
+	}
+	if a.lanes[index].serving.Load() {
+		select {
+		case a.lanes[index].help <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -198,43 +221,101 @@ func (d *Device) Reset() {
 	d.srv.Reset()
 }
 
-// poll pops every available chain of one queue on each kick and hands
-// them to the workers. It checks for stop before every pop, so a driver
-// that keeps the ring full cannot hold Reset off.
+// poll pops every available chain of one queue on each kick: it hands all
+// but the last to the workers and serves the last itself. It marks the lane
+// serving before the pop that finds the ring empty, so that a kick for a
+// chain it did not see wakes the helper rather than waiting for it.
 func (d *Device) poll(a *activation, qi int) {
 	defer a.pollers.Done()
-	q := a.queues[qi]
+	l := a.lanes[qi]
 	for {
+		var last *virtio.Chain
 		for {
-			select {
-			case <-a.stop:
-				return
-			default:
-			}
-			c, err := q.Pop(a.mem)
-			var ce *virtio.ChainError
-			switch {
-			case errors.As(err, &ce):
-				d.log.Warn("virtio-fs: rejected descriptor chain", "queue", qi, "reason", ce.Reason)
-				d.complete(a, qi, ce.Head, 0)
-				continue
-			case err != nil:
-				d.log.Error("virtio-fs: queue stopped", "queue", qi, "err", err)
+			c, ok := d.pop(a, qi)
+			if !ok {
+				if last != nil {
+					a.jobs <- job{queue: qi, chain: last}
+				}
+				l.serving.Store(false)
 				return
 			}
 			if c == nil {
-				break
+				if last == nil || l.serving.Load() {
+					break
+				}
+				l.serving.Store(true) // then look once more
+				continue
 			}
-			// Always hand a popped chain on: the workers drain jobs
-			// until Reset closes it after the pollers are gone, and a
-			// dropped chain would never be answered.
-			a.jobs <- job{queue: qi, chain: c}
+			if last != nil {
+				a.jobs <- job{queue: qi, chain: last}
+			}
+			last = c
+		}
+		if last != nil {
+			d.complete(a, qi, last.Head, d.serve(job{queue: qi, chain: last}))
+			l.serving.Store(false)
+			continue // chains that came meanwhile may have had their kick taken
 		}
 		select {
 		case <-a.kicks[qi]:
 		case <-a.stop:
 			return
 		}
+	}
+}
+
+// help hands every available chain of one queue to the workers when a kick
+// comes while the poller is serving.
+func (d *Device) help(a *activation, qi int) {
+	defer a.pollers.Done()
+	for {
+		select {
+		case <-a.lanes[qi].help:
+		case <-a.stop:
+			return
+		}
+		for {
+			c, ok := d.pop(a, qi)
+			if !ok {
+				return
+			}
+			if c == nil {
+				break
+			}
+			a.jobs <- job{queue: qi, chain: c}
+		}
+	}
+}
+
+// pop takes the next chain of a queue under the lane's lock; nil when the
+// ring is empty. It completes a rejected chain with length 0 and goes on.
+// ok is false once the device stops or the queue broke. Every caller hands
+// a popped chain on or serves it: the workers drain jobs until Reset closes
+// it after the pollers are gone, and a dropped chain would never be
+// answered. The stop check before every pop keeps a driver that keeps the
+// ring full from holding Reset off.
+func (d *Device) pop(a *activation, qi int) (c *virtio.Chain, ok bool) {
+	l := a.lanes[qi]
+	for {
+		select {
+		case <-a.stop:
+			return nil, false
+		default:
+		}
+		l.pop.Lock()
+		c, err := a.queues[qi].Pop(a.mem)
+		l.pop.Unlock()
+		var ce *virtio.ChainError
+		switch {
+		case errors.As(err, &ce):
+			d.log.Warn("virtio-fs: rejected descriptor chain", "queue", qi, "reason", ce.Reason)
+			d.complete(a, qi, ce.Head, 0)
+			continue
+		case err != nil:
+			d.log.Error("virtio-fs: queue stopped", "queue", qi, "err", err)
+			return nil, false
+		}
+		return c, true
 	}
 }
 

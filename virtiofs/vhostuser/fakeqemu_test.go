@@ -145,7 +145,7 @@ func (d *echoDevice) counts() (activations, resets int) {
 
 // frontEnd is the fake QEMU side of one connection.
 type frontEnd struct {
-	t        *testing.T
+	t        testing.TB
 	fd       int // the socket, blocking, with a receive timeout
 	memfd    int
 	ram      []byte
@@ -166,7 +166,7 @@ func dialFrontEnd(t *testing.T, path string) *frontEnd {
 
 // pairFrontEnd serves one end of a socketpair with b.ServeConn; the
 // returned channel yields ServeConn's result.
-func pairFrontEnd(t *testing.T, b *Backend) (*frontEnd, <-chan error) {
+func pairFrontEnd(t testing.TB, b *Backend) (*frontEnd, <-chan error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	must(t, err)
 	f := os.NewFile(uintptr(fds[1]), "backend")
@@ -178,7 +178,7 @@ func pairFrontEnd(t *testing.T, b *Backend) (*frontEnd, <-chan error) {
 	return newFrontEnd(t, fds[0]), done
 }
 
-func newFrontEnd(t *testing.T, fd int) *frontEnd {
+func newFrontEnd(t testing.TB, fd int) *frontEnd {
 	fe := &frontEnd{t: t, fd: fd, memfd: -1}
 	must(t, unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 10}))
 	memfd, err := unix.MemfdCreate("guest-ram", unix.MFD_CLOEXEC)
@@ -221,7 +221,7 @@ func (fe *frontEnd) hangUp() {
 	fe.fd = -1
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
@@ -354,7 +354,7 @@ func addrPayload(index uint32, desc, used, avail uint64) []byte {
 // user converts a GPA of the high region to the front-end's user address.
 func user(gpa uint64) uint64 { return userBase + gpa }
 
-func eventfd(t *testing.T) int {
+func eventfd(t testing.TB) int {
 	fd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
 	must(t, err)
 	return fd
@@ -494,11 +494,11 @@ func (fe *frontEnd) waitCall(i int) {
 
 // testLogger logs to the test at debug level, so failures show the
 // messages exchanged.
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Logf("%s", bytes.TrimRight(p, "\n"))

@@ -149,7 +149,7 @@ func TestMalformedNacked(t *testing.T) {
 }
 
 // devZero opens /dev/zero for the test: always readable, never an eventfd.
-func devZero(t *testing.T) int {
+func devZero(t testing.TB) int {
 	fd, err := unix.Open("/dev/zero", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	must(t, err)
 	t.Cleanup(func() { unix.Close(fd) })

@@ -3,7 +3,7 @@ package vhostuser
 import (
 	"errors"
 	"log/slog"
-	"slices"
+	"os"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -16,143 +16,103 @@ type kickWatch struct {
 }
 
 // poller waits on the kick eventfds of the running rings and forwards each
-// kick to the device, from a single goroutine. The set of fds is replaced
-// with set, which returns only once the goroutine has picked up the new
-// set: from then on it neither polls nor reads an fd of the old set, nor is
-// it inside a notify call for it, so the caller may close those fds or reset
-// the device.
+// kick to the device. The set of fds is replaced with set, which returns
+// only once nothing reads an fd of the old set or is inside a notify call
+// for it, so the caller may close those fds or reset the device.
 //
-// The kick fds are eventfds made non-blocking when they arrive
-// (adoptEventfd): the front-end may read them too, so a kick fd is only read
-// after poll reports it readable, and EAGAIN is expected.
+// Each kick fd is read by its own goroutine through the Go runtime's
+// network poller (on a duplicate of the fd, which the poller owns): a
+// goroutine waiting for a kick holds no thread, and the kick wakes it on
+// a thread the runtime already has awake, where a blocking poll(2) would
+// park a thread in the kernel and wake it, and the runtime's monitor, for
+// every request. The kick fds are eventfds made non-blocking when they
+// arrive (adoptEventfd): the front-end may read them too, and a read that
+// finds the counter empty (EAGAIN) just waits for the next kick.
 type poller struct {
 	log    *slog.Logger
 	notify func(index int)
-	wake   int // eventfd interrupting poll on reconfiguration
 
 	mu      sync.Mutex
-	cond    sync.Cond
-	watch   []kickWatch
-	pending []int  // queues to notify once, without a kick
-	gen     uint64 // incremented by set
-	seen    uint64 // the generation the goroutine runs with
-	stop    bool
-	done    chan struct{}
+	readers []*kickReader
+	closed  bool
+}
+
+// kickReader is the goroutine reading one kick fd.
+type kickReader struct {
+	index int
+	file  *os.File // a duplicate of the kick fd
+	done  chan struct{}
 }
 
 func newPoller(notify func(int), log *slog.Logger) (*poller, error) {
-	wake, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
-	if err != nil {
-		return nil, err
-	}
-	p := &poller{log: log, notify: notify, wake: wake, done: make(chan struct{})}
-	p.cond.L = &p.mu
-	go p.run()
-	return p, nil
+	return &poller{log: log, notify: notify}, nil
 }
 
-// set replaces the polled fds and queues a notification for each index in
-// pending, then waits until the poller runs with the new set.
+// set replaces the polled fds and notifies once each index in pending.
 func (p *poller) set(watch []kickWatch, pending []int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.watch = slices.Clone(watch)
-	p.pending = append(p.pending, pending...)
-	p.gen++
-	gen := p.gen
-	p.kick()
-	for p.seen < gen && !p.stop {
-		p.cond.Wait()
+	p.stopReaders()
+	if p.closed {
+		return
 	}
-}
-
-// close stops the goroutine, waits for it and closes the wake fd.
-func (p *poller) close() {
-	p.mu.Lock()
-	p.stop = true
-	p.kick()
-	p.cond.Broadcast()
-	p.mu.Unlock()
-	<-p.done
-	unix.Close(p.wake)
-}
-
-func (p *poller) kick() {
-	var one [8]byte
-	ne.PutUint64(one[:], 1)
-	_, _ = unix.Write(p.wake, one[:])
-}
-
-func (p *poller) run() {
-	defer close(p.done)
-	var pfds []unix.PollFd
-	var buf [8]byte
-	for {
-		p.mu.Lock()
-		if p.stop {
-			p.mu.Unlock()
-			return
-		}
-		watch, pending, gen := p.watch, p.pending, p.gen
-		p.pending = nil
-		p.seen = gen
-		p.cond.Broadcast()
-		p.mu.Unlock()
-
-		for _, i := range pending {
-			p.notify(i)
-		}
-		pfds = append(pfds[:0], unix.PollFd{Fd: int32(p.wake), Events: unix.POLLIN})
-		for _, w := range watch {
-			pfds = append(pfds, unix.PollFd{Fd: int32(w.fd), Events: unix.POLLIN})
-		}
-		if _, err := unix.Poll(pfds, -1); err != nil {
-			if !errors.Is(err, unix.EINTR) {
-				p.log.Error("vhost-user: polling kick fds", "err", err)
-				p.muteAll(gen)
-			}
+	for _, w := range watch {
+		r, err := p.startReader(w)
+		if err != nil {
+			p.log.Error("vhost-user: cannot watch kick fd; ring not polled", "queue", w.index, "err", err)
 			continue
 		}
-		if pfds[0].Revents&unix.POLLIN != 0 {
-			_, _ = unix.Read(p.wake, buf[:])
-		}
-		for k, w := range watch {
-			re := pfds[k+1].Revents
-			if re == 0 {
-				continue
-			}
-			if re&unix.POLLIN == 0 {
-				p.log.Error("vhost-user: kick fd failed; ring no longer polled", "queue", w.index, "revents", re)
-				p.mute(gen, w)
-				continue
-			}
-			n, err := unix.Read(w.fd, buf[:])
-			switch {
-			case errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR):
-			case err != nil || n != len(buf):
-				p.log.Error("vhost-user: reading kick fd; ring no longer polled", "queue", w.index, "n", n, "err", err)
-				p.mute(gen, w)
-			default:
-				p.notify(w.index)
-			}
-		}
+		p.readers = append(p.readers, r)
+	}
+	for _, i := range pending {
+		p.notify(i)
 	}
 }
 
-// mute stops polling a failed fd until the next set, so that a broken fd
-// cannot make the loop spin.
-func (p *poller) mute(gen uint64, w kickWatch) {
+// close stops every reader and waits for them.
+func (p *poller) close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.gen == gen {
-		p.watch = slices.DeleteFunc(slices.Clone(p.watch), func(x kickWatch) bool { return x == w })
-	}
+	p.closed = true
+	p.stopReaders()
 }
 
-func (p *poller) muteAll(gen uint64) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.gen == gen {
-		p.watch = nil
+// stopReaders closes the readers' fds, which wakes a reader waiting for a
+// kick, and waits until every reader has returned. Called with mu held.
+func (p *poller) stopReaders() {
+	for _, r := range p.readers {
+		r.file.Close()
+		<-r.done
+	}
+	p.readers = nil
+}
+
+func (p *poller) startReader(w kickWatch) (*kickReader, error) {
+	fd, err := unix.FcntlInt(uintptr(w.fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	// The fd is non-blocking (adoptEventfd), so os.NewFile registers it
+	// with the runtime's poller and Read waits there.
+	r := &kickReader{index: w.index, file: os.NewFile(uintptr(fd), "vhost-user-kick"), done: make(chan struct{})}
+	go p.read(r)
+	return r, nil
+}
+
+// read forwards every kick of one fd until its file is closed; a read
+// error stops it (logged), so that a broken fd cannot make it spin.
+func (p *poller) read(r *kickReader) {
+	defer close(r.done)
+	var buf [8]byte
+	for {
+		n, err := r.file.Read(buf[:])
+		switch {
+		case errors.Is(err, os.ErrClosed):
+			return
+		case err != nil || n != len(buf):
+			p.log.Error("vhost-user: reading kick fd; ring no longer polled", "queue", r.index, "n", n, "err", err)
+			return
+		}
+		p.notify(r.index)
 	}
 }

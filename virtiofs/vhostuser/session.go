@@ -83,7 +83,8 @@ func newSession(dev virtio.Device, uc *net.UnixConn, log *slog.Logger, maxSlots 
 	return s, nil
 }
 
-// queueNotify forwards a kick; it runs on the poller goroutine.
+// queueNotify forwards a kick; it runs on a kick fd's reader goroutine,
+// or on the session's goroutine for the notification set sends.
 func (s *session) queueNotify(i int) { s.dev.QueueNotify(i) }
 
 // serve handles messages until the front-end disconnects or breaks the
