@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -39,7 +38,6 @@ type hostPorts struct {
 	cfg   *Config
 	names []string
 
-	listeners []net.Listener
 	outputs   sync.WaitGroup // stdout and stderr copies still writing
 	flush     func()         // waits for the in-process engine's output
 	closed    chan struct{}  // closed by close: output ports' reads end
@@ -73,38 +71,38 @@ func (h *hostPorts) kernelParam() string {
 	return portsParam + "=" + strings.Join(h.names, ",")
 }
 
-// listen makes one unix socket per port in dir for QEMU to connect to,
-// and serves each connection as it comes.
-func (h *hostPorts) listen(dir string) ([]qemu.Port, error) {
+// connect makes one connected socket pair per port for QEMU: QEMU's
+// ends go in the returned specs (qemu.Start passes them to QEMU and
+// closes them after it exits), the host ends are served here at once.
+func (h *hostPorts) connect() ([]qemu.Port, error) {
 	var specs []qemu.Port
-	for _, name := range h.names {
-		path := filepath.Join(dir, name+".sock")
-		ln, err := net.Listen("unix", path)
-		if err != nil {
-			h.close()
-			return nil, fmt.Errorf("port %s: %w", name, err)
+	fail := func(err error) ([]qemu.Port, error) {
+		for _, p := range specs {
+			p.File.Close()
 		}
-		h.listeners = append(h.listeners, ln)
-		specs = append(specs, qemu.Port{Name: name, Socket: path})
+		h.close()
+		return nil, err
+	}
+	for _, name := range h.names {
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return fail(fmt.Errorf("port %s: %w", name, err))
+		}
+		hostEnd := os.NewFile(uintptr(fds[0]), name+" (host)")
+		conn, err := net.FileConn(hostEnd)
+		hostEnd.Close() // FileConn made its own copy
+		qemuEnd := os.NewFile(uintptr(fds[1]), name+" (qemu)")
+		if err != nil {
+			qemuEnd.Close()
+			return fail(fmt.Errorf("port %s: %w", name, err))
+		}
+		specs = append(specs, qemu.Port{Name: name, File: qemuEnd})
 		if name == portStdout || name == portStderr {
 			h.outputs.Add(1)
 		}
-		go h.accept(ln, name)
+		h.serve(name, conn)
 	}
 	return specs, nil
-}
-
-// accept serves the one connection the engine makes to ln.
-func (h *hostPorts) accept(ln net.Listener, name string) {
-	conn, err := ln.Accept()
-	ln.Close()
-	if err != nil {
-		if name == portStdout || name == portStderr {
-			h.outputs.Done()
-		}
-		return
-	}
-	h.serve(name, conn)
 }
 
 // serve runs the host side of one port over conn.
@@ -271,24 +269,17 @@ func (h *hostPorts) sendLocked() {
 }
 
 // finish waits for the guest's output streams to be written out, once
-// the engine has ended (its side of every port is closed then). A port
-// the engine never connected is given up.
+// the engine has ended (its side of every port is closed then).
 func (h *hostPorts) finish() {
-	for _, ln := range h.listeners {
-		ln.Close()
-	}
 	h.outputs.Wait()
 	if h.flush != nil {
 		h.flush()
 	}
 }
 
-// close releases the listeners and the size port.
+// close releases the host ends of the ports and the size port.
 func (h *hostPorts) close() {
 	h.closeOnce.Do(func() { close(h.closed) })
-	for _, ln := range h.listeners {
-		ln.Close()
-	}
 	h.cmu.Lock()
 	for _, c := range h.conns {
 		c.Close()

@@ -158,7 +158,7 @@ func (s *Session) startKVM(spec cmdline.Spec, slave *os.File) error {
 
 // startQEMU runs the guest in QEMU, which gets its own copy of slave.
 func (s *Session) startQEMU(line string, slave *os.File) error {
-	ports, err := s.ports.listen(s.dir)
+	ports, err := s.ports.connect()
 	if err != nil {
 		slave.Close()
 		return err

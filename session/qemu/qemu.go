@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -120,11 +121,19 @@ type Config struct {
 	Ports []Port
 }
 
-// Port is a named virtio-console port backed by a unix socket.
+// Port is a named virtio-console port. File is QEMU's end of a
+// connected socket (a socketpair the caller made); QEMU gets it as an
+// inherited descriptor, and krunbench keeps its copy blocking (see
+// Start), so output the guest wrote is never left inside QEMU when it
+// exits. Start closes File once QEMU has exited.
 type Port struct {
-	Name   string
-	Socket string
+	Name string
+	File *os.File
 }
+
+// firstPortFd is the descriptor number QEMU sees Ports[0].File as:
+// exec.Cmd.ExtraFiles start after stdin, stdout and stderr.
+const firstPortFd = 3
 
 // Args returns QEMU's argument vector (without the binary).
 func (c Config) Args() []string {
@@ -161,7 +170,7 @@ func (c Config) Args() []string {
 		for i, p := range c.Ports {
 			id := fmt.Sprintf("port%d", i+1)
 			args = append(args,
-				"-chardev", "socket,id="+id+",path="+p.Socket,
+				"-chardev", fmt.Sprintf("socket,id=%s,fd=%d", id, firstPortFd+i),
 				"-device", fmt.Sprintf("virtserialport,bus=krunports.0,nr=%d,chardev=%s,name=%s", i+1, id, p.Name))
 		}
 	}
@@ -178,12 +187,18 @@ type Process struct {
 // Start launches QEMU in its own process group; it dies with krunbench
 // (parent-death signal) so a crash of ours leaves no stray QEMU.
 func Start(c Config) (*Process, error) {
+	closePorts := func() {
+		for _, p := range c.Ports {
+			p.File.Close()
+		}
+	}
 	bin := c.Binary
 	if bin == "" {
 		bin = "qemu-system-x86_64"
 	}
 	path, err := exec.LookPath(bin)
 	if err != nil {
+		closePorts()
 		return nil, ErrNoQEMU
 	}
 	// The virtconsole drops whatever a non-blocking write could not take
@@ -193,11 +208,24 @@ func Start(c Config) (*Process, error) {
 	// which krunbench keeps too and turns back to blocking (keepBlocking):
 	// when krunbench reads slowly, QEMU's write waits, and so does the
 	// guest's console write (backpressure instead of loss).
+	//
+	// The named ports have the same need for another reason: a
+	// virtserialport does not drop on a short write, it holds the guest's
+	// buffer and waits for the socket (throttling), so whatever it still
+	// held when the guest powered off was lost with QEMU (an 8 MiB flood
+	// through krun-stdout lost its last 3.5 MiB). With QEMU's end of each
+	// port socket kept blocking, QEMU holds nothing: what the guest wrote
+	// is in the socket before the guest can go on, and the session reads
+	// it after QEMU has exited.
 	cmd := exec.Command(path, c.Args()...)
+	for _, p := range c.Ports {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, p.File)
+	}
 	var out *os.File
 	if c.Console != nil {
 		out, err = os.OpenFile(c.Console.Name(), os.O_WRONLY|syscall.O_NOCTTY, 0)
 		if err != nil {
+			closePorts()
 			return nil, fmt.Errorf("console for qemu: %w", err)
 		}
 		cmd.Stdin, cmd.Stdout = c.Console, out
@@ -208,33 +236,41 @@ func Start(c Config) (*Process, error) {
 		if out != nil {
 			out.Close()
 		}
+		closePorts()
 		return nil, fmt.Errorf("start qemu: %w", err)
 	}
 	p := &Process{cmd: cmd, done: make(chan struct{})}
-	watched := make(chan struct{})
-	if out != nil {
+	var watched sync.WaitGroup
+	watch := func(f *os.File) {
+		watched.Add(1)
 		go func() {
-			defer close(watched)
-			keepBlocking(out.Fd(), p.done)
+			defer watched.Done()
+			keepBlocking(f.Fd(), p.done)
 		}()
-	} else {
-		close(watched)
+	}
+	if out != nil {
+		watch(out)
+	}
+	for _, port := range c.Ports {
+		watch(port.File)
 	}
 	go func() {
 		p.err = cmd.Wait()
 		close(p.done)
-		// The last copy of the pty's slave side goes with QEMU, so the
-		// session's reader sees the end of output once it has read it.
-		<-watched
+		// The last copies of the pty's slave side and of QEMU's port
+		// ends go with QEMU, so the session's readers see the end of
+		// output once they have read it.
+		watched.Wait()
 		if out != nil {
 			out.Close()
 		}
+		closePorts()
 	}()
 	return p, nil
 }
 
-// keepBlocking clears O_NONBLOCK on QEMU's console output (an open file
-// description krunbench shares with QEMU) whenever QEMU has set it, until
+// keepBlocking clears O_NONBLOCK on QEMU's console output or a port's
+// socket (an open file description krunbench shares with QEMU) whenever QEMU has set it, until
 // done. QEMU sets it once, while it creates its chardevs, before any vCPU
 // runs; it is checked every millisecond for the first seconds, so it is
 // cleared long before the guest's first console write (the kernel has
