@@ -345,19 +345,24 @@ hung_boots=0 stall_retries=0
 run_l1
 if [ "$mode" = test ]; then
 	failed=$(failures)
-	# One known intermittent failure is tolerated once: a guest that never
-	# sends its first FUSE request (a boot stall, reported with each vCPU's
-	# RIP), seen in about one run in six under nested emulation: the RIP
-	# L1's KVM holds for the guest is in L1's own KVM modules, so the nested
-	# SVM state was corrupted below us (DEVELOPERS.md). Only when every
-	# failing test failed that way does L1 run the suites once more, and
-	# the last line counts it; anything else, or a second stall, fails.
+	# Two known intermittent failures under nested emulation are tolerated
+	# once, visibly: a guest that never sends its first FUSE request (a
+	# boot stall, reported with each vCPU's RIP; about one run in six: the
+	# RIP L1's KVM holds for the guest is in L1's own KVM modules, so the
+	# nested SVM state was corrupted below us), and a guest that
+	# triple-faults (about 1 in 55 plain boots in session 6's loops; L1's
+	# own kernel was seen crashing right after VMRUN in the same runs, a
+	# fault of L0's emulated SVM; not proven to be the triple fault's
+	# cause, see DEVELOPERS.md). Only when every failing test failed one
+	# of these ways does L1 run the suites once more, and the last line
+	# counts it; anything else, or a second one, fails.
 	stalls=$(grep -c 'never reached its virtio-fs root' "$log" || true)
+	faults=$(grep -c 'guest shut down (triple fault)' "$log" || true)
 	fails=$(grep -c -E '^\s*--- FAIL: Test[A-Za-z]+ ' "$log" || true)
-	if [ -n "$failed" ] && [ "$stalls" -gt 0 ] && [ "$stalls" -ge "$fails" ]; then
+	if [ -n "$failed" ] && [ $((stalls + faults)) -gt 0 ] && [ $((stalls + faults)) -ge "$fails" ]; then
 		cp "$log" "${TMPDIR:-/tmp}/krunbench-l1-stall.log"
-		echo "l1: boot stall in L1 (console kept in ${TMPDIR:-/tmp}/krunbench-l1-stall.log):"
-		grep 'never reached its virtio-fs root' "$log" | sed 's/^/l1:   /'
+		echo "l1: boot stall or triple fault in L1 (console kept in ${TMPDIR:-/tmp}/krunbench-l1-stall.log):"
+		grep -E 'never reached its virtio-fs root|guest shut down \(triple fault\)' "$log" | sed 's/^/l1:   /'
 		echo "l1: running the suites once more in a fresh L1"
 		stall_retries=$((stall_retries + 1))
 		run_l1
@@ -373,7 +378,7 @@ if [ "$mode" = test ]; then
 	if [ $((hung_boots + stall_retries)) -eq 0 ]; then
 		echo "l1: all $expected KVM suites passed inside L1, first time"
 	else
-		echo "l1: all $expected KVM suites passed inside L1 after retries: $hung_boots hung or frozen L1 boot(s), $stall_retries rerun(s) for a guest boot stall (logs above)"
+		echo "l1: all $expected KVM suites passed inside L1 after retries: $hung_boots hung or frozen L1 boot(s), $stall_retries rerun(s) for a guest boot stall or triple fault (logs above)"
 	fi
 fi
 if [ "$mode" = loop ]; then
