@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	schema "github.com/krunbench/krunbench/bench/internal/results"
 )
 
 // Concurrency rows (issue 15, item 2): several clients at once through one
@@ -53,18 +55,8 @@ const (
 // under the writer, as a multiple of its idle p99.
 const targetP99UnderWriter = 2.0
 
-// latency is what the small client (mixed) or the fio jobs (par-randread)
-// saw in one sample, in microseconds.
-type latency struct {
-	IdleP50Us  float64 `json:"idle_p50_us,omitempty"`
-	IdleP99Us  float64 `json:"idle_p99_us,omitempty"`
-	IdleCalls  int     `json:"idle_calls,omitempty"`
-	BusyP50Us  float64 `json:"under_writer_p50_us,omitempty"`
-	BusyP99Us  float64 `json:"under_writer_p99_us,omitempty"`
-	BusyMaxUs  float64 `json:"under_writer_max_us,omitempty"`
-	BusyCalls  int     `json:"under_writer_calls,omitempty"`
-	ClientsP99 float64 `json:"clients_worst_p99_us,omitempty"`
-}
+// latency is a sample's latencies (bench/internal/results).
+type latency = schema.Latency
 
 // outcome is what a detailed run reports: its units, its own time when
 // the wall clock around it would include a helper's start-up (fio), and

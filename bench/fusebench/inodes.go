@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	schema "github.com/krunbench/krunbench/bench/internal/results"
 )
 
 // The memory row (issue 15, item 4): the backend's resident memory after
@@ -24,33 +26,12 @@ const (
 	memoryRow = "memory" // its name in -workloads
 )
 
-// inodeRun is one mode's memory measurement.
-type inodeRun struct {
-	RSSIdleKiB  int64 `json:"rss_idle_kib"`
-	RSSAfterKiB int64 `json:"rss_after_kib"`
-	HWMKiB      int64 `json:"rss_peak_kib"`
-	// FDs is how many descriptors the server held after the walk.
-	FDs int `json:"fds_after"`
-	// Seen counts regular files lstat-ed without error; Failed the
-	// entries whose lstat or directory listing failed.
-	Seen       int     `json:"files_seen"`
-	Failed     int     `json:"entries_failed"`
-	FirstError string  `json:"first_error,omitempty"`
-	Seconds    float64 `json:"walk_seconds"`
-	// StillServes says whether a file the walk had not touched could be
-	// stat-ed and read through the mount afterwards.
-	StillServes bool   `json:"still_serves"`
-	AfterError  string `json:"after_error,omitempty"`
-}
-
-// inodeResults is the memory section of fuse.json.
-type inodeResults struct {
-	Files        int                  `json:"files"`
-	RlimitNofile uint64               `json:"rlimit_nofile"`
-	Desc         string               `json:"description"`
-	Modes        map[string]*inodeRun `json:"modes"`
-	Virtiofsd    string               `json:"virtiofsd"`
-}
+// inodeRun and inodeResults (the memory section of fuse.json) are
+// bench/internal/results'.
+type (
+	inodeRun     = schema.InodeRun
+	inodeResults = schema.Memory
+)
 
 // prepareMany makes the memory row's tree on the host.
 func prepareMany(cfg *config, share string) error {

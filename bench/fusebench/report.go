@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/krunbench/krunbench/bench/internal/hostinfo"
+	schema "github.com/krunbench/krunbench/bench/internal/results"
 	"golang.org/x/sys/unix"
 )
 
@@ -24,69 +25,17 @@ const (
 	targetOverheadPct = 5.0
 )
 
-// measure is one sample.
-type measure struct {
-	Value     float64 `json:"value"`
-	Seconds   float64 `json:"seconds"`
-	ServerCPU float64 `json:"server_cpu_s"`
-	ClientCPU float64 `json:"client_cpu_s"`
-	// Latency is the small client's (mixed) or fio's (par-randread).
-	Latency *latency `json:"latency,omitempty"`
-}
-
-// series is every sample of one workload in one mode.
-type series struct {
-	Samples         []measure `json:"samples"`
-	Median          float64   `json:"median"`
-	MedianSeconds   float64   `json:"median_seconds"`
-	MedianServerCPU float64   `json:"median_server_cpu_s"`
-	Min             float64   `json:"min"`
-	Max             float64   `json:"max"`
-	// SpreadPct is (max - min) / median: how far apart the samples are.
-	SpreadPct float64 `json:"spread_pct"`
-}
+// The file's types are bench/internal/results' (summary and tuibench
+// read with them); fusebench's own mode and row carry what it runs too.
+type (
+	measure = schema.Measure
+	series  = schema.Series
+	paired  = schema.Paired
+)
 
 type row struct {
 	*workload
-	Modes map[string]*series `json:"modes"`
-	// OursOverGoFuse is tap (c) throughput over go-fuse's, taken round by
-	// round: > 1 means krunbench is faster.
-	OursOverGoFuse *paired `json:"ours_over_gofuse,omitempty"`
-	// OursOverPtHP is tap (c) throughput over passthrough_hp's, likewise.
-	OursOverPtHP *paired `json:"ours_over_passthrough_hp,omitempty"`
-	// CacheModeDiffers names peers whose cache mode, not their server,
-	// may explain this row's difference.
-	CacheModeDiffers map[string]string `json:"cache_mode_differs,omitempty"`
-	// OursOverGoFuseOfMedians is the same from the two medians, for
-	// comparison with earlier results.
-	OursOverGoFuseOfMedians *float64 `json:"ours_over_gofuse_of_medians,omitempty"`
-	// TapOverheadPct and TraceOverheadPct are the extra time (c) and (d)
-	// take over (b), round by round: 100 * (time/time_b - 1).
-	TapOverheadPct   *paired `json:"tap_overhead_pct,omitempty"`
-	TraceOverheadPct *paired `json:"trace_overhead_pct,omitempty"`
-	// TapCPUPct and TraceCPUPct are the extra server CPU time, likewise.
-	TapCPUPct   *paired `json:"tap_server_cpu_pct,omitempty"`
-	TraceCPUPct *paired `json:"trace_server_cpu_pct,omitempty"`
-	// Rules100OverheadPct, Rules100CPUPct and Rules100ExtraUsPerUnit are
-	// what 100 non-matching rules add over tap (c), within rounds: extra
-	// time and server CPU in percent, extra microseconds per unit of the
-	// row (file stat-ed, create+unlink triple).
-	Rules100OverheadPct    *paired `json:"rules100_overhead_pct,omitempty"`
-	Rules100CPUPct         *paired `json:"rules100_server_cpu_pct,omitempty"`
-	Rules100ExtraUsPerUnit *paired `json:"rules100_extra_us_per_unit,omitempty"`
-	// P99UnderWriter is, per mode, the small client's p99 under the
-	// writer over its idle p99, sample by sample (mixed row).
-	P99UnderWriter map[string]*paired `json:"p99_under_writer_over_idle,omitempty"`
-}
-
-// paired summarises one quantity computed within each round from two
-// modes' samples (taken seconds apart): its median over the rounds and
-// the 25th and 75th percentiles.
-type paired struct {
-	Median float64 `json:"median"`
-	P25    float64 `json:"p25"`
-	P75    float64 `json:"p75"`
-	Rounds int     `json:"rounds"`
+	schema.RowStats
 }
 
 // pairOf applies f to the samples of a and b round by round; nil when
@@ -121,88 +70,20 @@ func extraCPUPct(a, b measure) (float64, bool) {
 	return 100 * (a.ServerCPU/b.ServerCPU - 1), b.ServerCPU > 0
 }
 
-type target struct {
-	Description string          `json:"description"`
-	Pass        *bool           `json:"pass"`
-	Rows        map[string]bool `json:"rows"`
-}
-
-type traceRun struct {
-	Bytes   int64  `json:"bytes"`
-	Events  int64  `json:"events"`
-	Dropped uint64 `json:"dropped"`
-}
-
-type machine struct {
-	Kernel    string `json:"kernel"`
-	CPU       string `json:"cpu_model"`
-	NProc     int    `json:"nproc"`
-	MemTotal  string `json:"mem_total"`
-	Go        string `json:"go_version"`
-	Date      string `json:"date"`
-	Workdir   string `json:"workdir"`
-	WorkdirFS string `json:"workdir_fs"`
-	Krunbench string `json:"krunbench_commit"`
-	GoFuse    string `json:"go_fuse_version"`
-	LoadStart string `json:"loadavg_start"`
-	LoadEnd   string `json:"loadavg_end"`
-	// BusyStart is the share of CPU time other work used in the second
-	// before the benchmark started.
-	BusyStart float64 `json:"cpu_busy_pct_start"`
-	// BalloonsUnbound are the free-page-reporting balloons unbound for
-	// the run (see memory.go).
-	BalloonsUnbound []string `json:"balloons_unbound,omitempty"`
-	// PipeMaxRaisedFrom is fs.pipe-max-size before fusebench raised it to
-	// wantPipeMax for the run; 0 if it did not.
-	PipeMaxRaisedFrom int `json:"pipe_max_size_raised_from,omitempty"`
-	// PipeMaxSize is fs.pipe-max-size during the run.
-	PipeMaxSize int `json:"pipe_max_size"`
-	// BalloonsReporting are free-page-reporting balloons still bound
-	// during the run (default settings leave them): every row was
-	// measured with them.
-	BalloonsReporting []string `json:"balloons_reporting_bound,omitempty"`
-}
+type (
+	target   = schema.Target
+	traceRun = schema.TraceRun
+	machine  = schema.Machine
+)
 
 type results struct {
-	cfg     *config
-	Machine machine `json:"machine"`
-	Config  struct {
-		Runs        int      `json:"runs"`
-		SizeBytes   int64    `json:"size_bytes"`
-		Dirs        int      `json:"dirs"`
-		FilesPerDir int      `json:"files_per_dir"`
-		Creates     int      `json:"creates"`
-		Bin         string   `json:"krunbench_bin"`
-		Order       string   `json:"order"`
-		CacheDrop   string   `json:"cache_drop"`
-		Caching     []string `json:"caching"`
-		// The concurrency and memory rows' sizes (concurrency.go, inodes.go).
-		Clients      int   `json:"clients"`
-		ConcFiles    int   `json:"conc_files_per_client"`
-		ConcCreates  int   `json:"conc_creates_per_client"`
-		ConcReads    int   `json:"conc_reads_per_client"`
-		ConcFileSize int64 `json:"conc_file_size_bytes"`
-		MixedSize    int64 `json:"mixed_writer_bytes"`
-		MixedProbes  int   `json:"mixed_idle_probes"`
-		MemFiles     int   `json:"mem_files"`
-		Quick        bool  `json:"quick,omitempty"`
-	} `json:"config"`
-	// Label is -label: what kind of run this was (e.g. a smoke run).
-	Label string `json:"label,omitempty"`
-	// Settings is "default" or "tuned" (settings.go).
-	Settings string `json:"settings"`
-	// Memory is the memory row (inodes.go).
-	Memory  *inodeResults         `json:"memory,omitempty"`
-	Skipped []skippedPeer         `json:"skipped_peers,omitempty"`
-	Modes   []*mode               `json:"modes"`
-	Rows    []*row                `json:"workloads"`
-	Traces  map[string][]traceRun `json:"trace_files,omitempty"`
-	Targets map[string]*target    `json:"targets"`
-	Elapsed float64               `json:"elapsed_s"`
+	cfg *config
+	schema.Fuse[*mode, *row]
 }
 
 func newResults(cfg *config, info machine, modes map[string]*mode, wls []*workload) *results {
-	r := &results{cfg: cfg, Machine: info, Traces: map[string][]traceRun{}}
+	r := &results{cfg: cfg}
+	r.Machine, r.Traces = info, map[string][]traceRun{}
 	r.Config.Runs, r.Config.SizeBytes = cfg.runs, cfg.size
 	r.Config.Dirs, r.Config.FilesPerDir, r.Config.Creates = cfg.dirs, cfg.filesPerDir, cfg.creates
 	r.Config.Bin = cfg.bin
@@ -225,7 +106,7 @@ func newResults(cfg *config, info machine, modes map[string]*mode, wls []*worklo
 		r.Modes = append(r.Modes, modes[name])
 	}
 	for _, w := range wls {
-		r.Rows = append(r.Rows, &row{workload: w, Modes: map[string]*series{}})
+		r.Rows = append(r.Rows, &row{workload: w, RowStats: schema.RowStats{Modes: map[string]*series{}}})
 	}
 	return r
 }

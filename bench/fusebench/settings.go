@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/krunbench/krunbench/bench/internal/peers"
+
+	schema "github.com/krunbench/krunbench/bench/internal/results"
 )
 
 // Settings. "default" measures the machine as a user meets it: nothing
@@ -128,11 +130,9 @@ func withWarmRows(wls []*workload) []*workload {
 	return append(cold, warm...)
 }
 
-// skippedPeer is a peer mode left out of the run, and why.
-type skippedPeer struct {
-	Mode   string `json:"mode"`
-	Reason string `json:"reason"`
-}
+// skippedPeer is a peer mode left out of the run, and why
+// (bench/internal/results).
+type skippedPeer = schema.SkippedPeer
 
 // findPeers builds or finds the peer servers the modes need; a peer that
 // cannot be had is dropped from cfg.modes and reported loudly, here and

@@ -21,6 +21,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/krunbench/krunbench/bench/internal/results"
 )
 
 // Issue 15's targets (bench/README.md), repeated here because summary
@@ -119,100 +121,31 @@ func readJSON(path string, v any) error {
 	return nil
 }
 
-// paired is a quantity taken within rounds: median and quartiles.
-type paired struct {
-	Median float64 `json:"median"`
-	P25    float64 `json:"p25"`
-	P75    float64 `json:"p75"`
-	Rounds int     `json:"rounds"`
-}
-
-func (p *paired) String() string {
+// ratioCell prints a ratio taken within rounds: median [p25–p75].
+func ratioCell(p *results.Paired) string {
 	if p == nil {
 		return "–"
 	}
 	return fmt.Sprintf("%.2fx [%.2f–%.2f]", p.Median, p.P25, p.P75)
 }
 
-func (p *paired) pct() string {
+// pctCell prints a percentage taken within rounds: median [p25, p75].
+func pctCell(p *results.Paired) string {
 	if p == nil {
 		return "–"
 	}
 	return fmt.Sprintf("%+.1f%% [%+.1f, %+.1f]", p.Median, p.P25, p.P75)
 }
 
-type fuseLatency struct {
-	IdleP99Us float64 `json:"idle_p99_us"`
-	BusyP99Us float64 `json:"under_writer_p99_us"`
-}
-
-type fuseSeries struct {
-	Samples []struct {
-		Latency *fuseLatency `json:"latency"`
-	} `json:"samples"`
-	Median float64 `json:"median"`
-	Spread float64 `json:"spread_pct"`
-}
-
-type fuseRow struct {
-	Name        string                 `json:"name"`
-	Title       string                 `json:"title"`
-	Unit        string                 `json:"unit"`
-	Modes       map[string]*fuseSeries `json:"modes"`
-	OverGoFuse  *paired                `json:"ours_over_gofuse"`
-	OverPtHP    *paired                `json:"ours_over_passthrough_hp"`
-	CacheMode   map[string]string      `json:"cache_mode_differs"`
-	TapOverhead *paired                `json:"tap_overhead_pct"`
-	Rules       *paired                `json:"rules100_overhead_pct"`
-	RulesCPU    *paired                `json:"rules100_server_cpu_pct"`
-	RulesUs     *paired                `json:"rules100_extra_us_per_unit"`
-	P99         map[string]*paired     `json:"p99_under_writer_over_idle"`
-}
-
-type fuseRun struct {
-	Label    string `json:"label"`
-	Settings string `json:"settings"`
-	Machine  struct {
-		Date        string `json:"date"`
-		Commit      string `json:"krunbench_commit"`
-		PipeMaxSize int    `json:"pipe_max_size"`
-		LoadStart   string `json:"loadavg_start"`
-	} `json:"machine"`
-	Config struct {
-		Runs  int  `json:"runs"`
-		Quick bool `json:"quick"`
-	} `json:"config"`
-	Rows    []*fuseRow `json:"workloads"`
-	Memory  *memory    `json:"memory"`
-	Skipped []struct {
-		Mode   string `json:"mode"`
-		Reason string `json:"reason"`
-	} `json:"skipped_peers"`
-	Elapsed float64 `json:"elapsed_s"`
-}
-
-type memory struct {
-	Files int `json:"files"`
-	Modes map[string]*struct {
-		RSSAfterKiB int64  `json:"rss_after_kib"`
-		PeakKiB     int64  `json:"rss_peak_kib"`
-		FDs         int    `json:"fds_after"`
-		Seen        int    `json:"files_seen"`
-		Failed      int    `json:"entries_failed"`
-		FirstError  string `json:"first_error"`
-		StillServes bool   `json:"still_serves"`
-	} `json:"modes"`
-}
-
-func median(s *fuseSeries) string {
+func median(s *results.Series) string {
 	if s == nil {
 		return "–"
 	}
-	return fmt.Sprintf("%.0f (±%.0f%%)", s.Median, s.Spread/2)
+	return fmt.Sprintf("%.0f (±%.0f%%)", s.Median, s.SpreadPct/2)
 }
 
 func (s *summary) fuse(path string) error {
-	var r fuseRun
+	var r results.FuseFile
 	if err := readJSON(path, &r); err != nil {
 		return err
 	}
@@ -222,7 +155,7 @@ func (s *summary) fuse(path string) error {
 	}
 	fmt.Fprintf(s.w, "\n## /dev/fuse, %s settings (%s)\n\n", settings, filepath.Base(path))
 	fmt.Fprintf(s.w, "%s; %d rounds; %s; krunbench %s; fs.pipe-max-size %d; load at start %s; %.0f s.\n",
-		orNone(r.Label), r.Config.Runs, r.Machine.Date, r.Machine.Commit, r.Machine.PipeMaxSize, r.Machine.LoadStart, r.Elapsed)
+		orNone(r.Label), r.Config.Runs, r.Machine.Date, r.Machine.Krunbench, r.Machine.PipeMaxSize, r.Machine.LoadStart, r.Elapsed)
 	if r.Config.Quick {
 		fmt.Fprintln(s.w, "\n**-quick run: sizes shrunk, the numbers only show that every row runs.**")
 	}
@@ -244,13 +177,13 @@ func (s *summary) fuse(path string) error {
 			continue
 		}
 		star := ""
-		if row.CacheMode[ptHP] != "" {
+		if row.CacheModeDiffers[ptHP] != "" {
 			star = " *"
 		}
 		fmt.Fprintf(s.w, "| %s | %s | %s | %s | %s | %s | %s | %s%s | %s |\n", row.Name, row.Unit,
 			median(row.Modes[ours]), median(row.Modes[goFuse]), median(row.Modes[ptHP]),
-			row.OverGoFuse, s.ratioVerdict(tag+row.Name+" vs go-fuse", row.OverGoFuse, targetOverGoFuse),
-			row.OverPtHP, star, s.ratioVerdict(tag+row.Name+" vs passthrough_hp", row.OverPtHP, targetOverPtHP))
+			ratioCell(row.OursOverGoFuse), s.ratioVerdict(tag+row.Name+" vs go-fuse", row.OursOverGoFuse, targetOverGoFuse),
+			ratioCell(row.OursOverPtHP), star, s.ratioVerdict(tag+row.Name+" vs passthrough_hp", row.OursOverPtHP, targetOverPtHP))
 	}
 	fmt.Fprintln(s.w, "\nRatios: krunbench (`serve --mount`, tap on) throughput over the peer's, within rounds, median [p25–p75]; values are medians (± half the spread). `*`: passthrough_hp's writeback cache, not its server, may explain the difference.")
 	s.concurrency(tag, r.Rows)
@@ -260,15 +193,15 @@ func (s *summary) fuse(path string) error {
 }
 
 // ratioVerdict judges a "higher is better" ratio; no ratio, no verdict.
-func (s *summary) ratioVerdict(what string, p *paired, target float64) string {
+func (s *summary) ratioVerdict(what string, p *results.Paired, target float64) string {
 	if p == nil {
 		return "n/a"
 	}
 	return s.judge(fmt.Sprintf("%s %.2fx (target ≥ %.1fx)", what, p.Median, target), p.Median >= target)
 }
 
-func (s *summary) concurrency(tag string, rows []*fuseRow) {
-	var conc []*fuseRow
+func (s *summary) concurrency(tag string, rows []*results.Row) {
+	var conc []*results.Row
 	for _, row := range rows {
 		if slices.Contains(concurrencyRows, row.Name) {
 			conc = append(conc, row)
@@ -283,28 +216,28 @@ func (s *summary) concurrency(tag string, rows []*fuseRow) {
 	for _, row := range conc {
 		fmt.Fprintf(s.w, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", row.Name, row.Unit,
 			median(row.Modes[ours]), median(row.Modes[ptHP]), median(row.Modes[goFuse]),
-			row.OverPtHP, s.ratioVerdict(tag+row.Name+" vs passthrough_hp", row.OverPtHP, targetOverPtHP), row.OverGoFuse)
+			ratioCell(row.OursOverPtHP), s.ratioVerdict(tag+row.Name+" vs passthrough_hp", row.OursOverPtHP, targetOverPtHP), ratioCell(row.OursOverGoFuse))
 	}
 	for _, row := range conc {
-		if row.P99 == nil {
+		if row.P99UnderWriter == nil {
 			continue
 		}
 		fmt.Fprintln(s.w, "\nMixed: the stat client's p99 (µs, median over samples), idle and under the writer (target for krunbench: ≤ 2x idle)")
 		fmt.Fprintln(s.w, "\n| mode | idle p99 | under writer p99 | ratio | |")
 		fmt.Fprintln(s.w, "|---|---|---|---|---|")
-		for _, m := range sortedKeys(row.P99) {
+		for _, m := range sortedKeys(row.P99UnderWriter) {
 			idle, busy := latencyMedians(row.Modes[m])
 			v := ""
 			if m == ours {
-				p := row.P99[m]
+				p := row.P99UnderWriter[m]
 				v = s.judge(fmt.Sprintf("%smixed p99 under writer %.2fx idle (target ≤ %.1fx)", tag, p.Median, targetP99Ratio), p.Median <= targetP99Ratio)
 			}
-			fmt.Fprintf(s.w, "| %s | %.0f | %.0f | %s | %s |\n", m, idle, busy, row.P99[m], v)
+			fmt.Fprintf(s.w, "| %s | %.0f | %.0f | %s | %s |\n", m, idle, busy, ratioCell(row.P99UnderWriter[m]), v)
 		}
 	}
 }
 
-func latencyMedians(s *fuseSeries) (idle, busy float64) {
+func latencyMedians(s *results.Series) (idle, busy float64) {
 	if s == nil {
 		return 0, 0
 	}
@@ -329,7 +262,7 @@ func med(v []float64) float64 {
 	return (v[len(v)/2-1] + v[len(v)/2]) / 2
 }
 
-func (s *summary) fuseMemory(m *memory) {
+func (s *summary) fuseMemory(m *results.Memory) {
 	if m == nil {
 		return
 	}
@@ -338,15 +271,15 @@ func (s *summary) fuseMemory(m *memory) {
 	fmt.Fprintln(s.w, "|---|---|---|---|---|---|---|---|")
 	for _, name := range sortedKeys(m.Modes) {
 		r := m.Modes[name]
-		fmt.Fprintf(s.w, "| %s | %.1f | %.1f | %d | %d | %d | %v | %s |\n", name, float64(r.RSSAfterKiB)/1024, float64(r.PeakKiB)/1024,
+		fmt.Fprintf(s.w, "| %s | %.1f | %.1f | %d | %d | %d | %v | %s |\n", name, float64(r.RSSAfterKiB)/1024, float64(r.HWMKiB)/1024,
 			r.FDs, r.Seen, r.Failed, r.StillServes, r.FirstError)
 	}
 }
 
-func (s *summary) rules(rows []*fuseRow) {
-	var have []*fuseRow
+func (s *summary) rules(rows []*results.Row) {
+	var have []*results.Row
 	for _, row := range rows {
-		if row.Rules != nil || row.TapOverhead != nil {
+		if row.Rules100OverheadPct != nil || row.TapOverheadPct != nil {
 			have = append(have, row)
 		}
 	}
@@ -358,15 +291,15 @@ func (s *summary) rules(rows []*fuseRow) {
 	fmt.Fprintln(s.w, "|---|---|---|---|---|---|")
 	for _, row := range have {
 		v := "n/a"
-		if row.TapOverhead != nil {
-			v = s.judge(fmt.Sprintf("%s tap overhead %+.1f%% (target ≤ %.0f%%)", row.Name, row.TapOverhead.Median, targetTapOverhead), row.TapOverhead.Median <= targetTapOverhead)
+		if row.TapOverheadPct != nil {
+			v = s.judge(fmt.Sprintf("%s tap overhead %+.1f%% (target ≤ %.0f%%)", row.Name, row.TapOverheadPct.Median, targetTapOverhead), row.TapOverheadPct.Median <= targetTapOverhead)
 		}
-		fmt.Fprintf(s.w, "| %s | %s | %s | %s | %s | %s |\n", row.Name, row.TapOverhead.pct(), v, row.Rules.pct(), row.RulesCPU.pct(), usPerUnit(row.RulesUs))
+		fmt.Fprintf(s.w, "| %s | %s | %s | %s | %s | %s |\n", row.Name, pctCell(row.TapOverheadPct), v, pctCell(row.Rules100OverheadPct), pctCell(row.Rules100CPUPct), usPerUnit(row.Rules100ExtraUsPerUnit))
 	}
 	fmt.Fprintln(s.w, "\nIssue 14 asks for the 100-rule cost to be measured and reported (no bound); the 5% bound is the tap's.")
 }
 
-func usPerUnit(p *paired) string {
+func usPerUnit(p *results.Paired) string {
 	if p == nil {
 		return "–"
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/krunbench/krunbench/bench/internal/hostinfo"
+	schema "github.com/krunbench/krunbench/bench/internal/results"
 	"golang.org/x/sys/unix"
 )
 
@@ -207,36 +208,40 @@ func (r *results) finish(elapsed time.Duration) {
 
 func ptr[T any](v T) *T { return &v }
 
-// fuseFile is the part of fusebench's results/fuse.json read here.
-type fuseFile struct {
-	Machine struct {
-		Date      string `json:"date"`
-		Krunbench string `json:"krunbench_commit"`
-	} `json:"machine"`
+// legacyFuseFile is fusebench's file from before tap_overhead_pct was
+// taken within rounds (bench/internal/results' Paired): a number per row.
+type legacyFuseFile struct {
+	Machine   schema.Machine `json:"machine"`
 	Workloads []struct {
-		Name           string       `json:"name"`
-		TapOverheadPct *overheadPct `json:"tap_overhead_pct"`
+		Name           string   `json:"name"`
+		TapOverheadPct *float64 `json:"tap_overhead_pct"`
 	} `json:"workloads"`
 }
 
-// overheadPct is a row's tap overhead in fuse.json: a number in older
-// files, now the median over rounds with its quartiles ({"median": ...}).
-type overheadPct float64
-
-func (o *overheadPct) UnmarshalJSON(b []byte) error {
-	var n float64
-	if err := json.Unmarshal(b, &n); err == nil {
-		*o = overheadPct(n)
-		return nil
+// readFuseFile reads fusebench's file, current or legacy, for its
+// machine and its rows' tap overheads.
+func readFuseFile(data []byte) (schema.Machine, map[string]float64, error) {
+	overheads := map[string]float64{}
+	var f schema.FuseFile
+	err := json.Unmarshal(data, &f)
+	if err == nil {
+		for _, w := range f.Rows {
+			if w.TapOverheadPct != nil {
+				overheads[w.Name] = w.TapOverheadPct.Median
+			}
+		}
+		return f.Machine, overheads, nil
 	}
-	var p struct {
-		Median *float64 `json:"median"`
+	var old legacyFuseFile
+	if json.Unmarshal(data, &old) != nil {
+		return schema.Machine{}, nil, err
 	}
-	if err := json.Unmarshal(b, &p); err != nil || p.Median == nil {
-		return fmt.Errorf("tap_overhead_pct is neither a number nor {\"median\": N}: %s", b)
+	for _, w := range old.Workloads {
+		if w.TapOverheadPct != nil {
+			overheads[w.Name] = *w.TapOverheadPct
+		}
 	}
-	*o = overheadPct(*p.Median)
-	return nil
+	return old.Machine, overheads, nil
 }
 
 // compareFuse checks the TUI's overhead against fusebench's tap overhead.
@@ -251,18 +256,13 @@ func (r *results) compareFuse(path string) {
 		c.Note = fmt.Sprintf("no fusebench results (%v): run fusebench first; nothing to compare with", err)
 		return
 	}
-	var f fuseFile
-	if err := json.Unmarshal(data, &f); err != nil {
+	machine, overheads, err := readFuseFile(data)
+	if err != nil {
 		c.Note = fmt.Sprintf("fusebench results unreadable: %v", err)
 		return
 	}
-	c.Present, c.Date, c.Commit = true, f.Machine.Date, f.Machine.Krunbench
-	c.TapOverheadPct = map[string]float64{}
-	for _, w := range f.Workloads {
-		if w.TapOverheadPct != nil {
-			c.TapOverheadPct[w.Name] = float64(*w.TapOverheadPct)
-		}
-	}
+	c.Present, c.Date, c.Commit = true, machine.Date, machine.Krunbench
+	c.TapOverheadPct = overheads
 	bound, ok := c.TapOverheadPct[fuseRow]
 	if !ok {
 		c.Note = fmt.Sprintf("fusebench results have no tap overhead for %q", fuseRow)

@@ -99,3 +99,19 @@ func TestCompareFuseReadsBothSchemas(t *testing.T) {
 		})
 	}
 }
+
+// TestCompareFuseReadsTheCommittedFile: the fusebench file in
+// bench/results, read with bench/internal/results, gives the stat row's
+// tap overhead as the bound.
+func TestCompareFuseReadsTheCommittedFile(t *testing.T) {
+	path := filepath.Join("..", "results", "fuse.json")
+	r := &results{Modes: []*modeResult{{Name: modeTUI, OverheadPct: ptr(2.0)}}}
+	r.compareFuse(path)
+	c := r.Fuse
+	if !c.Present || c.BoundPct == nil || c.Date == "" || c.Commit == "" {
+		t.Fatalf("comparison = %+v (note %q)", c, c.Note)
+	}
+	if got, want := *c.BoundPct, c.TapOverheadPct[fuseRow]; got != want || len(c.TapOverheadPct) < 2 {
+		t.Fatalf("bound %v, want the %s row's %v of %v", got, fuseRow, want, c.TapOverheadPct)
+	}
+}
