@@ -11,9 +11,12 @@ import (
 )
 
 // TestKeepBlockingUndoesNonblock: what QEMU does to its chardev output
-// (sets O_NONBLOCK on the open file description, here on a real pty) is
-// undone on krunbench's copy of that description, which is the same one.
-// The flood tests show the effect with a real QEMU.
+// and to its ports' sockets (sets O_NONBLOCK on the open file
+// description, here on a real pty and a real socketpair) is undone on
+// krunbench's copies of those descriptions, which are the same ones, by
+// the one goroutine that watches them all; and again when it is set a
+// second time, after the first clearing. The flood tests show the effect
+// with a real QEMU.
 func TestKeepBlockingUndoesNonblock(t *testing.T) {
 	master, slave, err := pty.Open()
 	if err != nil {
@@ -26,33 +29,53 @@ func TestKeepBlockingUndoesNonblock(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer out.Close()
-	fd := out.Fd()
-	done := make(chan struct{})
-	stopped := make(chan struct{})
-	go func() {
-		keepBlocking(fd, done)
-		close(stopped)
-	}()
-	defer func() { close(done); <-stopped }()
-	// "QEMU" sets it through another fd of the same description.
-	other, err := unix.Dup(int(fd))
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer unix.Close(other)
-	if err := unix.SetNonblock(other, true); err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Millisecond) {
-		flags, err := unix.FcntlInt(fd, unix.F_GETFL, 0)
+	defer unix.Close(pair[0])
+	defer unix.Close(pair[1])
+	fds := []uintptr{out.Fd(), uintptr(pair[0])}
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		keepBlocking(fds, done)
+		close(stopped)
+	}()
+	defer func() { close(done); <-stopped }()
+	// "QEMU" sets it through other fds of the same descriptions.
+	setNonblockElsewhere := func(fd uintptr) {
+		t.Helper()
+		other, err := unix.Dup(int(fd))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if flags&unix.O_NONBLOCK == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("O_NONBLOCK still set 30 s after it was set")
+		defer unix.Close(other)
+		if err := unix.SetNonblock(other, true); err != nil {
+			t.Fatal(err)
 		}
 	}
+	waitBlocking := func(fd uintptr) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Millisecond) {
+			flags, err := unix.FcntlInt(fd, unix.F_GETFL, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if flags&unix.O_NONBLOCK == 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("O_NONBLOCK still set on fd %d 30 s after it was set", fd)
+			}
+		}
+	}
+	for _, fd := range fds {
+		setNonblockElsewhere(fd)
+	}
+	for _, fd := range fds {
+		waitBlocking(fd)
+	}
+	setNonblockElsewhere(fds[1])
+	waitBlocking(fds[1])
 }

@@ -10,9 +10,9 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -240,27 +240,25 @@ func Start(c Config) (*Process, error) {
 		return nil, fmt.Errorf("start qemu: %w", err)
 	}
 	p := &Process{cmd: cmd, done: make(chan struct{})}
-	var watched sync.WaitGroup
-	watch := func(f *os.File) {
-		watched.Add(1)
-		go func() {
-			defer watched.Done()
-			keepBlocking(f.Fd(), p.done)
-		}()
-	}
+	var shared []uintptr
 	if out != nil {
-		watch(out)
+		shared = append(shared, out.Fd())
 	}
 	for _, port := range c.Ports {
-		watch(port.File)
+		shared = append(shared, port.File.Fd())
 	}
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		keepBlocking(shared, p.done)
+	}()
 	go func() {
 		p.err = cmd.Wait()
 		close(p.done)
 		// The last copies of the pty's slave side and of QEMU's port
 		// ends go with QEMU, so the session's readers see the end of
 		// output once they have read it.
-		watched.Wait()
+		<-watched
 		if out != nil {
 			out.Close()
 		}
@@ -269,28 +267,33 @@ func Start(c Config) (*Process, error) {
 	return p, nil
 }
 
-// keepBlocking clears O_NONBLOCK on QEMU's console output or a port's
-// socket (an open file description krunbench shares with QEMU) whenever QEMU has set it, until
-// done. QEMU sets it once, while it creates its chardevs, before any vCPU
-// runs; it is checked every millisecond for the first seconds, so it is
-// cleared long before the guest's first console write (the kernel has
-// booted and probed virtio by then), and every 100 ms after that, which
-// only guards against a QEMU that sets it again.
-func keepBlocking(fd uintptr, done <-chan struct{}) {
-	wait, fastUntil := time.Millisecond, time.Now().Add(3*time.Second)
-	for {
-		if time.Now().After(fastUntil) {
-			wait = 100 * time.Millisecond
-		}
-		flags, err := unix.FcntlInt(fd, unix.F_GETFL, 0)
-		if err != nil {
-			return
-		}
-		if flags&unix.O_NONBLOCK != 0 {
-			if _, err := unix.FcntlInt(fd, unix.F_SETFL, flags&^unix.O_NONBLOCK); err != nil {
-				return
+// keepBlocking clears O_NONBLOCK on QEMU's console output and its ports'
+// sockets (open file descriptions krunbench shares with QEMU) whenever
+// QEMU has set it, until done. QEMU sets it once on each, while it
+// creates its chardevs, before any vCPU runs; the descriptions are
+// checked every millisecond until each was cleared once (for 3 s at
+// most), so every one is cleared long before the guest's first console
+// write (the kernel has booted and probed virtio by then), and every
+// 100 ms after that, which only guards against a QEMU that sets it again.
+// A description fcntl fails on is no longer watched.
+func keepBlocking(fds []uintptr, done <-chan struct{}) {
+	fds = slices.Clone(fds)
+	notCleared := make(map[uintptr]bool, len(fds))
+	for _, fd := range fds {
+		notCleared[fd] = true
+	}
+	fastUntil := time.Now().Add(3 * time.Second)
+	for len(fds) > 0 {
+		fds = slices.DeleteFunc(fds, func(fd uintptr) bool {
+			cleared, err := clearNonblock(fd)
+			if cleared || err != nil {
+				delete(notCleared, fd)
 			}
-			fastUntil = time.Time{}
+			return err != nil
+		})
+		wait := time.Millisecond
+		if len(notCleared) == 0 || time.Now().After(fastUntil) {
+			wait = 100 * time.Millisecond
 		}
 		select {
 		case <-done:
@@ -298,6 +301,17 @@ func keepBlocking(fd uintptr, done <-chan struct{}) {
 		case <-time.After(wait):
 		}
 	}
+}
+
+// clearNonblock clears O_NONBLOCK on fd's open file description and
+// says whether it was set.
+func clearNonblock(fd uintptr) (bool, error) {
+	flags, err := unix.FcntlInt(fd, unix.F_GETFL, 0)
+	if err != nil || flags&unix.O_NONBLOCK == 0 {
+		return false, err
+	}
+	_, err = unix.FcntlInt(fd, unix.F_SETFL, flags&^unix.O_NONBLOCK)
+	return err == nil, err
 }
 
 // Done is closed when QEMU has exited.
