@@ -173,7 +173,7 @@ func (s *summary) fuse(path string) error {
 	fmt.Fprintln(s.w, "\n| row | unit | krunbench | go-fuse | passthrough_hp | ours/go-fuse (≥1.2) | | ours/passthrough_hp (≥1.0) | |")
 	fmt.Fprintln(s.w, "|---|---|---|---|---|---|---|---|---|")
 	for _, row := range r.Rows {
-		if slices.Contains(concurrencyRows, row.Name) {
+		if isConcurrencyRow(row) {
 			continue
 		}
 		star := ""
@@ -201,12 +201,7 @@ func (s *summary) ratioVerdict(what string, p *results.Paired, target float64) s
 }
 
 func (s *summary) concurrency(tag string, rows []*results.Row) {
-	var conc []*results.Row
-	for _, row := range rows {
-		if slices.Contains(concurrencyRows, row.Name) {
-			conc = append(conc, row)
-		}
-	}
+	conc := rowsWhere(rows, isConcurrencyRow)
 	if len(conc) == 0 {
 		return
 	}
@@ -236,6 +231,20 @@ func (s *summary) concurrency(tag string, rows []*results.Row) {
 		}
 	}
 }
+
+// rowsWhere is the rows keep accepts, in their order.
+func rowsWhere(rows []*results.Row, keep func(*results.Row) bool) []*results.Row {
+	var out []*results.Row
+	for _, row := range rows {
+		if keep(row) {
+			out = append(out, row)
+		}
+	}
+	return out
+}
+
+// isConcurrencyRow says whether a row is one of the concurrency table's.
+func isConcurrencyRow(row *results.Row) bool { return slices.Contains(concurrencyRows, row.Name) }
 
 func latencyMedians(s *results.Series) (idle, busy float64) {
 	if s == nil {
@@ -277,12 +286,7 @@ func (s *summary) fuseMemory(m *results.Memory) {
 }
 
 func (s *summary) rules(rows []*results.Row) {
-	var have []*results.Row
-	for _, row := range rows {
-		if row.Rules100OverheadPct != nil || row.TapOverheadPct != nil {
-			have = append(have, row)
-		}
-	}
+	have := rowsWhere(rows, func(row *results.Row) bool { return row.Rules100OverheadPct != nil || row.TapOverheadPct != nil })
 	if len(have) == 0 {
 		return
 	}
