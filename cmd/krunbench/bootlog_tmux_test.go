@@ -33,8 +33,7 @@ func TestBootLogKeyInTmux(t *testing.T) {
 	tm.send("l")
 	tm.waitFor(`[┃│]/ # `, 120*time.Second)
 	tm.send("Enter")
-	tm.send("echo guest-says-hi", "Enter")
-	tm.waitFor(`[┃│]guest-says-hi\s`, 30*time.Second)
+	tm.echoInGuest("guest-says-hi")
 
 	// After boot: the whole log, paged through from its oldest line.
 	tm.send("C-]")

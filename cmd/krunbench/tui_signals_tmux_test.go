@@ -23,9 +23,7 @@ func TestWorkbenchStopSignalsInTmux(t *testing.T) {
 			rec := filepath.Join(t.TempDir(), "session.rec")
 			tm := newTmux(t, 160, 45)
 			startWorkbench(tm, kernel, data, "--record", rec)
-			launchDefaultInit(tm)
-			tm.send("echo before-the-signal", "Enter")
-			tm.waitFor(`[┃│]before-the-signal\s`, 30*time.Second)
+			launchAndEcho(tm, "before-the-signal")
 			pid := workbenchPID(t, data)
 			if err := syscall.Kill(pid, sig); err != nil {
 				t.Fatal(err)

@@ -82,6 +82,22 @@ func (tm *tmuxTerm) waitFor(re string, limit time.Duration) string {
 	}
 }
 
+// echoInGuest types "echo word" into the guest's shell on the console
+// pane and waits for the word at the start of a console line.
+func (tm *tmuxTerm) echoInGuest(word string) {
+	tm.t.Helper()
+	tm.send("echo "+word, "Enter")
+	tm.waitFor(`[┃│]`+regexp.QuoteMeta(word)+`\s`, 30*time.Second)
+}
+
+// launchAndEcho launches the busybox root with the default init in the
+// started workbench, waits for its shell and has it echo word.
+func launchAndEcho(tm *tmuxTerm, word string) {
+	tm.t.Helper()
+	launchDefaultInit(tm)
+	tm.echoInGuest(word)
+}
+
 // TestWorkbenchInTmux is the user's path through the TUI in a real
 // terminal: pick the busybox root and the default init in the library,
 // launch on the QEMU engine, type into the guest console, find the
@@ -90,9 +106,7 @@ func TestWorkbenchInTmux(t *testing.T) {
 	requireQEMU(t)
 	tm := newTmux(t, 120, 40)
 	startWorkbench(tm, guestKernel(t), workbenchLibraryDir(t))
-	launchDefaultInit(tm)
-	tm.send("echo hello-from-guest", "Enter")
-	tm.waitFor(`[┃│]hello-from-guest\s`, 20*time.Second)
+	launchAndEcho(tm, "hello-from-guest")
 
 	tm.send("C-]")
 	tm.send("3")
