@@ -13,11 +13,7 @@ import (
 // root mount and the init's start, without the guest's output); l again
 // gives the guest's screen back.
 func TestBootLogKeyInTmux(t *testing.T) {
-	requireQEMU(t)
-	kernel := guestKernel(t)
-	data := workbenchLibraryDir(t)
-	tm := newTmux(t, 120, 40)
-	startWorkbench(tm, kernel, data)
+	tm, _ := workbenchInTmux(t, 120, 40)
 	tm.send("Down")
 	tm.send("Space")
 	tm.send("Enter")
@@ -52,11 +48,7 @@ func TestBootLogKeyInTmux(t *testing.T) {
 	}
 	tm.send("l")
 	tm.waitFor(`[┃│]guest-says-hi\s`, 20*time.Second)
-	tm.send("q")
-	tm.waitFor(`A guest is running`, 10*time.Second)
-	tm.send("y")
-	tm.waitFor(`KB-EXIT=0`, 60*time.Second)
-	waitNoQEMU(t, runMarker())
+	tm.quitStoppingTheGuest()
 }
 
 // TestInitExitSentenceAndRawTextInTmux: an init that exits (the
@@ -64,11 +56,7 @@ func TestBootLogKeyInTmux(t *testing.T) {
 // console says in one sentence what happened and what to do, and l
 // shows the raw text: the kernel's own panic line.
 func TestInitExitSentenceAndRawTextInTmux(t *testing.T) {
-	requireQEMU(t)
-	kernel := guestKernel(t)
-	data := workbenchLibraryDir(t)
-	tm := newTmux(t, 160, 45)
-	startWorkbench(tm, kernel, data)
+	tm, _ := workbenchInTmux(t, 160, 45)
 	tm.waitFor(`exit-at-once`, 20*time.Second)
 	// Pick each row down the list until exit-at-once is the init (one
 	// pick of each kind: the root and kernel picks stay).

@@ -92,11 +92,7 @@ func TestDebuggerInTmux(t *testing.T) {
 	if !strings.Contains(screen, "⚡") {
 		t.Errorf("the injected reply has no gutter mark:\n%s", screen)
 	}
-	tm.send("q") // the guest still runs: the workbench asks first
-	tm.waitFor(`y: stop it and quit`, 20*time.Second)
-	tm.send("y")
-	tm.waitFor(`KB-EXIT=0`, 60*time.Second)
-	waitNoQEMU(t, runMarker())
+	tm.quitStoppingTheGuest()
 }
 
 var waitingRx = regexp.MustCompile(`guest waiting (\d+\.\d) s`)

@@ -16,13 +16,10 @@ import (
 // lifecycle; the TUI's q, SIGKILL and SIGHUP are in tui_lifecycle_test.go).
 func TestWorkbenchStopSignalsInTmux(t *testing.T) {
 	requireQEMU(t)
-	kernel := guestKernel(t)
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
 		t.Run(sig.String(), func(t *testing.T) {
-			data := workbenchLibraryDir(t)
 			rec := filepath.Join(t.TempDir(), "session.rec")
-			tm := newTmux(t, 160, 45)
-			startWorkbench(tm, kernel, data, "--record", rec)
+			tm, data := workbenchInTmux(t, 160, 45, "--record", rec)
 			launchAndEcho(tm, "before-the-signal")
 			pid := workbenchPID(t, data)
 			if err := syscall.Kill(pid, sig); err != nil {

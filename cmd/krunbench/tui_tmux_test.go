@@ -98,14 +98,37 @@ func launchAndEcho(tm *tmuxTerm, word string) {
 	tm.echoInGuest(word)
 }
 
+// workbenchInTmux starts the workbench (QEMU engine, the test kernel, a
+// library holding the busybox root; extra flags after) in a new tmux
+// terminal of cols x rows; it returns the terminal and the library.
+func workbenchInTmux(t *testing.T, cols, rows int, extra ...string) (*tmuxTerm, string) {
+	t.Helper()
+	requireQEMU(t)
+	kernel := guestKernel(t)
+	data := workbenchLibraryDir(t)
+	tm := newTmux(t, cols, rows)
+	startWorkbench(tm, kernel, data, extra...)
+	return tm, data
+}
+
+// quitStoppingTheGuest quits the workbench while a guest runs: q, then y
+// in the dialog that asks first; it returns once the workbench exited 0
+// and its QEMU is gone.
+func (tm *tmuxTerm) quitStoppingTheGuest() {
+	tm.t.Helper()
+	tm.send("q")
+	tm.waitFor(`A guest is running[\s\S]*y: stop it and quit`, 20*time.Second)
+	tm.send("y")
+	tm.waitFor(`KB-EXIT=0`, 60*time.Second)
+	waitNoQEMU(tm.t, runMarker())
+}
+
 // TestWorkbenchInTmux is the user's path through the TUI in a real
 // terminal: pick the busybox root and the default init in the library,
 // launch on the QEMU engine, type into the guest console, find the
 // init.krun reads in the traffic pane, quit.
 func TestWorkbenchInTmux(t *testing.T) {
-	requireQEMU(t)
-	tm := newTmux(t, 120, 40)
-	startWorkbench(tm, guestKernel(t), workbenchLibraryDir(t))
+	tm, _ := workbenchInTmux(t, 120, 40)
 	launchAndEcho(tm, "hello-from-guest")
 
 	tm.send("C-]")
@@ -116,16 +139,12 @@ func TestWorkbenchInTmux(t *testing.T) {
 	if !strings.Contains(screen, "filter: path~init.krun") {
 		t.Fatalf("traffic filter not shown:\n%s", screen)
 	}
-	tm.send("q")
-	tm.waitFor(`A guest is running`, 10*time.Second)
-	tm.send("y")
-	tm.waitFor(`KB-EXIT=0`, 30*time.Second)
+	tm.quitStoppingTheGuest()
 	tm.send("stty -a", "Enter")
 	screen = tm.waitFor(`icanon`, 5*time.Second)
 	if strings.Contains(screen, "-icanon") || strings.Contains(screen, "-echo ") {
 		t.Fatalf("terminal left in raw mode:\n%s", screen)
 	}
-	waitNoQEMU(t, runMarker())
 }
 
 // paneSize is the tmux pane's size in cells: columns, rows.
