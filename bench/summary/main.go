@@ -22,6 +22,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/krunbench/krunbench/bench/internal/hostinfo"
 	"github.com/krunbench/krunbench/bench/internal/results"
 )
 
@@ -256,19 +257,7 @@ func latencyMedians(s *results.Series) (idle, busy float64) {
 			is, bs = append(is, x.Latency.IdleP99Us), append(bs, x.Latency.BusyP99Us)
 		}
 	}
-	return med(is), med(bs)
-}
-
-func med(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	v = slices.Clone(v)
-	sort.Float64s(v)
-	if len(v)%2 == 1 {
-		return v[len(v)/2]
-	}
-	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+	return hostinfo.Median(is), hostinfo.Median(bs)
 }
 
 func (s *summary) fuseMemory(m *results.Memory) {

@@ -15,7 +15,6 @@ import (
 
 	"github.com/krunbench/krunbench/bench/internal/hostinfo"
 	schema "github.com/krunbench/krunbench/bench/internal/results"
-	"golang.org/x/sys/unix"
 )
 
 // fuseRow is the fusebench workload closest to this one: find+stat over
@@ -349,10 +348,7 @@ func (r *results) write(path string) error {
 // collectInfo describes the machine and the build under test.
 func collectInfo(cfg *config) machine {
 	m := machine{NProc: runtime.NumCPU(), Go: runtime.Version(), Date: time.Now().UTC().Format(time.RFC3339)}
-	var u unix.Utsname
-	if unix.Uname(&u) == nil {
-		m.Kernel = unix.ByteSliceToString(u.Release[:]) + " " + unix.ByteSliceToString(u.Version[:])
-	}
+	m.Kernel = hostinfo.Kernel()
 	m.CPU = hostinfo.ProcField("/proc/cpuinfo", "model name")
 	m.MemTotal = hostinfo.ProcField("/proc/meminfo", "MemTotal")
 	m.LoadStart = hostinfo.LoadAvg()
@@ -362,12 +358,6 @@ func collectInfo(cfg *config) machine {
 	if out, err := exec.Command("tmux", "-V").Output(); err == nil {
 		m.Tmux = strings.TrimSpace(string(out))
 	}
-	repo := filepath.Dir(filepath.Dir(cfg.bin))
-	if out, err := exec.Command("git", "-C", repo, "rev-parse", "--short", "HEAD").Output(); err == nil {
-		m.Krunbench = strings.TrimSpace(string(out))
-		if st, err := exec.Command("git", "-C", repo, "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(st) > 0 {
-			m.Krunbench += "-dirty"
-		}
-	}
+	m.Krunbench = hostinfo.Commit(filepath.Dir(filepath.Dir(cfg.bin)))
 	return m
 }

@@ -1,15 +1,18 @@
 // Package hostinfo holds what the benchmark programs share: facts about
-// the host they run on (load, CPU busy time, /proc fields) and the median
-// they report.
+// the host they run on (load, CPU busy time, /proc fields, the kernel),
+// the commit of the krunbench under test, and the median they report.
 package hostinfo
 
 import (
 	"bufio"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Median is the middle of v (the mean of the two middle values for an
@@ -78,4 +81,27 @@ func ProcField(path, key string) string {
 		}
 	}
 	return ""
+}
+
+// Kernel is the running kernel's release and version (uname -rv).
+func Kernel() string {
+	var u unix.Utsname
+	if unix.Uname(&u) != nil {
+		return ""
+	}
+	return unix.ByteSliceToString(u.Release[:]) + " " + unix.ByteSliceToString(u.Version[:])
+}
+
+// Commit is the short commit of the git tree holding dir, with "-dirty"
+// when a tracked file differs from it; "" where git cannot tell.
+func Commit(dir string) string {
+	out, err := exec.Command("git", "-C", dir, "rev-parse", "--short", "HEAD").Output()
+	if err != nil {
+		return ""
+	}
+	commit := strings.TrimSpace(string(out))
+	if st, err := exec.Command("git", "-C", dir, "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(st) > 0 {
+		commit += "-dirty"
+	}
+	return commit
 }
