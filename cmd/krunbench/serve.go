@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -56,6 +57,8 @@ type serveFlags struct {
 	policy     fuse.GuestPolicy
 	noTap      bool
 	verbose    bool
+	// readdirplus is how READDIRPLUS is offered to the client at INIT.
+	readdirplus fuse.ReaddirplusMode
 	rules      ruleFlags
 }
 
@@ -89,6 +92,7 @@ vhost-user-fs-device / vhost-user-fs-pci (--socket), a drop-in for virtiofsd.
 	fl.BoolVar(&f.policy.NoDevices, "no-devices", false, "refuse to create character and block devices (EPERM), even for guest root")
 	fl.BoolVar(&f.policy.NoSetID, "no-setid", false, "strip set-user-ID and set-group-ID bits from created files and chmod")
 	fl.BoolVar(&f.policy.NoPrivilegedXattrs, "no-privileged-xattrs", false, "refuse to set security.capability and trusted.* extended attributes (EPERM), even for guest root")
+	fl.Var(readdirplusFlag{&f.readdirplus}, "readdirplus", "how READDIRPLUS is offered at INIT: always (every directory chunk with its entries' attributes, no LOOKUP per entry), auto (READDIRPLUS_AUTO, as virtiofsd and libfuse: the kernel picks per chunk, then LOOKUPs the rest) or off (READDIR and a LOOKUP per entry)")
 	fl.BoolVar(&f.noTap, "no-tap", false, "do not observe requests at all (for benchmarks)")
 	fl.BoolVar(&f.verbose, "verbose", false, "log dropped and rejected requests")
 	addRuleFlags(fl, &f.rules)
@@ -174,7 +178,7 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 		return err
 	}
 	var tap *trace.Tap
-	opts := fuse.Options{Log: log, Policy: policy}
+	opts := fuse.Options{Log: log, Policy: policy, Readdirplus: f.readdirplus}
 	if eng != nil {
 		opts.Hook = eng
 	}
@@ -331,3 +335,24 @@ func startTrace(tap *trace.Tap, path string, stdout io.Writer) (stop func(), err
 		file.Close()
 	}, nil
 }
+
+// readdirplusFlag is --readdirplus: a fuse.ReaddirplusMode as a flag.
+type readdirplusFlag struct{ mode *fuse.ReaddirplusMode }
+
+func (f readdirplusFlag) String() string {
+	if f.mode == nil {
+		return fuse.ReaddirplusAlways.String()
+	}
+	return f.mode.String()
+}
+
+func (f readdirplusFlag) Set(s string) error {
+	m, err := fuse.ParseReaddirplusMode(s)
+	if err != nil {
+		return err
+	}
+	*f.mode = m
+	return nil
+}
+
+func (readdirplusFlag) Type() string { return strings.Join(fuse.ReaddirplusModes, "|") }
