@@ -246,7 +246,11 @@ func boot(ctx context.Context, cfg *config, m *mode, tmp, share, label string, c
 		return nil, err
 	}
 	defer pr.Close()
-	args := qemuArgs(cfg, m.initrd, socket)
+	initrd := m.initrd
+	if counting {
+		initrd = m.countInitrd
+	}
+	args := qemuArgs(cfg, initrd, socket)
 	fmt.Fprintf(log, "qemu: %s %s\n", cfg.qemu, strings.Join(args, " "))
 	vm, err := startProc("qemu", append([]string{cfg.qemu}, args...), pw, log)
 	pw.Close()
