@@ -144,7 +144,7 @@ bench-session-dry:
 	$(MAKE) bench-session SESSION_OUT=/tmp/krunbench-bench-dry SESSION_LABEL='bench-session-dry, tiny sizes' \
 		SESSION_FUSE='-quick -runs 2 -mem-files 3000' \
 		SESSION_TUNED='-quick -size 32M -dirs 2 -runs 2' \
-		SESSION_GUEST='-runs 1 -dirs 2 -size 32M -creates 500 -memory-files 5000' \
+		SESSION_GUEST='-runs 1 -dirs 2 -size 32M -creates 500 -memory-files 5000 -memory-large-files 6000' \
 		SESSION_TUI='-runs 1 -dirs 2' \
 		SESSION_BOOT='-runs 1'
 

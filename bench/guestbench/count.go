@@ -20,13 +20,14 @@ const markerPrefix = ".guestbench-"
 const virtioFAccessPlatform = 33
 
 // requestCounts cuts a counting boot's request record into workloads:
-// the requests the backend saw after W's begin marker and before its end
-// marker, FORGETs left out (see isForget). krunbench's record is its --trace file (a JSON line per
-// request); virtiofsd's is its -d log (a "unique: N, opcode: ..." line per
-// request, followed for a LOOKUP by "lo_lookup(parent=P, name=NAME)").
-// serverLog is krunbench's stderr, which says when the trace writer fell
-// behind and lost events.
-func requestCounts(record, serverLog string, krunbench bool, workloads []string) (map[string]int, error) {
+// for each, the requests the backend saw after W's begin marker and
+// before its end marker, by opcode name, FORGETs left out (see
+// isForget). krunbench's record is its --trace file (a JSON line per
+// request); virtiofsd's is its -d log (a "unique: N, opcode: NAME (OP)"
+// line per request, followed for a LOOKUP by "lo_lookup(parent=P,
+// name=NAME)"). serverLog is krunbench's stderr, which says when the
+// trace writer fell behind and lost events.
+func requestCounts(record, serverLog string, krunbench bool, workloads []string) (map[string]opCounts, error) {
 	if krunbench {
 		if b, err := os.ReadFile(serverLog); err == nil && bytes.Contains(b, []byte("events dropped")) {
 			return nil, errors.New("krunbench's trace dropped events; the request count would be low (see " + serverLog + ")")
@@ -40,9 +41,24 @@ func requestCounts(record, serverLog string, krunbench bool, workloads []string)
 	return cutRecord(bufio.NewScanner(f), krunbench, workloads)
 }
 
-func cutRecord(sc *bufio.Scanner, krunbench bool, workloads []string) (map[string]int, error) {
+// opCounts is a workload's requests by opcode name (LOOKUP, READDIRPLUS...).
+type opCounts map[string]int
+
+// total is the number of requests of every opcode.
+func (c opCounts) total() int {
+	n := 0
+	for _, v := range c {
+		n += v
+	}
+	return n
+}
+
+func cutRecord(sc *bufio.Scanner, krunbench bool, workloads []string) (map[string]opCounts, error) {
 	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
-	seen := 0
+	// ops is every counted request's opcode in the order the backend
+	// recorded them; a workload's requests lie strictly between its
+	// markers' indexes.
+	var ops []string
 	begin, end := map[string]int{}, map[string]int{}
 	marker := func(name string) {
 		edge, w, ok := strings.Cut(strings.TrimPrefix(name, markerPrefix), "-")
@@ -51,9 +67,9 @@ func cutRecord(sc *bufio.Scanner, krunbench bool, workloads []string) (map[strin
 		}
 		switch edge {
 		case "begin":
-			begin[w] = seen // the marker itself is not counted
+			begin[w] = len(ops) - 1
 		case "end":
-			end[w] = seen - 1
+			end[w] = len(ops) - 1
 		}
 	}
 	for sc.Scan() {
@@ -64,12 +80,12 @@ func cutRecord(sc *bufio.Scanner, krunbench bool, workloads []string) (map[strin
 				Name   string `json:"name"`
 			}
 			if err := json.Unmarshal(line, &ev); err != nil {
-				return nil, fmt.Errorf("trace line %d: %w", seen+1, err)
+				return nil, fmt.Errorf("trace line %d: %w", len(ops)+1, err)
 			}
 			if isForget(ev.OpName) {
 				continue
 			}
-			seen++
+			ops = append(ops, ev.OpName)
 			if ev.OpName == "LOOKUP" {
 				marker(ev.Name)
 			}
@@ -78,7 +94,7 @@ func cutRecord(sc *bufio.Scanner, krunbench bool, workloads []string) (map[strin
 		s := string(line)
 		if _, op, ok := strings.Cut(s, ", opcode: "); ok && strings.Contains(s, "unique: ") {
 			if name, _, _ := strings.Cut(op, " "); !isForget(name) {
-				seen++
+				ops = append(ops, name)
 			}
 		} else if _, rest, ok := strings.Cut(s, "lo_lookup(parent="); ok {
 			if _, name, ok := strings.Cut(rest, "name="); ok {
@@ -89,14 +105,18 @@ func cutRecord(sc *bufio.Scanner, krunbench bool, workloads []string) (map[strin
 	if err := sc.Err(); err != nil {
 		return nil, err
 	}
-	out := map[string]int{}
+	out := map[string]opCounts{}
 	for _, w := range workloads {
 		b, okb := begin[w]
 		e, oke := end[w]
-		if !okb || !oke || e < b {
+		if !okb || !oke || e <= b {
 			return nil, fmt.Errorf("no request markers for %s in the backend's record", w)
 		}
-		out[w] = e - b
+		c := opCounts{}
+		for _, op := range ops[b+1 : e] {
+			c[op]++
+		}
+		out[w] = c
 	}
 	return out, nil
 }

@@ -42,28 +42,30 @@ type config struct {
 	virtiofsd                string
 	dmaBounce                bool
 	count                    bool
-	memoryFiles              int
+	memoryFiles, largeFiles  int
 	label                    string
 	timeout                  time.Duration
 	modes, workloads         []string
 }
 
-// Modes: krunbench serve (tap on: the default server) and QEMU's C
-// virtiofsd, then modes that are not in the default set: krunbench with
-// the tap off, and what-ifs with one setting of krunbench's server changed
-// (built from guestbench/vhostserve).
+// Modes: krunbench serve (tap on, as shipped) with virtiofsd's cache
+// settings (--readdirplus auto), QEMU's C virtiofsd, and krunbench serve
+// as shipped (--readdirplus always), shown but not judged: its guest sends
+// other requests for the same walk. Then modes that are not in the
+// default set: krunbench with the tap off, and a what-if with one setting
+// of krunbench's server changed (built from guestbench/vhostserve).
 const (
 	modeTap       = "virtiofs-tap"
 	modeVirtiofsd = "virtiofsd"
+	modeAlways    = "virtiofs-always"
 	modeNoTap     = "virtiofs-notap"
-	modeRdplus    = "virtiofs-rdplus"
 	modeDirect    = "virtiofs-dio"
 )
 
 var (
-	defaultModes = []string{modeTap, modeVirtiofsd}
-	allModes     = []string{modeTap, modeVirtiofsd, modeNoTap, modeRdplus, modeDirect}
-	allWorkloads = []string{"stat", "read", "create", "memory"}
+	defaultModes = []string{modeTap, modeVirtiofsd, modeAlways}
+	allModes     = []string{modeTap, modeVirtiofsd, modeAlways, modeNoTap, modeDirect}
+	allWorkloads = []string{"stat", "read", "create", "memory", "memory-large"}
 )
 
 // Names inside the shared directory.
@@ -72,6 +74,7 @@ const (
 	treeName   = "tree"
 	createName = "create"
 	memoryName = "memtree"
+	largeName  = "memtree-large"
 )
 
 func main() {
@@ -118,7 +121,8 @@ func parseFlags() (*config, error) {
 	flag.BoolVar(&cfg.dmaBounce, "dma-bounce", true, "vhost-user-fs-device iommu_platform=on and guest swiotlb=force, as the QEMU engine runs TCG guests (issue 16); same for every backend")
 	flag.BoolVar(&cfg.count, "count", true, "one more boot per mode with the backend's request record on (krunbench --trace, virtiofsd -d), to count requests per workload")
 	flag.StringVar(&cfg.label, "label", "", "words recorded in the JSON as the run's label (say \"smoke, busy machine\" for numbers not to be quoted)")
-	flag.IntVar(&cfg.memoryFiles, "memory-files", 100000, "files in the memory workload's tree (1000 per directory): the backend's RSS after a find over it")
+	flag.IntVar(&cfg.memoryFiles, "memory-files", 15000, "files in the memory workload's tree (1000 per directory): the backend's RSS after a find over it; keep it under virtiofsd's RLIMIT_NOFILE (an fd per inode)")
+	flag.IntVar(&cfg.largeFiles, "memory-large-files", 100000, "files in the memory-large workload's tree, walked by the krunbench modes only")
 	flag.IntVar(&cfg.runs, "runs", 3, "boots per mode (one sample of every workload each; the median is reported)")
 	flag.StringVar(&size, "size", "256M", "sequential read size (K, M, G suffixes are binary)")
 	flag.IntVar(&cfg.dirs, "dirs", 15, "directories in the stat tree")
@@ -135,8 +139,8 @@ func parseFlags() (*config, error) {
 	if cfg.size, err = parseSize(size); err != nil {
 		return nil, err
 	}
-	if cfg.runs < 1 || cfg.dirs < 1 || cfg.filesPerDir < 1 || cfg.creates < 1 || cfg.cpus < 1 || cfg.memMiB < 128 || cfg.memoryFiles < 1 {
-		return nil, errors.New("-runs, -dirs, -files-per-dir, -creates, -memory-files and -cpus must be positive, -mem at least 128")
+	if cfg.runs < 1 || cfg.dirs < 1 || cfg.filesPerDir < 1 || cfg.creates < 1 || cfg.cpus < 1 || cfg.memMiB < 128 || cfg.memoryFiles < 1 || cfg.largeFiles < 1 {
+		return nil, errors.New("-runs, -dirs, -files-per-dir, -creates, -memory-files, -memory-large-files and -cpus must be positive, -mem at least 128")
 	}
 	if cfg.accel != qemu.AccelTCG && cfg.accel != qemu.AccelKVM {
 		return nil, fmt.Errorf("-accel %q: want tcg or kvm", cfg.accel)
@@ -216,7 +220,29 @@ type mode struct {
 	counts bool
 	// countFromStderr: the request record is the server's stderr.
 	countFromStderr bool
-	initrd          string
+	// notLarge: the mode skips the memory-large workload (virtiofsd,
+	// which cannot serve more inodes than its RLIMIT_NOFILE).
+	notLarge bool
+	// initrd is the timed boots' initramfs, countInitrd the counting
+	// boot's (countWorkloads).
+	initrd, countInitrd string
+}
+
+// workloads is what this mode's timed boots run, in -workloads order.
+func (m *mode) workloads(cfg *config) []string {
+	if !m.notLarge {
+		return cfg.workloads
+	}
+	return withoutLarge(cfg.workloads)
+}
+
+// countWorkloads is what the counting boot runs: not memory-large, whose
+// row is RSS only and whose walk is the longest part of a boot (100,000
+// LOOKUPs under TCG: 155 s).
+func (m *mode) countWorkloads(cfg *config) []string { return withoutLarge(cfg.workloads) }
+
+func withoutLarge(ws []string) []string {
+	return slices.DeleteFunc(slices.Clone(ws), func(w string) bool { return w == "memory-large" })
 }
 
 // argv is the backend's command line for one boot.
@@ -252,35 +278,37 @@ func buildModes(cfg *config, vhostserve string) map[string]*mode {
 			Counting: "none (vhostserve has no trace)"}
 	}
 	return map[string]*mode{
-		modeTap: ours(modeTap, "krunbench", "krunbench serve --socket (tap on, no subscriber: the default)",
+		modeTap: ours(modeTap, "krunbench", "krunbench serve --readdirplus auto --socket (tap on, no subscriber, as shipped; directory listings offered as virtiofsd offers them)",
+			cfg.bin, "serve", "--readdirplus", "auto"),
+		modeAlways: ours(modeAlways, "krunbench always", "krunbench serve --socket as shipped (--readdirplus always: READDIRPLUS for every chunk, no LOOKUP per entry); not judged, its guest sends other requests",
 			cfg.bin, "serve"),
-		modeNoTap: ours(modeNoTap, "krunbench no-tap", "krunbench serve --no-tap --socket",
-			cfg.bin, "serve", "--no-tap"),
-		modeVirtiofsd: {Name: modeVirtiofsd, Label: "virtiofsd", krunbench: false, counts: true, countFromStderr: true,
-			Desc:     "QEMU 7.2's C virtiofsd as shipped (cache=auto: 1 s entry/attr timeouts like krunbench's; readdirplus; sandbox=namespace; default thread pool)",
+		modeNoTap: ours(modeNoTap, "krunbench no-tap", "krunbench serve --no-tap --readdirplus auto --socket",
+			cfg.bin, "serve", "--no-tap", "--readdirplus", "auto"),
+		modeVirtiofsd: {Name: modeVirtiofsd, Label: "virtiofsd", krunbench: false, counts: true, countFromStderr: true, notLarge: true,
+			Desc:     "QEMU 7.2's C virtiofsd as shipped (cache=auto: 1 s entry/attr timeouts like krunbench's; readdirplus with READDIRPLUS_AUTO (libfuse's default); sandbox=namespace; default thread pool)",
 			Server:   []string{cfg.virtiofsd, "-o", "cache=auto"},
 			Counting: "virtiofsd -d: one 'unique: N, opcode: ...' line per request"},
-		modeRdplus: whatIf(modeRdplus, "krunbench rdplus", "what-if: krunbench's server, no tap, offering plain READDIRPLUS instead of READDIRPLUS_AUTO (guestbench/vhostserve -offer always)",
-			vhostserve, "-offer", "always"),
-		modeDirect: whatIf(modeDirect, "krunbench dio", "what-if: krunbench's server, no tap, FOPEN_DIRECT_IO on every open: no guest page cache (guestbench/vhostserve -direct-io)",
-			vhostserve, "-direct-io"),
+		modeDirect: whatIf(modeDirect, "krunbench dio", "what-if: krunbench's server, no tap, --readdirplus auto, FOPEN_DIRECT_IO on every open: no guest page cache (guestbench/vhostserve -direct-io)",
+			vhostserve, "-direct-io", "-readdirplus", "auto"),
 	}
 }
 
 // guestConfig is the runner's /guestbench.json (see runner.Config).
 type guestConfig struct {
-	FS        string   `json:"fs"`
-	Tag       string   `json:"tag"`
-	MountOpts string   `json:"mount_opts"`
-	Workloads []string `json:"workloads"`
-	ReadFile  string   `json:"read_file"`
-	ReadSize  int64    `json:"read_size"`
-	Tree      string   `json:"tree"`
-	TreeFiles int      `json:"tree_files"`
-	CreateDir string   `json:"create_dir"`
-	Creates   int      `json:"creates"`
-	MemTree   string   `json:"memory_tree"`
-	MemFiles  int      `json:"memory_files"`
+	FS         string   `json:"fs"`
+	Tag        string   `json:"tag"`
+	MountOpts  string   `json:"mount_opts"`
+	Workloads  []string `json:"workloads"`
+	ReadFile   string   `json:"read_file"`
+	ReadSize   int64    `json:"read_size"`
+	Tree       string   `json:"tree"`
+	TreeFiles  int      `json:"tree_files"`
+	CreateDir  string   `json:"create_dir"`
+	Creates    int      `json:"creates"`
+	MemTree    string   `json:"memory_tree"`
+	MemFiles   int      `json:"memory_files"`
+	LargeTree  string   `json:"memory_large_tree"`
+	LargeFiles int      `json:"memory_large_files"`
 }
 
 func run(ctx context.Context, cfg *config) error {
@@ -299,7 +327,7 @@ func run(ctx context.Context, cfg *config) error {
 	if st, err := os.Stat(cfg.kernel); err != nil || st.IsDir() {
 		return fmt.Errorf("-kernel %s: not a file", cfg.kernel)
 	}
-	if slices.Contains(cfg.modes, modeNoTap) || slices.Contains(cfg.modes, modeTap) {
+	if slices.Contains(cfg.modes, modeNoTap) || slices.Contains(cfg.modes, modeTap) || slices.Contains(cfg.modes, modeAlways) {
 		if _, err := os.Stat(cfg.bin); err != nil {
 			return fmt.Errorf("-bin: %w (run make build)", err)
 		}
@@ -334,7 +362,7 @@ func run(ctx context.Context, cfg *config) error {
 		return err
 	}
 	var vhostserve string
-	if slices.Contains(cfg.modes, modeRdplus) || slices.Contains(cfg.modes, modeDirect) {
+	if slices.Contains(cfg.modes, modeDirect) {
 		if vhostserve, err = goBuild(cfg.goCmd, tmp, "vhostserve"); err != nil {
 			return err
 		}
@@ -342,20 +370,27 @@ func run(ctx context.Context, cfg *config) error {
 	modes := buildModes(cfg, vhostserve)
 	for _, name := range cfg.modes {
 		m := modes[name]
-		gc := guestConfig{
-			FS: "virtiofs", Tag: tag, Workloads: cfg.workloads,
-			ReadFile: readName, ReadSize: cfg.size,
-			Tree: treeName, TreeFiles: cfg.dirs * cfg.filesPerDir,
-			CreateDir: createName, Creates: cfg.creates,
-			MemTree: memoryName, MemFiles: cfg.memoryFiles,
-		}
-		b, err := json.Marshal(gc)
-		if err != nil {
-			return err
-		}
-		m.initrd = filepath.Join(tmp, name+".cpio")
-		if err := writeInitramfs(m.initrd, runner, b); err != nil {
-			return err
+		for _, ir := range []struct {
+			path      *string
+			file      string
+			workloads []string
+		}{{&m.initrd, name + ".cpio", m.workloads(cfg)}, {&m.countInitrd, name + ".count.cpio", m.countWorkloads(cfg)}} {
+			gc := guestConfig{
+				FS: "virtiofs", Tag: tag, Workloads: ir.workloads,
+				ReadFile: readName, ReadSize: cfg.size,
+				Tree: treeName, TreeFiles: cfg.dirs * cfg.filesPerDir,
+				CreateDir: createName, Creates: cfg.creates,
+				MemTree: memoryName, MemFiles: cfg.memoryFiles,
+				LargeTree: largeName, LargeFiles: cfg.largeFiles,
+			}
+			b, err := json.Marshal(gc)
+			if err != nil {
+				return err
+			}
+			*ir.path = filepath.Join(tmp, ir.file)
+			if err := writeInitramfs(*ir.path, runner, b); err != nil {
+				return err
+			}
 		}
 	}
 	if err := prepareShare(cfg, share); err != nil {
@@ -377,14 +412,14 @@ func run(ctx context.Context, cfg *config) error {
 			if err != nil {
 				return fmt.Errorf("%s counting boot: %w", name, err)
 			}
-			counted := slices.DeleteFunc(slices.Clone(cfg.workloads), func(w string) bool { return b.failed[w] != "" })
+			counted := slices.DeleteFunc(m.countWorkloads(cfg), func(w string) bool { return b.failed[w] != "" })
 			counts, err := requestCounts(b.countLog, b.logFile, m.krunbench, counted)
 			if err != nil {
 				return fmt.Errorf("%s counting boot: %w", name, err)
 			}
 			for _, w := range counted {
 				res.setRequests(w, name, counts[w])
-				fmt.Fprintf(os.Stderr, "[count] %-15s %-7s %8d requests\n", name, w, counts[w])
+				fmt.Fprintf(os.Stderr, "[count] %-15s %-12s %8d requests: %s\n", name, w, counts[w].total(), formatOps(counts[w]))
 			}
 		}
 	}
@@ -408,7 +443,7 @@ func run(ctx context.Context, cfg *config) error {
 			m.Features = b.features
 			samples := b.samples
 			boot := time.Since(t0).Seconds()
-			for _, w := range cfg.workloads {
+			for _, w := range m.workloads(cfg) {
 				s, ok := samples[w]
 				if msg := b.failed[w]; msg != "" {
 					res.fail(w, name, msg)
@@ -419,8 +454,8 @@ func run(ctx context.Context, cfg *config) error {
 					return fmt.Errorf("%s run %d: no result for %s", name, rep+1, w)
 				}
 				res.add(w, name, s)
-				fmt.Fprintf(os.Stderr, "[%d/%d] %-15s %-7s %10.1f %-7s %8.3fs  qemu cpu %7.2fs  server cpu %6.2fs  server rss %7d KiB\n",
-					rep+1, cfg.runs, name, w, s.Units/s.Seconds/unitScale(w), unitOf(w), s.Seconds, s.QemuCPU, s.ServerCPU, s.ServerRSSKiB)
+				fmt.Fprintf(os.Stderr, "[%d/%d] %-15s %-12s %10.1f %-7s %8.3fs  qemu cpu %7.2fs  server cpu %6.2fs  server rss %7d KiB (anon %d, file %d, shmem %d)\n",
+					rep+1, cfg.runs, name, w, s.Units/s.Seconds/unitScale(w), unitOf(w), s.Seconds, s.QemuCPU, s.ServerCPU, s.ServerRSSKiB, s.ServerAnonKiB, s.ServerFileKiB, s.ServerShmemKiB)
 			}
 			res.addBoot(name, boot)
 		}
@@ -478,6 +513,11 @@ func prepareShare(cfg *config, share string) error {
 	}
 	if slices.Contains(cfg.workloads, "memory") {
 		if err := makeTree(filepath.Join(share, memoryName), (cfg.memoryFiles+999)/1000, 1000, cfg.memoryFiles); err != nil {
+			return err
+		}
+	}
+	if slices.Contains(cfg.workloads, "memory-large") {
+		if err := makeTree(filepath.Join(share, largeName), (cfg.largeFiles+999)/1000, 1000, cfg.largeFiles); err != nil {
 			return err
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,10 +37,15 @@ type measure struct {
 	// ServerCPU and QemuCPU are the host CPU time of the backend (with
 	// its descendants) and of QEMU (vCPUs, device emulation) during the
 	// timed part; ServerRSSKiB is the backend's resident set (VmRSS of it
-	// and its descendants) right after it.
-	ServerCPU    float64 `json:"server_cpu_s"`
-	QemuCPU      float64 `json:"qemu_cpu_s"`
-	ServerRSSKiB int64   `json:"server_rss_kib"`
+	// and its descendants) right after it, and the rest its split (see
+	// rssSplit): anonymous (the backend's own), file, shared memory (guest
+	// RAM pages the backend touched through its mapping).
+	ServerCPU      float64 `json:"server_cpu_s"`
+	QemuCPU        float64 `json:"qemu_cpu_s"`
+	ServerRSSKiB   int64   `json:"server_rss_kib"`
+	ServerAnonKiB  int64   `json:"server_rss_anon_kib"`
+	ServerFileKiB  int64   `json:"server_rss_file_kib"`
+	ServerShmemKiB int64   `json:"server_rss_shmem_kib"`
 }
 
 type series struct {
@@ -49,10 +55,15 @@ type series struct {
 	MedianServerCPU float64   `json:"median_server_cpu_s"`
 	MedianQemuCPU   float64   `json:"median_qemu_cpu_s"`
 	MedianRSSKiB    float64   `json:"median_server_rss_kib"`
+	MedianAnonKiB   float64   `json:"median_server_rss_anon_kib"`
+	MedianFileKiB   float64   `json:"median_server_rss_file_kib"`
+	MedianShmemKiB  float64   `json:"median_server_rss_shmem_kib"`
 	SpreadPct       float64   `json:"spread_pct"`
 	// Requests is the workload's request count from the counting boot
-	// (0: not counted); CPUPer1k is MedianServerCPU per 1,000 of them.
-	Requests int `json:"requests,omitempty"`
+	// (0: not counted), RequestsByOp the same by opcode name; CPUPer1k
+	// is MedianServerCPU per 1,000 of them.
+	Requests     int            `json:"requests,omitempty"`
+	RequestsByOp map[string]int `json:"requests_by_opcode,omitempty"`
 	// Failures are the guest's errors in boots where the workload failed
 	// (e.g. virtiofsd's EMFILE past RLIMIT_NOFILE inodes).
 	Failures []string `json:"failures,omitempty"`
@@ -123,6 +134,7 @@ type results struct {
 		DMABounce   bool     `json:"dma_bounce"`
 		Counting    string   `json:"request_counting"`
 		MemoryFiles int      `json:"memory_files"`
+		LargeFiles  int      `json:"memory_large_files"`
 	} `json:"config"`
 	Modes   []*mode              `json:"modes"`
 	Rows    []*row               `json:"workloads"`
@@ -132,7 +144,7 @@ type results struct {
 }
 
 func unitOf(w string) string {
-	return map[string]string{"stat": "files/s", "read": "MB/s", "create": "ops/s", "memory": "files/s"}[w]
+	return map[string]string{"stat": "files/s", "read": "MB/s", "create": "ops/s", "memory": "files/s", "memory-large": "files/s"}[w]
 }
 
 // unitScale turns the runner's units (files, bytes, ops) into the row's.
@@ -153,7 +165,8 @@ func newResults(cfg *config, info machine, modes map[string]*mode) *results {
 	c.CacheDrop = "in the guest, sync; echo 3 > /proc/sys/vm/drop_caches before every sample"
 	c.HostCache = "warm: the host reads the file and walks the tree before every boot, so no mode reads the host disk"
 	c.Caching = []string{
-		"no DAX (QEMU 7.2's vhost-user-fs-device has no cache window); the guest page cache on; 1 s entry and attribute timeouts on both backends (krunbench: passthrough.DefaultTimeout; virtiofsd: cache=auto); no writeback cache on either; READDIRPLUS offered by both",
+		"no DAX (QEMU 7.2's vhost-user-fs-device has no cache window); the guest page cache on; 1 s entry and attribute timeouts on both backends (krunbench: passthrough.DefaultTimeout; virtiofsd: cache=auto); no writeback cache on either",
+		"directory listings: the judged krunbench modes run with --readdirplus auto, READDIRPLUS and READDIRPLUS_AUTO offered as virtiofsd (libfuse) offers them, so the guest sends both backends the same requests (requests_by_opcode shows it); " + modeAlways + " is krunbench's default (--readdirplus always: READDIRPLUS for every chunk, no LOOKUP per file), shown but not judged",
 	}
 	c.Device = "vhost-user-fs-device,queue-size=" + fmt.Sprint(cfg.queueSize)
 	if cfg.dmaBounce {
@@ -161,7 +174,7 @@ func newResults(cfg *config, info machine, modes map[string]*mode) *results {
 	}
 	c.DMABounce = cfg.dmaBounce
 	c.Counting = "one extra boot per mode, untimed, with the backend's own request record on (krunbench --trace, virtiofsd -d); the runner looks up a missing name before and after each workload and the requests between the two markers are counted; CPU per 1,000 requests = median CPU of the timed boots / that count"
-	c.MemoryFiles = cfg.memoryFiles
+	c.MemoryFiles, c.LargeFiles = cfg.memoryFiles, cfg.largeFiles
 	for _, name := range cfg.modes {
 		r.Modes = append(r.Modes, modes[name])
 	}
@@ -174,7 +187,9 @@ func newResults(cfg *config, info machine, modes map[string]*mode) *results {
 		"create": {Title: fmt.Sprintf("create+unlink %d files", cfg.creates),
 			Desc: "in a fresh empty directory, per file: open(O_CREAT|O_EXCL|O_WRONLY), close, unlink; one op is that triple"},
 		"memory": {Title: fmt.Sprintf("memory: find+stat %d files", cfg.memoryFiles),
-			Desc: "the stat walk over a tree of -memory-files files (1000 per directory); the backend's RSS right after it is the memory row"},
+			Desc: "the stat walk over a tree of -memory-files files (1000 per directory, fewer than virtiofsd's RLIMIT_NOFILE: it keeps an fd per inode); the backend's RSS right after it is the memory row"},
+		"memory-large": {Title: fmt.Sprintf("memory: find+stat %d files (krunbench only)", cfg.largeFiles),
+			Desc: "the memory walk over a tree of -memory-large-files files, krunbench modes only (virtiofsd fails with EMFILE past RLIMIT_NOFILE inodes); the backend's RSS right after it"},
 	}
 	for _, w := range cfg.workloads {
 		x := desc[w]
@@ -207,13 +222,13 @@ func (r *results) fail(wl, mode, msg string) {
 	}
 }
 
-func (r *results) setRequests(wl, mode string, n int) {
+func (r *results) setRequests(wl, mode string, n opCounts) {
 	for _, x := range r.Rows {
 		if x.Name == wl {
 			if x.Modes[mode] == nil {
 				x.Modes[mode] = &series{}
 			}
-			x.Modes[mode].Requests = n
+			x.Modes[mode].Requests, x.Modes[mode].RequestsByOp = n.total(), n
 		}
 	}
 }
@@ -250,6 +265,9 @@ func (r *results) finish(elapsed time.Duration) {
 			s.MedianServerCPU = hostinfo.Median(pick(s.Samples, func(m measure) float64 { return m.ServerCPU }))
 			s.MedianQemuCPU = hostinfo.Median(pick(s.Samples, func(m measure) float64 { return m.QemuCPU }))
 			s.MedianRSSKiB = hostinfo.Median(pick(s.Samples, func(m measure) float64 { return float64(m.ServerRSSKiB) }))
+			s.MedianAnonKiB = hostinfo.Median(pick(s.Samples, func(m measure) float64 { return float64(m.ServerAnonKiB) }))
+			s.MedianFileKiB = hostinfo.Median(pick(s.Samples, func(m measure) float64 { return float64(m.ServerFileKiB) }))
+			s.MedianShmemKiB = hostinfo.Median(pick(s.Samples, func(m measure) float64 { return float64(m.ServerShmemKiB) }))
 			if s.Requests > 0 {
 				s.CPUPer1k = s.MedianServerCPU / float64(s.Requests) * 1000
 			}
@@ -272,13 +290,13 @@ func (r *results) finish(elapsed time.Duration) {
 			}
 			if s.CPUPer1k > 0 && peer.CPUPer1k > 0 {
 				x.CPURatio[m.Name] = s.CPUPer1k / peer.CPUPer1k
-				if judged && x.Name != "memory" {
+				if judged && !isMemory(x.Name) {
 					cpu.Rows[key] = x.CPURatio[m.Name] <= targetCPU
 				}
 			}
 			if peer.MedianSeconds > 0 {
 				x.WallRatio[m.Name] = s.MedianSeconds / peer.MedianSeconds
-				if judged && x.Name != "memory" {
+				if judged && !isMemory(x.Name) {
 					wall.Rows[key] = x.WallRatio[m.Name] <= targetWall
 				}
 			}
@@ -302,6 +320,9 @@ func (r *results) finish(elapsed time.Duration) {
 		t.Pass = &pass
 	}
 }
+
+// isMemory says whether a workload is judged on RSS only.
+func isMemory(w string) bool { return w == "memory" || w == "memory-large" }
 
 func (r *results) write(path string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -403,6 +424,18 @@ func (r *results) printTable(w io.Writer) {
 	}
 	tw.Flush()
 
+	fmt.Fprintf(w, "\nrequests by opcode (counting boot) and backend RSS after the workload, MiB: total = anon (the backend's own) + file + shmem (guest RAM it touched)\n")
+	for _, x := range r.Rows {
+		for _, m := range r.Modes {
+			s := x.Modes[m.Name]
+			if s == nil || len(s.Samples) == 0 {
+				continue
+			}
+			fmt.Fprintf(w, "  %-14s %-18s rss %6.1f = %6.1f + %5.1f + %6.1f  %s\n", x.Name, m.Label,
+				s.MedianRSSKiB/1024, s.MedianAnonKiB/1024, s.MedianFileKiB/1024, s.MedianShmemKiB/1024, formatOps(s.RequestsByOp))
+		}
+	}
+
 	fmt.Fprintln(w)
 	for _, key := range []string{"cpu_per_1k_le_0.8x_virtiofsd", "wall_le_virtiofsd", "rss_le_virtiofsd"} {
 		t := r.Targets[key]
@@ -430,6 +463,22 @@ func (r *results) printTable(w io.Writer) {
 			}
 		}
 	}
+}
+
+// formatOps lists opcode counts, the most frequent first.
+func formatOps(c map[string]int) string {
+	ops := slices.Collect(maps.Keys(c))
+	slices.SortFunc(ops, func(a, b string) int {
+		if c[a] != c[b] {
+			return c[b] - c[a]
+		}
+		return strings.Compare(a, b)
+	})
+	parts := make([]string, len(ops))
+	for i, op := range ops {
+		parts[i] = fmt.Sprintf("%s %d", op, c[op])
+	}
+	return strings.Join(parts, ", ")
 }
 
 // collectInfo describes the machine and the build under test.

@@ -97,23 +97,42 @@ func (p *proc) cpu() float64 {
 	return total
 }
 
-// rssKiB is the resident set size of the process and its descendants
-// (VmRSS summed), in KiB.
-func (p *proc) rssKiB() int64 {
-	var total int64
+// rssSplit is a resident set in KiB, whole and by kind, from
+// /proc/PID/status: anonymous memory (the backend's heap, stacks,
+// buffers), file pages (its binary and libraries) and shared memory,
+// which for a vhost-user backend is the pages of guest RAM (QEMU's memfd)
+// it has touched through its mapping, not memory of its own.
+type rssSplit struct {
+	Total, Anon, File, Shmem int64
+}
+
+// rss is the resident set of the process and its descendants, summed.
+func (p *proc) rss() rssSplit {
+	var r rssSplit
 	for _, pid := range p.tree() {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 		if err != nil {
 			continue
 		}
 		for line := range strings.Lines(string(b)) {
-			if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-				n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-				total += n
+			key, v, ok := strings.Cut(line, ":")
+			if !ok {
+				continue
+			}
+			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			switch key {
+			case "VmRSS":
+				r.Total += n
+			case "RssAnon":
+				r.Anon += n
+			case "RssFile":
+				r.File += n
+			case "RssShmem":
+				r.Shmem += n
 			}
 		}
 	}
-	return total
+	return r
 }
 
 // pidCPU is utime+stime from /proc/PID/stat, in seconds.
@@ -227,7 +246,11 @@ func boot(ctx context.Context, cfg *config, m *mode, tmp, share, label string, c
 		return nil, err
 	}
 	defer pr.Close()
-	args := qemuArgs(cfg, m.initrd, socket)
+	initrd := m.initrd
+	if counting {
+		initrd = m.countInitrd
+	}
+	args := qemuArgs(cfg, initrd, socket)
 	fmt.Fprintf(log, "qemu: %s %s\n", cfg.qemu, strings.Join(args, " "))
 	vm, err := startProc("qemu", append([]string{cfg.qemu}, args...), pw, log)
 	pw.Close()
@@ -263,10 +286,11 @@ func boot(ctx context.Context, cfg *config, m *mode, tmp, share, label string, c
 			if secs <= 0 {
 				return nil, fmt.Errorf("bad result line %q", line)
 			}
+			rss := srv.rss()
 			res[kv["name"]] = measure{
 				Seconds: secs, Units: units,
 				ServerCPU: srv.cpu() - cpuSrv, QemuCPU: vm.cpu() - cpuVM,
-				ServerRSSKiB: srv.rssKiB(),
+				ServerRSSKiB: rss.Total, ServerAnonKiB: rss.Anon, ServerFileKiB: rss.File, ServerShmemKiB: rss.Shmem,
 			}
 		case "features":
 			out.features = kv["bits"]

@@ -25,11 +25,13 @@ const fuseFixture = `{"settings":"default","config":{"runs":2},"workloads":[
   "p99_under_writer_over_idle":{"tap":{"median":2.5,"p25":2,"p75":3,"rounds":2}}}],
  "memory":{"files":100000,"modes":{"tap":{"rss_after_kib":20480,"files_seen":100000,"still_serves":true}}}}`
 
-const guestFixture = `{"config":{"runs":2,"memory_files":100000},"workloads":[
- {"name":"stat","modes":{"virtiofs-tap":{"median_seconds":1,"requests":100,"server_cpu_s_per_1k_requests":0.5},
-   "virtiofsd":{"median_seconds":2,"requests":2000,"server_cpu_s_per_1k_requests":0.05}},
-  "cpu_per_1k_over_virtiofsd":{"virtiofs-tap":10},"seconds_over_virtiofsd":{"virtiofs-tap":0.5}},
- {"name":"memory","modes":{"virtiofs-tap":{"median_server_rss_kib":10240},"virtiofsd":{"failures":["EMFILE"]}}}]}`
+const guestFixture = `{"config":{"runs":2,"memory_files":15000,"memory_large_files":100000},"workloads":[
+ {"name":"stat","modes":{"virtiofs-tap":{"median_seconds":1,"requests":100,"server_cpu_s_per_1k_requests":0.5,"requests_by_opcode":{"LOOKUP":90,"READDIR":10}},
+   "virtiofsd":{"median_seconds":2,"requests":2000,"server_cpu_s_per_1k_requests":0.05},
+   "virtiofs-always":{"median_seconds":0.5,"requests":10,"server_cpu_s_per_1k_requests":2,"requests_by_opcode":{"READDIRPLUS":10}}},
+  "cpu_per_1k_over_virtiofsd":{"virtiofs-tap":10,"virtiofs-always":40},"seconds_over_virtiofsd":{"virtiofs-tap":0.5,"virtiofs-always":0.25}},
+ {"name":"memory","modes":{"virtiofs-tap":{"median_server_rss_kib":10240,"median_server_rss_anon_kib":2048,"median_server_rss_file_kib":1024,"median_server_rss_shmem_kib":7168},"virtiofsd":{"failures":["EMFILE"]}}},
+ {"name":"memory-large","modes":{"virtiofs-tap":{"median_server_rss_kib":20480,"median_server_rss_anon_kib":4096,"median_server_rss_file_kib":1024,"median_server_rss_shmem_kib":15360}}}]}`
 
 func run(t *testing.T, files map[string]string) (string, []string) {
 	t.Helper()
@@ -70,6 +72,11 @@ func TestVerdictsFollowTheTargets(t *testing.T) {
 		"missed: guest stat CPU per 1k requests 10.00x virtiofsd (target ≤ 0.8x)",
 		"| stat | 500.0 (100 req) | 50.0 (2000 req) | 10.00x | **missed** | – | 1.00 | 2.00 | 0.50x | met |",
 		"krunbench 10.0 MiB, virtiofsd –, no ratio (see failures)",
+		"| stat | 2000.0 (10 req) | 40.00x | – | 0.50 | 0.25x |",
+		"| stat | virtiofs-tap | 100 | LOOKUP 90, READDIR 10 |",
+		"| stat | virtiofs-always | 10 | READDIRPLUS 10 |",
+		"| memory (15000 files) | virtiofs-tap | 10.0 | 2.0 | 1.0 | 7.0 |",
+		"| memory-large (100000 files) | virtiofs-tap | 20.0 | 4.0 | 1.0 | 15.0 |",
 		"- failed: EMFILE",
 		"5 targets met, 4 missed.",
 	} {

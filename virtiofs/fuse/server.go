@@ -33,8 +33,12 @@ type Options struct {
 	Observer Observer
 	// Log receives reasons for dropped requests; nil discards them.
 	Log *slog.Logger
-	// Offer overrides the INIT flags offered; 0 means Offered.
+	// Offer overrides the INIT flags offered; 0 means Offered. Its
+	// READDIRPLUS bits are Readdirplus's, whatever Offer says.
 	Offer uint32
+	// Readdirplus is how READDIRPLUS is offered at INIT; the zero value
+	// (ReaddirplusAlways) is Offered's.
+	Readdirplus ReaddirplusMode
 	// Policy limits what the guest may do (id translation, device nodes,
 	// set-id bits, privileged xattrs); the zero value changes nothing.
 	Policy GuestPolicy
@@ -88,6 +92,7 @@ func NewServer(fs FileSystem, opts Options) *Server {
 	if s.offer == 0 {
 		s.offer = Offered
 	}
+	s.offer = opts.Readdirplus.apply(s.offer)
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

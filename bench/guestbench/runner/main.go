@@ -48,6 +48,8 @@ type Config struct {
 	Creates    int      `json:"creates"`
 	MemTree    string   `json:"memory_tree"`
 	MemFiles   int      `json:"memory_files"`
+	LargeTree  string   `json:"memory_large_tree"`
+	LargeFiles int      `json:"memory_large_files"`
 	ChunkBytes int      `json:"chunk_bytes"`
 }
 
@@ -125,6 +127,14 @@ func sample(cfg *Config, name string) error {
 			n, err := walkStat(mnt + "/" + cfg.MemTree)
 			if err == nil && n != cfg.MemFiles {
 				err = fmt.Errorf("found %d files, want %d", n, cfg.MemFiles)
+			}
+			return float64(n), err
+		}
+	case "memory-large":
+		body = func() (float64, error) {
+			n, err := walkStat(mnt + "/" + cfg.LargeTree)
+			if err == nil && n != cfg.LargeFiles {
+				err = fmt.Errorf("found %d files, want %d", n, cfg.LargeFiles)
 			}
 			return float64(n), err
 		}

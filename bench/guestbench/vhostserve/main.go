@@ -1,8 +1,8 @@
 // Command vhostserve is krunbench serve --socket --no-tap with one setting
-// changed, for guestbench's what-if modes: -offer always offers plain
-// READDIRPLUS instead of READDIRPLUS_AUTO, and -direct-io answers every
-// OPEN with FOPEN_DIRECT_IO (no guest page cache, like virtiofsd
-// --cache=never). It is built from the same packages as krunbench serve.
+// changed, for guestbench's what-if modes: -direct-io answers every OPEN
+// with FOPEN_DIRECT_IO (no guest page cache, like virtiofsd
+// --cache=never); -readdirplus is serve's --readdirplus. It is built from
+// the same packages as krunbench serve.
 package main
 
 import (
@@ -40,16 +40,20 @@ func main() {
 	share := flag.String("shared-dir", "", "host directory to serve")
 	socket := flag.String("socket", "", "vhost-user socket path")
 	tag := flag.String("tag", virtiofs.RootTag, "virtio-fs tag")
-	offer := flag.String("offer", "auto", "readdirplus offer: auto (READDIRPLUS_AUTO, krunbench's default) or always")
+	rdp := flag.String("readdirplus", "always", "how READDIRPLUS is offered at INIT: always, auto or off (serve --readdirplus)")
 	direct := flag.Bool("direct-io", false, "answer OPEN and CREATE with FOPEN_DIRECT_IO")
 	flag.Parse()
-	if err := run(*share, *socket, *tag, *offer, *direct); err != nil {
+	if err := run(*share, *socket, *tag, *rdp, *direct); err != nil {
 		fmt.Fprintln(os.Stderr, "vhostserve:", err)
 		os.Exit(1)
 	}
 }
 
-func run(share, socket, tag, offer string, direct bool) error {
+func run(share, socket, tag, rdp string, direct bool) error {
+	mode, err := fuse.ParseReaddirplusMode(rdp)
+	if err != nil {
+		return err
+	}
 	pt, err := passthrough.New(share, passthrough.Options{})
 	if err != nil {
 		return err
@@ -58,15 +62,7 @@ func run(share, socket, tag, offer string, direct bool) error {
 	if direct {
 		fs = directIO{fs}
 	}
-	opts := fuse.Options{}
-	switch offer {
-	case "auto":
-	case "always":
-		opts.Offer = fuse.Offered &^ fuse.InitReaddirplusAuto
-	default:
-		return fmt.Errorf("-offer %q: want auto or always", offer)
-	}
-	dev, err := virtiofs.NewDevice(fuse.NewServer(fs, opts), virtiofs.DeviceOptions{Tag: tag, Workers: 8})
+	dev, err := virtiofs.NewDevice(fuse.NewServer(fs, fuse.Options{Readdirplus: mode}), virtiofs.DeviceOptions{Tag: tag, Workers: 8})
 	if err != nil {
 		return err
 	}
