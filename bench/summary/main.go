@@ -36,6 +36,7 @@ const (
 	ours              = "tap"
 	goFuse            = "go-fuse"
 	ptHP              = "passthrough_hp"
+	writeback         = "writeback" // krunbench serve --writeback (fusebench's writeback.go)
 	guestOurs         = "virtiofs-tap"
 	guestPeer         = "virtiofsd"
 	concurrencyMixed  = "mixed"
@@ -161,6 +162,7 @@ type fuseRow struct {
 	Modes       map[string]*fuseSeries `json:"modes"`
 	OverGoFuse  *paired                `json:"ours_over_gofuse"`
 	OverPtHP    *paired                `json:"ours_over_passthrough_hp"`
+	WbOverPtHP  *paired                `json:"writeback_over_passthrough_hp"`
 	CacheMode   map[string]string      `json:"cache_mode_differs"`
 	TapOverhead *paired                `json:"tap_overhead_pct"`
 	Rules       *paired                `json:"rules100_overhead_pct"`
@@ -252,7 +254,15 @@ func (s *summary) fuse(path string) error {
 			row.OverGoFuse, s.ratioVerdict(tag+row.Name+" vs go-fuse", row.OverGoFuse, targetOverGoFuse),
 			row.OverPtHP, star, s.ratioVerdict(tag+row.Name+" vs passthrough_hp", row.OverPtHP, targetOverPtHP))
 	}
-	fmt.Fprintln(s.w, "\nRatios: krunbench (`serve --mount`, tap on) throughput over the peer's, within rounds, median [p25–p75]; values are medians (± half the spread). `*`: passthrough_hp's writeback cache, not its server, may explain the difference.")
+	for _, row := range r.Rows {
+		if row.WbOverPtHP == nil {
+			continue
+		}
+		fmt.Fprintf(s.w, "| %s (writeback, both) | %s | %s | – | %s | – | | %s | %s |\n", row.Name, row.Unit,
+			median(row.Modes[writeback]), median(row.Modes[ptHP]),
+			row.WbOverPtHP, s.ratioVerdict(tag+row.Name+" (writeback, both) vs passthrough_hp", row.WbOverPtHP, targetOverPtHP))
+	}
+	fmt.Fprintln(s.w, "\nRatios: krunbench (`serve --mount`, tap on) throughput over the peer's, within rounds, median [p25–p75]; values are medians (± half the spread). `*`: passthrough_hp's writeback cache, not its server, may explain the difference. Rows \"(writeback, both)\": krunbench `serve --writeback` (off by default) against passthrough_hp, both with the kernel's writeback cache.")
 	s.concurrency(tag, r.Rows)
 	s.fuseMemory(r.Memory)
 	s.rules(r.Rows)
