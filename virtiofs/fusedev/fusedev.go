@@ -154,6 +154,7 @@ func New(srv *fuse.Server, dir string, opts Options) (*Mount, error) {
 	var root unix.Stat_t
 	if err := unix.Stat(dir, &root); err == nil {
 		m.conn = unix.Minor(root.Dev)
+		raiseReadahead(dir, root.Dev, maxRequest) // readahead.go
 	}
 	return m, nil
 }
