@@ -102,7 +102,7 @@ func NewServer(fs FileSystem, opts Options) *Server {
 
 // LimitRequests makes the next INIT offer max_write and max_pages of size
 // bytes instead of MaxWrite, so the kernel never sends a WRITE or asks
-// for a READ larger than that. A transport calls it before the session
+// for a READ larger than that, and max_readahead of at least size. A transport calls it before the session
 // starts, when it can only move requests up to some size without copying
 // them (fusedev's pipes, splicein.go). size is rounded down to whole
 // pages and kept between one page and MaxWrite.
@@ -258,6 +258,12 @@ func (s *Server) initOp(sc *scratch, h *InHeader) Errno {
 	flags := in.Flags & s.offer
 	out.Flags = flags
 	out.MaxReadahead = in.MaxReadahead
+	if limit := s.maxWrite.Load(); limit != 0 {
+		// The kernel keeps the lesser of this and its mount's readahead
+		// window; a transport that limits requests may have raised that
+		// window to the same size beforehand (fusedev's readahead.go).
+		out.MaxReadahead = max(in.MaxReadahead, limit)
+	}
 	out.MaxBackground = 256
 	out.CongestionThreshold = 192
 	out.MaxWrite = MaxWrite

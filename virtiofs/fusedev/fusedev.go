@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -139,9 +140,21 @@ func New(srv *fuse.Server, dir string, opts Options) (*Mount, error) {
 		maxRequest = spliceableRequest()
 		srv.LimitRequests(maxRequest)
 	}
+	// Where mountinfo will show the mount, resolved now: once mounted,
+	// looking at the path waits for INIT, which no worker reads yet.
+	mountedOn, err := filepath.EvalSymlinks(dir)
+	if err == nil {
+		mountedOn, err = filepath.Abs(mountedOn)
+	}
+	if err != nil {
+		mountedOn = ""
+	}
 	if err := unix.Mount(opts.FSName, dir, "fuse.krunbench", unix.MS_NOSUID|unix.MS_NODEV, data); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("%w: mount %s: %w", ErrMount, dir, err)
+	}
+	if mountedOn != "" {
+		raiseReadahead(mountedOn, maxRequest) // before INIT: readahead.go
 	}
 	m := &Mount{dir: dir, dev: os.NewFile(uintptr(fd), "/dev/fuse"), srv: srv, noSplice: opts.NoSplice, maxRequest: maxRequest,
 		readers: make(chan struct{}, opts.Readers),
@@ -154,7 +167,6 @@ func New(srv *fuse.Server, dir string, opts Options) (*Mount, error) {
 	var root unix.Stat_t
 	if err := unix.Stat(dir, &root); err == nil {
 		m.conn = unix.Minor(root.Dev)
-		raiseReadahead(dir, root.Dev, maxRequest) // readahead.go
 	}
 	return m, nil
 }
