@@ -109,3 +109,12 @@ func TestLimitedModesRunOnTheOverheadRowsOnly(t *testing.T) {
 		t.Error("with -modes given, every mode runs every row")
 	}
 }
+
+func TestWritebackModeRunsTheWriteRowsOnly(t *testing.T) {
+	for _, limit := range []bool{true, false} {
+		cfg := &config{limitModes: limit}
+		if !cfg.runsRow(modeWriteback, "write") || !cfg.runsRow(modeWriteback, "write-warm") || cfg.runsRow(modeWriteback, "read") || cfg.runsRow(modeWriteback, "stat-warm") {
+			t.Errorf("limitModes %v: the writeback mode must run write and write-warm and nothing else", limit)
+		}
+	}
+}

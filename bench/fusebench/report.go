@@ -98,7 +98,7 @@ func newResults(cfg *config, info machine, modes map[string]*mode, wls []*worklo
 		r.Config.CacheDrop = "sync; echo 3 > /proc/sys/vm/drop_caches before every sample, then wait for the servers' CPU time to stop moving; fs.pipe-max-size and the virtio-balloon left as the system has them (machine.pipe_max_size, machine.balloons_reporting_bound)"
 	}
 	r.Config.Caching = []string{
-		"krunbench: entry and attr timeouts 1s (passthrough.DefaultTimeout, used because serve passes zero Options), max_write and max_pages 1 MiB, max_background 256, congestion_threshold 192, allow_other, no default_permissions, no writeback cache, READDIRPLUS_AUTO",
+		"krunbench: entry and attr timeouts 1s (passthrough.DefaultTimeout, used because serve passes zero Options), max_write and max_pages 1 MiB where its pipes grow to 2 MiB, else as large as they splice (512 KiB with fs.pipe-max-size 1 MiB), max_background 256, congestion_threshold 192, allow_other, no default_permissions, no writeback cache (mode writeback: serve --writeback), READDIRPLUS_AUTO",
 		"go-fuse loopback: EntryTimeout and AttrTimeout 1s, MaxWrite 1 MiB (max_pages follows), MaxBackground 256, CongestionThreshold 192, AllowOther, no default_permissions, no writeback cache, DirectMountStrict; splice for READ (go-fuse default), always READDIRPLUS; FUSE passthrough (CAP_PASSTHROUGH, which go-fuse enables by default for root on kernel 6.9+) disabled in go-fuse (e) and enabled only in the informational go-fuse-pt mode",
 		"passthrough_hp: as shipped: entry and attr timeouts 86400 s, writeback cache (FUSE_CAP_WRITEBACK_CACHE: the kernel gathers WRITEs in its page cache and fsync flushes them), keep_cache on open, default_permissions, splice read and write, libfuse's multithreaded loop, one O_PATH fd per known inode",
 	}
@@ -200,6 +200,7 @@ func (r *results) finish(elapsed time.Duration) {
 				x.OursOverGoFuseOfMedians = ptr(c.Median / e.Median)
 			}
 		}
+		x.finishWriteback()
 		x.TapOverheadPct, x.TraceOverheadPct = pairOf(c, b, extraTimePct), pairOf(d, b, extraTimePct)
 		x.TapCPUPct, x.TraceCPUPct = pairOf(c, b, extraCPUPct), pairOf(d, b, extraCPUPct)
 		if x.TapOverheadPct != nil {
@@ -336,7 +337,8 @@ func (r *results) printTable(w io.Writer) {
 	for _, sk := range r.Skipped {
 		fmt.Fprintf(w, "SKIPPED %s: %s\n", sk.Mode, sk.Reason)
 	}
-	fmt.Fprintln(w, "* passthrough_hp runs with the kernel's writeback cache: on rows marked * its WRITEs are gathered by the kernel before they reach it, a cache mode krunbench does not offer")
+	fmt.Fprintln(w, "* passthrough_hp runs with the kernel's writeback cache: on rows marked * its WRITEs are gathered by the kernel before they reach it, a cache mode krunbench offers only as serve --writeback (off by default; mode writeback (f))")
+	r.printWriteback(w)
 	r.printConcurrency(w)
 	for _, key := range []string{"ours_ge_gofuse", "ours_ge_passthrough_hp", "tap_overhead_le_5pct", "p99_under_writer_le_2x_idle"} {
 		t := r.Targets[key]

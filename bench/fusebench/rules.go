@@ -42,6 +42,9 @@ var limitedModes = []string{modeNoTap, modeRules}
 
 // runsRow says whether mode runs workload row in this run.
 func (cfg *config) runsRow(mode, row string) bool {
+	if mode == modeWriteback {
+		return runsWriteback(row)
+	}
 	if !cfg.limitModes || !slices.Contains(limitedModes, mode) {
 		return true
 	}

@@ -47,7 +47,7 @@ const (
 	settleLimit = 3 * time.Second
 )
 
-var allModes = []string{modeHost, modeNoTap, modeTap, modeTrace, modeRules, modeGoFuse, modeGoFuseP, modePtHP}
+var allModes = []string{modeHost, modeNoTap, modeTap, modeTrace, modeRules, modeGoFuse, modeGoFuseP, modePtHP, modeWriteback}
 
 // defaultModes leave out go-fuse-pt, informational and not comparable.
 var defaultModes = []string{modeHost, modeNoTap, modeTap, modeTrace, modeGoFuse}
@@ -72,6 +72,8 @@ func buildModes(cfg *config, share, tmp, traceFile, rulesFile string) map[string
 			Argv: serve(modeTrace, "--trace", traceFile), ours: true, fuse: true, trace: traceFile},
 		modeRules: {Name: modeRules, Label: "100 rules", Desc: "krunbench serve --rules FILE: as tap (c), with 100 rules none of which matches the share (see rules.go)",
 			Argv: serve(modeRules, "--rules", rulesFile), ours: true, fuse: true},
+		modeWriteback: {Name: modeWriteback, Label: "writeback (f)", Desc: "krunbench serve --writeback: as tap (c), with the kernel's writeback cache as passthrough_hp has it (write rows only, see writeback.go)",
+			Argv: serve(modeWriteback, "--writeback"), ours: true, fuse: true},
 		modeGoFuse: {Name: modeGoFuse, Label: "go-fuse (e)", Desc: "go-fuse v2 fs.NewLoopbackRoot (bench/loopback), FUSE passthrough off",
 			Argv: loopback(modeGoFuse), fuse: true},
 		modeGoFuseP: {Name: modeGoFuseP, Label: "go-fuse+pt", Desc: "as go-fuse, with its default FUSE passthrough on (the kernel reads and writes the backing file itself; not comparable, virtio-fs cannot do it)",

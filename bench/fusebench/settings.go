@@ -28,8 +28,9 @@ const (
 
 // defaultSettingsModes are the modes default settings compare: krunbench
 // as `serve --mount` runs it, and the two peers of issue 15; no-tap and
-// rules100 (the tap's and 100 rules' cost) on overheadRows only.
-var defaultSettingsModes = []string{modeHost, modeNoTap, modeTap, modeRules, modeGoFuse, modePtHP}
+// rules100 (the tap's and 100 rules' cost) on overheadRows only;
+// writeback on the write rows (writeback.go).
+var defaultSettingsModes = []string{modeHost, modeNoTap, modeTap, modeRules, modeGoFuse, modePtHP, modeWriteback}
 
 // Targets of issue 15, each a ratio of krunbench (tap) throughput over a
 // peer's, taken within rounds.

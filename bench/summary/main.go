@@ -39,6 +39,7 @@ const (
 	ours              = "tap"
 	goFuse            = "go-fuse"
 	ptHP              = "passthrough_hp"
+	writeback         = "writeback"       // krunbench serve --writeback (fusebench's writeback.go)
 	guestOurs         = "virtiofs-tap"    // krunbench with virtiofsd's offer (--readdirplus auto)
 	guestPeer         = "virtiofsd"       //
 	guestAsShipped    = "virtiofs-always" // krunbench's default offer: shown, not judged
@@ -187,7 +188,15 @@ func (s *summary) fuse(path string) error {
 			ratioCell(row.OursOverGoFuse), s.ratioVerdict(tag+row.Name+" vs go-fuse", row.OursOverGoFuse, targetOverGoFuse),
 			ratioCell(row.OursOverPtHP), star, s.ratioVerdict(tag+row.Name+" vs passthrough_hp", row.OursOverPtHP, targetOverPtHP))
 	}
-	fmt.Fprintln(s.w, "\nRatios: krunbench (`serve --mount`, tap on) throughput over the peer's, within rounds, median [p25–p75]; values are medians (± half the spread). `*`: passthrough_hp's writeback cache, not its server, may explain the difference.")
+	for _, row := range r.Rows {
+		if row.WritebackOverPtHP == nil {
+			continue
+		}
+		fmt.Fprintf(s.w, "| %s (writeback, both) | %s | %s | – | %s | – | | %s | %s |\n", row.Name, row.Unit,
+			median(row.Modes[writeback]), median(row.Modes[ptHP]),
+			ratioCell(row.WritebackOverPtHP), s.ratioVerdict(tag+row.Name+" (writeback, both) vs passthrough_hp", row.WritebackOverPtHP, targetOverPtHP))
+	}
+	fmt.Fprintln(s.w, "\nRatios: krunbench (`serve --mount`, tap on) throughput over the peer's, within rounds, median [p25–p75]; values are medians (± half the spread). `*`: passthrough_hp's writeback cache, not its server, may explain the difference. Rows \"(writeback, both)\": krunbench `serve --writeback` (off by default) against passthrough_hp, both with the kernel's writeback cache.")
 	s.concurrency(tag, r.Rows)
 	s.fuseMemory(r.Memory)
 	s.rules(r.Rows)

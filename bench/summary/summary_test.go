@@ -10,15 +10,17 @@ import (
 
 // fuseFixture is a fusebench file cut down to what summary reads: one
 // row that meets both /dev/fuse targets, one that misses both, the mixed
-// row over its p99 bound, and a rules100 row.
+// row over its p99 bound, a rules100 row, and the write row's
+// krunbench --writeback ratio (met).
 const fuseFixture = `{"settings":"default","config":{"runs":2},"workloads":[
  {"name":"stat","unit":"files/s","modes":{"tap":{"median":30000}},
   "ours_over_gofuse":{"median":1.25,"p25":1.2,"p75":1.3,"rounds":2},
   "ours_over_passthrough_hp":{"median":1.01,"p25":1,"p75":1.1,"rounds":2},
   "tap_overhead_pct":{"median":2,"p25":1,"p75":3,"rounds":2},
   "rules100_overhead_pct":{"median":4.5,"p25":3,"p75":6,"rounds":2}},
- {"name":"write","unit":"MB/s","modes":{"tap":{"median":400}},
+ {"name":"write","unit":"MB/s","modes":{"tap":{"median":400},"writeback":{"median":900},"passthrough_hp":{"median":850}},
   "ours_over_gofuse":{"median":1.19,"p25":1,"p75":1.3,"rounds":2},
+  "writeback_over_passthrough_hp":{"median":1.06,"p25":1,"p75":1.1,"rounds":2},
   "ours_over_passthrough_hp":{"median":0.9,"p25":0.8,"p75":1,"rounds":2}},
  {"name":"mixed","unit":"MB/s","modes":{"tap":{"median":300,"samples":[{"latency":{"idle_p99_us":100,"under_writer_p99_us":250}}]}},
   "ours_over_passthrough_hp":{"median":1.0,"p25":1,"p75":1,"rounds":2},
@@ -78,7 +80,8 @@ func TestVerdictsFollowTheTargets(t *testing.T) {
 		"| memory (15000 files) | virtiofs-tap | 10.0 | 2.0 | 1.0 | 7.0 |",
 		"| memory-large (100000 files) | virtiofs-tap | 20.0 | 4.0 | 1.0 | 15.0 |",
 		"- failed: EMFILE",
-		"5 targets met, 4 missed.",
+		"| write (writeback, both) | MB/s | 900 (±0%) | – | 850 (±0%) | – | | 1.06x [1.00–1.10] | met |",
+		"6 targets met, 4 missed.",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q\n%s", want, out)

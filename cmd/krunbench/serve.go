@@ -70,10 +70,11 @@ type serveFlags struct {
 	gidRules   []string
 	policy     fuse.GuestPolicy
 	noTap      bool
+	writeback  bool
 	verbose    bool
 	// readdirplus is how READDIRPLUS is offered to the client at INIT.
 	readdirplus fuse.ReaddirplusMode
-	rules      ruleFlags
+	rules       ruleFlags
 }
 
 func newServeCmd() *cobra.Command {
@@ -107,6 +108,7 @@ vhost-user-fs-device / vhost-user-fs-pci (--socket), a drop-in for virtiofsd.
 	fl.BoolVar(&f.policy.NoSetID, "no-setid", false, "strip set-user-ID and set-group-ID bits from created files and chmod")
 	fl.BoolVar(&f.policy.NoPrivilegedXattrs, "no-privileged-xattrs", false, "refuse to set security.capability and trusted.* extended attributes (EPERM), even for guest root")
 	fl.Var(readdirplusFlag{&f.readdirplus}, "readdirplus", "how READDIRPLUS is offered at INIT: always (every directory chunk with its entries' attributes, no LOOKUP per entry), auto (READDIRPLUS_AUTO, as virtiofsd and libfuse: the kernel picks per chunk, then LOOKUPs the rest) or off (READDIR and a LOOKUP per entry)")
+	fl.BoolVar(&f.writeback, "writeback", false, "offer the kernel's writeback cache: writes are gathered in the client's page cache and reach DIR on fsync, close, memory pressure or within ~30 s; faster sequential writes, but only safe when nothing else changes DIR's files meanwhile (host-side writes to a file the client has cached can be overwritten by its older pages, and the client trusts its own size and mtime); off by default, as with virtiofsd")
 	fl.BoolVar(&f.noTap, "no-tap", false, "do not observe requests at all (for benchmarks)")
 	fl.BoolVar(&f.verbose, "verbose", false, "log dropped and rejected requests")
 	addRuleFlags(fl, &f.rules)
@@ -193,6 +195,12 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 	}
 	var tap *trace.Tap
 	opts := fuse.Options{Log: log, Policy: policy, Readdirplus: f.readdirplus}
+	if f.writeback {
+		// The passthrough widens write-only opens to read-write (the
+		// cache reads partial pages) and drops O_APPEND (the kernel
+		// appends at its own size): passthrough.openFlags.
+		opts.Offer = fuse.Offered | fuse.InitWritebackCache
+	}
 	if eng != nil {
 		opts.Hook = eng
 	}

@@ -62,6 +62,9 @@ type Server struct {
 	initialized atomic.Bool
 	minor       atomic.Uint32
 	flags       atomic.Uint32
+	// maxWrite is the max_write (and max_pages, in pages) offered at
+	// INIT; 0 means MaxWrite (LimitRequests).
+	maxWrite atomic.Uint32
 
 	pool sync.Pool
 }
@@ -100,6 +103,17 @@ func NewServer(fs FileSystem, opts Options) *Server {
 	s.fdw, _ = fs.(FDWriter)
 	s.pool.New = func() any { return &scratch{gath: make([]byte, 0, 512)} }
 	return s
+}
+
+// LimitRequests makes the next INIT offer max_write and max_pages of size
+// bytes instead of MaxWrite, so the kernel never sends a WRITE or asks
+// for a READ larger than that, and max_readahead of at least size. A transport calls it before the session
+// starts, when it can only move requests up to some size without copying
+// them (fusedev's pipes, splicein.go). size is rounded down to whole
+// pages and kept between one page and MaxWrite.
+func (s *Server) LimitRequests(size int) {
+	size = min(max(size, 4096), MaxWrite) &^ 4095
+	s.maxWrite.Store(uint32(size))
 }
 
 // FileSystem returns the filesystem the server dispatches to.
@@ -249,12 +263,21 @@ func (s *Server) initOp(sc *scratch, h *InHeader) Errno {
 	flags := in.Flags & s.offer
 	out.Flags = flags
 	out.MaxReadahead = in.MaxReadahead
+	if limit := s.maxWrite.Load(); limit != 0 {
+		// The kernel keeps the lesser of this and its mount's readahead
+		// window; a transport that limits requests may have raised that
+		// window to the same size beforehand (fusedev's readahead.go).
+		out.MaxReadahead = max(in.MaxReadahead, limit)
+	}
 	out.MaxBackground = 256
 	out.CongestionThreshold = 192
 	out.MaxWrite = MaxWrite
+	if limit := s.maxWrite.Load(); limit != 0 {
+		out.MaxWrite = limit
+	}
 	out.TimeGran = 1
 	if flags&InitMaxPages != 0 {
-		out.MaxPages = MaxPages
+		out.MaxPages = uint16(out.MaxWrite / 4096)
 	}
 	if !sc.w.put(asBytes(&out)) {
 		return syscall.ERANGE

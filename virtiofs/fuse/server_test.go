@@ -157,6 +157,27 @@ func TestInitNegotiation(t *testing.T) {
 	}
 }
 
+// TestLimitRequests: a transport's limit (fusedev's pipes) is what INIT
+// offers as max_write and, in pages, max_pages, and at least that as
+// max_readahead; sizes out of range are kept to whole pages between one
+// page and MaxWrite.
+func TestLimitRequests(t *testing.T) {
+	for _, tc := range []struct{ limit, write, pages, readahead int }{
+		{512 << 10, 512 << 10, 128, 512 << 10}, {(512 << 10) + 100, 512 << 10, 128, 512 << 10},
+		{1, 4096, 1, 128 << 10}, {4 << 20, 1 << 20, 256, 1 << 20},
+	} {
+		s := fuse.NewServer(newMemFS(), fuse.Options{})
+		s.LimitRequests(tc.limit)
+		r := serve(t, s, [][]byte{initIn(7, 37, fuse.InitMaxPages)})
+		var out fuse.InitOut
+		binary.Read(bytes.NewReader(r.body), binary.LittleEndian, &out)
+		if r.hdr.Error != 0 || int(out.MaxWrite) != tc.write || int(out.MaxPages) != tc.pages || int(out.MaxReadahead) != tc.readahead {
+			t.Errorf("limit %d: error %d, max_write %d, max_pages %d, max_readahead %d; want %d, %d and %d (the kernel offered 128 KiB)",
+				tc.limit, r.hdr.Error, out.MaxWrite, out.MaxPages, out.MaxReadahead, tc.write, tc.pages, tc.readahead)
+		}
+	}
+}
+
 func TestRequestsSplitAtEveryBoundary(t *testing.T) {
 	s, fs := newServer(t)
 	fs.files["hello.txt"] = []byte("hello, world")

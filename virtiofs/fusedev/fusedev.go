@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -85,6 +86,8 @@ type Mount struct {
 	spliceCredit atomic.Int32
 	// splicedWrites counts WRITEs whose data went pipe -> file.
 	splicedWrites atomic.Uint64
+	// maxRequest is the max_write offered (splicein.go).
+	maxRequest int
 	// readers holds a token per worker allowed to read (workers.go).
 	readers chan struct{}
 	// live counts running workers, slow those serving a slow request;
@@ -129,11 +132,31 @@ func New(srv *fuse.Server, dir string, opts Options) (*Mount, error) {
 	if opts.AllowOther {
 		data += ",allow_other"
 	}
+	// Requests as large as the pipes can splice (splicein.go): with 1 MiB
+	// pipes a 1 MiB WRITE is copied twice through the server, a 512 KiB
+	// one moved pipe -> file.
+	maxRequest := fuse.MaxWrite
+	if !opts.NoSplice {
+		maxRequest = spliceableRequest()
+		srv.LimitRequests(maxRequest)
+	}
+	// Where mountinfo will show the mount, resolved now: once mounted,
+	// looking at the path waits for INIT, which no worker reads yet.
+	mountedOn, err := filepath.EvalSymlinks(dir)
+	if err == nil {
+		mountedOn, err = filepath.Abs(mountedOn)
+	}
+	if err != nil {
+		mountedOn = ""
+	}
 	if err := unix.Mount(opts.FSName, dir, "fuse.krunbench", unix.MS_NOSUID|unix.MS_NODEV, data); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("%w: mount %s: %w", ErrMount, dir, err)
 	}
-	m := &Mount{dir: dir, dev: os.NewFile(uintptr(fd), "/dev/fuse"), srv: srv, noSplice: opts.NoSplice,
+	if mountedOn != "" {
+		raiseReadahead(mountedOn, maxRequest) // before INIT: readahead.go
+	}
+	m := &Mount{dir: dir, dev: os.NewFile(uintptr(fd), "/dev/fuse"), srv: srv, noSplice: opts.NoSplice, maxRequest: maxRequest,
 		readers: make(chan struct{}, opts.Readers),
 		workers: int32(opts.Workers), maxWorkers: int32(max(opts.Workers, maxWorkersFloor))}
 	for range opts.Workers {

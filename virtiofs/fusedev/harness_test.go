@@ -53,6 +53,8 @@ type mountOpts struct {
 	// entryTimeout is how long the kernel caches entries; 0 is the
 	// passthrough's default.
 	entryTimeout time.Duration
+	// writeback offers the kernel's writeback cache.
+	writeback bool
 }
 
 // syncBuffer collects a child's stderr while it runs.
@@ -122,7 +124,7 @@ func mount(t *testing.T, o mountOpts) *mounted {
 	}
 	cfg, err := json.Marshal(serveConfig{Shared: mt.shared, Mnt: mt.mnt, Trace: mt.traceFile,
 		Payload: o.payload, Config: o.config, NoSplice: o.noSplice, NoFile: o.noFile,
-		EntryTimeout: o.entryTimeout})
+		EntryTimeout: o.entryTimeout, Writeback: o.writeback})
 	must(t, err)
 	cfgPath := filepath.Join(base, "serve.json")
 	must(t, os.WriteFile(cfgPath, cfg, 0o600))

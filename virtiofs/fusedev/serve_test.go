@@ -38,6 +38,8 @@ type serveConfig struct {
 	// EntryTimeout, when not zero, is how long the kernel caches entries
 	// (passthrough.Options.EntryTimeout).
 	EntryTimeout time.Duration
+	// Writeback offers the kernel's writeback cache (serve --writeback).
+	Writeback bool
 }
 
 // The child's control protocol, one line each way on stdin and stdout.
@@ -94,7 +96,11 @@ func serve(configPath string, ctl *os.File, reply *os.File) error {
 	defer file.Close()
 	rec := tap.Record(file, 0)
 	defer rec.Close()
-	srv := fuse.NewServer(ov, fuse.Options{Observer: tap})
+	opts := fuse.Options{Observer: tap}
+	if cfg.Writeback {
+		opts.Offer = fuse.Offered | fuse.InitWritebackCache
+	}
+	srv := fuse.NewServer(ov, opts)
 	m, err := fusedev.New(srv, cfg.Mnt, fusedev.Options{AllowOther: true, NoSplice: cfg.NoSplice})
 	if err != nil {
 		return err

@@ -53,10 +53,14 @@ type splicer struct {
 	// in is the request pipe (splicein.go); inOff once it proved unusable.
 	in    [2]int
 	inOff bool
+	// maxRequest is the mount's largest WRITE (Mount.maxRequest): the
+	// request pipe must hold one whole.
+	maxRequest int
 }
 
-func newSplicer(dev int, failures *atomic.Int32) *splicer {
-	return &splicer{dev: dev, data: [2]int{-1, -1}, msg: [2]int{-1, -1}, in: [2]int{-1, -1}, failures: failures}
+func newSplicer(dev int, failures *atomic.Int32, maxRequest int) *splicer {
+	return &splicer{dev: dev, data: [2]int{-1, -1}, msg: [2]int{-1, -1}, in: [2]int{-1, -1},
+		failures: failures, maxRequest: maxRequest}
 }
 
 // open makes the two pipes, once.

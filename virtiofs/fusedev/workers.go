@@ -151,7 +151,7 @@ func (m *Mount) loop(fd int) {
 	var sp fuse.ReadSplicer
 	var s *splicer
 	if !m.noSplice {
-		s = newSplicer(fd, &m.spliceFailures)
+		s = newSplicer(fd, &m.spliceFailures, m.maxRequest)
 		defer s.close()
 		defer s.closeIn()
 		sp = s

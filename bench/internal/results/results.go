@@ -66,6 +66,10 @@ type RowStats struct {
 	OursOverGoFuse *Paired `json:"ours_over_gofuse,omitempty"`
 	// OursOverPtHP is tap (c) throughput over passthrough_hp's, likewise.
 	OursOverPtHP *Paired `json:"ours_over_passthrough_hp,omitempty"`
+	// WritebackOverPtHP is krunbench --writeback (f) throughput over
+	// passthrough_hp's, within rounds: both with the kernel's writeback
+	// cache (fusebench's writeback.go).
+	WritebackOverPtHP *Paired `json:"writeback_over_passthrough_hp,omitempty"`
 	// CacheModeDiffers names peers whose cache mode, not their server,
 	// may explain this row's difference.
 	CacheModeDiffers map[string]string `json:"cache_mode_differs,omitempty"`
