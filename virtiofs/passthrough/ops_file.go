@@ -146,12 +146,7 @@ func (fs *FS) Create(r *fuse.Request, parent uint64, name string, in *fuse.Creat
 	if err != nil {
 		return errno(err)
 	}
-	pathFD, err := unix.Openat(fs.procFD, procName(fd), unix.O_PATH|unix.O_CLOEXEC, 0)
-	if err != nil {
-		unix.Close(fd)
-		return errno(err)
-	}
-	if e := fs.enter(epoch, parent, name, pathFD, want, entry); e != 0 {
+	if e := fs.enterOpened(epoch, parent, name, fd, want, entry); e != 0 {
 		unix.Close(fd)
 		return e
 	}
