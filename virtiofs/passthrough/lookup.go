@@ -24,9 +24,10 @@ import (
 // (issue 15, default settings, 15,000 files, 4 rounds x 2 runs in one
 // lock hold, tap vs go-fuse within rounds): with name_to_handle_at
 // replaced by a constant handle (a measuring hack, not correct) the rows
-// went from 0.90-1.18x (cold) and 1.12-1.18x (warm) to 1.28-1.30x and
-// 1.27-1.35x. Not done: taking the handle only when an operation first
-// pins the inode (opening it by parent and name then and checking dev
+// went from 0.90 and 1.10x (cold; the first run was noisy: 59% spread)
+// and 1.18 and 1.12x (warm) to 1.28 and 1.30x (cold) and 1.35 and 1.27x
+// (warm). Not done: taking the handle only when an operation first pins
+// the inode (opening it by parent and name then and checking dev
 // and inode number) would drop that call, but until that pin the nodeid
 // would name "whatever now has this name and inode number": a file
 // renamed on the host in between would be lost (ENOENT), and a file
