@@ -1,6 +1,9 @@
 package fuse
 
-import "errors"
+import (
+	"bytes"
+	"errors"
+)
 
 // Decoding errors. A request that fails to decode gets an error reply when
 // its header could be read, and is dropped with the reason otherwise.
@@ -68,6 +71,22 @@ func (r *reader) next(n int) ([]byte, bool) {
 
 // cstring reads a NUL-terminated string of at most max bytes.
 func (r *reader) cstring(max int) (string, error) {
+	// The usual case, the whole string in the current buffer, copies
+	// once, straight into the string.
+	if r.left > 0 && len(r.bufs) > 0 {
+		b := r.bufs[0]
+		if len(b) > r.left {
+			b = b[:r.left]
+		}
+		if i := bytes.IndexByte(b, 0); i >= 0 {
+			if i > max {
+				return "", ErrTooLarge
+			}
+			r.bufs[0] = r.bufs[0][i+1:]
+			r.left -= i + 1
+			return string(b[:i]), nil
+		}
+	}
 	var out []byte
 	for r.left > 0 && len(r.bufs) > 0 {
 		b := r.bufs[0]

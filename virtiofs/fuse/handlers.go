@@ -48,8 +48,8 @@ func (s *Server) lookupOp(sc *scratch, h *InHeader) Errno {
 	if errno != 0 {
 		return errno
 	}
-	var e EntryOut
-	return s.entryReply(sc, &e, s.fs.Lookup(&sc.req, h.Nodeid, name, &e))
+	e := sc.replies.entry()
+	return s.entryReply(sc, e, s.fs.Lookup(&sc.req, h.Nodeid, name, e))
 }
 
 func (s *Server) forgetOp(sc *scratch, h *InHeader) Errno {
@@ -81,13 +81,14 @@ func (s *Server) interruptOp(sc *scratch, h *InHeader) Errno {
 }
 
 func (s *Server) getattrOp(sc *scratch, h *InHeader) Errno {
-	in, _ := decodeArg[GetAttrIn](&sc.r)
+	in := &sc.replies.getattrIn
+	*in, _ = decodeArg[GetAttrIn](&sc.r)
 	sc.ev.Flags, sc.ev.Fh = in.GetattrFlags, in.Fh
-	var out AttrOut
-	if errno := s.fs.GetAttr(&sc.req, h.Nodeid, &in, &out); errno != 0 {
+	out := sc.replies.attrOut()
+	if errno := s.fs.GetAttr(&sc.req, h.Nodeid, in, out); errno != 0 {
 		return errno
 	}
-	sc.w.put(asBytes(&out))
+	sc.w.put(asBytes(out))
 	return 0
 }
 
@@ -219,21 +220,21 @@ func (s *Server) openOp(sc *scratch, h *InHeader) Errno {
 }
 
 func (s *Server) createOp(sc *scratch, h *InHeader) Errno {
-	in, _ := decodeArg[CreateIn](&sc.r)
+	in := &sc.replies.createIn
+	*in, _ = decodeArg[CreateIn](&sc.r)
 	name, errno := s.name(sc)
 	if errno != 0 {
 		return errno
 	}
 	sc.ev.Flags, sc.ev.Mode = in.Flags, in.Mode
 	in.Mode = s.policy.mode(in.Mode)
-	var e EntryOut
-	var out OpenOut
-	if errno := s.fs.Create(&sc.req, h.Nodeid, name, &in, &e, &out); errno != 0 {
+	e, out := sc.replies.entry(), sc.replies.openOut()
+	if errno := s.fs.Create(&sc.req, h.Nodeid, name, in, e, out); errno != 0 {
 		return errno
 	}
 	sc.ev.NewNodeid, sc.ev.Fh = e.Nodeid, out.Fh
-	sc.w.put(asBytes(&e))
-	sc.w.put(asBytes(&out))
+	sc.w.put(asBytes(e))
+	sc.w.put(asBytes(out))
 	return 0
 }
 

@@ -141,3 +141,38 @@ func TestConcurrent(t *testing.T) {
 		t.Fatalf("handles leaked")
 	}
 }
+
+// TestCreateRegistersByHandle: CREATE leaves the new inode without an
+// O_PATH descriptor (it has a file handle); the first operation that needs
+// one opens it by that handle, and a file swapped in under the name on the
+// host is refused rather than served in its place.
+func TestCreateRegistersByHandle(t *testing.T) {
+	fs, dir := newTestFS(t, Options{})
+	if fs.inodes.mountFDs() == nil {
+		t.Skip("test filesystem has no file handles")
+	}
+	before := fs.inodes.openFDs()
+	var e fuse.EntryOut
+	var oo fuse.OpenOut
+	must(t, fs.Create(rootReq, fuse.RootID, "f", &fuse.CreateIn{Flags: unix.O_RDWR, Mode: 0o644}, &e, &oo), "create")
+	if n := fs.inodes.openFDs(); n != before {
+		t.Fatalf("CREATE left %d cached O_PATH descriptors, want %d", n, before)
+	}
+	must(t, fs.Release(rootReq, e.Nodeid, &fuse.ReleaseIn{Fh: oo.Fh}), "release")
+	var ao fuse.AttrOut
+	must(t, fs.SetAttr(rootReq, e.Nodeid, &fuse.SetAttrIn{Valid: fuse.FattrMode, Mode: 0o600}, &ao), "chmod the new inode")
+	if st, err := os.Stat(filepath.Join(dir, "f")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("host file after chmod: %v, %v", st, err)
+	}
+	if fs.inodes.openFDs() != before+1 {
+		t.Fatalf("SETATTR did not open the inode by its handle")
+	}
+
+	must(t, fs.Create(rootReq, fuse.RootID, "g", &fuse.CreateIn{Flags: unix.O_RDWR, Mode: 0o644}, &e, &oo), "create g")
+	must(t, fs.Release(rootReq, e.Nodeid, &fuse.ReleaseIn{Fh: oo.Fh}), "release g")
+	if err := os.Remove(filepath.Join(dir, "g")); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "g"), "planted")
+	wantErr(t, fs.GetAttr(rootReq, e.Nodeid, nil, &ao), unix.ENOENT, "getattr of a created inode replaced on the host")
+}

@@ -227,6 +227,12 @@ func errno(err error) fuse.Errno {
 	if err == nil {
 		return fuse.OK
 	}
+	// A bare Errno, what every unix call returns, needs no errors.As,
+	// whose target would be a heap allocation per failed request (a
+	// LOOKUP's ENOENT before each create).
+	if e, ok := err.(syscall.Errno); ok {
+		return e
+	}
 	var e syscall.Errno
 	if errors.As(err, &e) {
 		return e
