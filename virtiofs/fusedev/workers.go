@@ -148,7 +148,13 @@ const maxWorkersFloor = 64
 //     READs copied too 0.74x [0.58-0.90]) and server CPU 1.37-1.72x
 //     passthrough_hp's (0.81-1.00 s against 0.58-0.59 s per 32,768
 //     READs): more threads waking on 2 CPUs cost more than the parallel
-//     reads gained.
+//     reads gained. Two readers (GOMAXPROCS=3): 0.79x [0.58-1.19]
+//     against 0.74x [0.69-0.94] shipped, 3 rounds each, server CPU
+//     0.87-1.92x passthrough_hp's against 0.97-1.30x: no gain to see.
+// The mixed row, shipped build, the same afternoon (fusebench -quick, so
+// 1,000 idle probes; 2 rounds): the stat client's p99 under the 1 GiB
+// writer was 1.37x and 1.66x its idle p99 (passthrough_hp 3.55x, 7.7x),
+// the writer 0.61x [0.42-0.80] passthrough_hp's MB/s.
 // Not tried for lack of time: FUSE_DEV_IOC_CLONE (a cloned fd per
 // thread, as passthrough_hp's clone_fd); the mixed row's p99 was not
 // measured again, since no design above won.
