@@ -114,6 +114,51 @@ const maxWorkersFloor = 64
 // the kernel wakes them directly. Capping the parallel readers at 2, 3
 // or 8, or raising the server's GOMAXPROCS to 4, did not close the gap.
 
+// Eight parallel random readers (fusebench par-randread: 8 fio jobs, 4 KiB
+// psync reads, fadvise RANDOM, default settings, 2 CPUs; session 7).
+// Where the gap to passthrough_hp (0.81x median, 0.66-1.13x, over the
+// shipped build's 8 rounds below) goes:
+//   - Not the cache mode. Counted with the kernel's fuse:fuse_request_send
+//     tracepoint, both servers get exactly one READ per fio read (32,768
+//     per sample, 131,072 in four samples, nothing served from the page
+//     cache); keep_cache and passthrough_hp's long timeouts change nothing
+//     for reads that each touch a new page.
+//   - Syscalls per READ (raw_syscalls:sys_enter, by comm, 65,536 READs):
+//     passthrough_hp 3 (read, pread64, writev: it copies 4 KiB replies);
+//     ours 5 (read, then splice file -> pipe, write the header, splice
+//     pipe -> pipe, splice -> /dev/fuse: splice.go) plus runtime nanosleeps
+//     (0.14 per READ). Server CPU per READ ran 1.15x passthrough_hp's
+//     (median, 0.84-1.39x) in the same rounds.
+//   - Cores: client and server CPU over the jobs' runtime came to 1.8-1.9
+//     for ours, 2.4 for passthrough_hp (fio's start-up counts too, hence
+//     above 2) in the first run: with one reader token (2 CPUs) a 20 us
+//     READ is read by the next worker only after this one replies.
+// Tried, not kept (runs of 2-3 rounds, builds alternating, each round a
+// ratio against passthrough_hp in its own run; the machine was shared
+// and noisy):
+//   - Copying READs under 16 KiB instead of splicing them (3 syscalls as
+//     passthrough_hp): server CPU per READ 1.10x passthrough_hp's
+//     (median, 1.03-1.28x) against 1.15x (0.84-1.39x) spliced, and the
+//     row 0.87x [0.63-1.09] against 0.81x [0.66-1.13], 8 rounds each:
+//     within the noise. Worth another, quieter A/B in splice.go (its
+//     owner's file).
+//   - Every worker a reader, each with a P of its own (GOMAXPROCS=10, so
+//     Readers = Workers = 8 and a thread back from read(2) keeps its P,
+//     with no sysmon hand-off): 0.78x [0.69-0.87] (2 rounds; with small
+//     READs copied too 0.74x [0.58-0.90]) and server CPU 1.37-1.72x
+//     passthrough_hp's (0.81-1.00 s against 0.58-0.59 s per 32,768
+//     READs): more threads waking on 2 CPUs cost more than the parallel
+//     reads gained. Two readers (GOMAXPROCS=3): 0.79x [0.58-1.19]
+//     against 0.74x [0.69-0.94] shipped, 3 rounds each, server CPU
+//     0.87-1.92x passthrough_hp's against 0.97-1.30x: no gain to see.
+// The mixed row, shipped build, the same afternoon (fusebench -quick, so
+// 1,000 idle probes; 2 rounds): the stat client's p99 under the 1 GiB
+// writer was 1.37x and 1.66x its idle p99 (passthrough_hp 3.55x, 7.7x),
+// the writer 0.61x [0.42-0.80] passthrough_hp's MB/s.
+// Not tried for lack of time: FUSE_DEV_IOC_CLONE (a cloned fd per
+// thread, as passthrough_hp's clone_fd); the mixed row's p99 was not
+// measured again, since no design above won.
+
 // worker is one serving goroutine's state.
 type worker struct {
 	m     *Mount
