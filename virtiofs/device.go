@@ -222,11 +222,50 @@ func (d *Device) Reset() {
 }
 
 // poll pops every available chain of one queue on each kick: it hands all
-// but the last to the workers and serves the last itself. It marks the lane
-// serving before the pop that finds the ring empty, so that a kick for a
-// chain it did not see wakes the helper rather than waiting for it.
+// but the last to the workers and serves the last itself (drain).
 func (d *Device) poll(a *activation, qi int) {
 	defer a.pollers.Done()
+	for {
+		if !d.drain(a, qi, nil) {
+			return
+		}
+		select {
+		case <-a.kicks[qi]:
+		case <-a.stop:
+			return
+		}
+	}
+}
+
+// ServeKick handles a kick of queue index on the caller's goroutine, as
+// QueueNotify's poller would: it pops every available chain, hands all but
+// the last to the workers and serves the last itself, until the ring is
+// empty. A transport that waits for kicks on a thread of its own (the
+// vhost-user backend) calls it there, which saves the hand-off to the
+// queue's poller: a goroutine switch and often a thread wake-up per
+// request. watch, when not nil, is called with true before a chain is
+// served inline and with false after it: while it is on, the transport
+// must pass kicks that arrive to QueueNotify (which wakes the queue's
+// helper), so that a slow or held request never holds up the requests
+// behind it. ServeKick returns false once the device is stopped or the
+// queue broke.
+func (d *Device) ServeKick(index int, watch func(on bool)) bool {
+	d.mu.Lock()
+	a := d.run
+	d.mu.Unlock()
+	if a == nil || index < 0 || index >= len(a.kicks) || a.queues[index] == nil {
+		return false
+	}
+	return d.drain(a, index, watch)
+}
+
+// drain pops every available chain of one queue: it hands all but the last
+// to the workers and serves the last itself, and repeats until the ring is
+// empty. It marks the lane serving before the pop that finds the ring
+// empty, so that a kick for a chain it did not see wakes the helper rather
+// than waiting for it. It returns false once the device stopped or the
+// queue broke.
+func (d *Device) drain(a *activation, qi int, watch func(on bool)) bool {
 	l := a.lanes[qi]
 	for {
 		var last *virtio.Chain
@@ -237,7 +276,7 @@ func (d *Device) poll(a *activation, qi int) {
 					a.jobs <- job{queue: qi, chain: last}
 				}
 				l.serving.Store(false)
-				return
+				return false
 			}
 			if c == nil {
 				if last == nil || l.serving.Load() {
@@ -251,16 +290,18 @@ func (d *Device) poll(a *activation, qi int) {
 			}
 			last = c
 		}
-		if last != nil {
-			d.complete(a, qi, last.Head, d.serve(job{queue: qi, chain: last}))
-			l.serving.Store(false)
-			continue // chains that came meanwhile may have had their kick taken
+		if last == nil {
+			return true
 		}
-		select {
-		case <-a.kicks[qi]:
-		case <-a.stop:
-			return
+		if watch != nil {
+			watch(true)
 		}
+		d.complete(a, qi, last.Head, d.serve(job{queue: qi, chain: last}))
+		if watch != nil {
+			watch(false)
+		}
+		l.serving.Store(false)
+		// chains that came meanwhile may have had their kick taken: look again
 	}
 }
 
