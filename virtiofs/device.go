@@ -222,11 +222,12 @@ func (d *Device) Reset() {
 }
 
 // poll pops every available chain of one queue on each kick: it hands all
-// but the last to the workers and serves the last itself (drain).
+// but the last to the workers and serves the last itself (drain). While it
+// serves, kicks also wake the lane's helper (QueueNotify).
 func (d *Device) poll(a *activation, qi int) {
 	defer a.pollers.Done()
 	for {
-		if !d.drain(a, qi, nil) {
+		if !d.drain(a, qi) {
 			return
 		}
 		select {
@@ -240,23 +241,48 @@ func (d *Device) poll(a *activation, qi int) {
 // ServeKick handles a kick of queue index on the caller's goroutine, as
 // QueueNotify's poller would: it pops every available chain, hands all but
 // the last to the workers and serves the last itself, until the ring is
-// empty. A transport that waits for kicks on a thread of its own (the
+// empty. A transport that waits for kicks on a goroutine of its own (the
 // vhost-user backend) calls it there, which saves the hand-off to the
 // queue's poller: a goroutine switch and often a thread wake-up per
-// request. watch, when not nil, is called with true before a chain is
-// served inline and with false after it: while it is on, the transport
-// must pass kicks that arrive to QueueNotify (which wakes the queue's
-// helper), so that a slow or held request never holds up the requests
-// behind it. ServeKick returns false once the device is stopped or the
-// queue broke.
-func (d *Device) ServeKick(index int, watch func(on bool)) bool {
+// request. Requests slow by nature (slowRequest) go to the workers. While
+// it serves, the caller reads no kicks: a request served inline that takes
+// long holds up the requests behind it, as in virtiofsd's queue thread. So
+// when a Hook intercepts requests (a breakpoint may hold one for as long as
+// the user likes), ServeKick is QueueNotify, whose poller has a helper
+// for the kicks that come while it serves. It returns false once the
+// device is stopped or the queue broke.
+func (d *Device) ServeKick(index int) bool {
+	if d.srv.Hooked() {
+		d.QueueNotify(index)
+		return true
+	}
 	d.mu.Lock()
 	a := d.run
 	d.mu.Unlock()
 	if a == nil || index < 0 || index >= len(a.kicks) || a.queues[index] == nil {
 		return false
 	}
-	return d.drain(a, index, watch)
+	return d.drain(a, index)
+}
+
+// slowRequest reports whether a request belongs to a class that is slow on
+// the host by nature and is never served inline: FSYNC and FSYNCDIR (wait
+// for the disk), FALLOCATE and COPY_FILE_RANGE (move or reserve extents),
+// SETLKW (waits for another lock holder, possibly forever).
+// The opcode is read from guest memory, so under GuardFaults: a fault (a
+// front-end shrank guest RAM) counts as not slow, and serving the chain
+// then abandons it.
+func slowRequest(c *virtio.Chain) (slow bool) {
+	if len(c.Readable) == 0 || len(c.Readable[0]) < 8 {
+		return false // malformed: the server answers it at once
+	}
+	_ = virtio.GuardFaults(func() {
+		switch binary.LittleEndian.Uint32(c.Readable[0][4:8]) {
+		case fuse.OpFsync, fuse.OpFsyncdir, fuse.OpFallocate, fuse.OpCopyFileRange, fuse.OpSetlkw:
+			slow = true
+		}
+	})
+	return slow
 }
 
 // drain pops every available chain of one queue: it hands all but the last
@@ -265,7 +291,7 @@ func (d *Device) ServeKick(index int, watch func(on bool)) bool {
 // empty, so that a kick for a chain it did not see wakes the helper rather
 // than waiting for it. It returns false once the device stopped or the
 // queue broke.
-func (d *Device) drain(a *activation, qi int, watch func(on bool)) bool {
+func (d *Device) drain(a *activation, qi int) bool {
 	l := a.lanes[qi]
 	for {
 		var last *virtio.Chain
@@ -290,16 +316,15 @@ func (d *Device) drain(a *activation, qi int, watch func(on bool)) bool {
 			}
 			last = c
 		}
+		if last != nil && slowRequest(last) {
+			a.jobs <- job{queue: qi, chain: last}
+			last = nil
+		}
 		if last == nil {
+			l.serving.Store(false)
 			return true
 		}
-		if watch != nil {
-			watch(true)
-		}
 		d.complete(a, qi, last.Head, d.serve(job{queue: qi, chain: last}))
-		if watch != nil {
-			watch(false)
-		}
 		l.serving.Store(false)
 		// chains that came meanwhile may have had their kick taken: look again
 	}

@@ -97,6 +97,10 @@ func NewServer(fs FileSystem, opts Options) *Server {
 	return s
 }
 
+// Hooked reports whether a Hook intercepts the requests: one may hold a
+// request for as long as a breakpoint lasts.
+func (s *Server) Hooked() bool { return s.hook != nil }
+
 // FileSystem returns the filesystem the server dispatches to.
 func (s *Server) FileSystem() FileSystem { return s.fs }
 
