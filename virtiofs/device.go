@@ -262,6 +262,18 @@ func (d *Device) ServeKick(index int) bool {
 	if a == nil || index < 0 || index >= len(a.kicks) || a.queues[index] == nil {
 		return false
 	}
+	// Tried and not adopted: serving every chain of the kick inline, one
+	// after the other, as virtiofsd's queue thread does, instead of
+	// handing all but the last to the workers. strace -c -f of the
+	// backend under guestbench (128 MiB read + 1,000 create+unlink, about
+	// 8,000 requests): futex 5,216 against 5,940, nanosleep 11,011
+	// against 13,511, epoll_pwait 12,382 against 14,611, so 10-15% fewer
+	// scheduler syscalls; one timed round (5,000 create+unlink, 256 MiB
+	// read) CPU ratio to virtiofsd 3.52x against 4.01x for create and
+	// 1.79x against 2.05x for read, within the noise of this machine. It
+	// gives up serving a queue's concurrent requests (the guest's
+	// readahead READs, several clients) in parallel, so it stays a
+	// candidate for a quieter measurement.
 	return d.drain(a, index)
 }
 
