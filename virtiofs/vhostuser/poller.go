@@ -138,31 +138,14 @@ func (p *poller) startReader(w kickWatch) (*kickReader, error) {
 // request was served ends the wait at once.
 func (p *poller) read(r *kickReader) {
 	defer close(r.done)
-	rc, err := r.file.SyscallConn()
-	if err != nil {
-		p.log.Error("vhost-user: kick fd; ring not polled", "queue", r.index, "err", err)
-		return
-	}
 	var buf [8]byte
 	for {
-		waited := false
-		var n int
-		var rerr error
-		err := rc.Read(func(fd uintptr) bool {
-			if !waited {
-				waited = true
-				return false // wait for readiness first
-			}
-			n, rerr = unix.Read(int(fd), buf[:])
-			return rerr != unix.EAGAIN // the front-end took the kick: wait again
-		})
+		n, err := r.file.Read(buf[:])
 		switch {
 		case errors.Is(err, os.ErrClosed):
 			return
-		case err == nil && rerr == unix.EINTR:
-			continue
-		case err != nil || rerr != nil || n != len(buf):
-			p.log.Error("vhost-user: reading kick fd; ring no longer polled", "queue", r.index, "n", n, "err", errors.Join(err, rerr))
+		case err != nil || n != len(buf):
+			p.log.Error("vhost-user: reading kick fd; ring no longer polled", "queue", r.index, "n", n, "err", err)
 			return
 		}
 		if p.serve != nil {
