@@ -222,11 +222,88 @@ func (d *Device) Reset() {
 }
 
 // poll pops every available chain of one queue on each kick: it hands all
-// but the last to the workers and serves the last itself. It marks the lane
-// serving before the pop that finds the ring empty, so that a kick for a
-// chain it did not see wakes the helper rather than waiting for it.
+// but the last to the workers and serves the last itself (drain). While it
+// serves, kicks also wake the lane's helper (QueueNotify).
 func (d *Device) poll(a *activation, qi int) {
 	defer a.pollers.Done()
+	for {
+		if !d.drain(a, qi) {
+			return
+		}
+		select {
+		case <-a.kicks[qi]:
+		case <-a.stop:
+			return
+		}
+	}
+}
+
+// ServeKick handles a kick of queue index on the caller's goroutine, as
+// QueueNotify's poller would: it pops every available chain, hands all but
+// the last to the workers and serves the last itself, until the ring is
+// empty. A transport that waits for kicks on a goroutine of its own (the
+// vhost-user backend) calls it there, which saves the hand-off to the
+// queue's poller: a goroutine switch and often a thread wake-up per
+// request. Requests slow by nature (slowRequest) go to the workers. While
+// it serves, the caller reads no kicks: a request served inline that takes
+// long holds up the requests behind it, as in virtiofsd's queue thread. So
+// when a Hook intercepts requests (a breakpoint may hold one for as long as
+// the user likes), ServeKick is QueueNotify, whose poller has a helper
+// for the kicks that come while it serves. It returns false once the
+// device is stopped or the queue broke.
+func (d *Device) ServeKick(index int) bool {
+	if d.srv.Hooked() {
+		d.QueueNotify(index)
+		return true
+	}
+	d.mu.Lock()
+	a := d.run
+	d.mu.Unlock()
+	if a == nil || index < 0 || index >= len(a.kicks) || a.queues[index] == nil {
+		return false
+	}
+	// Tried and not adopted: serving every chain of the kick inline, one
+	// after the other, as virtiofsd's queue thread does, instead of
+	// handing all but the last to the workers. strace -c -f of the
+	// backend under guestbench (128 MiB read + 1,000 create+unlink, about
+	// 8,000 requests): futex 5,216 against 5,940, nanosleep 11,011
+	// against 13,511, epoll_pwait 12,382 against 14,611, so 10-15% fewer
+	// scheduler syscalls; one timed round (5,000 create+unlink, 256 MiB
+	// read) CPU ratio to virtiofsd 3.52x against 4.01x for create and
+	// 1.79x against 2.05x for read, within the noise of this machine. It
+	// gives up serving a queue's concurrent requests (the guest's
+	// readahead READs, several clients) in parallel, so it stays a
+	// candidate for a quieter measurement.
+	return d.drain(a, index)
+}
+
+// slowRequest reports whether a request belongs to a class that is slow on
+// the host by nature and is never served inline: FSYNC and FSYNCDIR (wait
+// for the disk), FALLOCATE and COPY_FILE_RANGE (move or reserve extents),
+// SETLKW (waits for another lock holder, possibly forever).
+// The opcode is read from guest memory, so under GuardFaults: a fault (a
+// front-end shrank guest RAM) counts as not slow, and serving the chain
+// then abandons it.
+func slowRequest(c *virtio.Chain) (slow bool) {
+	if len(c.Readable) == 0 || len(c.Readable[0]) < 8 {
+		return false // malformed: the server answers it at once
+	}
+	_ = virtio.GuardFaults(func() {
+		switch binary.LittleEndian.Uint32(c.Readable[0][4:8]) {
+		case fuse.OpFsync, fuse.OpFsyncdir, fuse.OpFallocate, fuse.OpCopyFileRange, fuse.OpSetlkw:
+			slow = true
+		}
+	})
+	return slow
+}
+
+// drain pops every available chain of one queue: it hands all but the last
+// to the workers and serves the last itself, and repeats until the ring is
+// empty. It marks the lane serving before the pop that finds the ring
+// empty, so that a kick for a chain it did not see wakes the helper rather
+// than waiting for it. It returns false once the device stopped or the
+// queue broke.
+func (d *Device) drain(a *activation, qi int) bool {
 	l := a.lanes[qi]
 	for {
 		var last *virtio.Chain
@@ -237,7 +314,7 @@ func (d *Device) poll(a *activation, qi int) {
 					a.jobs <- job{queue: qi, chain: last}
 				}
 				l.serving.Store(false)
-				return
+				return false
 			}
 			if c == nil {
 				if last == nil || l.serving.Load() {
@@ -251,16 +328,17 @@ func (d *Device) poll(a *activation, qi int) {
 			}
 			last = c
 		}
-		if last != nil {
-			d.complete(a, qi, last.Head, d.serve(job{queue: qi, chain: last}))
+		if last != nil && slowRequest(last) {
+			a.jobs <- job{queue: qi, chain: last}
+			last = nil
+		}
+		if last == nil {
 			l.serving.Store(false)
-			continue // chains that came meanwhile may have had their kick taken
+			return true
 		}
-		select {
-		case <-a.kicks[qi]:
-		case <-a.stop:
-			return
-		}
+		d.complete(a, qi, last.Head, d.serve(job{queue: qi, chain: last}))
+		l.serving.Store(false)
+		// chains that came meanwhile may have had their kick taken: look again
 	}
 }
 

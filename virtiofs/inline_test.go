@@ -37,8 +37,29 @@ func (h *holdHook) Resume()                                        {}
 // TestHeldRequestDoesNotHoldUpItsQueue: the queue's poller serves a lone
 // request itself; while that request is held (a breakpoint), requests that
 // arrive behind it on the same queue are still served, and the held one
-// completes once let go.
+// completes once let go. Kicks come through QueueNotify (the in-process
+// transport) or through ServeKick called by one kick reader, one kick
+// after the other (the vhost-user backend's reader goroutine), which must
+// not serve a request itself when a hook may hold it.
 func TestHeldRequestDoesNotHoldUpItsQueue(t *testing.T) {
+	t.Run("QueueNotify", func(t *testing.T) {
+		testHeldRequest(t, func(dev *virtiofs.Device) func() { return func() { dev.QueueNotify(1) } })
+	})
+	t.Run("ServeKick", func(t *testing.T) {
+		testHeldRequest(t, func(dev *virtiofs.Device) func() {
+			kicks := make(chan struct{}, 64)
+			go func() {
+				for range kicks {
+					dev.ServeKick(1)
+				}
+			}()
+			t.Cleanup(func() { close(kicks) })
+			return func() { kicks <- struct{}{} }
+		})
+	})
+}
+
+func testHeldRequest(t *testing.T, kicker func(*virtiofs.Device) func()) {
 	pt, err := passthrough.New(t.TempDir(), passthrough.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -55,13 +76,14 @@ func TestHeldRequestDoesNotHoldUpItsQueue(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { hook.Release(); dev.Reset() })
+	kick := kicker(dev)
 	send := func(request []byte) uint16 {
 		placed, err := drv.AddChain(virtiotest.R(request), virtiotest.W(256))
 		if err != nil {
 			t.Fatal(err)
 		}
 		drv.Publish()
-		dev.QueueNotify(1)
+		kick()
 		return placed.Head
 	}
 	used := map[uint32]bool{}

@@ -139,14 +139,18 @@ func NewServer(fs FileSystem, opts Options) *Server {
 
 // LimitRequests makes the next INIT offer max_write and max_pages of size
 // bytes instead of MaxWrite, so the kernel never sends a WRITE or asks
-// for a READ larger than that, and max_readahead of at least size. A transport calls it before the session
-// starts, when it can only move requests up to some size without copying
+// for a READ larger than that, and max_readahead of at least size. A transport calls it before the
+// session starts, when it can only move requests up to some size without copying
 // them (fusedev's pipes, splicein.go). size is rounded down to whole
 // pages and kept between one page and MaxWrite.
 func (s *Server) LimitRequests(size int) {
 	size = min(max(size, 4096), MaxWrite) &^ 4095
 	s.maxWrite.Store(uint32(size))
 }
+
+// Hooked reports whether a Hook intercepts the requests: one may hold a
+// request for as long as a breakpoint lasts.
+func (s *Server) Hooked() bool { return s.hook != nil }
 
 // FileSystem returns the filesystem the server dispatches to.
 func (s *Server) FileSystem() FileSystem { return s.fs }

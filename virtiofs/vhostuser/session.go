@@ -72,7 +72,11 @@ func newSession(dev virtio.Device, uc *net.UnixConn, log *slog.Logger, maxSlots 
 		return nil, err
 	}
 	s := &session{dev: dev, log: log, c: c, maxSlots: maxSlots, backendReq: -1}
-	s.poller, err = newPoller(s.queueNotify, log)
+	var serve func(int)
+	if k, ok := dev.(kickServer); ok {
+		serve = func(i int) { k.ServeKick(i) }
+	}
+	s.poller, err = newPoller(s.queueNotify, serve, log)
 	if err != nil {
 		return nil, err
 	}
@@ -83,8 +87,15 @@ func newSession(dev virtio.Device, uc *net.UnixConn, log *slog.Logger, maxSlots 
 	return s, nil
 }
 
-// queueNotify forwards a kick; it runs on a kick fd's reader goroutine,
-// or on the session's goroutine for the notification set sends.
+// kickServer is a device that serves a kick on the goroutine that got it
+// (virtiofs.Device.ServeKick); the poller calls it on its reader.
+type kickServer interface {
+	ServeKick(index int) bool
+}
+
+// queueNotify forwards a kick to the device's queue poller; it runs on a
+// kick fd's reader goroutine for a device without ServeKick, or on the
+// session's goroutine for the notification set sends.
 func (s *session) queueNotify(i int) { s.dev.QueueNotify(i) }
 
 // serve handles messages until the front-end disconnects or breaks the
