@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/krunbench/krunbench/bench/internal/hostinfo"
+	schema "github.com/krunbench/krunbench/bench/internal/results"
 	"github.com/krunbench/krunbench/session/qemu"
 	"golang.org/x/sys/unix"
 )
@@ -88,11 +89,9 @@ type row struct {
 	RSSRatio      map[string]float64 `json:"rss_over_virtiofsd,omitempty"`
 }
 
-type target struct {
-	Description string          `json:"description"`
-	Pass        *bool           `json:"pass"`
-	Rows        map[string]bool `json:"rows"`
-}
+// target is the benchmarks' shared verdict record (fusebench writes the
+// same one).
+type target = schema.Target
 
 type machine struct {
 	Kernel    string  `json:"host_kernel"`
