@@ -16,7 +16,6 @@ import (
 
 	"github.com/krunbench/krunbench/bench/internal/hostinfo"
 	schema "github.com/krunbench/krunbench/bench/internal/results"
-	"golang.org/x/sys/unix"
 )
 
 // Targets, reported rather than asserted.
@@ -377,25 +376,13 @@ func collectInfo(cfg *config, workdir string) machine {
 		Date:    time.Now().UTC().Format(time.RFC3339),
 		Workdir: workdir,
 	}
-	var u unix.Utsname
-	if unix.Uname(&u) == nil {
-		m.Kernel = unix.ByteSliceToString(u.Release[:]) + " " + unix.ByteSliceToString(u.Version[:])
-	}
+	m.Kernel = hostinfo.Kernel()
 	m.CPU = hostinfo.ProcField("/proc/cpuinfo", "model name")
 	m.LoadStart = hostinfo.LoadAvg()
 	m.BusyStart = hostinfo.CPUBusy(time.Second)
 	m.MemTotal = hostinfo.ProcField("/proc/meminfo", "MemTotal")
-	var sfs unix.Statfs_t
-	if unix.Statfs(workdir, &sfs) == nil {
-		m.WorkdirFS = fsName(sfs.Type)
-	}
-	repo := filepath.Dir(filepath.Dir(cfg.bin))
-	if out, err := exec.Command("git", "-C", repo, "rev-parse", "--short", "HEAD").Output(); err == nil {
-		m.Krunbench = strings.TrimSpace(string(out))
-		if st, err := exec.Command("git", "-C", repo, "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(st) > 0 {
-			m.Krunbench += "-dirty"
-		}
-	}
+	m.WorkdirFS = hostinfo.FSType(workdir)
+	m.Krunbench = hostinfo.Commit(filepath.Dir(filepath.Dir(cfg.bin)))
 	return m
 }
 
@@ -405,22 +392,6 @@ func goFuseVersion(goCmd string) string {
 		return ""
 	}
 	return strings.TrimSpace(string(out))
-}
-
-func fsName(magic int64) string {
-	switch magic {
-	case unix.EXT4_SUPER_MAGIC:
-		return "ext4"
-	case unix.XFS_SUPER_MAGIC:
-		return "xfs"
-	case unix.BTRFS_SUPER_MAGIC:
-		return "btrfs"
-	case unix.TMPFS_MAGIC:
-		return "tmpfs"
-	case unix.OVERLAYFS_SUPER_MAGIC:
-		return "overlay"
-	}
-	return fmt.Sprintf("0x%x", magic)
 }
 
 // fmtTarget prints a paired ratio with its target's verdict for the row.

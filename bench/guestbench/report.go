@@ -17,7 +17,6 @@ import (
 	"github.com/krunbench/krunbench/bench/internal/hostinfo"
 	schema "github.com/krunbench/krunbench/bench/internal/results"
 	"github.com/krunbench/krunbench/session/qemu"
-	"golang.org/x/sys/unix"
 )
 
 // Targets from issue 15, reported rather than asserted: krunbench's
@@ -483,10 +482,7 @@ func formatOps(c map[string]int) string {
 // collectInfo describes the machine and the build under test.
 func collectInfo(cfg *config, workdir string) machine {
 	m := machine{NProc: runtime.NumCPU(), Go: runtime.Version(), Date: time.Now().UTC().Format(time.RFC3339)}
-	var u unix.Utsname
-	if unix.Uname(&u) == nil {
-		m.Kernel = unix.ByteSliceToString(u.Release[:]) + " " + unix.ByteSliceToString(u.Version[:])
-	}
+	m.Kernel = hostinfo.Kernel()
 	m.CPU = hostinfo.ProcField("/proc/cpuinfo", "model name")
 	m.MemTotal = hostinfo.ProcField("/proc/meminfo", "MemTotal")
 	m.LoadStart = hostinfo.LoadAvg()
@@ -494,19 +490,7 @@ func collectInfo(cfg *config, workdir string) machine {
 	if out, err := exec.Command(cfg.qemu, "--version").Output(); err == nil {
 		m.QEMU, _, _ = strings.Cut(string(out), "\n")
 	}
-	var sfs unix.Statfs_t
-	if unix.Statfs(workdir, &sfs) == nil {
-		m.WorkdirFS = fmt.Sprintf("0x%x", sfs.Type)
-		if sfs.Type == unix.EXT4_SUPER_MAGIC {
-			m.WorkdirFS = "ext4"
-		}
-	}
-	repo := filepath.Dir(filepath.Dir(cfg.bin))
-	if out, err := exec.Command("git", "-C", repo, "rev-parse", "--short", "HEAD").Output(); err == nil {
-		m.Krunbench = strings.TrimSpace(string(out))
-		if st, err := exec.Command("git", "-C", repo, "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(st) > 0 {
-			m.Krunbench += "-dirty"
-		}
-	}
+	m.WorkdirFS = hostinfo.FSType(workdir)
+	m.Krunbench = hostinfo.Commit(filepath.Dir(filepath.Dir(cfg.bin)))
 	return m
 }

@@ -5,6 +5,7 @@ package hostinfo
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"os/exec"
 	"slices"
@@ -104,4 +105,26 @@ func Commit(dir string) string {
 		commit += "-dirty"
 	}
 	return commit
+}
+
+// FSType names the filesystem holding dir (ext4, xfs, btrfs, tmpfs,
+// overlay), or gives its magic number in hex; "" where statfs fails.
+func FSType(dir string) string {
+	var sfs unix.Statfs_t
+	if unix.Statfs(dir, &sfs) != nil {
+		return ""
+	}
+	switch sfs.Type {
+	case unix.EXT4_SUPER_MAGIC:
+		return "ext4"
+	case unix.XFS_SUPER_MAGIC:
+		return "xfs"
+	case unix.BTRFS_SUPER_MAGIC:
+		return "btrfs"
+	case unix.TMPFS_MAGIC:
+		return "tmpfs"
+	case unix.OVERLAYFS_SUPER_MAGIC:
+		return "overlay"
+	}
+	return fmt.Sprintf("0x%x", sfs.Type)
 }

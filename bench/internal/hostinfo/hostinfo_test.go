@@ -33,3 +33,28 @@ func TestKernelIsTheRunningOne(t *testing.T) {
 		t.Fatalf("Kernel() = %q, want it to start with %q", k, release)
 	}
 }
+
+// TestFSTypeNamesTheMount: FSType of a directory on a tmpfs mount (as
+// /proc/mounts lists it) is "tmpfs"; of a path that is not there, "".
+func TestFSTypeNamesTheMount(t *testing.T) {
+	mounts, err := os.ReadFile("/proc/mounts")
+	if err != nil {
+		t.Skipf("SKIPPED: no /proc: %v", err)
+	}
+	tmpfs := ""
+	for _, line := range strings.Split(string(mounts), "\n") {
+		if f := strings.Fields(line); len(f) > 2 && f[2] == "tmpfs" {
+			tmpfs = f[1]
+			break
+		}
+	}
+	if tmpfs == "" {
+		t.Skip("SKIPPED: no tmpfs mounted")
+	}
+	if got := FSType(tmpfs); got != "tmpfs" {
+		t.Errorf("FSType(%s) = %q, want tmpfs", tmpfs, got)
+	}
+	if got := FSType(t.TempDir() + "/missing"); got != "" {
+		t.Errorf("FSType(a missing path) = %q, want none", got)
+	}
+}
