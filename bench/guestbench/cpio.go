@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/krunbench/krunbench/bench/guestbench/runnerconfig"
 )
 
 // cpioWriter writes a newc ("070701") cpio archive, the format the kernel
@@ -76,7 +78,7 @@ func writeInitramfs(path string, runner, config []byte) error {
 	}
 	c.char("dev/console", 5, 1)
 	c.file("init", 0o755, runner)
-	c.file("guestbench.json", 0o644, config)
+	c.file(runnerconfig.Name, 0o644, config)
 	if err := c.close(); err != nil {
 		f.Close()
 		return err

@@ -4,9 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"maps"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/krunbench/krunbench/bench/guestbench/runnerconfig"
 )
 
 func TestCpioEntry(t *testing.T) {
@@ -119,5 +122,36 @@ func TestCheckFeaturesWantsAccessPlatformWithBounce(t *testing.T) {
 	}
 	if err := checkFeatures(plain, ""); err == nil {
 		t.Error("no features reported, yet accepted")
+	}
+}
+
+// TestHostSetsEveryField: the config the host writes for a boot sets
+// every field of the runner's config except those runnerconfig.Optional
+// lets it leave at zero, and reads back unchanged as the runner reads it.
+// A field added to runnerconfig.Config that the host does not fill (as
+// chunk_bytes once was, in a host-side copy without it) fails here.
+func TestHostSetsEveryField(t *testing.T) {
+	cfg := &config{size: 1 << 20, dirs: 2, filesPerDir: 3, creates: 4, memoryFiles: 5, largeFiles: 6}
+	gc := guestConfig(cfg, []string{"stat", "read"})
+	v := reflect.ValueOf(gc).Elem()
+	for i := range v.NumField() {
+		name := v.Type().Field(i).Name
+		if _, ok := runnerconfig.Optional[name]; !ok && v.Field(i).IsZero() {
+			t.Errorf("the host leaves runnerconfig.Config.%s unset (set it in guestConfig, or say in runnerconfig.Optional what zero means)", name)
+		}
+	}
+	b, err := runnerconfig.Encode(gc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := runnerconfig.Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gc.ChunkBytes == 0 {
+		gc.ChunkBytes = runnerconfig.DefaultChunkBytes
+	}
+	if !reflect.DeepEqual(got, gc) {
+		t.Fatalf("the runner reads %+v, the host wrote %+v", got, gc)
 	}
 }

@@ -9,7 +9,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -24,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/krunbench/krunbench/bench/guestbench/runnerconfig"
 	"github.com/krunbench/krunbench/bench/internal/peers"
 	"github.com/krunbench/krunbench/session/qemu"
 	"golang.org/x/sys/unix"
@@ -293,22 +293,17 @@ func buildModes(cfg *config, vhostserve string) map[string]*mode {
 	}
 }
 
-// guestConfig is the runner's /guestbench.json (see runner.Config).
-type guestConfig struct {
-	FS         string   `json:"fs"`
-	Tag        string   `json:"tag"`
-	MountOpts  string   `json:"mount_opts"`
-	Workloads  []string `json:"workloads"`
-	ReadFile   string   `json:"read_file"`
-	ReadSize   int64    `json:"read_size"`
-	Tree       string   `json:"tree"`
-	TreeFiles  int      `json:"tree_files"`
-	CreateDir  string   `json:"create_dir"`
-	Creates    int      `json:"creates"`
-	MemTree    string   `json:"memory_tree"`
-	MemFiles   int      `json:"memory_files"`
-	LargeTree  string   `json:"memory_large_tree"`
-	LargeFiles int      `json:"memory_large_files"`
+// guestConfig is what the runner is told for one boot that runs
+// workloads.
+func guestConfig(cfg *config, workloads []string) *runnerconfig.Config {
+	return &runnerconfig.Config{
+		FS: "virtiofs", Tag: tag, Workloads: workloads,
+		ReadFile: readName, ReadSize: cfg.size,
+		Tree: treeName, TreeFiles: cfg.dirs * cfg.filesPerDir,
+		CreateDir: createName, Creates: cfg.creates,
+		MemTree: memoryName, MemFiles: cfg.memoryFiles,
+		LargeTree: largeName, LargeFiles: cfg.largeFiles,
+	}
 }
 
 func run(ctx context.Context, cfg *config) error {
@@ -375,15 +370,7 @@ func run(ctx context.Context, cfg *config) error {
 			file      string
 			workloads []string
 		}{{&m.initrd, name + ".cpio", m.workloads(cfg)}, {&m.countInitrd, name + ".count.cpio", m.countWorkloads(cfg)}} {
-			gc := guestConfig{
-				FS: "virtiofs", Tag: tag, Workloads: ir.workloads,
-				ReadFile: readName, ReadSize: cfg.size,
-				Tree: treeName, TreeFiles: cfg.dirs * cfg.filesPerDir,
-				CreateDir: createName, Creates: cfg.creates,
-				MemTree: memoryName, MemFiles: cfg.memoryFiles,
-				LargeTree: largeName, LargeFiles: cfg.largeFiles,
-			}
-			b, err := json.Marshal(gc)
+			b, err := runnerconfig.Encode(guestConfig(cfg, ir.workloads))
 			if err != nil {
 				return err
 			}

@@ -1,6 +1,6 @@
 // Command runner is guestbench's guest side: a static program that is the
 // init (/init) of the benchmark initramfs. It reads /guestbench.json (put
-// there by the host harness), mounts the filesystem under test at /mnt,
+// there by the host harness; bench/guestbench/runnerconfig), mounts the filesystem under test at /mnt,
 // runs the workloads with the guest caches dropped before each, prints one
 // line per event on the console and powers the guest off.
 //
@@ -23,7 +23,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -31,27 +30,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/krunbench/krunbench/bench/guestbench/runnerconfig"
 	"golang.org/x/sys/unix"
 )
-
-// Config is /guestbench.json; the host harness writes the same struct.
-type Config struct {
-	FS         string   `json:"fs"`
-	Tag        string   `json:"tag"`
-	MountOpts  string   `json:"mount_opts"`
-	Workloads  []string `json:"workloads"`
-	ReadFile   string   `json:"read_file"`
-	ReadSize   int64    `json:"read_size"`
-	Tree       string   `json:"tree"`
-	TreeFiles  int      `json:"tree_files"`
-	CreateDir  string   `json:"create_dir"`
-	Creates    int      `json:"creates"`
-	MemTree    string   `json:"memory_tree"`
-	MemFiles   int      `json:"memory_files"`
-	LargeTree  string   `json:"memory_large_tree"`
-	LargeFiles int      `json:"memory_large_files"`
-	ChunkBytes int      `json:"chunk_bytes"`
-}
 
 const mnt = "/mnt"
 
@@ -80,13 +61,13 @@ func run() error {
 			return fmt.Errorf("mount %s: %w", m.dst, err)
 		}
 	}
-	b, err := os.ReadFile("/guestbench.json")
+	b, err := os.ReadFile("/" + runnerconfig.Name)
 	if err != nil {
 		return err
 	}
-	var cfg Config
-	if err := json.Unmarshal(b, &cfg); err != nil {
-		return fmt.Errorf("/guestbench.json: %w", err)
+	cfg, err := runnerconfig.Decode(b)
+	if err != nil {
+		return err
 	}
 	if err := os.MkdirAll(mnt, 0o755); err != nil {
 		return err
@@ -96,11 +77,8 @@ func run() error {
 	}
 	fmt.Printf("GUESTBENCH mounted fs=%s opts=%q\n", cfg.FS, cfg.MountOpts)
 	fmt.Printf("GUESTBENCH features bits=%s\n", virtiofsFeatures())
-	if cfg.ChunkBytes <= 0 {
-		cfg.ChunkBytes = 1 << 20
-	}
 	for _, name := range cfg.Workloads {
-		if err := sample(&cfg, name); err != nil {
+		if err := sample(cfg, name); err != nil {
 			// A backend that cannot serve one workload (virtiofsd past
 			// its RLIMIT_NOFILE on the memory tree) still gets the rest.
 			fmt.Printf("GUESTBENCH failed name=%s msg=%q\n", name, err.Error())
@@ -110,7 +88,7 @@ func run() error {
 }
 
 // sample prepares, drops the caches, and times one workload.
-func sample(cfg *Config, name string) error {
+func sample(cfg *runnerconfig.Config, name string) error {
 	var body func() (float64, error)
 	var after func() error
 	switch name {
