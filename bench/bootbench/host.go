@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/krunbench/krunbench/bench/internal/hostinfo"
+	"github.com/krunbench/krunbench/bench/internal/results"
 )
 
 // phases are the breakdown's moments, in boot order.
@@ -94,20 +95,19 @@ func onHost(args []string) int {
 		return 1
 	}
 	res := summarize(samples)
-	res["machine"] = map[string]any{
-		"nproc": runtime.NumCPU(), "cpu_model": hostinfo.ProcField("/proc/cpuinfo", "model name"),
-		"loadavg_start": loadStart, "loadavg_end": hostinfo.LoadAvg(), "date": time.Now().UTC().Format(time.RFC3339),
-		"l1_wall_s": time.Since(started).Seconds(),
+	res.Machine = results.BootMachine{
+		NProc: runtime.NumCPU(), CPU: hostinfo.ProcField("/proc/cpuinfo", "model name"),
+		LoadStart: loadStart, LoadEnd: hostinfo.LoadAvg(), Date: time.Now().UTC().Format(time.RFC3339),
+		L1WallS: time.Since(started).Seconds(),
 	}
-	res["config"] = map[string]any{
-		"where":    "inside an L1 Linux (Debian cloud kernel, kvm_amd nested) under QEMU TCG -cpu max -smp 2 on this host: vmm/l1/run.sh bench",
-		"workload": "krunbench run --timings --boot-trace -- /bin/true on a busybox root, default init; engines alternate, run 0 dropped",
-		"kernel":   abs, "runs": *runs,
-		"note": "absolute times are nested-emulation times; compare the engines' ratio",
+	res.Config = results.BootConfig{
+		Where:    "inside an L1 Linux (Debian cloud kernel, kvm_amd nested) under QEMU TCG -cpu max -smp 2 on this host: vmm/l1/run.sh bench",
+		Workload: "krunbench run --timings --boot-trace -- /bin/true on a busybox root, default init; engines alternate, run 0 dropped",
+		Kernel:   abs, Runs: *runs,
+		Note: "absolute times are nested-emulation times; compare the engines' ratio",
 	}
-	res["samples"] = samples
-	b, _ := json.MarshalIndent(res, "", "  ")
-	if err := os.WriteFile(*out, append(b, '\n'), 0o644); err != nil {
+	res.Samples = samples
+	if err := write(*out, res); err != nil {
 		fmt.Fprintln(os.Stderr, "bootbench:", err)
 		return 1
 	}
@@ -137,9 +137,18 @@ func completeRuns(samples []sample) int {
 	return n
 }
 
+// write writes the run's file.
+func write(path string, res *results.Boot) error {
+	b, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
 // summarize prints the table (medians per phase and engine) and returns
-// the JSON summary.
-func summarize(samples []sample) map[string]any {
+// the file's medians, failures and verdict.
+func summarize(samples []sample) *results.Boot {
 	med := map[string]map[string]float64{}
 	fails := map[string]int{}
 	for _, e := range engines {
@@ -182,7 +191,7 @@ func summarize(samples []sample) map[string]any {
 		verdict = "MISSED: krunbench does not reach workload exit faster than QEMU microvm"
 	}
 	fmt.Printf("target: %s (exit ratio %.2f)\n", verdict, exitRatio)
-	return map[string]any{"median_ms": med, "failed": fails, "exit_ratio": exitRatio, "target": verdict}
+	return &results.Boot{MedianMs: med, Failed: fails, ExitRatio: exitRatio, Target: verdict}
 }
 
 func num(v float64) string {

@@ -24,20 +24,15 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/krunbench/krunbench/bench/internal/results"
 )
 
 // samplePrefix starts each sample line that the L1 side prints.
 const samplePrefix = "BOOTBENCH "
 
-// sample is one run of one engine.
-type sample struct {
-	Engine string             `json:"engine"`
-	Run    int                `json:"run"`
-	WallMS float64            `json:"wall_ms"`
-	Code   int                `json:"exit_code"`
-	Boot   map[string]float64 `json:"boot_ms"`
-	Err    string             `json:"error,omitempty"`
-}
+// sample is one run of one engine (bench/internal/results).
+type sample = results.BootSample
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "l1" {

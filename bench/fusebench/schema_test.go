@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -24,9 +22,7 @@ func TestWrittenFileReadsBack(t *testing.T) {
 				t.Fatal(err)
 			}
 			var read schema.FuseFile
-			dec := json.NewDecoder(bytes.NewReader(want))
-			dec.DisallowUnknownFields()
-			if err := dec.Decode(&read); err != nil {
+			if err := schema.DecodeStrict(want, &read); err != nil {
 				t.Fatalf("a reader cannot read fusebench's file: %v", err)
 			}
 			if len(read.Rows) == 0 || len(read.Modes) == 0 {
@@ -51,13 +47,8 @@ func TestWrittenFileReadsBack(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !bytes.Equal(got, want) {
-				i := 0
-				for i < min(len(got), len(want)) && got[i] == want[i] {
-					i++
-				}
-				t.Fatalf("written again, %s differs from byte %d: wrote %q, committed %q", name, i,
-					got[max(0, i-80):min(len(got), i+80)], want[max(0, i-80):min(len(want), i+80)])
+			if d := schema.FirstDiff(got, want); d != "" {
+				t.Fatalf("written again, %s %s", name, d)
 			}
 		})
 	}

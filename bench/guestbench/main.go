@@ -202,7 +202,8 @@ func parseSize(s string) (int64, error) {
 	return n * mult, nil
 }
 
-// mode is one vhost-user-fs backend for the guest's shared directory.
+// mode is one vhost-user-fs backend for the guest's shared directory: the
+// fields of bench/internal/results.GuestMode (the file's), and how to run it.
 type mode struct {
 	Name  string `json:"name"`
 	Label string `json:"label"`

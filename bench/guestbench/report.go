@@ -29,116 +29,21 @@ const (
 	targetRSS  = 1.0
 )
 
-// measure is one sample of one workload in one boot.
-type measure struct {
-	Value   float64 `json:"value"`
-	Seconds float64 `json:"seconds"`
-	Units   float64 `json:"units"`
-	// ServerCPU and QemuCPU are the host CPU time of the backend (with
-	// its descendants) and of QEMU (vCPUs, device emulation) during the
-	// timed part; ServerRSSKiB is the backend's resident set (VmRSS of it
-	// and its descendants) right after it, and the rest its split (see
-	// rssSplit): anonymous (the backend's own), file, shared memory (guest
-	// RAM pages the backend touched through its mapping).
-	ServerCPU      float64 `json:"server_cpu_s"`
-	QemuCPU        float64 `json:"qemu_cpu_s"`
-	ServerRSSKiB   int64   `json:"server_rss_kib"`
-	ServerAnonKiB  int64   `json:"server_rss_anon_kib"`
-	ServerFileKiB  int64   `json:"server_rss_file_kib"`
-	ServerShmemKiB int64   `json:"server_rss_shmem_kib"`
-}
+// The file's types are bench/internal/results', which summary reads
+// with: guestbench's own mode (what it runs) is the one thing declared
+// here (TestWrittenFileReadsBack keeps it in step with results.GuestMode).
+type (
+	measure = schema.GuestMeasure
+	series  = schema.GuestSeries
+	row     = schema.GuestRow
+	machine = schema.GuestMachine
+	target  = schema.Target
+)
 
-type series struct {
-	Samples         []measure `json:"samples"`
-	Median          float64   `json:"median"`
-	MedianSeconds   float64   `json:"median_seconds"`
-	MedianServerCPU float64   `json:"median_server_cpu_s"`
-	MedianQemuCPU   float64   `json:"median_qemu_cpu_s"`
-	MedianRSSKiB    float64   `json:"median_server_rss_kib"`
-	MedianAnonKiB   float64   `json:"median_server_rss_anon_kib"`
-	MedianFileKiB   float64   `json:"median_server_rss_file_kib"`
-	MedianShmemKiB  float64   `json:"median_server_rss_shmem_kib"`
-	SpreadPct       float64   `json:"spread_pct"`
-	// Requests is the workload's request count from the counting boot
-	// (0: not counted), RequestsByOp the same by opcode name; CPUPer1k
-	// is MedianServerCPU per 1,000 of them.
-	Requests     int            `json:"requests,omitempty"`
-	RequestsByOp map[string]int `json:"requests_by_opcode,omitempty"`
-	// Failures are the guest's errors in boots where the workload failed
-	// (e.g. virtiofsd's EMFILE past RLIMIT_NOFILE inodes).
-	Failures []string `json:"failures,omitempty"`
-	CPUPer1k float64  `json:"server_cpu_s_per_1k_requests,omitempty"`
-}
-
-type row struct {
-	Name  string             `json:"name"`
-	Title string             `json:"title"`
-	Unit  string             `json:"unit"`
-	Desc  string             `json:"description"`
-	Modes map[string]*series `json:"modes"`
-	// Ratios of each krunbench mode to virtiofsd (< 1: krunbench uses
-	// less), keyed by mode: backend CPU per 1,000 requests, wall time,
-	// and RSS at the end of the workload.
-	CPURatio map[string]float64 `json:"cpu_per_1k_over_virtiofsd,omitempty"`
-	// TotalCPURatio is the backend CPU of the whole workload over
-	// virtiofsd's: what matters where the two answer the same workload
-	// with different requests (READDIRPLUS instead of READDIR+LOOKUPs).
-	TotalCPURatio map[string]float64 `json:"cpu_over_virtiofsd,omitempty"`
-	WallRatio     map[string]float64 `json:"seconds_over_virtiofsd,omitempty"`
-	RSSRatio      map[string]float64 `json:"rss_over_virtiofsd,omitempty"`
-}
-
-// target is the benchmarks' shared verdict record (fusebench writes the
-// same one).
-type target = schema.Target
-
-type machine struct {
-	Kernel    string  `json:"host_kernel"`
-	CPU       string  `json:"cpu_model"`
-	NProc     int     `json:"nproc"`
-	MemTotal  string  `json:"mem_total"`
-	Go        string  `json:"go_version"`
-	QEMU      string  `json:"qemu_version"`
-	Date      string  `json:"date"`
-	WorkdirFS string  `json:"workdir_fs"`
-	Krunbench string  `json:"krunbench_commit"`
-	LoadStart string  `json:"loadavg_start"`
-	LoadEnd   string  `json:"loadavg_end"`
-	BusyStart float64 `json:"cpu_busy_pct_start"`
-}
-
+// results is the run as guestbench writes it (bench/results/guest.json).
 type results struct {
-	cfg     *config
-	Label   string  `json:"label,omitempty"`
-	Machine machine `json:"machine"`
-	Config  struct {
-		Runs        int      `json:"runs"`
-		SizeBytes   int64    `json:"read_size_bytes"`
-		Dirs        int      `json:"dirs"`
-		FilesPerDir int      `json:"files_per_dir"`
-		Creates     int      `json:"creates"`
-		Bin         string   `json:"krunbench_bin"`
-		GuestKernel string   `json:"guest_kernel"`
-		Accel       string   `json:"accel"`
-		CPUs        int      `json:"vcpus"`
-		MemMiB      int      `json:"mem_mib"`
-		QueueSize   int      `json:"virtiofs_queue_size"`
-		Guest       string   `json:"guest"`
-		Order       string   `json:"order"`
-		CacheDrop   string   `json:"cache_drop"`
-		HostCache   string   `json:"host_cache"`
-		Caching     []string `json:"caching"`
-		Device      string   `json:"virtiofs_device"`
-		DMABounce   bool     `json:"dma_bounce"`
-		Counting    string   `json:"request_counting"`
-		MemoryFiles int      `json:"memory_files"`
-		LargeFiles  int      `json:"memory_large_files"`
-	} `json:"config"`
-	Modes   []*mode              `json:"modes"`
-	Rows    []*row               `json:"workloads"`
-	Boots   map[string][]float64 `json:"boot_wall_s"`
-	Targets map[string]*target   `json:"targets"`
-	Elapsed float64              `json:"elapsed_s"`
+	cfg *config
+	schema.Guest[*mode]
 }
 
 func unitOf(w string) string {
@@ -154,7 +59,7 @@ func unitScale(w string) float64 {
 }
 
 func newResults(cfg *config, info machine, modes map[string]*mode) *results {
-	r := &results{cfg: cfg, Label: cfg.label, Machine: info, Boots: map[string][]float64{}}
+	r := &results{cfg: cfg, Guest: schema.Guest[*mode]{Label: cfg.label, Machine: info, Boots: map[string][]float64{}}}
 	c := &r.Config
 	c.Runs, c.SizeBytes, c.Dirs, c.FilesPerDir, c.Creates = cfg.runs, cfg.size, cfg.dirs, cfg.filesPerDir, cfg.creates
 	c.Bin, c.GuestKernel, c.Accel, c.CPUs, c.MemMiB, c.QueueSize = cfg.bin, cfg.kernel, cfg.accel, cfg.cpus, cfg.memMiB, cfg.queueSize

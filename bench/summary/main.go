@@ -309,53 +309,18 @@ func usPerUnit(p *results.Paired) string {
 	return fmt.Sprintf("%+.2f [%+.2f, %+.2f]", p.Median, p.P25, p.P75)
 }
 
-type guestSeries struct {
-	Median          float64        `json:"median"`
-	MedianSeconds   float64        `json:"median_seconds"`
-	MedianServerCPU float64        `json:"median_server_cpu_s"`
-	MedianRSSKiB    float64        `json:"median_server_rss_kib"`
-	MedianAnonKiB   float64        `json:"median_server_rss_anon_kib"`
-	MedianFileKiB   float64        `json:"median_server_rss_file_kib"`
-	MedianShmemKiB  float64        `json:"median_server_rss_shmem_kib"`
-	Requests        int            `json:"requests"`
-	RequestsByOp    map[string]int `json:"requests_by_opcode"`
-	Failures        []string       `json:"failures"`
-	CPUPer1k        float64        `json:"server_cpu_s_per_1k_requests"`
-}
-
-type guestRun struct {
-	Label   string `json:"label"`
-	Machine struct {
-		Date      string `json:"date"`
-		Commit    string `json:"krunbench_commit"`
-		LoadStart string `json:"loadavg_start"`
-	} `json:"machine"`
-	Config struct {
-		Runs        int `json:"runs"`
-		MemoryFiles int `json:"memory_files"`
-		LargeFiles  int `json:"memory_large_files"`
-	} `json:"config"`
-	Rows []struct {
-		Name     string                  `json:"name"`
-		Title    string                  `json:"title"`
-		Unit     string                  `json:"unit"`
-		Modes    map[string]*guestSeries `json:"modes"`
-		CPURatio map[string]float64      `json:"cpu_per_1k_over_virtiofsd"`
-		TotalCPU map[string]float64      `json:"cpu_over_virtiofsd"`
-		Wall     map[string]float64      `json:"seconds_over_virtiofsd"`
-		RSS      map[string]float64      `json:"rss_over_virtiofsd"`
-	} `json:"workloads"`
-	Elapsed float64 `json:"elapsed_s"`
-}
+// guestSeries is one guest workload in one mode (guestbench writes the
+// same type).
+type guestSeries = results.GuestSeries
 
 func (s *summary) guest(path string) error {
-	var r guestRun
+	var r results.GuestFile
 	if err := readJSON(path, &r); err != nil {
 		return err
 	}
 	fmt.Fprintf(s.w, "\n## Guest path: QEMU TCG guest, krunbench `serve --socket` vs virtiofsd (%s)\n\n", filepath.Base(path))
 	fmt.Fprintf(s.w, "%s; %d runs; %s; krunbench %s; load at start %s; %.0f s.\n",
-		orNone(r.Label), r.Config.Runs, r.Machine.Date, r.Machine.Commit, r.Machine.LoadStart, r.Elapsed)
+		orNone(r.Label), r.Config.Runs, r.Machine.Date, r.Machine.Krunbench, r.Machine.LoadStart, r.Elapsed)
 	if len(r.Rows) > 0 && r.Rows[0].Modes[guestPeer] == nil {
 		return errors.New("no virtiofsd mode: an old (virtio-9p era) guest.json? rerun guestbench")
 	}
@@ -371,12 +336,12 @@ func (s *summary) guest(path string) error {
 		if v, ok := row.CPURatio[guestOurs]; ok {
 			cpu = s.judge(fmt.Sprintf("guest %s CPU per 1k requests %.2fx virtiofsd (target ≤ %.1fx)", row.Name, v, targetGuestCPU), v <= targetGuestCPU)
 		}
-		if v, ok := row.Wall[guestOurs]; ok {
+		if v, ok := row.WallRatio[guestOurs]; ok {
 			wall = s.judge(fmt.Sprintf("guest %s wall %.2fx virtiofsd (target ≤ %.1fx)", row.Name, v, targetGuestWall), v <= targetGuestWall)
 		}
 		fmt.Fprintf(s.w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", row.Name,
-			perK(a), perK(b), ratio(row.CPURatio, guestOurs), cpu, ratio(row.TotalCPU, guestOurs),
-			secs(a), secs(b), ratio(row.Wall, guestOurs), wall)
+			perK(a), perK(b), ratio(row.CPURatio, guestOurs), cpu, ratio(row.TotalCPURatio, guestOurs),
+			secs(a), secs(b), ratio(row.WallRatio, guestOurs), wall)
 	}
 	s.guestAsShipped(&r)
 	s.guestOpcodes(&r)
@@ -390,7 +355,7 @@ func isMemoryRow(name string) bool { return name == "memory" || name == "memory-
 // guestAsShipped shows krunbench with its default offer (--readdirplus
 // always) against virtiofsd: other requests for the same walk, so shown,
 // not judged.
-func (s *summary) guestAsShipped(r *guestRun) {
+func (s *summary) guestAsShipped(r *results.GuestFile) {
 	header := false
 	for _, row := range r.Rows {
 		a, b := row.Modes[guestAsShipped], row.Modes[guestPeer]
@@ -404,12 +369,12 @@ func (s *summary) guestAsShipped(r *guestRun) {
 			header = true
 		}
 		fmt.Fprintf(s.w, "| %s | %s | %s | %s | %s | %s |\n", row.Name, perK(a), ratio(row.CPURatio, guestAsShipped),
-			ratio(row.TotalCPU, guestAsShipped), secs(a), ratio(row.Wall, guestAsShipped))
+			ratio(row.TotalCPURatio, guestAsShipped), secs(a), ratio(row.WallRatio, guestAsShipped))
 	}
 }
 
 // guestOpcodes lists each mode's requests by opcode (the counting boot).
-func (s *summary) guestOpcodes(r *guestRun) {
+func (s *summary) guestOpcodes(r *results.GuestFile) {
 	header := false
 	for _, row := range r.Rows {
 		for _, mode := range []string{guestOurs, guestPeer, guestAsShipped} {
@@ -449,14 +414,14 @@ func opcodes(c map[string]int) string {
 
 // guestMemory shows the backends' RSS after the memory walks, whole and
 // split: anon is the backend's own, shmem guest RAM it touched.
-func (s *summary) guestMemory(r *guestRun) {
+func (s *summary) guestMemory(r *results.GuestFile) {
 	for _, row := range r.Rows {
 		if row.Name != "memory" {
 			continue
 		}
 		a, b := row.Modes[guestOurs], row.Modes[guestPeer]
 		fmt.Fprintf(s.w, "\nMemory: backend RSS after a find over %d files in the guest: krunbench %s, virtiofsd %s", r.Config.MemoryFiles, rss(a), rss(b))
-		if v, ok := row.RSS[guestOurs]; ok {
+		if v, ok := row.RSSRatio[guestOurs]; ok {
 			fmt.Fprintf(s.w, ", ratio %.2fx: %s\n", v, s.judge(fmt.Sprintf("guest RSS at %d inodes %.2fx virtiofsd (target ≤ %.1fx)", r.Config.MemoryFiles, v, targetGuestRSS), v <= targetGuestRSS))
 		} else {
 			fmt.Fprintln(s.w, ", no ratio (see failures)")
@@ -517,49 +482,32 @@ func ratio(m map[string]float64, k string) string {
 }
 
 func (s *summary) tui(path string) error {
-	var r struct {
-		Cmp *struct {
-			TUIOverhead float64 `json:"tui_overhead_pct"`
-			Bound       float64 `json:"bound_pct"`
-			Pass        *bool   `json:"pass"`
-			PassTarget  *bool   `json:"pass_vs_fusebench_target"`
-		} `json:"fuse_comparison"`
-		Modes []struct {
-			Name   string  `json:"name"`
-			Median float64 `json:"median_s"`
-			Host   float64 `json:"median_host_s"`
-		} `json:"modes"`
-	}
+	var r results.TUIFile
 	if err := readJSON(path, &r); err != nil {
 		return err
 	}
 	fmt.Fprintf(s.w, "\n## TUI under a traffic flood (%s)\n\n| mode | guest s (median) | host s |\n|---|---|---|\n", filepath.Base(path))
 	for _, m := range r.Modes {
-		fmt.Fprintf(s.w, "| %s | %.2f | %.2f |\n", m.Name, m.Median, m.Host)
+		fmt.Fprintf(s.w, "| %s | %.2f | %.2f |\n", m.Name, m.Median, m.HostMedian)
 	}
-	if c := r.Cmp; c != nil && c.PassTarget != nil {
+	if c := r.Fuse; c != nil && c.PassTarget != nil && c.TUIOverheadPct != nil && c.BoundPct != nil {
 		fmt.Fprintf(s.w, "\nTUI overhead %+.1f%% (fusebench's stat tap overhead %+.1f%%); against fusebench's 5%% target: %s\n",
-			c.TUIOverhead, c.Bound, s.judge(fmt.Sprintf("TUI overhead %+.1f%% (target ≤ 5%%)", c.TUIOverhead), *c.PassTarget))
+			*c.TUIOverheadPct, *c.BoundPct, s.judge(fmt.Sprintf("TUI overhead %+.1f%% (target ≤ 5%%)", *c.TUIOverheadPct), *c.PassTarget))
 	}
 	return nil
 }
 
 func (s *summary) boot(path string) error {
-	var r struct {
-		Target string                        `json:"target"`
-		Ratio  float64                       `json:"exit_ratio"`
-		Median map[string]map[string]float64 `json:"median_ms"`
-		Failed map[string]int                `json:"failed"`
-	}
+	var r results.Boot
 	if err := readJSON(path, &r); err != nil {
 		return err
 	}
 	fmt.Fprintf(s.w, "\n## Boot to exit, in the nested L1 (%s)\n\n| engine | exit ms (median) | wall ms | failed runs |\n|---|---|---|---|\n", filepath.Base(path))
-	for _, e := range sortedKeys(r.Median) {
-		fmt.Fprintf(s.w, "| %s | %.0f | %.0f | %d |\n", e, r.Median[e]["exit"], r.Median[e]["wall"], r.Failed[e])
+	for _, e := range sortedKeys(r.MedianMs) {
+		fmt.Fprintf(s.w, "| %s | %.0f | %.0f | %d |\n", e, r.MedianMs[e]["exit"], r.MedianMs[e]["wall"], r.Failed[e])
 	}
-	if r.Ratio > 0 {
-		fmt.Fprintf(s.w, "\nkvm/qemu exit ratio %.2f (%s): %s\n", r.Ratio, r.Target, s.judge(fmt.Sprintf("boot exit ratio %.2f (target < 1)", r.Ratio), r.Ratio < 1))
+	if r.ExitRatio > 0 {
+		fmt.Fprintf(s.w, "\nkvm/qemu exit ratio %.2f (%s): %s\n", r.ExitRatio, r.Target, s.judge(fmt.Sprintf("boot exit ratio %.2f (target < 1)", r.ExitRatio), r.ExitRatio < 1))
 	}
 	return nil
 }

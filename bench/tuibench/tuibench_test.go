@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	schema "github.com/krunbench/krunbench/bench/internal/results"
 )
 
 // screen is a capture of the TUI at 120x40 during the flood, cut to the
@@ -90,7 +92,7 @@ func TestCompareFuseReadsBothSchemas(t *testing.T) {
 			if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			r := &results{Modes: []*modeResult{{Name: modeTUI, OverheadPct: ptr(2.0)}}}
+			r := &results{TUI: schema.TUI[*sample]{Modes: []*modeResult{{Name: modeTUI, OverheadPct: ptr(2.0)}}}}
 			r.compareFuse(path)
 			c := r.Fuse
 			if !c.Present || c.BoundPct == nil || *c.BoundPct != 3.5 || c.Pass == nil || !*c.Pass {
@@ -105,7 +107,7 @@ func TestCompareFuseReadsBothSchemas(t *testing.T) {
 // tap overhead as the bound.
 func TestCompareFuseReadsTheCommittedFile(t *testing.T) {
 	path := filepath.Join("..", "results", "fuse.json")
-	r := &results{Modes: []*modeResult{{Name: modeTUI, OverheadPct: ptr(2.0)}}}
+	r := &results{TUI: schema.TUI[*sample]{Modes: []*modeResult{{Name: modeTUI, OverheadPct: ptr(2.0)}}}}
 	r.compareFuse(path)
 	c := r.Fuse
 	if !c.Present || c.BoundPct == nil || c.Date == "" || c.Commit == "" {

@@ -1,13 +1,19 @@
-// Package results is the schema of fusebench's JSON (bench/results/fuse.json
-// and fuse-tuned.json): one declaration that fusebench writes with and
-// bench/summary and bench/tuibench read with, so that writer and readers
+// Package results is the schema of the benchmarks' JSON files under
+// bench/results: fusebench's (fuse.json, fuse-tuned.json), guestbench's
+// (guest.json), tuibench's (tui.json) and bootbench's (boot.json). Each
+// is one declaration that its writer writes with and bench/summary (and
+// tuibench, for fusebench's file) reads with, so that writer and readers
 // cannot drift apart (they did once, when tap_overhead_pct became a
 // median over rounds in the writer only).
 //
-// fusebench's modes and rows also carry what it runs (argv, workload
-// functions), so the file type Fuse takes them as type parameters;
-// readers use FuseFile, whose Mode and Row declare the same JSON fields.
-// TestWrittenFileReadsBack in bench/fusebench keeps the two in step.
+// Where a writer's records also carry what it runs (fusebench's modes
+// and rows: argv, workload functions; guestbench's modes; tuibench's
+// samples, with their methods), the file type takes them as type
+// parameters and readers use the *File alias, whose types declare the
+// same JSON fields. Each writer's TestWrittenFileReadsBack reads the
+// committed file with the readers' types, refusing undeclared fields
+// (DecodeStrict), writes it again with the writer's and wants the same
+// bytes back.
 package results
 
 // Fuse is one fusebench run, the whole file. M is the type of a mode,

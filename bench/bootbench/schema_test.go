@@ -1,0 +1,44 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"github.com/krunbench/krunbench/bench/internal/results"
+)
+
+// TestWrittenFileReadsBack: the committed boot.json, read as summary
+// reads it (bench/internal/results, refusing any field the reader does
+// not declare) and written again by bootbench's writer, comes out byte
+// for byte as it went in; and summarize, given the file's samples, gives
+// the file's medians, failures, ratio and verdict.
+func TestWrittenFileReadsBack(t *testing.T) {
+	want, err := os.ReadFile(filepath.Join("..", "results", "boot.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var read results.Boot
+	if err := results.DecodeStrict(want, &read); err != nil {
+		t.Fatalf("a reader cannot read bootbench's file: %v", err)
+	}
+	if len(read.Samples) == 0 {
+		t.Fatal("no samples: not a full run")
+	}
+	out := filepath.Join(t.TempDir(), "boot.json")
+	if err := write(out, &read); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := results.FirstDiff(got, want); d != "" {
+		t.Fatalf("written again, boot.json %s", d)
+	}
+	s := summarize(read.Samples)
+	if !reflect.DeepEqual(s.MedianMs, read.MedianMs) || !reflect.DeepEqual(s.Failed, read.Failed) || s.ExitRatio != read.ExitRatio || s.Target != read.Target {
+		t.Fatalf("summarize(the file's samples) = %+v, the file has %+v", s, read)
+	}
+}

@@ -1,0 +1,135 @@
+package results
+
+// GuestMeasure is one sample of one workload in one boot.
+type GuestMeasure struct {
+	Value   float64 `json:"value"`
+	Seconds float64 `json:"seconds"`
+	Units   float64 `json:"units"`
+	// ServerCPU and QemuCPU are the host CPU time of the backend (with
+	// its descendants) and of QEMU (vCPUs, device emulation) during the
+	// timed part; ServerRSSKiB is the backend's resident set (VmRSS of it
+	// and its descendants) right after it, and the rest its split (see
+	// rssSplit): anonymous (the backend's own), file, shared memory (guest
+	// RAM pages the backend touched through its mapping).
+	ServerCPU      float64 `json:"server_cpu_s"`
+	QemuCPU        float64 `json:"qemu_cpu_s"`
+	ServerRSSKiB   int64   `json:"server_rss_kib"`
+	ServerAnonKiB  int64   `json:"server_rss_anon_kib"`
+	ServerFileKiB  int64   `json:"server_rss_file_kib"`
+	ServerShmemKiB int64   `json:"server_rss_shmem_kib"`
+}
+
+// GuestSeries is every sample of one workload in one mode, and what
+// was derived from them.
+type GuestSeries struct {
+	Samples         []GuestMeasure `json:"samples"`
+	Median          float64        `json:"median"`
+	MedianSeconds   float64        `json:"median_seconds"`
+	MedianServerCPU float64        `json:"median_server_cpu_s"`
+	MedianQemuCPU   float64        `json:"median_qemu_cpu_s"`
+	MedianRSSKiB    float64        `json:"median_server_rss_kib"`
+	MedianAnonKiB   float64        `json:"median_server_rss_anon_kib"`
+	MedianFileKiB   float64        `json:"median_server_rss_file_kib"`
+	MedianShmemKiB  float64        `json:"median_server_rss_shmem_kib"`
+	SpreadPct       float64        `json:"spread_pct"`
+	// Requests is the workload's request count from the counting boot
+	// (0: not counted), RequestsByOp the same by opcode name; CPUPer1k
+	// is MedianServerCPU per 1,000 of them.
+	Requests     int            `json:"requests,omitempty"`
+	RequestsByOp map[string]int `json:"requests_by_opcode,omitempty"`
+	// Failures are the guest's errors in boots where the workload failed
+	// (e.g. virtiofsd's EMFILE past RLIMIT_NOFILE inodes).
+	Failures []string `json:"failures,omitempty"`
+	CPUPer1k float64  `json:"server_cpu_s_per_1k_requests,omitempty"`
+}
+
+// GuestRow is one workload's results.
+type GuestRow struct {
+	Name  string                  `json:"name"`
+	Title string                  `json:"title"`
+	Unit  string                  `json:"unit"`
+	Desc  string                  `json:"description"`
+	Modes map[string]*GuestSeries `json:"modes"`
+	// Ratios of each krunbench mode to virtiofsd (< 1: krunbench uses
+	// less), keyed by mode: backend CPU per 1,000 requests, wall time,
+	// and RSS at the end of the workload.
+	CPURatio map[string]float64 `json:"cpu_per_1k_over_virtiofsd,omitempty"`
+	// TotalCPURatio is the backend CPU of the whole workload over
+	// virtiofsd's: what matters where the two answer the same workload
+	// with different requests (READDIRPLUS instead of READDIR+LOOKUPs).
+	TotalCPURatio map[string]float64 `json:"cpu_over_virtiofsd,omitempty"`
+	WallRatio     map[string]float64 `json:"seconds_over_virtiofsd,omitempty"`
+	RSSRatio      map[string]float64 `json:"rss_over_virtiofsd,omitempty"`
+}
+
+// GuestMachine is the host and the build under test.
+type GuestMachine struct {
+	Kernel    string  `json:"host_kernel"`
+	CPU       string  `json:"cpu_model"`
+	NProc     int     `json:"nproc"`
+	MemTotal  string  `json:"mem_total"`
+	Go        string  `json:"go_version"`
+	QEMU      string  `json:"qemu_version"`
+	Date      string  `json:"date"`
+	WorkdirFS string  `json:"workdir_fs"`
+	Krunbench string  `json:"krunbench_commit"`
+	LoadStart string  `json:"loadavg_start"`
+	LoadEnd   string  `json:"loadavg_end"`
+	BusyStart float64 `json:"cpu_busy_pct_start"`
+}
+
+// Guest is one guestbench run, the whole file. M is the type of a mode
+// (GuestFile: GuestMode; guestbench's mode declares the same fields and
+// what it runs).
+type Guest[M any] struct {
+	Label   string               `json:"label,omitempty"`
+	Machine GuestMachine         `json:"machine"`
+	Config  GuestConfig          `json:"config"`
+	Modes   []M                  `json:"modes"`
+	Rows    []*GuestRow          `json:"workloads"`
+	Boots   map[string][]float64 `json:"boot_wall_s"`
+	Targets map[string]*Target   `json:"targets"`
+	Elapsed float64              `json:"elapsed_s"`
+}
+
+// GuestFile is a guestbench file as its readers see it.
+type GuestFile = Guest[*GuestMode]
+
+// GuestMode is one vhost-user-fs backend for the guest's shared
+// directory.
+type GuestMode struct {
+	Name  string `json:"name"`
+	Label string `json:"label"`
+	Desc  string `json:"description"`
+	// Server is the backend's command line without the share and socket.
+	Server []string `json:"server_argv"`
+	// Counting says how the counting boot records requests.
+	Counting string `json:"request_count_source"`
+	// Features is the guest's negotiated virtio-fs feature bits.
+	Features string `json:"guest_virtio_features,omitempty"`
+}
+
+// GuestConfig is the run's sizes and how it was taken.
+type GuestConfig struct {
+	Runs        int      `json:"runs"`
+	SizeBytes   int64    `json:"read_size_bytes"`
+	Dirs        int      `json:"dirs"`
+	FilesPerDir int      `json:"files_per_dir"`
+	Creates     int      `json:"creates"`
+	Bin         string   `json:"krunbench_bin"`
+	GuestKernel string   `json:"guest_kernel"`
+	Accel       string   `json:"accel"`
+	CPUs        int      `json:"vcpus"`
+	MemMiB      int      `json:"mem_mib"`
+	QueueSize   int      `json:"virtiofs_queue_size"`
+	Guest       string   `json:"guest"`
+	Order       string   `json:"order"`
+	CacheDrop   string   `json:"cache_drop"`
+	HostCache   string   `json:"host_cache"`
+	Caching     []string `json:"caching"`
+	Device      string   `json:"virtiofs_device"`
+	DMABounce   bool     `json:"dma_bounce"`
+	Counting    string   `json:"request_counting"`
+	MemoryFiles int      `json:"memory_files"`
+	LargeFiles  int      `json:"memory_large_files"`
+}
