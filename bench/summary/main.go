@@ -60,27 +60,34 @@ func main() {
 		fmt.Fprintf(os.Stderr, "summary: unexpected arguments %q\n", flag.Args())
 		os.Exit(2)
 	}
-	s := &summary{w: os.Stdout}
+	if !summarise(os.Stdout, *dir, *fuse, *tuned, *guest, *tui, *boot) {
+		os.Exit(1)
+	}
+}
+
+// summarise writes the whole summary of the files in dir (fusebench
+// default and tuned, guestbench, tuibench, bootbench) to w; false if a
+// file could not be read (said on stderr; a missing one is said in w).
+func summarise(w io.Writer, dir, fuse, tuned, guest, tui, boot string) bool {
+	s := &summary{w: w}
 	steps := []struct {
 		file string
 		fn   func(string) error
 	}{
-		{*fuse, s.fuse}, {*tuned, s.fuse}, {*guest, s.guest}, {*tui, s.tui}, {*boot, s.boot},
+		{fuse, s.fuse}, {tuned, s.fuse}, {guest, s.guest}, {tui, s.tui}, {boot, s.boot},
 	}
-	failed := false
+	ok := true
 	for _, st := range steps {
-		path := filepath.Join(*dir, st.file)
+		path := filepath.Join(dir, st.file)
 		if err := st.fn(path); errors.Is(err, fs.ErrNotExist) {
 			fmt.Fprintf(s.w, "\n_%s: not found, nothing to summarise_\n", path)
 		} else if err != nil {
 			fmt.Fprintf(os.Stderr, "summary: %s: %v\n", path, err)
-			failed = true
+			ok = false
 		}
 	}
 	s.verdicts()
-	if failed {
-		os.Exit(1)
-	}
+	return ok
 }
 
 // summary prints the tables and collects every verdict for the closing
@@ -173,8 +180,7 @@ func (s *summary) fuse(path string) error {
 	if s.unjudged {
 		fmt.Fprintln(s.w, "\nIssue 15's targets are on default settings: this run's ratios are shown for comparison and not judged.")
 	}
-	fmt.Fprintln(s.w, "\n| row | unit | krunbench | go-fuse | passthrough_hp | ours/go-fuse (≥1.2) | | ours/passthrough_hp (≥1.0) | |")
-	fmt.Fprintln(s.w, "|---|---|---|---|---|---|---|---|---|")
+	t := newTable(s.w, "", "| row | unit | krunbench | go-fuse | passthrough_hp | ours/go-fuse (≥1.2) | | ours/passthrough_hp (≥1.0) | |").start()
 	for _, row := range r.Rows {
 		if isConcurrencyRow(row) {
 			continue
@@ -183,7 +189,7 @@ func (s *summary) fuse(path string) error {
 		if row.CacheModeDiffers[ptHP] != "" {
 			star = " *"
 		}
-		fmt.Fprintf(s.w, "| %s | %s | %s | %s | %s | %s | %s | %s%s | %s |\n", row.Name, row.Unit,
+		t.row("| %s | %s | %s | %s | %s | %s | %s | %s%s | %s |", row.Name, row.Unit,
 			median(row.Modes[ours]), median(row.Modes[goFuse]), median(row.Modes[ptHP]),
 			ratioCell(row.OursOverGoFuse), s.ratioVerdict(tag+row.Name+" vs go-fuse", row.OursOverGoFuse, targetOverGoFuse),
 			ratioCell(row.OursOverPtHP), star, s.ratioVerdict(tag+row.Name+" vs passthrough_hp", row.OursOverPtHP, targetOverPtHP))
@@ -192,7 +198,7 @@ func (s *summary) fuse(path string) error {
 		if row.WritebackOverPtHP == nil {
 			continue
 		}
-		fmt.Fprintf(s.w, "| %s (writeback, both) | %s | %s | – | %s | – | | %s | %s |\n", row.Name, row.Unit,
+		t.row("| %s (writeback, both) | %s | %s | – | %s | – | | %s | %s |", row.Name, row.Unit,
 			median(row.Modes[writeback]), median(row.Modes[ptHP]),
 			ratioCell(row.WritebackOverPtHP), s.ratioVerdict(tag+row.Name+" (writeback, both) vs passthrough_hp", row.WritebackOverPtHP, targetOverPtHP))
 	}
@@ -216,11 +222,10 @@ func (s *summary) concurrency(tag string, rows []*results.Row) {
 	if len(conc) == 0 {
 		return
 	}
-	fmt.Fprintln(s.w, "\n### Concurrency (8 clients) and mixed (1 writer + a stat client)")
-	fmt.Fprintln(s.w, "\n| row | unit | krunbench | passthrough_hp | go-fuse | ours/passthrough_hp (≥1.0) | | ours/go-fuse (shown) |")
-	fmt.Fprintln(s.w, "|---|---|---|---|---|---|---|---|")
+	t := newTable(s.w, "### Concurrency (8 clients) and mixed (1 writer + a stat client)",
+		"| row | unit | krunbench | passthrough_hp | go-fuse | ours/passthrough_hp (≥1.0) | | ours/go-fuse (shown) |")
 	for _, row := range conc {
-		fmt.Fprintf(s.w, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", row.Name, row.Unit,
+		t.row("| %s | %s | %s | %s | %s | %s | %s | %s |", row.Name, row.Unit,
 			median(row.Modes[ours]), median(row.Modes[ptHP]), median(row.Modes[goFuse]),
 			ratioCell(row.OursOverPtHP), s.ratioVerdict(tag+row.Name+" vs passthrough_hp", row.OursOverPtHP, targetOverPtHP), ratioCell(row.OursOverGoFuse))
 	}
@@ -228,9 +233,8 @@ func (s *summary) concurrency(tag string, rows []*results.Row) {
 		if row.P99UnderWriter == nil {
 			continue
 		}
-		fmt.Fprintln(s.w, "\nMixed: the stat client's p99 (µs, median over samples), idle and under the writer (target for krunbench: ≤ 2x idle)")
-		fmt.Fprintln(s.w, "\n| mode | idle p99 | under writer p99 | ratio | |")
-		fmt.Fprintln(s.w, "|---|---|---|---|---|")
+		p99 := newTable(s.w, "Mixed: the stat client's p99 (µs, median over samples), idle and under the writer (target for krunbench: ≤ 2x idle)",
+			"| mode | idle p99 | under writer p99 | ratio | |").start()
 		for _, m := range sortedKeys(row.P99UnderWriter) {
 			idle, busy := latencyMedians(row.Modes[m])
 			v := ""
@@ -238,7 +242,7 @@ func (s *summary) concurrency(tag string, rows []*results.Row) {
 				p := row.P99UnderWriter[m]
 				v = s.judge(fmt.Sprintf("%smixed p99 under writer %.2fx idle (target ≤ %.1fx)", tag, p.Median, targetP99Ratio), p.Median <= targetP99Ratio)
 			}
-			fmt.Fprintf(s.w, "| %s | %.0f | %.0f | %s | %s |\n", m, idle, busy, ratioCell(row.P99UnderWriter[m]), v)
+			p99.row("| %s | %.0f | %.0f | %s | %s |", m, idle, busy, ratioCell(row.P99UnderWriter[m]), v)
 		}
 	}
 }
@@ -274,12 +278,11 @@ func (s *summary) fuseMemory(m *results.Memory) {
 	if m == nil {
 		return
 	}
-	fmt.Fprintf(s.w, "\n### Memory: server RSS after looking up %d inodes (/dev/fuse; virtiofsd's row is the guest path's)\n\n", m.Files)
-	fmt.Fprintln(s.w, "| mode | RSS after (MiB) | peak (MiB) | fds | files seen | failed | still serves | first error |")
-	fmt.Fprintln(s.w, "|---|---|---|---|---|---|---|---|")
+	t := newTable(s.w, fmt.Sprintf("### Memory: server RSS after looking up %d inodes (/dev/fuse; virtiofsd's row is the guest path's)", m.Files),
+		"| mode | RSS after (MiB) | peak (MiB) | fds | files seen | failed | still serves | first error |").start()
 	for _, name := range sortedKeys(m.Modes) {
 		r := m.Modes[name]
-		fmt.Fprintf(s.w, "| %s | %.1f | %.1f | %d | %d | %d | %v | %s |\n", name, float64(r.RSSAfterKiB)/1024, float64(r.HWMKiB)/1024,
+		t.row("| %s | %.1f | %.1f | %d | %d | %d | %v | %s |", name, float64(r.RSSAfterKiB)/1024, float64(r.HWMKiB)/1024,
 			r.FDs, r.Seen, r.Failed, r.StillServes, r.FirstError)
 	}
 }
@@ -289,15 +292,14 @@ func (s *summary) rules(rows []*results.Row) {
 	if len(have) == 0 {
 		return
 	}
-	fmt.Fprintln(s.w, "\n### The tap and 100 rules (issue 14): within rounds, median [p25, p75]")
-	fmt.Fprintln(s.w, "\n| row | tap over no-tap (≤5%) | | 100 rules over tap: time | server CPU | µs per unit |")
-	fmt.Fprintln(s.w, "|---|---|---|---|---|---|")
+	t := newTable(s.w, "### The tap and 100 rules (issue 14): within rounds, median [p25, p75]",
+		"| row | tap over no-tap (≤5%) | | 100 rules over tap: time | server CPU | µs per unit |")
 	for _, row := range have {
 		v := "n/a"
 		if row.TapOverheadPct != nil {
 			v = s.judge(fmt.Sprintf("%s tap overhead %+.1f%% (target ≤ %.0f%%)", row.Name, row.TapOverheadPct.Median, targetTapOverhead), row.TapOverheadPct.Median <= targetTapOverhead)
 		}
-		fmt.Fprintf(s.w, "| %s | %s | %s | %s | %s | %s |\n", row.Name, pctCell(row.TapOverheadPct), v, pctCell(row.Rules100OverheadPct), pctCell(row.Rules100CPUPct), usPerUnit(row.Rules100ExtraUsPerUnit))
+		t.row("| %s | %s | %s | %s | %s | %s |", row.Name, pctCell(row.TapOverheadPct), v, pctCell(row.Rules100OverheadPct), pctCell(row.Rules100CPUPct), usPerUnit(row.Rules100ExtraUsPerUnit))
 	}
 	fmt.Fprintln(s.w, "\nIssue 14 asks for the 100-rule cost to be measured and reported (no bound); the 5% bound is the tap's.")
 }
@@ -324,9 +326,8 @@ func (s *summary) guest(path string) error {
 	if len(r.Rows) > 0 && r.Rows[0].Modes[guestPeer] == nil {
 		return errors.New("no virtiofsd mode: an old (virtio-9p era) guest.json? rerun guestbench")
 	}
-	fmt.Fprintln(s.w, "\nkrunbench: `serve --readdirplus auto`, the directory listing offer virtiofsd makes, so both get the same requests; judged.")
-	fmt.Fprintln(s.w, "\n| workload | krunbench CPU ms/1k req | virtiofsd CPU ms/1k req | ratio (≤0.8) | | total CPU ratio | krunbench s | virtiofsd s | wall ratio (≤1.0) | |")
-	fmt.Fprintln(s.w, "|---|---|---|---|---|---|---|---|---|---|")
+	t := newTable(s.w, "krunbench: `serve --readdirplus auto`, the directory listing offer virtiofsd makes, so both get the same requests; judged.",
+		"| workload | krunbench CPU ms/1k req | virtiofsd CPU ms/1k req | ratio (≤0.8) | | total CPU ratio | krunbench s | virtiofsd s | wall ratio (≤1.0) | |").start()
 	for _, row := range r.Rows {
 		a, b := row.Modes[guestOurs], row.Modes[guestPeer]
 		if a == nil || b == nil || isMemoryRow(row.Name) {
@@ -339,7 +340,7 @@ func (s *summary) guest(path string) error {
 		if v, ok := row.WallRatio[guestOurs]; ok {
 			wall = s.judge(fmt.Sprintf("guest %s wall %.2fx virtiofsd (target ≤ %.1fx)", row.Name, v, targetGuestWall), v <= targetGuestWall)
 		}
-		fmt.Fprintf(s.w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", row.Name,
+		t.row("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |", row.Name,
 			perK(a), perK(b), ratio(row.CPURatio, guestOurs), cpu, ratio(row.TotalCPURatio, guestOurs),
 			secs(a), secs(b), ratio(row.WallRatio, guestOurs), wall)
 	}
@@ -356,39 +357,28 @@ func isMemoryRow(name string) bool { return name == "memory" || name == "memory-
 // always) against virtiofsd: other requests for the same walk, so shown,
 // not judged.
 func (s *summary) guestAsShipped(r *results.GuestFile) {
-	header := false
+	t := newTable(s.w, "krunbench as shipped (`--readdirplus always`: READDIRPLUS for every chunk, no LOOKUP per entry), against the same virtiofsd; other requests, so not judged:",
+		"| workload | krunbench CPU ms/1k req | ratio | total CPU ratio | krunbench s | wall ratio |")
 	for _, row := range r.Rows {
 		a, b := row.Modes[guestAsShipped], row.Modes[guestPeer]
 		if a == nil || b == nil || isMemoryRow(row.Name) {
 			continue
 		}
-		if !header {
-			fmt.Fprintln(s.w, "\nkrunbench as shipped (`--readdirplus always`: READDIRPLUS for every chunk, no LOOKUP per entry), against the same virtiofsd; other requests, so not judged:")
-			fmt.Fprintln(s.w, "\n| workload | krunbench CPU ms/1k req | ratio | total CPU ratio | krunbench s | wall ratio |")
-			fmt.Fprintln(s.w, "|---|---|---|---|---|---|")
-			header = true
-		}
-		fmt.Fprintf(s.w, "| %s | %s | %s | %s | %s | %s |\n", row.Name, perK(a), ratio(row.CPURatio, guestAsShipped),
+		t.row("| %s | %s | %s | %s | %s | %s |", row.Name, perK(a), ratio(row.CPURatio, guestAsShipped),
 			ratio(row.TotalCPURatio, guestAsShipped), secs(a), ratio(row.WallRatio, guestAsShipped))
 	}
 }
 
 // guestOpcodes lists each mode's requests by opcode (the counting boot).
 func (s *summary) guestOpcodes(r *results.GuestFile) {
-	header := false
+	t := newTable(s.w, "Requests by opcode (each backend's own record, counting boot):", "| workload | mode | requests | by opcode |")
 	for _, row := range r.Rows {
 		for _, mode := range []string{guestOurs, guestPeer, guestAsShipped} {
 			m := row.Modes[mode]
 			if m == nil || len(m.RequestsByOp) == 0 {
 				continue
 			}
-			if !header {
-				fmt.Fprintln(s.w, "\nRequests by opcode (each backend's own record, counting boot):")
-				fmt.Fprintln(s.w, "\n| workload | mode | requests | by opcode |")
-				fmt.Fprintln(s.w, "|---|---|---|---|")
-				header = true
-			}
-			fmt.Fprintf(s.w, "| %s | %s | %d | %s |\n", row.Name, mode, m.Requests, opcodes(m.RequestsByOp))
+			t.row("| %s | %s | %d | %s |", row.Name, mode, m.Requests, opcodes(m.RequestsByOp))
 		}
 	}
 }
@@ -432,7 +422,8 @@ func (s *summary) guestMemory(r *results.GuestFile) {
 			}
 		}
 	}
-	header := false
+	t := newTable(s.w, "RSS split (MiB, /proc/PID/status): anon is the backend's own memory, shmem the guest RAM pages it touched through its mapping (the guest's, counted in QEMU too).",
+		"| workload | mode | RSS | anon | file | shmem |")
 	for _, row := range r.Rows {
 		if !isMemoryRow(row.Name) {
 			continue
@@ -442,17 +433,11 @@ func (s *summary) guestMemory(r *results.GuestFile) {
 			if m == nil || m.MedianRSSKiB == 0 {
 				continue
 			}
-			if !header {
-				fmt.Fprintln(s.w, "\nRSS split (MiB, /proc/PID/status): anon is the backend's own memory, shmem the guest RAM pages it touched through its mapping (the guest's, counted in QEMU too).")
-				fmt.Fprintln(s.w, "\n| workload | mode | RSS | anon | file | shmem |")
-				fmt.Fprintln(s.w, "|---|---|---|---|---|---|")
-				header = true
-			}
 			files := r.Config.MemoryFiles
 			if row.Name == "memory-large" {
 				files = r.Config.LargeFiles
 			}
-			fmt.Fprintf(s.w, "| %s (%d files) | %s | %.1f | %.1f | %.1f | %.1f |\n", row.Name, files, mode,
+			t.row("| %s (%d files) | %s | %.1f | %.1f | %.1f | %.1f |", row.Name, files, mode,
 				m.MedianRSSKiB/1024, m.MedianAnonKiB/1024, m.MedianFileKiB/1024, m.MedianShmemKiB/1024)
 		}
 	}
@@ -486,9 +471,9 @@ func (s *summary) tui(path string) error {
 	if err := readJSON(path, &r); err != nil {
 		return err
 	}
-	fmt.Fprintf(s.w, "\n## TUI under a traffic flood (%s)\n\n| mode | guest s (median) | host s |\n|---|---|---|\n", filepath.Base(path))
+	t := newTable(s.w, fmt.Sprintf("## TUI under a traffic flood (%s)", filepath.Base(path)), "| mode | guest s (median) | host s |").start()
 	for _, m := range r.Modes {
-		fmt.Fprintf(s.w, "| %s | %.2f | %.2f |\n", m.Name, m.Median, m.HostMedian)
+		t.row("| %s | %.2f | %.2f |", m.Name, m.Median, m.HostMedian)
 	}
 	if c := r.Fuse; c != nil && c.PassTarget != nil && c.TUIOverheadPct != nil && c.BoundPct != nil {
 		fmt.Fprintf(s.w, "\nTUI overhead %+.1f%% (fusebench's stat tap overhead %+.1f%%); against fusebench's 5%% target: %s\n",
@@ -502,9 +487,9 @@ func (s *summary) boot(path string) error {
 	if err := readJSON(path, &r); err != nil {
 		return err
 	}
-	fmt.Fprintf(s.w, "\n## Boot to exit, in the nested L1 (%s)\n\n| engine | exit ms (median) | wall ms | failed runs |\n|---|---|---|---|\n", filepath.Base(path))
+	t := newTable(s.w, fmt.Sprintf("## Boot to exit, in the nested L1 (%s)", filepath.Base(path)), "| engine | exit ms (median) | wall ms | failed runs |").start()
 	for _, e := range sortedKeys(r.MedianMs) {
-		fmt.Fprintf(s.w, "| %s | %.0f | %.0f | %d |\n", e, r.MedianMs[e]["exit"], r.MedianMs[e]["wall"], r.Failed[e])
+		t.row("| %s | %.0f | %.0f | %d |", e, r.MedianMs[e]["exit"], r.MedianMs[e]["wall"], r.Failed[e])
 	}
 	if r.ExitRatio > 0 {
 		fmt.Fprintf(s.w, "\nkvm/qemu exit ratio %.2f (%s): %s\n", r.ExitRatio, r.Target, s.judge(fmt.Sprintf("boot exit ratio %.2f (target < 1)", r.ExitRatio), r.ExitRatio < 1))

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/krunbench/krunbench/bench/internal/results"
 )
 
 // fuseFixture is a fusebench file cut down to what summary reads: one
@@ -107,5 +109,36 @@ func TestTunedRunIsShownNotJudged(t *testing.T) {
 	}
 	if !strings.Contains(out, "| 1.25x [1.20–1.30] | (not judged) |") || !strings.Contains(out, "0 targets met, 0 missed.") {
 		t.Errorf("a tuned run was judged:\n%s", out)
+	}
+}
+
+// TestCommittedSummaryRegenerates: summary over the committed JSON in
+// bench/results writes the committed summary.md byte for byte (make
+// bench-session writes both from one run), so a change to summary's
+// tables or to the schema it reads with shows here.
+func TestCommittedSummaryRegenerates(t *testing.T) {
+	want, err := os.ReadFile(filepath.Join("..", "results", "summary.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if !summarise(&out, filepath.Join("..", "results"), "fuse.json", "fuse-tuned.json", "guest.json", "tui.json", "boot.json") {
+		t.Fatal("a committed file could not be read")
+	}
+	if d := results.FirstDiff(out.Bytes(), want); d != "" {
+		t.Fatalf("summary.md %s (regenerate it: cd bench && go run ./summary >results/summary.md)", d)
+	}
+}
+
+// TestTableHeaderOnlyWithRows: a table prints its intro, header and
+// separator (one --- per column, empty header cells counted) before its
+// first row, and nothing without rows unless started.
+func TestTableHeaderOnlyWithRows(t *testing.T) {
+	var out bytes.Buffer
+	newTable(&out, "intro", "| a | |").row("| %d | x |", 1)
+	newTable(&out, "never shown", "| b |")
+	newTable(&out, "", "| c |").start().start()
+	if want := "\nintro\n\n| a | |\n|---|---|\n| 1 | x |\n\n| c |\n|---|\n"; out.String() != want {
+		t.Fatalf("tables wrote %q, want %q", out.String(), want)
 	}
 }
