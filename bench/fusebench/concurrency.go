@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/krunbench/krunbench/bench/internal/fsops"
 	schema "github.com/krunbench/krunbench/bench/internal/results"
 )
 
@@ -95,7 +96,7 @@ func concWorkloads(cfg *config) []*workload {
 			Name: rowParStat, Title: fmt.Sprintf("%d x find+stat %d files", n, cfg.concFiles), Unit: "files/s", concurrent: true,
 			Desc: fmt.Sprintf("%d clients at once, each walking a tree of its own (%d files) like find and lstat-ing every entry, after drop_caches; files/s counts every client's regular files", n, cfg.concFiles),
 			run: func(dir string, stop <-chan struct{}) (float64, error) {
-				found, err := parallel(n, func(i int) (int, error) { return walkStat(parTree(dir, i), stop) })
+				found, err := parallel(n, func(i int) (int, error) { return fsops.WalkStat(parTree(dir, i), stop) })
 				if err == nil && found != treeFiles {
 					err = fmt.Errorf("found %d files, want %d", found, treeFiles)
 				}
@@ -119,7 +120,7 @@ func concWorkloads(cfg *config) []*workload {
 			},
 			run: func(dir string, stop <-chan struct{}) (float64, error) {
 				_, err := parallel(n, func(i int) (int, error) {
-					return cfg.concCreates, createUnlink(parCreateDir(dir, i), cfg.concCreates, stop)
+					return cfg.concCreates, fsops.CreateUnlink(parCreateDir(dir, i), cfg.concCreates, stop)
 				})
 				return float64(n * cfg.concCreates), err
 			},
@@ -308,7 +309,7 @@ func runMixed(cfg *config, dir string, stop <-chan struct{}) (outcome, error) {
 		}
 		idle = append(idle, d)
 	}
-	if stopped(stop) {
+	if fsops.Stopped(stop) {
 		return outcome{}, errStopped
 	}
 	done := make(chan error, 1)

@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/krunbench/krunbench/bench/internal/fsops"
 	schema "github.com/krunbench/krunbench/bench/internal/results"
 )
 
@@ -59,7 +60,7 @@ func runInodes(cfg *config, modes map[string]*mode, fresh func(*mode) (*server, 
 		if !m.fuse || !inodeModes[name] {
 			continue
 		}
-		if stopped(stop) {
+		if fsops.Stopped(stop) {
 			return res, errStopped
 		}
 		if err := dropCaches(); err != nil {
@@ -94,7 +95,7 @@ func measureInodes(srv *server, mnt, share string, stop <-chan struct{}) (*inode
 	t0 := time.Now()
 	walkTolerant(filepath.Join(mnt, manyName), run, stop)
 	run.Seconds = time.Since(t0).Seconds()
-	if stopped(stop) {
+	if fsops.Stopped(stop) {
 		return nil, errStopped
 	}
 	if run.RSSAfterKiB, err = procStatusKiB(pid, "VmRSS"); err != nil {
@@ -132,7 +133,7 @@ func walkTolerant(dir string, run *inodeRun, stop <-chan struct{}) {
 			run.FirstError = err.Error()
 		}
 	}
-	if stopped(stop) {
+	if fsops.Stopped(stop) {
 		return
 	}
 	f, err := os.Open(dir)

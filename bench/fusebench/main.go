@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/krunbench/krunbench/bench/internal/fsops"
 	"github.com/krunbench/krunbench/bench/internal/peers"
 )
 
@@ -73,7 +74,7 @@ func main() {
 	err = run(cfg, &cl, stop)
 	cl.runAll()
 	switch {
-	case errors.Is(err, errStopped) || (err != nil && stopped(stop)):
+	case errors.Is(err, errStopped) || (err != nil && fsops.Stopped(stop)):
 		fmt.Fprintln(os.Stderr, "fusebench: interrupted; nothing written")
 		os.Exit(130)
 	case err != nil:
@@ -276,7 +277,7 @@ func run(cfg *config, cl *cleanups, stop <-chan struct{}) error {
 			return err
 		}
 	}
-	if stopped(stop) {
+	if fsops.Stopped(stop) {
 		return errStopped
 	}
 
@@ -352,7 +353,7 @@ func runRounds(cfg *config, modes map[string]*mode, srvs map[string]*server, wls
 		order := balancedOrder(cfg.modes, rep)
 		for _, w := range wls {
 			for _, name := range order {
-				if stopped(stop) {
+				if fsops.Stopped(stop) {
 					return errStopped
 				}
 				if !cfg.runsRow(name, w.Name) {

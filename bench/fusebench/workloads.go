@@ -3,16 +3,16 @@ package main
 import (
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/krunbench/krunbench/bench/internal/fsops"
 	"golang.org/x/sys/unix"
 )
 
 // errStopped reports an interrupted run.
-var errStopped = errors.New("interrupted")
+var errStopped = fsops.ErrStopped
 
 const chunk = 1 << 20
 
@@ -56,7 +56,7 @@ func buildWorkloads(cfg *config) []*workload {
 		return mb, nil
 	}
 	stat := func(dir string, stop <-chan struct{}) (float64, error) {
-		n, err := walkStat(filepath.Join(dir, treeName), stop)
+		n, err := fsops.WalkStat(filepath.Join(dir, treeName), stop)
 		if err != nil {
 			return 0, err
 		}
@@ -99,7 +99,7 @@ func buildWorkloads(cfg *config) []*workload {
 			Desc: "as stat, but the tree is walked once on the host after drop_caches, so only the FUSE dentry/inode caches are cold",
 			run:  stat,
 			warm: func(share string) error {
-				_, err := walkStat(filepath.Join(share, treeName), nil)
+				_, err := fsops.WalkStat(filepath.Join(share, treeName), nil)
 				return err
 			},
 		},
@@ -114,7 +114,7 @@ func buildWorkloads(cfg *config) []*workload {
 				return os.Mkdir(d, 0o755)
 			},
 			run: func(dir string, stop <-chan struct{}) (float64, error) {
-				return float64(cfg.creates), createUnlink(filepath.Join(dir, createName, createRun), cfg.creates, stop)
+				return float64(cfg.creates), fsops.CreateUnlink(filepath.Join(dir, createName, createRun), cfg.creates, stop)
 			},
 			after: func(dir, _ string) error { return os.RemoveAll(filepath.Join(dir, createName, createRun)) },
 		},
@@ -153,37 +153,15 @@ const (
 	createRun  = "run"
 )
 
-func stopped(stop <-chan struct{}) bool {
-	select {
-	case <-stop:
-		return true
-	default:
-		return false
-	}
-}
-
-// pattern is a megabyte of incompressible bytes, written over and over.
-func pattern() []byte {
-	b := make([]byte, chunk)
-	r := rand.New(rand.NewPCG(1, 2))
-	for i := 0; i < len(b); i += 8 {
-		v := r.Uint64()
-		for j := range 8 {
-			b[i+j] = byte(v >> (8 * j))
-		}
-	}
-	return b
-}
-
 // writeFile writes size bytes in 1 MiB writes and fsyncs.
 func writeFile(path string, size int64, stop <-chan struct{}) error {
 	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_CLOEXEC, 0o644)
 	if err != nil {
 		return err
 	}
-	buf := pattern()
+	buf := fsops.Pattern()
 	for done := int64(0); done < size; {
-		if stopped(stop) {
+		if fsops.Stopped(stop) {
 			unix.Close(fd)
 			return errStopped
 		}
@@ -211,7 +189,7 @@ func readFile(path string, stop <-chan struct{}) (int64, error) {
 	buf := make([]byte, chunk)
 	var total int64
 	for {
-		if stopped(stop) {
+		if fsops.Stopped(stop) {
 			return total, errStopped
 		}
 		n, err := unix.Read(fd, buf)
@@ -223,64 +201,6 @@ func readFile(path string, stop <-chan struct{}) (int64, error) {
 		}
 		total += int64(n)
 	}
-}
-
-// walkStat lists dir recursively like find(1) (open, getdents64 until
-// empty, close) and lstats every entry; it returns the number of regular
-// files.
-func walkStat(dir string, stop <-chan struct{}) (int, error) {
-	if stopped(stop) {
-		return 0, errStopped
-	}
-	f, err := os.Open(dir)
-	if err != nil {
-		return 0, err
-	}
-	names, err := f.Readdirnames(-1)
-	f.Close()
-	if err != nil {
-		return 0, fmt.Errorf("readdir %s: %w", dir, err)
-	}
-	files := 0
-	var st unix.Stat_t
-	for _, name := range names {
-		p := dir + "/" + name
-		if err := unix.Lstat(p, &st); err != nil {
-			return files, fmt.Errorf("lstat %s: %w", p, err)
-		}
-		switch st.Mode & unix.S_IFMT {
-		case unix.S_IFREG:
-			files++
-		case unix.S_IFDIR:
-			n, err := walkStat(p, stop)
-			files += n
-			if err != nil {
-				return files, err
-			}
-		}
-	}
-	return files, nil
-}
-
-// createUnlink creates, closes and unlinks n files in dir, one at a time.
-func createUnlink(dir string, n int, stop <-chan struct{}) error {
-	for i := range n {
-		if i%256 == 0 && stopped(stop) {
-			return errStopped
-		}
-		p := fmt.Sprintf("%s/f%06d", dir, i)
-		fd, err := unix.Open(p, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o644)
-		if err != nil {
-			return fmt.Errorf("create %s: %w", p, err)
-		}
-		if err := unix.Close(fd); err != nil {
-			return fmt.Errorf("close %s: %w", p, err)
-		}
-		if err := unix.Unlink(p); err != nil {
-			return fmt.Errorf("unlink %s: %w", p, err)
-		}
-	}
-	return nil
 }
 
 func removeIfExists(path string) error {

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -24,6 +23,7 @@ import (
 	"time"
 
 	"github.com/krunbench/krunbench/bench/guestbench/runnerconfig"
+	"github.com/krunbench/krunbench/bench/internal/fsops"
 	"github.com/krunbench/krunbench/bench/internal/peers"
 	"github.com/krunbench/krunbench/session/qemu"
 	"golang.org/x/sys/unix"
@@ -486,7 +486,7 @@ func prepareShare(cfg *config, share string) error {
 	if err != nil {
 		return err
 	}
-	buf := pattern()
+	buf := fsops.Pattern()
 	for done := int64(0); done < cfg.size; {
 		n, err := unix.Write(fd, buf[:min(int64(len(buf)), cfg.size-done)])
 		if err != nil {
@@ -570,19 +570,6 @@ func human(n int64) string {
 		return fmt.Sprintf("%d MiB", n>>20)
 	}
 	return fmt.Sprintf("%d B", n)
-}
-
-// pattern is a megabyte of incompressible bytes, written over and over.
-func pattern() []byte {
-	b := make([]byte, 1<<20)
-	r := rand.New(rand.NewPCG(1, 2))
-	for i := 0; i < len(b); i += 8 {
-		v := r.Uint64()
-		for j := range 8 {
-			b[i+j] = byte(v >> (8 * j))
-		}
-	}
-	return b
 }
 
 // findKernel is session.FindKernel's search without a path given:

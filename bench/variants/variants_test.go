@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/krunbench/krunbench/bench/internal/fsops"
 	"github.com/krunbench/krunbench/virtiofs/fuse"
 	"github.com/krunbench/krunbench/virtiofs/fusedev"
 	"github.com/krunbench/krunbench/virtiofs/overlay"
@@ -97,38 +98,6 @@ func makeTree(b *testing.B, root string) {
 	}
 }
 
-// walk is fusebench's stat workload: list every directory, lstat every
-// entry.
-func walk(dir string) (int, error) {
-	f, err := os.Open(dir)
-	if err != nil {
-		return 0, err
-	}
-	names, err := f.Readdirnames(-1)
-	f.Close()
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	var st unix.Stat_t
-	for _, name := range names {
-		p := dir + "/" + name
-		if err := unix.Lstat(p, &st); err != nil {
-			return n, err
-		}
-		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
-			sub, err := walk(p)
-			n += sub
-			if err != nil {
-				return n, err
-			}
-		} else {
-			n++
-		}
-	}
-	return n, nil
-}
-
 // BenchmarkStatTree compares READDIRPLUS_AUTO (serve --readdirplus auto,
 // what virtiofsd offers) with plain READDIRPLUS (krunbench's default):
 // with AUTO the kernel uses READDIRPLUS only for a directory's first
@@ -145,7 +114,7 @@ func BenchmarkStatTree(b *testing.B) {
 				b.StopTimer()
 				dropCaches(b)
 				b.StartTimer()
-				n, err := walk(mnt)
+				n, err := fsops.WalkStat(mnt, nil)
 				if err != nil {
 					b.Fatal(err)
 				}

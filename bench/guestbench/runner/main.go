@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/krunbench/krunbench/bench/guestbench/runnerconfig"
+	"github.com/krunbench/krunbench/bench/internal/fsops"
 	"golang.org/x/sys/unix"
 )
 
@@ -94,7 +95,7 @@ func sample(cfg *runnerconfig.Config, name string) error {
 	switch name {
 	case "stat":
 		body = func() (float64, error) {
-			n, err := walkStat(mnt + "/" + cfg.Tree)
+			n, err := fsops.WalkStat(mnt+"/"+cfg.Tree, nil)
 			if err == nil && n != cfg.TreeFiles {
 				err = fmt.Errorf("found %d files, want %d", n, cfg.TreeFiles)
 			}
@@ -102,7 +103,7 @@ func sample(cfg *runnerconfig.Config, name string) error {
 		}
 	case "memory":
 		body = func() (float64, error) {
-			n, err := walkStat(mnt + "/" + cfg.MemTree)
+			n, err := fsops.WalkStat(mnt+"/"+cfg.MemTree, nil)
 			if err == nil && n != cfg.MemFiles {
 				err = fmt.Errorf("found %d files, want %d", n, cfg.MemFiles)
 			}
@@ -110,7 +111,7 @@ func sample(cfg *runnerconfig.Config, name string) error {
 		}
 	case "memory-large":
 		body = func() (float64, error) {
-			n, err := walkStat(mnt + "/" + cfg.LargeTree)
+			n, err := fsops.WalkStat(mnt+"/"+cfg.LargeTree, nil)
 			if err == nil && n != cfg.LargeFiles {
 				err = fmt.Errorf("found %d files, want %d", n, cfg.LargeFiles)
 			}
@@ -132,7 +133,7 @@ func sample(cfg *runnerconfig.Config, name string) error {
 		if err := os.Mkdir(dir, 0o755); err != nil {
 			return err
 		}
-		body = func() (float64, error) { return float64(cfg.Creates), createUnlink(dir, cfg.Creates) }
+		body = func() (float64, error) { return float64(cfg.Creates), fsops.CreateUnlink(dir, cfg.Creates, nil) }
 		after = func() error { return os.Remove(dir) }
 	default:
 		return errors.New("unknown workload")
@@ -198,59 +199,4 @@ func readFile(path string, chunk int) (int64, error) {
 		}
 		total += int64(n)
 	}
-}
-
-// walkStat lists dir recursively like find(1) (open, getdents64 until
-// empty, close) and lstats every entry; it returns the number of regular
-// files.
-func walkStat(dir string) (int, error) {
-	f, err := os.Open(dir)
-	if err != nil {
-		return 0, err
-	}
-	names, err := f.Readdirnames(-1)
-	f.Close()
-	if err != nil {
-		return 0, fmt.Errorf("readdir %s: %w", dir, err)
-	}
-	files := 0
-	var st unix.Stat_t
-	for _, name := range names {
-		p := dir + "/" + name
-		if err := unix.Lstat(p, &st); err != nil {
-			return files, fmt.Errorf("lstat %s: %w", p, err)
-		}
-		switch st.Mode & unix.S_IFMT {
-		case unix.S_IFREG:
-			files++
-		case unix.S_IFDIR:
-			n, err := walkStat(p)
-			files += n
-			if err != nil {
-				return files, err
-			}
-		}
-	}
-	return files, nil
-}
-
-// createUnlink creates, closes and unlinks n files in dir, one at a time.
-func createUnlink(dir string, n int) error {
-	var sb strings.Builder
-	for i := range n {
-		sb.Reset()
-		fmt.Fprintf(&sb, "%s/f%06d", dir, i)
-		p := sb.String()
-		fd, err := unix.Open(p, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o644)
-		if err != nil {
-			return fmt.Errorf("create %s: %w", p, err)
-		}
-		if err := unix.Close(fd); err != nil {
-			return fmt.Errorf("close %s: %w", p, err)
-		}
-		if err := unix.Unlink(p); err != nil {
-			return fmt.Errorf("unlink %s: %w", p, err)
-		}
-	}
-	return nil
 }

@@ -1,0 +1,107 @@
+// Package fsops holds the file-system workloads more than one
+// benchmark times the same way: fusebench on the host's mount, the
+// guestbench runner inside the guest (a static binary: this package
+// needs nothing but the standard library and x/sys/unix), and the
+// variants benchmarks.
+package fsops
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrStopped is returned by a workload whose stop channel closed.
+var ErrStopped = errors.New("interrupted")
+
+// Stopped says whether stop is closed; a nil stop never is.
+func Stopped(stop <-chan struct{}) bool {
+	select {
+	case <-stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// WalkStat lists dir recursively like find(1) (open, getdents64 until
+// empty, close) and lstats every entry; it returns the number of regular
+// files. It returns ErrStopped once stop is closed (checked per
+// directory).
+func WalkStat(dir string, stop <-chan struct{}) (int, error) {
+	if Stopped(stop) {
+		return 0, ErrStopped
+	}
+	f, err := os.Open(dir)
+	if err != nil {
+		return 0, err
+	}
+	names, err := f.Readdirnames(-1)
+	f.Close()
+	if err != nil {
+		return 0, fmt.Errorf("readdir %s: %w", dir, err)
+	}
+	files := 0
+	var st unix.Stat_t
+	for _, name := range names {
+		p := dir + "/" + name
+		if err := unix.Lstat(p, &st); err != nil {
+			return files, fmt.Errorf("lstat %s: %w", p, err)
+		}
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFREG:
+			files++
+		case unix.S_IFDIR:
+			n, err := WalkStat(p, stop)
+			files += n
+			if err != nil {
+				return files, err
+			}
+		}
+	}
+	return files, nil
+}
+
+// CreateUnlink creates, closes and unlinks n files in dir, one at a time
+// (f000000, f000001, ...: open with O_CREAT|O_EXCL, so a name already
+// there is an error). It returns ErrStopped once stop is closed (checked
+// every 256 files).
+func CreateUnlink(dir string, n int, stop <-chan struct{}) error {
+	for i := range n {
+		if i%256 == 0 && Stopped(stop) {
+			return ErrStopped
+		}
+		p := fmt.Sprintf("%s/f%06d", dir, i)
+		fd, err := unix.Open(p, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o644)
+		if err != nil {
+			return fmt.Errorf("create %s: %w", p, err)
+		}
+		if err := unix.Close(fd); err != nil {
+			return fmt.Errorf("close %s: %w", p, err)
+		}
+		if err := unix.Unlink(p); err != nil {
+			return fmt.Errorf("unlink %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// PatternBytes is Pattern's length.
+const PatternBytes = 1 << 20
+
+// Pattern is a megabyte of incompressible bytes, the same every call,
+// written over and over to make the read and write workloads' files.
+func Pattern() []byte {
+	b := make([]byte, PatternBytes)
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < len(b); i += 8 {
+		v := r.Uint64()
+		for j := range 8 {
+			b[i+j] = byte(v >> (8 * j))
+		}
+	}
+	return b
+}

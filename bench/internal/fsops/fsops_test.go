@@ -1,0 +1,78 @@
+package fsops
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestWalkStatCountsRegularFiles: a tree of 3 files in two directories,
+// a symlink and an empty directory counts 3; a closed stop channel
+// stops it; a missing directory is an error.
+func TestWalkStatCountsRegularFiles(t *testing.T) {
+	dir := t.TempDir()
+	for _, p := range []string{"a", "d/b", "d/e/c"} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, p), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("a", filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "empty"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := WalkStat(dir, nil); n != 3 || err != nil {
+		t.Fatalf("WalkStat = %d, %v; want 3 files", n, err)
+	}
+	stop := make(chan struct{})
+	close(stop)
+	if _, err := WalkStat(dir, stop); !errors.Is(err, ErrStopped) {
+		t.Fatalf("WalkStat after stop: %v, want ErrStopped", err)
+	}
+	if _, err := WalkStat(filepath.Join(dir, "missing"), nil); err == nil {
+		t.Fatal("WalkStat(a missing directory) = nil error")
+	}
+}
+
+// TestCreateUnlinkLeavesNothing: 300 files made and removed leave the
+// directory empty; a name already there is an error naming it; a closed
+// stop channel stops it before the first file.
+func TestCreateUnlinkLeavesNothing(t *testing.T) {
+	dir := t.TempDir()
+	if err := CreateUnlink(dir, 300, nil); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Fatalf("%d entries left behind", len(left))
+	}
+	if err := os.WriteFile(filepath.Join(dir, "f000002"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := CreateUnlink(dir, 5, nil); err == nil || !strings.Contains(err.Error(), "f000002") {
+		t.Fatalf("CreateUnlink over an existing name: %v", err)
+	}
+	stop := make(chan struct{})
+	close(stop)
+	if err := CreateUnlink(t.TempDir(), 5, stop); !errors.Is(err, ErrStopped) {
+		t.Fatalf("CreateUnlink after stop: %v, want ErrStopped", err)
+	}
+}
+
+// TestPatternIsFixedAndVaried: the same megabyte every call, not one
+// repeated byte.
+func TestPatternIsFixedAndVaried(t *testing.T) {
+	a, b := Pattern(), Pattern()
+	if len(a) != PatternBytes || !bytes.Equal(a, b) {
+		t.Fatalf("Pattern: %d bytes, equal twice: %v", len(a), bytes.Equal(a, b))
+	}
+	if bytes.Count(a, a[:1]) > len(a)/64 {
+		t.Fatalf("Pattern repeats byte %#x %d times", a[0], bytes.Count(a, a[:1]))
+	}
+}
