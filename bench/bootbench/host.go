@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -11,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/krunbench/krunbench/bench/internal/cli"
 	"github.com/krunbench/krunbench/bench/internal/hostinfo"
 	"github.com/krunbench/krunbench/bench/internal/results"
 )
@@ -138,13 +138,7 @@ func completeRuns(samples []sample) int {
 }
 
 // write writes the run's file.
-func write(path string, res *results.Boot) error {
-	b, err := json.MarshalIndent(res, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, append(b, '\n'), 0o644)
-}
+func write(path string, res *results.Boot) error { return cli.WriteJSON(path, res) }
 
 // summarize prints the table (medians per phase and engine) and returns
 // the file's medians, failures and verdict.

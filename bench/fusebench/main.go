@@ -8,12 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/krunbench/krunbench/bench/internal/cli"
 	"github.com/krunbench/krunbench/bench/internal/fsops"
 	"github.com/krunbench/krunbench/bench/internal/peers"
 )
@@ -121,13 +121,13 @@ func parseFlags() (*config, error) {
 		return nil, fmt.Errorf("unexpected arguments %q", flag.Args())
 	}
 	var err error
-	if cfg.size, err = parseSize(size); err != nil {
+	if cfg.size, err = cli.ParseSize(size); err != nil {
 		return nil, err
 	}
-	if cfg.concFileSize, err = parseSize(concFileSize); err != nil {
+	if cfg.concFileSize, err = cli.ParseSize(concFileSize); err != nil {
 		return nil, err
 	}
-	if cfg.mixedSize, err = parseSize(mixedSize); err != nil {
+	if cfg.mixedSize, err = cli.ParseSize(mixedSize); err != nil {
 		return nil, err
 	}
 	// After the sizes are parsed, or their flag defaults would undo what
@@ -152,13 +152,13 @@ func parseFlags() (*config, error) {
 		modes = strings.Join(defaultSettingsModes, ",")
 		cfg.limitModes = true
 	}
-	cfg.modes = splitList(modes)
+	cfg.modes = cli.SplitList(modes)
 	for _, m := range cfg.modes {
 		if !slices.Contains(allModes, m) {
 			return nil, fmt.Errorf("unknown mode %q (have %s)", m, strings.Join(allModes, ", "))
 		}
 	}
-	cfg.workloads = splitList(workloads)
+	cfg.workloads = cli.SplitList(workloads)
 	if cfg.bin, err = filepath.Abs(cfg.bin); err != nil {
 		return nil, err
 	}
@@ -178,39 +178,6 @@ func parseFlags() (*config, error) {
 		}
 	}
 	return &cfg, nil
-}
-
-func splitList(s string) []string {
-	var out []string
-	for f := range strings.SplitSeq(s, ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			out = append(out, f)
-		}
-	}
-	return out
-}
-
-func parseSize(s string) (int64, error) {
-	mult := int64(1)
-	t := strings.TrimSuffix(strings.TrimSuffix(strings.ToUpper(strings.TrimSpace(s)), "B"), "I")
-	if t != "" {
-		switch t[len(t)-1] {
-		case 'K':
-			mult = 1 << 10
-		case 'M':
-			mult = 1 << 20
-		case 'G':
-			mult = 1 << 30
-		}
-		if mult > 1 {
-			t = t[:len(t)-1]
-		}
-	}
-	n, err := strconv.ParseInt(t, 10, 64)
-	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("bad size %q", s)
-	}
-	return n * mult, nil
 }
 
 func run(cfg *config, cl *cleanups, stop <-chan struct{}) error {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/krunbench/krunbench/bench/internal/cli"
 	"github.com/krunbench/krunbench/bench/internal/hostinfo"
 	schema "github.com/krunbench/krunbench/bench/internal/results"
 )
@@ -223,20 +223,7 @@ func (r *results) finish(elapsed time.Duration) {
 	}
 }
 
-func (r *results) write(path string) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	b, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
+func (r *results) write(path string) error { return cli.WriteJSON(path, r) }
 
 func fmtValue(unit string, v float64) string {
 	switch {

@@ -14,15 +14,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/krunbench/krunbench/bench/guestbench/runnerconfig"
+	"github.com/krunbench/krunbench/bench/internal/cli"
 	"github.com/krunbench/krunbench/bench/internal/fsops"
 	"github.com/krunbench/krunbench/bench/internal/peers"
 	"github.com/krunbench/krunbench/session/qemu"
@@ -77,31 +75,7 @@ const (
 	largeName  = "memtree-large"
 )
 
-func main() {
-	cfg, err := parseFlags()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "guestbench:", err)
-		os.Exit(2)
-	}
-	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	err = run(ctx, cfg)
-	interrupted := ctx.Err() != nil
-	cancel()
-	switch {
-	case errors.Is(err, errSkip):
-		fmt.Fprintln(os.Stderr, "guestbench: skipped:", err)
-	case interrupted:
-		fmt.Fprintln(os.Stderr, "guestbench: interrupted; nothing written")
-		os.Exit(130)
-	case err != nil:
-		fmt.Fprintln(os.Stderr, "guestbench:", err)
-		os.Exit(1)
-	}
-}
-
-// errSkip reports a missing QEMU or kernel when none was asked for by
-// name: make bench goes on without the guest benchmark.
-var errSkip = errors.New("skip")
+func main() { cli.Main("guestbench", parseFlags, run) }
 
 func parseFlags() (*config, error) {
 	var cfg config
@@ -136,7 +110,7 @@ func parseFlags() (*config, error) {
 		return nil, fmt.Errorf("unexpected arguments %q", flag.Args())
 	}
 	var err error
-	if cfg.size, err = parseSize(size); err != nil {
+	if cfg.size, err = cli.ParseSize(size); err != nil {
 		return nil, err
 	}
 	if cfg.runs < 1 || cfg.dirs < 1 || cfg.filesPerDir < 1 || cfg.creates < 1 || cfg.cpus < 1 || cfg.memMiB < 128 || cfg.memoryFiles < 1 || cfg.largeFiles < 1 {
@@ -145,7 +119,7 @@ func parseFlags() (*config, error) {
 	if cfg.accel != qemu.AccelTCG && cfg.accel != qemu.AccelKVM {
 		return nil, fmt.Errorf("-accel %q: want tcg or kvm", cfg.accel)
 	}
-	cfg.modes, cfg.workloads = splitList(modes), splitList(workloads)
+	cfg.modes, cfg.workloads = cli.SplitList(modes), cli.SplitList(workloads)
 	for _, m := range cfg.modes {
 		if !slices.Contains(allModes, m) {
 			return nil, fmt.Errorf("unknown mode %q (have %s)", m, strings.Join(allModes, ", "))
@@ -167,39 +141,6 @@ func parseFlags() (*config, error) {
 		}
 	}
 	return &cfg, nil
-}
-
-func splitList(s string) []string {
-	var out []string
-	for f := range strings.SplitSeq(s, ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			out = append(out, f)
-		}
-	}
-	return out
-}
-
-func parseSize(s string) (int64, error) {
-	mult := int64(1)
-	t := strings.TrimSuffix(strings.TrimSuffix(strings.ToUpper(strings.TrimSpace(s)), "B"), "I")
-	if t != "" {
-		switch t[len(t)-1] {
-		case 'K':
-			mult = 1 << 10
-		case 'M':
-			mult = 1 << 20
-		case 'G':
-			mult = 1 << 30
-		}
-		if mult > 1 {
-			t = t[:len(t)-1]
-		}
-	}
-	n, err := strconv.ParseInt(t, 10, 64)
-	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("bad size %q", s)
-	}
-	return n * mult, nil
 }
 
 // mode is one vhost-user-fs backend for the guest's shared directory: the
@@ -312,12 +253,12 @@ func run(ctx context.Context, cfg *config) error {
 		return errors.New("must run as root (drop_caches, and krunbench serve reads every file)")
 	}
 	if _, err := exec.LookPath(cfg.qemu); err != nil {
-		return fmt.Errorf("%w: %s not found", errSkip, cfg.qemu)
+		return fmt.Errorf("%w: %s not found", cli.ErrSkip, cfg.qemu)
 	}
 	if cfg.kernel == "" {
 		cfg.kernel = findKernel()
 		if cfg.kernel == "" {
-			return fmt.Errorf("%w: no guest kernel (pass -kernel, set KRUNBENCH_KERNEL, or run make kernel)", errSkip)
+			return fmt.Errorf("%w: no guest kernel (pass -kernel, set KRUNBENCH_KERNEL, or run make kernel)", cli.ErrSkip)
 		}
 	}
 	if st, err := os.Stat(cfg.kernel); err != nil || st.IsDir() {

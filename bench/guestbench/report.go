@@ -1,11 +1,9 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -14,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/krunbench/krunbench/bench/internal/cli"
 	"github.com/krunbench/krunbench/bench/internal/hostinfo"
 	schema "github.com/krunbench/krunbench/bench/internal/results"
 	"github.com/krunbench/krunbench/session/qemu"
@@ -227,20 +226,7 @@ func (r *results) finish(elapsed time.Duration) {
 // isMemory says whether a workload is judged on RSS only.
 func isMemory(w string) bool { return w == "memory" || w == "memory-large" }
 
-func (r *results) write(path string) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	b, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
+func (r *results) write(path string) error { return cli.WriteJSON(path, r) }
 
 func fmtValue(unit string, v float64) string {
 	switch {

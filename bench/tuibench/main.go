@@ -15,14 +15,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/krunbench/krunbench/bench/internal/cli"
 	"io/fs"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -72,31 +71,7 @@ mv /` + outName + `.tmp /` + outName + `
 echo TUIBENCH done $r
 `
 
-func main() {
-	cfg, err := parseFlags()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "tuibench:", err)
-		os.Exit(2)
-	}
-	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	err = run(ctx, cfg)
-	interrupted := ctx.Err() != nil
-	cancel()
-	switch {
-	case errors.Is(err, errSkip):
-		fmt.Fprintln(os.Stderr, "tuibench: skipped:", err)
-	case interrupted:
-		fmt.Fprintln(os.Stderr, "tuibench: interrupted; nothing written")
-		os.Exit(130)
-	case err != nil:
-		fmt.Fprintln(os.Stderr, "tuibench:", err)
-		os.Exit(1)
-	}
-}
-
-// errSkip reports a missing tool or kernel: make bench goes on without
-// this benchmark.
-var errSkip = errors.New("skip")
+func main() { cli.Main("tuibench", parseFlags, run) }
 
 func parseFlags() (*config, error) {
 	var cfg config
@@ -157,7 +132,7 @@ func parseFlags() (*config, error) {
 func checkTools(cfg *config) error {
 	for _, tool := range []string{"qemu-system-x86_64", "tmux", "flock", cfg.busybox} {
 		if _, err := exec.LookPath(tool); err != nil {
-			return fmt.Errorf("%w: %s not found", errSkip, tool)
+			return fmt.Errorf("%w: %s not found", cli.ErrSkip, tool)
 		}
 	}
 	if st, err := os.Stat(cfg.bin); err != nil || st.IsDir() {
@@ -165,7 +140,7 @@ func checkTools(cfg *config) error {
 	}
 	if cfg.kernel == "" {
 		if cfg.kernel = findKernel(); cfg.kernel == "" {
-			return fmt.Errorf("%w: no guest kernel (pass -kernel, set KRUNBENCH_KERNEL, or run make kernel)", errSkip)
+			return fmt.Errorf("%w: no guest kernel (pass -kernel, set KRUNBENCH_KERNEL, or run make kernel)", cli.ErrSkip)
 		}
 	}
 	if st, err := os.Stat(cfg.kernel); err != nil || st.IsDir() {

@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/krunbench/krunbench/bench/internal/cli"
 	"github.com/krunbench/krunbench/bench/internal/hostinfo"
 	schema "github.com/krunbench/krunbench/bench/internal/results"
 )
@@ -255,16 +256,7 @@ func passFail(ok bool) string {
 	return "FAIL"
 }
 
-func (r *results) write(path string) error {
-	data, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	return os.WriteFile(path, append(data, '\n'), 0o644)
-}
+func (r *results) write(path string) error { return cli.WriteJSON(path, r) }
 
 // collectInfo describes the machine and the build under test.
 func collectInfo(cfg *config) machine {

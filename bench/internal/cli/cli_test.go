@@ -1,0 +1,71 @@
+package cli
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+)
+
+// TestExitCode: skipped 0, interrupted 130 (even with an error), failed
+// 1, done 0, each with its line.
+func TestExitCode(t *testing.T) {
+	for _, c := range []struct {
+		err         error
+		interrupted bool
+		code        int
+		line        string
+	}{
+		{fmt.Errorf("%w: qemu not found", ErrSkip), false, 0, "b: skipped: skip: qemu not found\n"},
+		{errors.New("boom"), true, 130, "b: interrupted; nothing written\n"},
+		{errors.New("boom"), false, 1, "b: boom\n"},
+		{nil, false, 0, ""},
+	} {
+		var w bytes.Buffer
+		if code := ExitCode(&w, "b", c.err, c.interrupted); code != c.code || w.String() != c.line {
+			t.Errorf("ExitCode(%v, %v) = %d %q, want %d %q", c.err, c.interrupted, code, w.String(), c.code, c.line)
+		}
+	}
+}
+
+// TestSplitListAndParseSize: lists drop blanks; sizes take binary
+// suffixes and refuse zero, negatives and junk.
+func TestSplitListAndParseSize(t *testing.T) {
+	if got := SplitList(" a, ,b,"); !slices.Equal(got, []string{"a", "b"}) {
+		t.Errorf("SplitList = %q", got)
+	}
+	for in, want := range map[string]int64{"4096": 4096, "64K": 64 << 10, "256M": 256 << 20, "1G": 1 << 30, "2MiB": 2 << 20, "3mb": 3 << 20} {
+		if got, err := ParseSize(in); got != want || err != nil {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "0", "-1M", "M", "1T", "x"} {
+		if _, err := ParseSize(in); err == nil {
+			t.Errorf("ParseSize(%q): no error", in)
+		}
+	}
+}
+
+// TestWriteJSONIndentsAndReplaces: the file is the indented JSON and a
+// newline, in a directory made for it, and no temporary file is left.
+func TestWriteJSONIndentsAndReplaces(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sub", "r.json")
+	for _, v := range []map[string]int{{"a": 1}, {"b": 2}} {
+		if err := WriteJSON(path, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := os.ReadFile(path)
+	if err != nil || string(got) != "{\n  \"b\": 2\n}\n" {
+		t.Fatalf("file = %q, %v", got, err)
+	}
+	if left, _ := filepath.Glob(path + ".tmp"); len(left) != 0 {
+		t.Fatalf("left behind: %v", left)
+	}
+	if err := WriteJSON(path, func() {}); err == nil {
+		t.Fatal("WriteJSON(a func) = nil error")
+	}
+}
