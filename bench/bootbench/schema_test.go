@@ -26,16 +26,8 @@ func TestWrittenFileReadsBack(t *testing.T) {
 	if len(read.Samples) == 0 {
 		t.Fatal("no samples: not a full run")
 	}
-	out := filepath.Join(t.TempDir(), "boot.json")
-	if err := write(out, &read); err != nil {
-		t.Fatal(err)
-	}
-	got, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d := results.FirstDiff(got, want); d != "" {
-		t.Fatalf("written again, boot.json %s", d)
+	if err := results.SameAfterWrite(want, func(path string) error { return write(path, &read) }); err != nil {
+		t.Fatalf("written again, boot.json %v", err)
 	}
 	s := summarize(read.Samples)
 	if !reflect.DeepEqual(s.MedianMs, read.MedianMs) || !reflect.DeepEqual(s.Failed, read.Failed) || s.ExitRatio != read.ExitRatio || s.Target != read.Target {

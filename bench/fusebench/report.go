@@ -331,17 +331,7 @@ func (r *results) printTable(w io.Writer) {
 		if t == nil {
 			continue
 		}
-		verdict := "n/a"
-		if t.Pass != nil {
-			verdict = map[bool]string{true: "PASS", false: "FAIL"}[*t.Pass]
-		}
-		var misses []string
-		for name, ok := range t.Rows {
-			if !ok {
-				misses = append(misses, name)
-			}
-		}
-		slices.Sort(misses)
+		verdict, misses := t.Verdict("FAIL"), t.Missed()
 		fmt.Fprintf(w, "target %-44s %s", t.Description[:strings.Index(t.Description, ":")], verdict)
 		if len(misses) > 0 {
 			fmt.Fprintf(w, " (missed: %s)", strings.Join(misses, ", "))

@@ -256,7 +256,7 @@ func run(ctx context.Context, cfg *config) error {
 		return fmt.Errorf("%w: %s not found", cli.ErrSkip, cfg.qemu)
 	}
 	if cfg.kernel == "" {
-		cfg.kernel = findKernel()
+		cfg.kernel = cli.FindKernel()
 		if cfg.kernel == "" {
 			return fmt.Errorf("%w: no guest kernel (pass -kernel, set KRUNBENCH_KERNEL, or run make kernel)", cli.ErrSkip)
 		}
@@ -511,25 +511,4 @@ func human(n int64) string {
 		return fmt.Sprintf("%d MiB", n>>20)
 	}
 	return fmt.Sprintf("%d B", n)
-}
-
-// findKernel is session.FindKernel's search without a path given:
-// $KRUNBENCH_KERNEL, else the bzImage make kernel installs ("" if none).
-func findKernel() string {
-	if k := os.Getenv("KRUNBENCH_KERNEL"); k != "" {
-		return k
-	}
-	data := os.Getenv("XDG_DATA_HOME")
-	if data == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return ""
-		}
-		data = filepath.Join(home, ".local", "share")
-	}
-	k := filepath.Join(data, "krunbench", "kernel", "bzImage")
-	if _, err := os.Stat(k); err != nil {
-		return ""
-	}
-	return k
 }

@@ -328,17 +328,7 @@ func (r *results) printTable(w io.Writer) {
 	fmt.Fprintln(w)
 	for _, key := range []string{"cpu_per_1k_le_0.8x_virtiofsd", "wall_le_virtiofsd", "rss_le_virtiofsd"} {
 		t := r.Targets[key]
-		verdict := "n/a"
-		if t.Pass != nil {
-			verdict = map[bool]string{true: "PASS", false: "MISS"}[*t.Pass]
-		}
-		var misses []string
-		for name, ok := range t.Rows {
-			if !ok {
-				misses = append(misses, name)
-			}
-		}
-		slices.Sort(misses)
+		verdict, misses := t.Verdict("MISS"), t.Missed()
 		fmt.Fprintf(w, "target %-58s %s", t.Description[:strings.Index(t.Description, ":")], verdict)
 		if len(misses) > 0 {
 			fmt.Fprintf(w, " (missed: %s)", strings.Join(misses, ", "))

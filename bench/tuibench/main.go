@@ -139,7 +139,7 @@ func checkTools(cfg *config) error {
 		return fmt.Errorf("-bin %s: not found (make build)", cfg.bin)
 	}
 	if cfg.kernel == "" {
-		if cfg.kernel = findKernel(); cfg.kernel == "" {
+		if cfg.kernel = cli.FindKernel(); cfg.kernel == "" {
 			return fmt.Errorf("%w: no guest kernel (pass -kernel, set KRUNBENCH_KERNEL, or run make kernel)", cli.ErrSkip)
 		}
 	}
@@ -147,27 +147,6 @@ func checkTools(cfg *config) error {
 		return fmt.Errorf("-kernel %s: not a file", cfg.kernel)
 	}
 	return nil
-}
-
-// findKernel is session.FindKernel's search without a path given:
-// $KRUNBENCH_KERNEL, else the bzImage make kernel installs ("" if none).
-func findKernel() string {
-	if k := os.Getenv("KRUNBENCH_KERNEL"); k != "" {
-		return k
-	}
-	data := os.Getenv("XDG_DATA_HOME")
-	if data == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return ""
-		}
-		data = filepath.Join(home, ".local", "share")
-	}
-	k := filepath.Join(data, "krunbench", "kernel", "bzImage")
-	if _, err := os.Stat(k); err != nil {
-		return ""
-	}
-	return k
 }
 
 func run(ctx context.Context, cfg *config) error {

@@ -39,15 +39,7 @@ func TestWrittenFileReadsBack(t *testing.T) {
 		}
 		r.Modes = append(r.Modes, w)
 	}
-	out := filepath.Join(t.TempDir(), "tui.json")
-	if err := r.write(out); err != nil {
-		t.Fatal(err)
-	}
-	got, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d := schema.FirstDiff(got, want); d != "" {
-		t.Fatalf("written again, tui.json %s", d)
+	if err := schema.SameAfterWrite(want, r.write); err != nil {
+		t.Fatalf("written again, tui.json %v", err)
 	}
 }

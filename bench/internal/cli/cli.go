@@ -110,3 +110,26 @@ func WriteJSON(path string, v any) error {
 	}
 	return os.Rename(tmp, path)
 }
+
+// FindKernel is session.FindKernel's search without a path given, for
+// the benchmarks that boot a guest: $KRUNBENCH_KERNEL (as given, checked
+// by the caller), else the bzImage make kernel installs under
+// $XDG_DATA_HOME/krunbench (~/.local/share by default); "" if none.
+func FindKernel() string {
+	if k := os.Getenv("KRUNBENCH_KERNEL"); k != "" {
+		return k
+	}
+	data := os.Getenv("XDG_DATA_HOME")
+	if data == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return ""
+		}
+		data = filepath.Join(home, ".local", "share")
+	}
+	k := filepath.Join(data, "krunbench", "kernel", "bzImage")
+	if _, err := os.Stat(k); err != nil {
+		return ""
+	}
+	return k
+}

@@ -69,3 +69,28 @@ func TestWriteJSONIndentsAndReplaces(t *testing.T) {
 		t.Fatal("WriteJSON(a func) = nil error")
 	}
 }
+
+// TestFindKernel: $KRUNBENCH_KERNEL first, as given; else the installed
+// bzImage under $XDG_DATA_HOME; else none.
+func TestFindKernel(t *testing.T) {
+	data := t.TempDir()
+	t.Setenv("XDG_DATA_HOME", data)
+	t.Setenv("KRUNBENCH_KERNEL", "")
+	if k := FindKernel(); k != "" {
+		t.Fatalf("FindKernel with nothing installed = %q", k)
+	}
+	installed := filepath.Join(data, "krunbench", "kernel", "bzImage")
+	if err := os.MkdirAll(filepath.Dir(installed), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(installed, []byte("kernel"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if k := FindKernel(); k != installed {
+		t.Fatalf("FindKernel = %q, want %q", k, installed)
+	}
+	t.Setenv("KRUNBENCH_KERNEL", "/given/bzImage")
+	if k := FindKernel(); k != "/given/bzImage" {
+		t.Fatalf("FindKernel with KRUNBENCH_KERNEL = %q", k)
+	}
+}

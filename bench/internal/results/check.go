@@ -3,7 +3,10 @@ package results
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 )
 
 // DecodeStrict reads a results file into v, refusing any field v does
@@ -27,4 +30,26 @@ func FirstDiff(got, want []byte) string {
 	}
 	return fmt.Sprintf("differs from byte %d: got %q, want %q", i,
 		got[max(0, i-80):min(len(got), i+80)], want[max(0, i-80):min(len(want), i+80)])
+}
+
+// SameAfterWrite has write write a file into a temporary directory and
+// says where it differs from want; nil when it holds the same bytes.
+func SameAfterWrite(want []byte, write func(path string) error) error {
+	dir, err := os.MkdirTemp("", "results-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "written.json")
+	if err := write(path); err != nil {
+		return err
+	}
+	got, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if d := FirstDiff(got, want); d != "" {
+		return errors.New(d)
+	}
+	return nil
 }

@@ -16,6 +16,8 @@
 // bytes back.
 package results
 
+import "slices"
+
 // Fuse is one fusebench run, the whole file. M is the type of a mode,
 // R the type of a row (FuseFile: Mode and Row).
 type Fuse[M, R any] struct {
@@ -152,6 +154,30 @@ type Target struct {
 	Description string          `json:"description"`
 	Pass        *bool           `json:"pass"`
 	Rows        map[string]bool `json:"rows"`
+}
+
+// Verdict is the target's word: "PASS", miss when a row missed it, "n/a"
+// when no row was judged.
+func (t *Target) Verdict(miss string) string {
+	switch {
+	case t.Pass == nil:
+		return "n/a"
+	case *t.Pass:
+		return "PASS"
+	}
+	return miss
+}
+
+// Missed is the rows that missed the target, sorted.
+func (t *Target) Missed() []string {
+	var out []string
+	for name, ok := range t.Rows {
+		if !ok {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // TraceRun is one trace file a run wrote.
