@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/krunbench/krunbench/bench/internal/cli"
 	"github.com/krunbench/krunbench/bench/internal/fsops"
 	schema "github.com/krunbench/krunbench/bench/internal/results"
 )
@@ -79,10 +80,10 @@ func concWorkloads(cfg *config) []*workload {
 	} else {
 		wls = append(wls, &workload{
 			Name: rowParRead, Title: fmt.Sprintf("%d x fio 4K randread", n), Unit: "IOPS", concurrent: true,
-			Desc: fmt.Sprintf("fio, %d jobs at once, each %d random 4 KiB psync reads (fadvise RANDOM: no readahead) of a %s file of its own; the files are read on the host after drop_caches so only the FUSE side is cold; IOPS = all jobs' I/Os over the longest job's runtime", n, cfg.concReads, human(cfg.concFileSize)),
+			Desc: fmt.Sprintf("fio, %d jobs at once, each %d random 4 KiB psync reads (fadvise RANDOM: no readahead) of a %s file of its own; the files are read on the host after drop_caches so only the FUSE side is cold; IOPS = all jobs' I/Os over the longest job's runtime", n, cfg.concReads, cli.Human(cfg.concFileSize)),
 			warm: func(share string) error {
 				for i := range n {
-					if _, err := readFile(parFile(share, i), nil); err != nil {
+					if _, err := fsops.ReadFile(parFile(share, i), chunk, nil); err != nil {
 						return err
 					}
 				}
@@ -127,8 +128,8 @@ func concWorkloads(cfg *config) []*workload {
 			after: func(dir, _ string) error { return os.RemoveAll(filepath.Join(dir, parDir, "create")) },
 		},
 		&workload{
-			Name: rowMixed, Title: fmt.Sprintf("%s writer + stat client", human(cfg.mixedSize)), Unit: "MB/s", concurrent: true,
-			Desc: fmt.Sprintf("one writer of %s (1 MiB writes, fsync) while a stat-only client lstats names that do not exist, each once (every call a LOOKUP reaching the server); the client first runs alone for %d calls (idle latencies); MB/s is the writer's; latency holds the client's p50/p99 idle and under the writer", human(cfg.mixedSize), cfg.mixedProbes),
+			Name: rowMixed, Title: fmt.Sprintf("%s writer + stat client", cli.Human(cfg.mixedSize)), Unit: "MB/s", concurrent: true,
+			Desc: fmt.Sprintf("one writer of %s (1 MiB writes, fsync) while a stat-only client lstats names that do not exist, each once (every call a LOOKUP reaching the server); the client first runs alone for %d calls (idle latencies); MB/s is the writer's; latency holds the client's p50/p99 idle and under the writer", cli.Human(cfg.mixedSize), cfg.mixedProbes),
 			prepare: func(dir, _ string) error {
 				if err := removeIfExists(filepath.Join(dir, mixedName)); err != nil {
 					return err
@@ -189,7 +190,7 @@ func prepareConcurrency(cfg *config, share string) error {
 	}
 	unix.Sync()
 	fmt.Fprintf(os.Stderr, "fusebench: made %d client files of %s and trees of %d files (%v)\n",
-		cfg.clients, human(cfg.concFileSize), cfg.concFiles, time.Since(start).Round(time.Millisecond))
+		cfg.clients, cli.Human(cfg.concFileSize), cfg.concFiles, time.Since(start).Round(time.Millisecond))
 	return nil
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/krunbench/krunbench/bench/internal/cli"
 	"io"
 	"slices"
 	"strings"
@@ -63,7 +64,7 @@ func medianLatency(s *series, f func(*latency) float64) (float64, bool) {
 // run has them.
 func (r *results) printConcurrency(w io.Writer) {
 	if x := r.row(rowMixed); x != nil && len(x.Modes) > 0 {
-		fmt.Fprintf(w, "mixed: the small stat client's latency (us, medians over rounds), idle and under the %s writer\n", human(r.cfg.mixedSize))
+		fmt.Fprintf(w, "mixed: the small stat client's latency (us, medians over rounds), idle and under the %s writer\n", cli.Human(r.cfg.mixedSize))
 		var rows [][]string
 		for _, m := range r.Modes {
 			s := x.Modes[m.Name]

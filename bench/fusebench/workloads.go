@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/krunbench/krunbench/bench/internal/cli"
 	"github.com/krunbench/krunbench/bench/internal/fsops"
 	"golang.org/x/sys/unix"
 )
@@ -46,7 +47,7 @@ func buildWorkloads(cfg *config) []*workload {
 	nfiles := cfg.dirs * cfg.filesPerDir
 	mb := float64(size) / 1e6
 	read := func(dir string, stop <-chan struct{}) (float64, error) {
-		n, err := readFile(filepath.Join(dir, readName), stop)
+		n, err := fsops.ReadFile(filepath.Join(dir, readName), chunk, stop)
 		if err != nil {
 			return 0, err
 		}
@@ -67,7 +68,7 @@ func buildWorkloads(cfg *config) []*workload {
 	}
 	return []*workload{
 		{
-			Name: "write", Title: fmt.Sprintf("seq write %s", human(size)), Unit: "MB/s",
+			Name: "write", Title: fmt.Sprintf("seq write %s", cli.Human(size)), Unit: "MB/s",
 			Desc:    "create a file, write it in 1 MiB writes, fsync, close (MB = 10^6 bytes)",
 			prepare: func(dir, _ string) error { return removeIfExists(filepath.Join(dir, writeName)) },
 			run: func(dir string, stop <-chan struct{}) (float64, error) {
@@ -76,16 +77,16 @@ func buildWorkloads(cfg *config) []*workload {
 			after: func(dir, _ string) error { return removeIfExists(filepath.Join(dir, writeName)) },
 		},
 		{
-			Name: "read", Title: fmt.Sprintf("seq read %s (cold)", human(size)), Unit: "MB/s",
+			Name: "read", Title: fmt.Sprintf("seq read %s (cold)", cli.Human(size)), Unit: "MB/s",
 			Desc: "read a file made on the host in 1 MiB reads after drop_caches: host and FUSE page caches both cold",
 			run:  read,
 		},
 		{
-			Name: "read-hostwarm", Title: fmt.Sprintf("seq read %s (host cached)", human(size)), Unit: "MB/s",
+			Name: "read-hostwarm", Title: fmt.Sprintf("seq read %s (host cached)", cli.Human(size)), Unit: "MB/s",
 			Desc: "as read, but the file is read once on the host after drop_caches, so only the FUSE page cache is cold (server overhead without the disk)",
 			run:  read,
 			warm: func(share string) error {
-				_, err := readFile(filepath.Join(share, readName), nil)
+				_, err := fsops.ReadFile(filepath.Join(share, readName), chunk, nil)
 				return err
 			},
 		},
@@ -179,30 +180,6 @@ func writeFile(path string, size int64, stop <-chan struct{}) error {
 	return unix.Close(fd)
 }
 
-// readFile reads a whole file in 1 MiB reads and returns its length.
-func readFile(path string, stop <-chan struct{}) (int64, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return 0, err
-	}
-	defer unix.Close(fd)
-	buf := make([]byte, chunk)
-	var total int64
-	for {
-		if fsops.Stopped(stop) {
-			return total, errStopped
-		}
-		n, err := unix.Read(fd, buf)
-		if err != nil {
-			return total, fmt.Errorf("read %s: %w", path, err)
-		}
-		if n == 0 {
-			return total, nil
-		}
-		total += int64(n)
-	}
-}
-
 func removeIfExists(path string) error {
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
@@ -233,7 +210,7 @@ func prepareShare(cfg *config, share string) error {
 	}
 	unix.Sync()
 	fmt.Fprintf(os.Stderr, "fusebench: made %s file and %d-file tree in %s (%v)\n",
-		human(cfg.size), cfg.dirs*cfg.filesPerDir, share, time.Since(start).Round(time.Millisecond))
+		cli.Human(cfg.size), cfg.dirs*cfg.filesPerDir, share, time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
@@ -242,14 +219,4 @@ func prepareShare(cfg *config, share string) error {
 func dropCaches() error {
 	unix.Sync()
 	return os.WriteFile("/proc/sys/vm/drop_caches", []byte("3"), 0)
-}
-
-func human(n int64) string {
-	switch {
-	case n >= 1<<30 && n%(1<<30) == 0:
-		return fmt.Sprintf("%d GiB", n>>30)
-	case n >= 1<<20 && n%(1<<20) == 0:
-		return fmt.Sprintf("%d MiB", n>>20)
-	}
-	return fmt.Sprintf("%d B", n)
 }

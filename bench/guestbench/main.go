@@ -452,7 +452,7 @@ func prepareShare(cfg *config, share string) error {
 	}
 	unix.Sync()
 	fmt.Fprintf(os.Stderr, "guestbench: made %s file and %d-file tree in %s (%v)\n",
-		human(cfg.size), cfg.dirs*cfg.filesPerDir, share, time.Since(start).Round(time.Millisecond))
+		cli.Human(cfg.size), cfg.dirs*cfg.filesPerDir, share, time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
@@ -501,14 +501,4 @@ func warmHost(share string) error {
 		_, err = d.Info()
 		return err
 	})
-}
-
-func human(n int64) string {
-	switch {
-	case n >= 1<<30 && n%(1<<30) == 0:
-		return fmt.Sprintf("%d GiB", n>>30)
-	case n >= 1<<20 && n%(1<<20) == 0:
-		return fmt.Sprintf("%d MiB", n>>20)
-	}
-	return fmt.Sprintf("%d B", n)
 }

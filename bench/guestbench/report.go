@@ -84,7 +84,7 @@ func newResults(cfg *config, info machine, modes map[string]*mode) *results {
 	desc := map[string]*row{
 		"stat": {Title: fmt.Sprintf("find+stat %d files", nfiles),
 			Desc: "walk the tree (open+getdents of each directory, like find) and lstat(2) every entry; files/s counts regular files"},
-		"read": {Title: fmt.Sprintf("seq read %s", human(cfg.size)),
+		"read": {Title: fmt.Sprintf("seq read %s", cli.Human(cfg.size)),
 			Desc: "read a file made on the host in 1 MiB read(2)s (MB = 10^6 bytes)"},
 		"create": {Title: fmt.Sprintf("create+unlink %d files", cfg.creates),
 			Desc: "in a fresh empty directory, per file: open(O_CREAT|O_EXCL|O_WRONLY), close, unlink; one op is that triple"},

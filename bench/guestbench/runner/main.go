@@ -119,7 +119,7 @@ func sample(cfg *runnerconfig.Config, name string) error {
 		}
 	case "read":
 		body = func() (float64, error) {
-			n, err := readFile(mnt+"/"+cfg.ReadFile, cfg.ChunkBytes)
+			n, err := fsops.ReadFile(mnt+"/"+cfg.ReadFile, cfg.ChunkBytes, nil)
 			if err == nil && n != cfg.ReadSize {
 				err = fmt.Errorf("read %d bytes, want %d", n, cfg.ReadSize)
 			}
@@ -178,25 +178,4 @@ func virtiofsFeatures() string {
 		return strings.TrimSpace(string(b))
 	}
 	return ""
-}
-
-// readFile reads a whole file in chunk-sized reads and returns its length.
-func readFile(path string, chunk int) (int64, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return 0, err
-	}
-	defer unix.Close(fd)
-	buf := make([]byte, chunk)
-	var total int64
-	for {
-		n, err := unix.Read(fd, buf)
-		if err != nil {
-			return total, fmt.Errorf("read %s: %w", path, err)
-		}
-		if n == 0 {
-			return total, nil
-		}
-		total += int64(n)
-	}
 }

@@ -133,3 +133,14 @@ func FindKernel() string {
 	}
 	return k
 }
+
+// Human is a byte count for titles: "2 GiB", "256 MiB", else "N B".
+func Human(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d B", n)
+}

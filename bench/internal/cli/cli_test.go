@@ -94,3 +94,12 @@ func TestFindKernel(t *testing.T) {
 		t.Fatalf("FindKernel with KRUNBENCH_KERNEL = %q", k)
 	}
 }
+
+// TestHuman: whole GiB and MiB by name, anything else in bytes.
+func TestHuman(t *testing.T) {
+	for n, want := range map[int64]string{1 << 30: "1 GiB", 3 << 29: "1536 MiB", 256 << 20: "256 MiB", 1<<20 + 1: "1048577 B", 0: "0 B"} {
+		if got := Human(n); got != want {
+			t.Errorf("Human(%d) = %q, want %q", n, got, want)
+		}
+	}
+}

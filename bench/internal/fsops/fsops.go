@@ -89,6 +89,31 @@ func CreateUnlink(dir string, n int, stop <-chan struct{}) error {
 	return nil
 }
 
+// ReadFile reads a whole file in chunk-byte read(2)s and returns its
+// length. It returns ErrStopped once stop is closed (checked per read).
+func ReadFile(path string, chunk int, stop <-chan struct{}) (int64, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, chunk)
+	var total int64
+	for {
+		if Stopped(stop) {
+			return total, ErrStopped
+		}
+		n, err := unix.Read(fd, buf)
+		if err != nil {
+			return total, fmt.Errorf("read %s: %w", path, err)
+		}
+		if n == 0 {
+			return total, nil
+		}
+		total += int64(n)
+	}
+}
+
 // PatternBytes is Pattern's length.
 const PatternBytes = 1 << 20
 

@@ -76,3 +76,23 @@ func TestPatternIsFixedAndVaried(t *testing.T) {
 		t.Fatalf("Pattern repeats byte %#x %d times", a[0], bytes.Count(a, a[:1]))
 	}
 }
+
+// TestReadFileReadsItAll: a 2.5-chunk file reads whole; a missing one is
+// an error; a closed stop channel stops before the first read.
+func TestReadFileReadsItAll(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(path, make([]byte, 10240), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := ReadFile(path, 4096, nil); n != 10240 || err != nil {
+		t.Fatalf("ReadFile = %d, %v; want 10240", n, err)
+	}
+	if _, err := ReadFile(path+".missing", 4096, nil); err == nil {
+		t.Fatal("ReadFile(a missing file) = nil error")
+	}
+	stop := make(chan struct{})
+	close(stop)
+	if n, err := ReadFile(path, 4096, stop); n != 0 || !errors.Is(err, ErrStopped) {
+		t.Fatalf("ReadFile after stop = %d, %v", n, err)
+	}
+}
