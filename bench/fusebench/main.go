@@ -184,15 +184,11 @@ func run(cfg *config, cl *cleanups, stop <-chan struct{}) error {
 	if os.Geteuid() != 0 {
 		return errors.New("must run as root (mounting through /dev/fuse, drop_caches)")
 	}
-	tmp, err := os.MkdirTemp(cfg.workdir, "fusebench-")
+	tmp, removeTmp, err := cli.WorkDir("fusebench", cfg.workdir, cfg.keep)
 	if err != nil {
 		return err
 	}
-	if cfg.keep {
-		fmt.Fprintln(os.Stderr, "fusebench: keeping", tmp)
-	} else {
-		cl.push("remove "+tmp, func() error { return os.RemoveAll(tmp) })
-	}
+	cl.push("remove "+tmp, removeTmp)
 	share := filepath.Join(tmp, "share")
 	if err := os.Mkdir(share, 0o755); err != nil {
 		return err
@@ -298,13 +294,7 @@ func run(cfg *config, cl *cleanups, stop <-chan struct{}) error {
 func finish(cfg *config, res *results, start time.Time) error {
 	res.finish(time.Since(start))
 	res.printTable(os.Stdout)
-	if cfg.out != "" {
-		if err := res.write(cfg.out); err != nil {
-			return err
-		}
-		fmt.Fprintln(os.Stderr, "fusebench: wrote", cfg.out)
-	}
-	return nil
+	return cli.Save("fusebench", cfg.out, res)
 }
 
 // runRounds takes cfg.runs rounds. A round runs each workload in every

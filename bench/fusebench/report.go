@@ -13,7 +13,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/krunbench/krunbench/bench/internal/cli"
 	"github.com/krunbench/krunbench/bench/internal/hostinfo"
 	schema "github.com/krunbench/krunbench/bench/internal/results"
 )
@@ -151,14 +150,6 @@ func traceInfo(path, logFile string) traceRun {
 	return t
 }
 
-func pick(ms []measure, f func(measure) float64) []float64 {
-	out := make([]float64, len(ms))
-	for i, m := range ms {
-		out[i] = f(m)
-	}
-	return out
-}
-
 func ptr[T any](v T) *T { return &v }
 
 // finish computes medians, ratios and targets.
@@ -174,7 +165,7 @@ func (r *results) finish(elapsed time.Duration) {
 	overhead := &target{Description: fmt.Sprintf("tap overhead <= %.0f%%: median over rounds of the extra time tap (c) and trace (d) take over no-tap (b)", targetOverheadPct), Rows: map[string]bool{}}
 	for _, x := range r.Rows {
 		for _, s := range x.Modes {
-			vals := pick(s.Samples, func(m measure) float64 { return m.Value })
+			vals := hostinfo.Pick(s.Samples, func(m measure) float64 { return m.Value })
 			if len(vals) == 0 {
 				continue
 			}
@@ -183,8 +174,8 @@ func (r *results) finish(elapsed time.Duration) {
 			if s.Median > 0 {
 				s.SpreadPct = 100 * (s.Max - s.Min) / s.Median
 			}
-			s.MedianSeconds = hostinfo.Median(pick(s.Samples, func(m measure) float64 { return m.Seconds }))
-			s.MedianServerCPU = hostinfo.Median(pick(s.Samples, func(m measure) float64 { return m.ServerCPU }))
+			s.MedianSeconds = hostinfo.Median(hostinfo.Pick(s.Samples, func(m measure) float64 { return m.Seconds }))
+			s.MedianServerCPU = hostinfo.Median(hostinfo.Pick(s.Samples, func(m measure) float64 { return m.ServerCPU }))
 		}
 		b, c, d, e := x.Modes[modeNoTap], x.Modes[modeTap], x.Modes[modeTrace], x.Modes[modeGoFuse]
 		if x.OursOverPtHP = pairOf(c, x.Modes[modePtHP], speedRatio); x.OursOverPtHP != nil {
@@ -212,18 +203,9 @@ func (r *results) finish(elapsed time.Duration) {
 	r.Targets = map[string]*target{"ours_ge_gofuse": ratio, "tap_overhead_le_5pct": overhead, "ours_ge_passthrough_hp": overPtHP,
 		"p99_under_writer_le_2x_idle": r.finishConcurrency()}
 	for _, t := range r.Targets {
-		if len(t.Rows) == 0 {
-			continue
-		}
-		pass := true
-		for _, ok := range t.Rows {
-			pass = pass && ok
-		}
-		t.Pass = &pass
+		t.Settle()
 	}
 }
-
-func (r *results) write(path string) error { return cli.WriteJSON(path, r) }
 
 func fmtValue(unit string, v float64) string {
 	switch {

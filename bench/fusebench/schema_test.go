@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/krunbench/krunbench/bench/internal/cli"
 	schema "github.com/krunbench/krunbench/bench/internal/results"
 )
 
@@ -39,7 +40,7 @@ func TestWrittenFileReadsBack(t *testing.T) {
 				w := &workload{Name: x.Name, Title: x.Title, Unit: x.Unit, Desc: x.Desc}
 				r.Rows = append(r.Rows, &row{workload: w, RowStats: x.RowStats})
 			}
-			if err := schema.SameAfterWrite(want, r.write); err != nil {
+			if err := schema.SameAfterWrite(want, func(path string) error { return cli.WriteJSON(path, r) }); err != nil {
 				t.Fatalf("written again, %s %v", name, err)
 			}
 		})

@@ -276,15 +276,11 @@ func run(ctx context.Context, cfg *config) error {
 		}
 		cfg.virtiofsd = p.Path
 	}
-	tmp, err := os.MkdirTemp(cfg.workdir, "guestbench-")
+	tmp, removeWork, err := cli.WorkDir("guestbench", cfg.workdir, cfg.keep)
 	if err != nil {
 		return err
 	}
-	if cfg.keep {
-		fmt.Fprintln(os.Stderr, "guestbench: keeping", tmp)
-	} else {
-		defer os.RemoveAll(tmp)
-	}
+	defer removeWork()
 	share := filepath.Join(tmp, "share")
 	if err := os.Mkdir(share, 0o755); err != nil {
 		return err
@@ -353,7 +349,7 @@ func run(ctx context.Context, cfg *config) error {
 		}
 	}
 	for rep := range cfg.runs {
-		for _, name := range rotate(cfg.modes, rep) {
+		for _, name := range cli.Rotate(cfg.modes, rep) {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
@@ -391,19 +387,7 @@ func run(ctx context.Context, cfg *config) error {
 	}
 	res.finish(time.Since(start))
 	res.printTable(os.Stdout)
-	if cfg.out != "" {
-		if err := res.write(cfg.out); err != nil {
-			return err
-		}
-		fmt.Fprintln(os.Stderr, "guestbench: wrote", cfg.out)
-	}
-	return nil
-}
-
-// rotate starts the mode order at a different mode in every repetition.
-func rotate(s []string, k int) []string {
-	k %= len(s)
-	return append(slices.Clone(s[k:]), s[:k]...)
+	return cli.Save("guestbench", cfg.out, res)
 }
 
 // goBuild compiles guestbench/NAME as a static binary into dir: the

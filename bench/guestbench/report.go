@@ -139,14 +139,6 @@ func (r *results) addBoot(mode string, secs float64) {
 	r.Boots[mode] = append(r.Boots[mode], secs)
 }
 
-func pick(ms []measure, f func(measure) float64) []float64 {
-	out := make([]float64, len(ms))
-	for i, m := range ms {
-		out[i] = f(m)
-	}
-	return out
-}
-
 func (r *results) finish(elapsed time.Duration) {
 	r.Elapsed = elapsed.Seconds()
 	r.Machine.LoadEnd = hostinfo.LoadAvg()
@@ -158,18 +150,18 @@ func (r *results) finish(elapsed time.Duration) {
 			if len(s.Samples) == 0 {
 				continue
 			}
-			vals := pick(s.Samples, func(m measure) float64 { return m.Value })
+			vals := hostinfo.Pick(s.Samples, func(m measure) float64 { return m.Value })
 			s.Median = hostinfo.Median(vals)
 			if s.Median > 0 {
 				s.SpreadPct = 100 * (slices.Max(vals) - slices.Min(vals)) / s.Median
 			}
-			s.MedianSeconds = hostinfo.Median(pick(s.Samples, func(m measure) float64 { return m.Seconds }))
-			s.MedianServerCPU = hostinfo.Median(pick(s.Samples, func(m measure) float64 { return m.ServerCPU }))
-			s.MedianQemuCPU = hostinfo.Median(pick(s.Samples, func(m measure) float64 { return m.QemuCPU }))
-			s.MedianRSSKiB = hostinfo.Median(pick(s.Samples, func(m measure) float64 { return float64(m.ServerRSSKiB) }))
-			s.MedianAnonKiB = hostinfo.Median(pick(s.Samples, func(m measure) float64 { return float64(m.ServerAnonKiB) }))
-			s.MedianFileKiB = hostinfo.Median(pick(s.Samples, func(m measure) float64 { return float64(m.ServerFileKiB) }))
-			s.MedianShmemKiB = hostinfo.Median(pick(s.Samples, func(m measure) float64 { return float64(m.ServerShmemKiB) }))
+			s.MedianSeconds = hostinfo.Median(hostinfo.Pick(s.Samples, func(m measure) float64 { return m.Seconds }))
+			s.MedianServerCPU = hostinfo.Median(hostinfo.Pick(s.Samples, func(m measure) float64 { return m.ServerCPU }))
+			s.MedianQemuCPU = hostinfo.Median(hostinfo.Pick(s.Samples, func(m measure) float64 { return m.QemuCPU }))
+			s.MedianRSSKiB = hostinfo.Median(hostinfo.Pick(s.Samples, func(m measure) float64 { return float64(m.ServerRSSKiB) }))
+			s.MedianAnonKiB = hostinfo.Median(hostinfo.Pick(s.Samples, func(m measure) float64 { return float64(m.ServerAnonKiB) }))
+			s.MedianFileKiB = hostinfo.Median(hostinfo.Pick(s.Samples, func(m measure) float64 { return float64(m.ServerFileKiB) }))
+			s.MedianShmemKiB = hostinfo.Median(hostinfo.Pick(s.Samples, func(m measure) float64 { return float64(m.ServerShmemKiB) }))
 			if s.Requests > 0 {
 				s.CPUPer1k = s.MedianServerCPU / float64(s.Requests) * 1000
 			}
@@ -212,21 +204,12 @@ func (r *results) finish(elapsed time.Duration) {
 	}
 	r.Targets = map[string]*target{"cpu_per_1k_le_0.8x_virtiofsd": cpu, "wall_le_virtiofsd": wall, "rss_le_virtiofsd": rss}
 	for _, t := range r.Targets {
-		if len(t.Rows) == 0 {
-			continue
-		}
-		pass := true
-		for _, ok := range t.Rows {
-			pass = pass && ok
-		}
-		t.Pass = &pass
+		t.Settle()
 	}
 }
 
 // isMemory says whether a workload is judged on RSS only.
 func isMemory(w string) bool { return w == "memory" || w == "memory-large" }
-
-func (r *results) write(path string) error { return cli.WriteJSON(path, r) }
 
 func fmtValue(unit string, v float64) string {
 	switch {

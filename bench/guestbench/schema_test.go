@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/krunbench/krunbench/bench/internal/cli"
 	schema "github.com/krunbench/krunbench/bench/internal/results"
 )
 
@@ -33,7 +34,7 @@ func TestWrittenFileReadsBack(t *testing.T) {
 	for _, m := range read.Modes {
 		r.Modes = append(r.Modes, &mode{Name: m.Name, Label: m.Label, Desc: m.Desc, Server: m.Server, Counting: m.Counting, Features: m.Features})
 	}
-	if err := schema.SameAfterWrite(want, r.write); err != nil {
+	if err := schema.SameAfterWrite(want, func(path string) error { return cli.WriteJSON(path, r) }); err != nil {
 		t.Fatalf("written again, guest.json %v", err)
 	}
 }

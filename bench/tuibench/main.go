@@ -153,15 +153,11 @@ func run(ctx context.Context, cfg *config) error {
 	if err := checkTools(cfg); err != nil {
 		return err
 	}
-	work, err := os.MkdirTemp(cfg.workdir, "tuibench-")
+	work, removeWork, err := cli.WorkDir("tuibench", cfg.workdir, cfg.keep)
 	if err != nil {
 		return err
 	}
-	if cfg.keep {
-		fmt.Fprintln(os.Stderr, "tuibench: keeping", work)
-	} else {
-		defer os.RemoveAll(work)
-	}
+	defer removeWork()
 	lib := filepath.Join(work, "lib")
 	root := filepath.Join(lib, "rootfs", rootfsName)
 	fmt.Fprintf(os.Stderr, "tuibench: building %s (%d x %d files)\n", root, cfg.dirs, cfg.filesPerDir)
@@ -172,7 +168,7 @@ func run(ctx context.Context, cfg *config) error {
 	res := newResults(cfg, collectInfo(cfg))
 	start := time.Now()
 	for rep := range cfg.runs {
-		for _, m := range rotate(cfg.modes, rep) {
+		for _, m := range cli.Rotate(cfg.modes, rep) {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
@@ -188,18 +184,7 @@ func run(ctx context.Context, cfg *config) error {
 	res.finish(time.Since(start))
 	res.compareFuse(cfg.fuseJSON)
 	res.print(os.Stdout)
-	if cfg.out != "" {
-		if err := res.write(cfg.out); err != nil {
-			return err
-		}
-		fmt.Fprintln(os.Stderr, "tuibench: wrote", cfg.out)
-	}
-	return nil
-}
-
-func rotate(s []string, k int) []string {
-	k %= len(s)
-	return append(append([]string(nil), s[k:]...), s[:k]...)
+	return cli.Save("tuibench", cfg.out, res)
 }
 
 // buildRootfs makes a busybox root with every applet, the workload script

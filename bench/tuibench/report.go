@@ -13,7 +13,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/krunbench/krunbench/bench/internal/cli"
 	"github.com/krunbench/krunbench/bench/internal/hostinfo"
 	schema "github.com/krunbench/krunbench/bench/internal/results"
 )
@@ -73,27 +72,19 @@ func (r *results) mode(name string) *modeResult {
 
 func (r *results) add(name string, s *sample) { r.mode(name).Samples = append(r.mode(name).Samples, s) }
 
-func collect(ss []*sample, f func(*sample) float64) []float64 {
-	out := make([]float64, len(ss))
-	for i, s := range ss {
-		out[i] = f(s)
-	}
-	return out
-}
-
 func (r *results) finish(elapsed time.Duration) {
 	r.ElapsedS = elapsed.Seconds()
 	r.Machine.LoadEnd = hostinfo.LoadAvg()
 	base := r.mode(modeRun)
 	for _, m := range r.Modes {
-		secs := collect(m.Samples, func(s *sample) float64 { return s.Seconds })
+		secs := hostinfo.Pick(m.Samples, func(s *sample) float64 { return s.Seconds })
 		m.Median, m.Min, m.Max = hostinfo.Median(secs), slices.Min(secs), slices.Max(secs)
 		if m.Median > 0 {
 			m.SpreadPct = 100 * (m.Max - m.Min) / m.Median
 		}
-		m.KrunbenchCPU = hostinfo.Median(collect(m.Samples, func(s *sample) float64 { return s.KrunbenchCPU }))
-		m.QEMUCPU = hostinfo.Median(collect(m.Samples, func(s *sample) float64 { return s.QEMUCPU }))
-		m.HostMedian = hostinfo.Median(collect(m.Samples, func(s *sample) float64 { return s.HostS }))
+		m.KrunbenchCPU = hostinfo.Median(hostinfo.Pick(m.Samples, func(s *sample) float64 { return s.KrunbenchCPU }))
+		m.QEMUCPU = hostinfo.Median(hostinfo.Pick(m.Samples, func(s *sample) float64 { return s.QEMUCPU }))
+		m.HostMedian = hostinfo.Median(hostinfo.Pick(m.Samples, func(s *sample) float64 { return s.HostS }))
 		if base != nil && m != base && base.Median > 0 && base.HostMedian > 0 {
 			m.OverheadPct = ptr(100 * (m.Median/base.Median - 1))
 			m.HostOverheadPct = ptr(100 * (m.HostMedian/base.HostMedian - 1))
@@ -102,8 +93,8 @@ func (r *results) finish(elapsed time.Duration) {
 			continue
 		}
 		u := &uiTotal{KeepsRedrawing: true}
-		u.MedianFPS = hostinfo.Median(collect(m.Samples, func(s *sample) float64 { return s.UI.FloodFPS }))
-		u.MedianAvgMs = hostinfo.Median(collect(m.Samples, func(s *sample) float64 { return s.UI.FloodAvgMs }))
+		u.MedianFPS = hostinfo.Median(hostinfo.Pick(m.Samples, func(s *sample) float64 { return s.UI.FloodFPS }))
+		u.MedianAvgMs = hostinfo.Median(hostinfo.Pick(m.Samples, func(s *sample) float64 { return s.UI.FloodAvgMs }))
 		for _, s := range m.Samples {
 			u.MaxMs = max(u.MaxMs, s.UI.End.MaxMs)
 			u.MaxP99Ms = max(u.MaxP99Ms, s.UI.FloodP99Ms)
@@ -255,8 +246,6 @@ func passFail(ok bool) string {
 	}
 	return "FAIL"
 }
-
-func (r *results) write(path string) error { return cli.WriteJSON(path, r) }
 
 // collectInfo describes the machine and the build under test.
 func collectInfo(cfg *config) machine {

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/krunbench/krunbench/bench/internal/cli"
 	schema "github.com/krunbench/krunbench/bench/internal/results"
 )
 
@@ -39,7 +40,7 @@ func TestWrittenFileReadsBack(t *testing.T) {
 		}
 		r.Modes = append(r.Modes, w)
 	}
-	if err := schema.SameAfterWrite(want, r.write); err != nil {
+	if err := schema.SameAfterWrite(want, func(path string) error { return cli.WriteJSON(path, r) }); err != nil {
 		t.Fatalf("written again, tui.json %v", err)
 	}
 }

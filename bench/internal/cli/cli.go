@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -132,6 +133,41 @@ func FindKernel() string {
 		return ""
 	}
 	return k
+}
+
+// Save writes a run's results to path with WriteJSON and says so on
+// stderr as name; nothing where path is "" (no file asked for).
+func Save(name, path string, v any) error {
+	if path == "" {
+		return nil
+	}
+	if err := WriteJSON(path, v); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "%s: wrote %s\n", name, path)
+	return nil
+}
+
+// Rotate is s started at its k-th item (k modulo its length), the rest
+// after in order: a benchmark's mode order for its k-th repetition.
+func Rotate(s []string, k int) []string {
+	k %= len(s)
+	return append(slices.Clone(s[k:]), s[:k]...)
+}
+
+// WorkDir makes a temporary directory for a run under dir, named after
+// the benchmark; done removes it, or with keep leaves it and says where
+// it is on stderr.
+func WorkDir(name, dir string, keep bool) (path string, done func() error, err error) {
+	path, err = os.MkdirTemp(dir, name+"-")
+	if err != nil {
+		return "", nil, err
+	}
+	if keep {
+		fmt.Fprintf(os.Stderr, "%s: keeping %s\n", name, path)
+		return path, func() error { return nil }, nil
+	}
+	return path, func() error { return os.RemoveAll(path) }, nil
 }
 
 // Human is a byte count for titles: "2 GiB", "256 MiB", else "N B".

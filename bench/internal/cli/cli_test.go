@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -100,6 +101,44 @@ func TestHuman(t *testing.T) {
 	for n, want := range map[int64]string{1 << 30: "1 GiB", 3 << 29: "1536 MiB", 256 << 20: "256 MiB", 1<<20 + 1: "1048577 B", 0: "0 B"} {
 		if got := Human(n); got != want {
 			t.Errorf("Human(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
+
+// TestRotateAndSave: rotation keeps every item in order from k; Save
+// writes nothing for no path and the file for one.
+func TestRotateAndSave(t *testing.T) {
+	if got := Rotate([]string{"a", "b", "c"}, 4); !slices.Equal(got, []string{"b", "c", "a"}) {
+		t.Errorf("Rotate(abc, 4) = %q", got)
+	}
+	if err := Save("b", "", map[string]int{}); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "r.json")
+	if err := Save("b", path, map[string]int{"a": 1}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(path); string(got) != "{\n  \"a\": 1\n}\n" {
+		t.Fatalf("saved %q", got)
+	}
+}
+
+// TestWorkDir: the directory is made under dir with the name's prefix;
+// done removes it, or leaves it with keep.
+func TestWorkDir(t *testing.T) {
+	for _, keep := range []bool{false, true} {
+		path, done, err := WorkDir("b", t.TempDir(), keep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(filepath.Base(path), "b-") {
+			t.Errorf("WorkDir made %s", path)
+		}
+		if err := done(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(path); (err == nil) != keep {
+			t.Errorf("keep %v: after done, stat %s: %v", keep, path, err)
 		}
 	}
 }

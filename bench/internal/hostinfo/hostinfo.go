@@ -31,6 +31,16 @@ func Median(v []float64) float64 {
 	return (s[n/2-1] + s[n/2]) / 2
 }
 
+// Pick is f of every item of xs, in order: the samples' values that
+// Median and the spread are taken over.
+func Pick[T any](xs []T, f func(T) float64) []float64 {
+	out := make([]float64, len(xs))
+	for i, x := range xs {
+		out[i] = f(x)
+	}
+	return out
+}
+
 // LoadAvg is /proc/loadavg's 1, 5 and 15 minute averages.
 func LoadAvg() string {
 	b, err := os.ReadFile("/proc/loadavg")

@@ -58,3 +58,11 @@ func TestFSTypeNamesTheMount(t *testing.T) {
 		t.Errorf("FSType(a missing path) = %q, want none", got)
 	}
 }
+
+// TestPick: f of every item, in order.
+func TestPick(t *testing.T) {
+	got := Pick([]string{"a", "bbb", "cc"}, func(s string) float64 { return float64(len(s)) })
+	if len(got) != 3 || got[0] != 1 || got[1] != 3 || got[2] != 2 || Median(got) != 2 {
+		t.Fatalf("Pick = %v", got)
+	}
+}

@@ -57,3 +57,17 @@ func TestTargetVerdictAndMissed(t *testing.T) {
 		t.Errorf("missed: %q %q", v, m)
 	}
 }
+
+// TestTargetSettle: no rows leave Pass nil; every row met, true; one
+// missed, false.
+func TestTargetSettle(t *testing.T) {
+	none := &Target{}
+	none.Settle()
+	met := &Target{Rows: map[string]bool{"a": true, "b": true}}
+	met.Settle()
+	missed := &Target{Rows: map[string]bool{"a": true, "b": false}}
+	missed.Settle()
+	if none.Pass != nil || met.Pass == nil || !*met.Pass || missed.Pass == nil || *missed.Pass {
+		t.Fatalf("Settle: none %v, met %v, missed %v", none.Pass, met.Pass, missed.Pass)
+	}
+}

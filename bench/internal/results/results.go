@@ -168,6 +168,19 @@ func (t *Target) Verdict(miss string) string {
 	return miss
 }
 
+// Settle sets Pass from Rows: true when every judged row met the
+// target, nil when none was judged.
+func (t *Target) Settle() {
+	if len(t.Rows) == 0 {
+		return
+	}
+	pass := true
+	for _, ok := range t.Rows {
+		pass = pass && ok
+	}
+	t.Pass = &pass
+}
+
 // Missed is the rows that missed the target, sorted.
 func (t *Target) Missed() []string {
 	var out []string
