@@ -128,9 +128,7 @@ func TestWorkbenchSessionLifecycleInTmux(t *testing.T) {
 	rec := filepath.Join(t.TempDir(), "session.rec")
 	tm := newTmux(t, 200, 50)
 	startWorkbench(tm, kernel, data, "--record", rec)
-	launchDefaultInit(tm)
-	tm.send("echo hello-from-guest", "Enter")
-	tm.waitFor(`[┃│]hello-from-guest\s`, 30*time.Second)
+	launchAndEcho(tm, "hello-from-guest")
 	// The console is the guest's terminal, sized as the pane.
 	guestSizeIsPanes(tm, rec, "SZ1")
 	tm.send("C-]")
@@ -175,17 +173,9 @@ func TestWorkbenchSessionLifecycleInTmux(t *testing.T) {
 	tm.send("Enter")
 	tm.waitFor(` · running `, 120*time.Second) // the new session's console is fresh
 	tm.waitFor(`┃/ # `, 120*time.Second)
-	tm.send("echo second-guest", "Enter")
-	tm.waitFor(`[┃│]second-guest\s`, 30*time.Second)
+	tm.echoInGuest("second-guest")
 	tm.send("C-]")
-	tm.send("q")
-	tm.waitFor(`A guest is running`, 10*time.Second)
-	if len(qemuProcesses(runMarker())) != 1 {
-		t.Fatalf("the question did not wait: QEMUs %v", qemuProcesses(runMarker()))
-	}
-	tm.send("y")
-	tm.waitFor(`KB-EXIT=0`, 60*time.Second)
-	waitNoQEMU(t, runMarker())
+	tm.quitStoppingTheGuest()
 	if d := runDirs(); len(d) > 0 {
 		t.Fatalf("runtime directories left behind: %v", d)
 	}
@@ -251,9 +241,7 @@ func TestWorkbenchKilledInTmux(t *testing.T) {
 			rec := filepath.Join(t.TempDir(), "session.rec")
 			tm := newTmux(t, 160, 45)
 			startWorkbench(tm, kernel, data, "--record", rec)
-			launchDefaultInit(tm)
-			tm.send("echo before-the-kill", "Enter")
-			tm.waitFor(`[┃│]before-the-kill\s`, 30*time.Second)
+			launchAndEcho(tm, "before-the-kill")
 			// The recording streams: what was shown reaches the file
 			// while krunbench runs (bounded wait, no timing asserted).
 			deadline := time.Now().Add(20 * time.Second)

@@ -112,12 +112,15 @@ func workbenchInTmux(t *testing.T, cols, rows int, extra ...string) (*tmuxTerm, 
 }
 
 // quitStoppingTheGuest quits the workbench while a guest runs: q, then y
-// in the dialog that asks first; it returns once the workbench exited 0
-// and its QEMU is gone.
+// in the dialog that asks first (the guest's QEMU still running while it
+// asks); it returns once the workbench exited 0 and its QEMU is gone.
 func (tm *tmuxTerm) quitStoppingTheGuest() {
 	tm.t.Helper()
 	tm.send("q")
 	tm.waitFor(`A guest is running[\s\S]*y: stop it and quit`, 20*time.Second)
+	if q := qemuProcesses(runMarker()); len(q) != 1 {
+		tm.t.Fatalf("the question did not wait: QEMUs %v", q)
+	}
 	tm.send("y")
 	tm.waitFor(`KB-EXIT=0`, 60*time.Second)
 	waitNoQEMU(tm.t, runMarker())
