@@ -125,8 +125,16 @@ func TestSetIDBitsClearedWithKillprivV2(t *testing.T) {
 			if !tc.o.writeback && writes < 32 {
 				t.Errorf("%d WRITEs for 32 write(2)s", writes)
 			}
-			if getx > 1 {
-				t.Errorf("%d GETXATTR security.capability for 32 write(2)s, want at most 1", getx)
+			// Each attribute refresh clears S_NOSEC. Only the writeback
+			// cache refreshes them while writing (once its 1 s attribute
+			// timeout has passed), so there the bound leaves room for
+			// a very slow machine.
+			limit := 1
+			if tc.o.writeback {
+				limit = 15
+			}
+			if getx > limit {
+				t.Errorf("%d GETXATTR security.capability for 32 write(2)s, want at most %d", getx, limit)
 			}
 		})
 	}

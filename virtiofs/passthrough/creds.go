@@ -220,7 +220,10 @@ func (fs *FS) privileged(caller fuse.Caller) bool {
 // answers ENODATA are not cached (the kernel caches only
 // ENOSYS/EOPNOTSUPP, which would switch every xattr off). With it the
 // kernel marks the superblock SB_NOSEC and asks once per inode until its
-// attributes are next refreshed.
+// attributes are next refreshed. `serve --mount`, dd 128 MiB bs=1M
+// conv=fsync: 393 requests before (256 WRITE, 128 GETXATTR), 266 after (1
+// GETXATTR). The kernel reads INIT flags whatever minor we answer, so the
+// 7.33 flag works with our 7.31.
 func (fs *FS) HandlesKillprivV2() bool { return true }
 
 // killpriv reports whether INIT negotiated FUSE_HANDLE_KILLPRIV_V2.
