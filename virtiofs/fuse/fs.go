@@ -109,11 +109,25 @@ type FDReader interface {
 // server's memory.
 type FDWriter interface {
 	// WriteFD returns the descriptor to write in.Size bytes at in.Offset
-	// to, and done, which the caller must call once it no longer uses fd.
+	// to, and done, which the caller must call once it no longer uses fd,
+	// from the goroutine that called WriteFD and writes to fd (the
+	// filesystem may have set per-thread credentials for the write).
 	// fd -1 with OK means this WRITE has no descriptor the data can be
 	// spliced to (a synthetic inode, an O_APPEND or O_DIRECT file): serve
 	// it with Write. A non-zero errno fails the WRITE.
 	WriteFD(r *Request, nodeid uint64, in *WriteIn) (fd int, done func(), errno Errno)
+}
+
+// KillprivHandler is implemented by filesystems that clear set-id bits
+// themselves (FUSE_HANDLE_KILLPRIV_V2): a WRITE with WriteKillSuidgid, a
+// SETATTR with FattrKillSuid and an OPEN or CREATE with OpenKillSuidgid
+// must clear SUID, and SGID when group execute is set, as the same
+// operation by a caller without CAP_FSETID would on a local filesystem; a
+// write and a chown must drop security.capability. Only then is
+// InitHandleKillprivV2 offered: a filesystem that relies on the client
+// kernel to do it must not implement this.
+type KillprivHandler interface {
+	HandlesKillprivV2() bool
 }
 
 // PendingWrite is the data of a WRITE that a transport has not read into

@@ -23,9 +23,11 @@ const maxRequest = MaxWrite + 4096
 // READDIRPLUS_AUTO. With AUTO the kernel switches to plain READDIR after a
 // directory's first chunk and then sends one LOOKUP per entry the walker
 // stats, about forty times the round trips of READDIRPLUS on a find+stat.
+// InitHandleKillprivV2 is offered only for a FileSystem that implements
+// KillprivHandler and says it handles it (NewServer drops it otherwise).
 const Offered = InitAsyncRead | InitParallelDirops | InitBigWrites | InitAutoInvalData |
 	InitAsyncDio | InitHasIoctlDir | InitAtomicOTrunc | InitMaxPages | InitSubmounts |
-	InitDoReaddirplus
+	InitDoReaddirplus | InitHandleKillprivV2
 
 // Options configure a Server.
 type Options struct {
@@ -128,6 +130,9 @@ func NewServer(fs FileSystem, opts Options) *Server {
 		s.offer = Offered
 	}
 	s.offer = opts.Readdirplus.apply(s.offer)
+	if kh, ok := fs.(KillprivHandler); !ok || !kh.HandlesKillprivV2() {
+		s.offer &^= InitHandleKillprivV2
+	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

@@ -157,6 +157,39 @@ func TestInitNegotiation(t *testing.T) {
 	}
 }
 
+// killprivFS is a memFS that claims to clear set-id bits itself.
+type killprivFS struct{ *memFS }
+
+func (killprivFS) HandlesKillprivV2() bool { return true }
+
+// TestKillprivV2OfferedOnlyByHandlers: FUSE_HANDLE_KILLPRIV_V2 moves
+// clearing set-id bits from the client kernel to the server, so INIT
+// agrees to it only for a filesystem that says it does that
+// (fuse.KillprivHandler), with the default offer and with an explicit one.
+func TestKillprivV2OfferedOnlyByHandlers(t *testing.T) {
+	kernelFlags := uint32(fuse.InitAsyncRead | fuse.InitHandleKillprivV2)
+	for _, tc := range []struct {
+		name string
+		fs   fuse.FileSystem
+		opts fuse.Options
+		want bool
+	}{
+		{"memfs", newMemFS(), fuse.Options{}, false},
+		{"memfs, explicit offer", newMemFS(), fuse.Options{Offer: fuse.Offered | fuse.InitWritebackCache}, false},
+		{"handler", killprivFS{newMemFS()}, fuse.Options{}, true},
+		{"handler, explicit offer", killprivFS{newMemFS()}, fuse.Options{Offer: fuse.Offered | fuse.InitWritebackCache}, true},
+		{"handler, offer without it", killprivFS{newMemFS()}, fuse.Options{Offer: fuse.InitAsyncRead}, false},
+	} {
+		s := fuse.NewServer(tc.fs, tc.opts)
+		r := serve(t, s, [][]byte{initIn(7, 37, kernelFlags)})
+		var out fuse.InitOut
+		binary.Read(bytes.NewReader(r.body), binary.LittleEndian, &out)
+		if got := out.Flags&fuse.InitHandleKillprivV2 != 0; r.hdr.Error != 0 || got != tc.want {
+			t.Errorf("%s: error %d, HANDLE_KILLPRIV_V2 agreed %v, want %v", tc.name, r.hdr.Error, got, tc.want)
+		}
+	}
+}
+
 // TestLimitRequests: a transport's limit (fusedev's pipes) is what INIT
 // offers as max_write and, in pages, max_pages, and at least that as
 // max_readahead; sizes out of range are kept to whole pages between one

@@ -374,7 +374,13 @@ const (
 	InitExplicitInvalData = 1 << 25
 	InitMapAlignment      = 1 << 26
 	InitSubmounts         = 1 << 27
-	InitInitExt           = 1 << 30
+	// InitHandleKillprivV2 (7.33) makes the server clear SUID/SGID (and the
+	// host clear security.capability) on WRITE, truncating SETATTR, chown
+	// and O_TRUNC opens, as the request flags below ask; the client kernel
+	// then sets SB_NOSEC and stops asking GETXATTR security.capability
+	// before every write.
+	InitHandleKillprivV2 = 1 << 28
+	InitInitExt          = 1 << 30
 )
 
 // SETATTR valid bits.
@@ -390,8 +396,22 @@ const (
 	FattrMtimeNow  = 1 << 8
 	FattrLockowner = 1 << 9
 	FattrCtime     = 1 << 10
-	FattrKillSuid  = 1 << 11
+	// FattrKillSuid is FATTR_KILL_SUIDGID: with InitHandleKillprivV2 the
+	// SETATTR (a chown of a non-directory, or a truncation by a caller
+	// without CAP_FSETID) must clear SUID and SGID-with-group-execute.
+	FattrKillSuid = 1 << 11
 )
+
+// WriteKillSuidgid is FUSE_WRITE_KILL_SUIDGID in fuse_write_in.write_flags
+// (FUSE_WRITE_KILL_PRIV before 7.33): the writer lacks CAP_FSETID, so the
+// write must clear SUID and SGID-with-group-execute as a local write by it
+// would. The kernel sets it on direct I/O writes whatever was negotiated.
+const WriteKillSuidgid = 1 << 2
+
+// OpenKillSuidgid is FUSE_OPEN_KILL_SUIDGID in fuse_open_in.open_flags and
+// fuse_create_in.open_flags: an O_TRUNC open by a caller without
+// CAP_FSETID, sent only with InitHandleKillprivV2.
+const OpenKillSuidgid = 1 << 0
 
 // Open reply flags, GETATTR flags, IOCTL flags.
 const (

@@ -313,3 +313,11 @@ func (f *FS) Destroy() {
 	f.mu.Unlock()
 	f.FileSystem.Destroy()
 }
+
+// HandlesKillprivV2 is the wrapped filesystem's answer
+// (fuse.KillprivHandler): the synthetic files refuse writes and have no
+// set-id bits, so only the host files' rules matter.
+func (f *FS) HandlesKillprivV2() bool {
+	kh, ok := f.FileSystem.(fuse.KillprivHandler)
+	return ok && kh.HandlesKillprivV2()
+}

@@ -52,7 +52,7 @@ func (fs *FS) settleDirBuffer(fd int, d *dirState) {
 
 // OpenDir opens a directory for READDIR (see open).
 func (fs *FS) OpenDir(r *fuse.Request, nodeid uint64, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Errno {
-	return fs.open(r, nodeid, unix.O_RDONLY|unix.O_DIRECTORY, true, out)
+	return fs.open(r, nodeid, unix.O_RDONLY|unix.O_DIRECTORY, false, true, out)
 }
 
 // ReadDir lists the directory from the cookie in.Offset, which is the host's

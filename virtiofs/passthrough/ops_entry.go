@@ -134,7 +134,18 @@ func (fs *FS) SetAttr(_ *fuse.Request, nodeid uint64, in *fuse.SetAttrIn, out *f
 		}
 	}
 	if in.Valid&fuse.FattrSize != 0 {
-		if e := fs.truncate(ino, fd, h, int64(in.Size)); e != 0 {
+		// FATTR_KILL_SUIDGID with a size: the caller lacks CAP_FSETID, so
+		// the host truncates without it and clears the set-id bits. On a
+		// chown the host clears them whatever the capabilities.
+		dropped := false
+		if in.Valid&fuse.FattrKillSuid != 0 {
+			if dropped, e = fs.dropFsetid(); e != 0 {
+				return e
+			}
+		}
+		e := fs.truncate(ino, fd, h, int64(in.Size))
+		fs.restoreFsetid(dropped)
+		if e != 0 {
 			return e
 		}
 	}

@@ -55,14 +55,15 @@ func (fs *FS) reopenType(typ uint32, fd int, flags int) (int, error) {
 
 // Open opens nodeid for I/O.
 func (fs *FS) Open(r *fuse.Request, nodeid uint64, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Errno {
-	return fs.open(r, nodeid, fs.openFlags(in.Flags), false, out)
+	return fs.open(r, nodeid, fs.openFlags(in.Flags), in.OpenFlags&fuse.OpenKillSuidgid != 0, false, out)
 }
 
 // open reopens nodeid with flags, with the server's credentials (the client
 // kernel checked the caller), except that a non-root caller's O_TRUNC runs
 // without CAP_FSETID, so the host clears SUID/SGID as the truncation of a
-// local file by that caller would (see creds.go).
-func (fs *FS) open(r *fuse.Request, nodeid uint64, flags int, dir bool, out *fuse.OpenOut) fuse.Errno {
+// local file by that caller would (see creds.go); so does a root caller's
+// when the kernel says it lacks CAP_FSETID (kill, FUSE_OPEN_KILL_SUIDGID).
+func (fs *FS) open(r *fuse.Request, nodeid uint64, flags int, kill, dir bool, out *fuse.OpenOut) fuse.Errno {
 	ino, fd, e := fs.inodes.pin(nodeid)
 	if e != 0 {
 		return e
@@ -74,15 +75,21 @@ func (fs *FS) open(r *fuse.Request, nodeid uint64, flags int, dir bool, out *fus
 	if e := fs.reserveHandle(); e != 0 {
 		return e
 	}
-	sw := false
-	if flags&unix.O_TRUNC != 0 && !fs.privileged(r.Caller) {
-		if sw, e = fs.becomeOwner(r.Caller, false); e != 0 {
-			fs.unreserveHandle()
-			return e
-		}
+	sw, dropped := false, false
+	switch {
+	case flags&unix.O_TRUNC == 0:
+	case !fs.privileged(r.Caller):
+		sw, e = fs.becomeOwner(r.Caller, false)
+	case kill:
+		dropped, e = fs.dropFsetid()
+	}
+	if e != 0 {
+		fs.unreserveHandle()
+		return e
 	}
 	nfd, err := fs.reopen(ino, fd, flags)
 	fs.unbecome(sw)
+	fs.restoreFsetid(dropped)
 	if err != nil {
 		fs.unreserveHandle()
 		return errno(err)
@@ -150,7 +157,15 @@ func (fs *FS) Create(r *fuse.Request, parent uint64, name string, in *fuse.Creat
 		if e != 0 {
 			return e
 		}
+		dropped := false
+		if !sw && flags&unix.O_TRUNC != 0 && in.OpenFlags&fuse.OpenKillSuidgid != 0 {
+			// A root caller without CAP_FSETID (become keeps root's).
+			if dropped, e = fs.dropFsetid(); e != 0 {
+				return e
+			}
+		}
 		fd, err = fs.openExisting(pfd, name, flags)
+		fs.restoreFsetid(dropped)
 		fs.unbecome(sw)
 		if err != unix.ENOENT {
 			break
@@ -247,6 +262,20 @@ func (fs *FS) WriteFD(r *fuse.Request, nodeid uint64, in *fuse.WriteIn) (int, fu
 		done()
 		return -1, nil, fuse.OK
 	}
+	if in.WriteFlags&fuse.WriteKillSuidgid != 0 {
+		// The caller splices on this goroutine before calling done
+		// (fuse.FDWriter), so the thread is still the one without
+		// CAP_FSETID.
+		dropped, e := fs.dropFsetid()
+		if e != 0 {
+			done()
+			return -1, nil, e
+		}
+		if dropped {
+			release := done
+			done = func() { fs.restoreFsetid(true); release() }
+		}
+	}
 	return fd, done, fuse.OK
 }
 
@@ -258,6 +287,13 @@ func (fs *FS) Write(r *fuse.Request, nodeid uint64, in *fuse.WriteIn, data [][]b
 	}
 	defer h.put()
 	data = limit(data, int(in.Size))
+	if in.WriteFlags&fuse.WriteKillSuidgid != 0 {
+		dropped, e := fs.dropFsetid()
+		if e != 0 {
+			return 0, e
+		}
+		defer fs.restoreFsetid(dropped)
+	}
 	n, err := unix.Pwritev(h.fd, data, int64(in.Offset))
 	if err != nil {
 		return 0, errno(err)
@@ -326,6 +362,11 @@ func (fs *FS) Fallocate(r *fuse.Request, nodeid uint64, in *fuse.FallocateIn) fu
 	if in.Offset > math.MaxInt64 || in.Length > math.MaxInt64 {
 		return unix.EINVAL
 	}
+	dropped, e := fs.dropFsetidFor(r.Caller)
+	if e != 0 {
+		return e
+	}
+	defer fs.restoreFsetid(dropped)
 	return errno(unix.Fallocate(h.fd, in.Mode, int64(in.Offset), int64(in.Length)))
 }
 
@@ -380,6 +421,11 @@ func (fs *FS) CopyFileRange(r *fuse.Request, nodeid uint64, in *fuse.CopyFileRan
 	}
 	defer dst.put()
 	offIn, offOut := int64(in.OffIn), int64(in.OffOut)
+	dropped, e := fs.dropFsetidFor(r.Caller)
+	if e != 0 {
+		return 0, e
+	}
+	defer fs.restoreFsetid(dropped)
 	n, err := unix.CopyFileRange(src.fd, &offIn, dst.fd, &offOut, int(min(in.Len, maxCopy)), 0)
 	if err != nil {
 		return 0, errno(err)

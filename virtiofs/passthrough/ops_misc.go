@@ -51,10 +51,11 @@ func (fs *FS) Access(r *fuse.Request, nodeid uint64, mask uint32) fuse.Errno {
 
 // xattrOp pins nodeid for an xattr call on the inode's /proc/self/fd path
 // and, unless the client kernel has checked access to name (see
-// kernelCheckedXattr; "" for LISTXATTR), switches to the caller. Symlinks
+// kernelCheckedXattr; "" for LISTXATTR, checked for what a caller says
+// the kernel checked), switches to the caller. Symlinks
 // are refused with refuse, as virtiofsd does. The returned func undoes it
 // all.
-func (fs *FS) xattrOp(r *fuse.Request, nodeid uint64, name string, refuse fuse.Errno) (string, func(), fuse.Errno) {
+func (fs *FS) xattrOp(r *fuse.Request, nodeid uint64, name string, checked bool, refuse fuse.Errno) (string, func(), fuse.Errno) {
 	if !fs.xattr {
 		return "", nil, unix.ENOSYS
 	}
@@ -67,7 +68,7 @@ func (fs *FS) xattrOp(r *fuse.Request, nodeid uint64, name string, refuse fuse.E
 		return "", nil, refuse
 	}
 	sw := false
-	if !kernelCheckedXattr(name) {
+	if !checked && !kernelCheckedXattr(name) {
 		if sw, e = fs.become(r.Caller); e != 0 {
 			fs.inodes.unpin(ino)
 			return "", nil, e
@@ -100,7 +101,7 @@ func (fs *FS) SetXattr(r *fuse.Request, nodeid uint64, name string, value []byte
 	if privilegedXattr(name) && !fs.privileged(r.Caller) {
 		return unix.EPERM
 	}
-	path, done, e := fs.xattrOp(r, nodeid, name, unix.EPERM)
+	path, done, e := fs.xattrOp(r, nodeid, name, false, unix.EPERM)
 	if e != 0 {
 		return e
 	}
@@ -113,7 +114,7 @@ func (fs *FS) GetXattr(r *fuse.Request, nodeid uint64, name string, dst []byte) 
 	if strings.HasPrefix(name, "trusted.") && !fs.privileged(r.Caller) {
 		return 0, unix.ENODATA
 	}
-	path, done, e := fs.xattrOp(r, nodeid, name, unix.ENOTSUP)
+	path, done, e := fs.xattrOp(r, nodeid, name, false, unix.ENOTSUP)
 	if e != 0 {
 		return 0, e
 	}
@@ -128,7 +129,7 @@ func (fs *FS) GetXattr(r *fuse.Request, nodeid uint64, name string, dst []byte) 
 // ListXattr lists extended attribute names; a nil dst asks for the size.
 // trusted.* names are hidden from non-root callers, as the kernel does.
 func (fs *FS) ListXattr(r *fuse.Request, nodeid uint64, dst []byte) (int, fuse.Errno) {
-	path, done, e := fs.xattrOp(r, nodeid, "", unix.ENOTSUP)
+	path, done, e := fs.xattrOp(r, nodeid, "", false, unix.ENOTSUP)
 	if e != 0 {
 		return 0, e
 	}
@@ -171,11 +172,21 @@ func (fs *FS) ListXattr(r *fuse.Request, nodeid uint64, dst []byte) (int, fuse.E
 }
 
 // RemoveXattr removes an extended attribute.
+//
+// security.capability is removed with the server's credentials whoever
+// asks: the client kernel refuses removexattr(2) of it to a caller without
+// CAP_SETFCAP (cap_inode_removexattr), and sends it for a caller without
+// that when it drops a file's capabilities itself, on the first write,
+// truncate or chown by that caller (security_inode_killpriv, which skips
+// the check). Run as the caller, that REMOVEXATTR failed with EPERM and
+// the caller's write(2) with EIO (uid 1000 appending to a 0666 file with
+// a capability, TestSetIDBitsClearedWithKillprivV2, before the change).
 func (fs *FS) RemoveXattr(r *fuse.Request, nodeid uint64, name string) fuse.Errno {
-	if privilegedXattr(name) && !fs.privileged(r.Caller) {
+	checked := name == "security.capability"
+	if !checked && privilegedXattr(name) && !fs.privileged(r.Caller) {
 		return unix.EPERM
 	}
-	path, done, e := fs.xattrOp(r, nodeid, name, unix.EPERM)
+	path, done, e := fs.xattrOp(r, nodeid, name, checked, unix.EPERM)
 	if e != 0 {
 		return e
 	}
