@@ -136,12 +136,16 @@ const maxWorkersFloor = 64
 // Tried, not kept (runs of 2-3 rounds, builds alternating, each round a
 // ratio against passthrough_hp in its own run; the machine was shared
 // and noisy):
-//   - Copying READs under 16 KiB instead of splicing them (3 syscalls as
-//     passthrough_hp): server CPU per READ 1.10x passthrough_hp's
-//     (median, 1.03-1.28x) against 1.15x (0.84-1.39x) spliced, and the
-//     row 0.87x [0.63-1.09] against 0.81x [0.66-1.13], 8 rounds each:
-//     within the noise. Worth another, quieter A/B in splice.go (its
-//     owner's file).
+//   - Copying READs under 16 KiB instead of splicing them: 0.87x
+//     [0.63-1.09] against 0.81x [0.66-1.13] spliced, 8 rounds each,
+//     within that noise. A quieter A/B later (alternating fresh mounts,
+//     one binary, 10 rounds) showed 1.11x IOPS at 4 KiB and 0.86x server
+//     CPU per READ: shipped, up to 16 KiB (splice.go's copyReadMax).
+//   - Handing the reader token on at once for every READ, so that the
+//     next request is read while a small READ is served (copied 4 KiB
+//     READs, the same A/B): 0.95x [0.84-1.15] the IOPS of keeping the
+//     token, server CPU 1.04x [1.00-1.14] per READ. The worker that reads
+//     a small READ serves it and reads the next one itself.
 //   - Every worker a reader, each with a P of its own (GOMAXPROCS=10, so
 //     Readers = Workers = 8 and a thread back from read(2) keeps its P,
 //     with no sysmon hand-off): 0.78x [0.69-0.87] (2 rounds; with small
