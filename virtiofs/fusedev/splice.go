@@ -44,6 +44,20 @@ import (
 // (1.32x [1.24-1.45] the spliced ones), its CPU per READ 0.93x ours.
 const copyReadMax = 16 << 10
 
+// The read-warm row (512 MiB in 1 MiB reads, a server mounted for the
+// whole run, drop_caches before each sample, so the host reads the disk)
+// spread 195% with krunbench at 0.96x passthrough_hp. Both servers side
+// by side, 6 alternating samples, default settings: ours 0.19-0.41 s,
+// passthrough_hp 0.27-0.88 s, ours/passthrough_hp 1.24x median
+// (0.68-3.92x); host file already cached: 10 pairs, ours faster in each
+// (1.15-2.35x). The slow samples of either server are those where the
+// server's own CPU doubles (ours 14 -> 32 ticks, passthrough_hp 15 ->
+// 103) for the same bytes and requests: the page allocations of the
+// host's readahead, made in the server's splice or pread, paying for
+// memory the balloon had reported free (bench/fusebench/memory.go). A
+// cost of the machine that lands on whichever server reads then, not a
+// loss of this READ path.
+
 // pipeSize is the capacity asked for each pipe: a max_pages READ plus the
 // header and unaligned edges, rounded up to a power of two as the kernel
 // does. Above /proc/sys/fs/pipe-max-size (1 MiB by default) it needs

@@ -160,8 +160,51 @@ const maxWorkersFloor = 64
 // writer was 1.37x and 1.66x its idle p99 (passthrough_hp 3.55x, 7.7x),
 // the writer 0.61x [0.42-0.80] passthrough_hp's MB/s.
 // Not tried for lack of time: FUSE_DEV_IOC_CLONE (a cloned fd per
-// thread, as passthrough_hp's clone_fd); the mixed row's p99 was not
-// measured again, since no design above won.
+// thread, as passthrough_hp's clone_fd).
+//
+// Why the mixed row's p99 ratio swings (1.37x to 8.30x between runs):
+// the probes under the writer fall in two phases with very different
+// latencies, and the row's p99 is taken over both. A copy of the row
+// that stamps each probe (the same 1 GiB of 1 MiB writes then fsync,
+// 5,000 idle probes, drop_caches before each sample, a fresh server,
+// krunbench and passthrough_hp alternating, 2 CPUs, default settings,
+// 13 and 12 rounds) gave, in us where not said:
+//
+//	                        krunbench        passthrough_hp
+//	idle p99                92-267           79-160
+//	write() phase p99       370-1800         1968-4275
+//	fsync phase p99         103-181          95-334
+//	write() phase (s)       0.77-2.70        0.55-1.42
+//	probes in write phase   27-60%           18-35%
+//	p99 ratio (the row's)   1.81-10.76       2.71-12.08
+//
+// In the write() phase the stat client waits for a CPU (the server's
+// own LOOKUP time stays near 50 us, see above), and it waits less
+// beside our server than beside passthrough_hp; in the fsync phase the writer's FSYNC
+// is handed off (slowRequest) and probes run about as fast as idle
+// ones. So the overall p99 follows the share of probes made during
+// write() and the idle p99 it is divided by: our runs whose write()
+// took under 1.2 s had 2.48-3.67x (write()-phase p99 370-469 us with
+// writers under 0.9 s), those of 1.4 s or more 1.81-10.76x (1304-1800
+// us; the two low ratios had idle p99s of 249 and 267 us).
+// passthrough_hp's writes only fill its writeback cache, so its write()
+// phase is short and most of its probes land in its fsync.
+//
+// The writer's own time swings 0.7-2.7 s on one build, mostly in the
+// last 128 MiB of write(): 0.10-0.19 s in fast runs, 0.53-1.27 s in
+// slow ones (passthrough_hp 0.06-0.60 s); alone, without probes, 0.18-
+// 0.52 s against passthrough_hp's 0.06-0.19 s. Without the writeback
+// cache the write() phase allocates 2 GiB (the client's page cache and
+// the host file's), passthrough_hp's 1 GiB (the host's comes in its
+// fsync), so the free page reporting cost of bench/fusebench/memory.go
+// (the balloon stays bound on default settings) would land in our
+// write() phase; a hypothesis: waiting 6 s after the cache drop instead
+// of none did not separate the runs (0.85-1.67 s against 0.82-2.11 s,
+// 3 runs each). No request of the stat client was found waiting on the
+// server: 1 MiB WRITEs and FSYNC already hand the reader token on at
+// once, only two requests are ever in flight (so neither max_background
+// nor all workers busy applies: without the writeback cache the
+// writer's WRITEs are synchronous).
 
 // worker is one serving goroutine's state.
 type worker struct {
