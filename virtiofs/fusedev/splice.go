@@ -42,6 +42,11 @@ import (
 // so copying wins up to 16 KiB and loses CPU from 32 KiB on. In the same
 // rounds passthrough_hp made 1.13x [0.94-1.19] our copied 4 KiB IOPS
 // (1.32x [1.24-1.45] the spliced ones), its CPU per READ 0.93x ours.
+// fusebench's par-randread row with this (default settings, 8 rounds,
+// machine shared): 0.86x [0.84-0.89] passthrough_hp (0.83x [0.73-0.88]
+// in the last session run), server CPU 0.61 s against its 0.58 s per
+// sample (1.05x; 1.15x spliced). What is left is the second CPU: with
+// one reader token a READ is read only after the previous one's reply.
 const copyReadMax = 16 << 10
 
 // The read-warm row (512 MiB in 1 MiB reads, a server mounted for the
