@@ -19,6 +19,50 @@ import (
 // "data" receives the file's bytes, then "msg" receives the header followed
 // by data's contents and goes to /dev/fuse in one splice.
 
+// copyReadMax is the largest READ answered by copying rather than
+// splicing: pread into the worker's reply buffer and one write of header
+// and data, 3 system calls per READ as passthrough_hp makes, against 5 to
+// splice (read, splice file -> pipe, write the header, splice pipe ->
+// pipe, splice -> /dev/fuse). Below a few pages the copy costs less than
+// the extra calls and pipe bookkeeping.
+//
+// Measured (issue 15, 2 CPUs, default settings, fs.pipe-max-size 1 MiB):
+// 8 fio jobs of psync random reads (fadvise RANDOM) over 64 MiB files
+// cached on the host, each sample on a fresh `serve --mount`, the same
+// binary with copying switched by an environment variable for the
+// experiment, variants alternating within rounds (ratio copy/splice,
+// median [p25-p75], 10 rounds; 8 for 64 KiB):
+//
+//	4 KiB  IOPS 1.11x [1.01-1.24], server CPU per READ 0.86x [0.83-0.89]
+//	       (again: splice/copy 0.935x [0.88-0.97], CPU 1.18x [1.15-1.22])
+//	16 KiB IOPS 1.05x [0.97-1.18], CPU 0.91x [0.86-0.94]
+//	32 KiB IOPS 0.98x [0.92-1.08], CPU 1.04x [1.00-1.11]
+//	64 KiB IOPS 1.01x [0.72-1.46], CPU 1.09x [0.97-1.42]
+//
+// so copying wins up to 16 KiB and loses CPU from 32 KiB on. In the same
+// rounds passthrough_hp made 1.13x [0.94-1.19] our copied 4 KiB IOPS
+// (1.32x [1.24-1.45] the spliced ones), its CPU per READ 0.93x ours.
+// fusebench's par-randread row with this (default settings, 8 rounds,
+// machine shared): 0.86x [0.84-0.89] passthrough_hp (0.83x [0.73-0.88]
+// in the last session run), server CPU 0.61 s against its 0.58 s per
+// sample (1.05x; 1.15x spliced). What is left is the second CPU: with
+// one reader token a READ is read only after the previous one's reply.
+const copyReadMax = 16 << 10
+
+// The read-warm row (512 MiB in 1 MiB reads, a server mounted for the
+// whole run, drop_caches before each sample, so the host reads the disk)
+// spread 195% with krunbench at 0.96x passthrough_hp. Both servers side
+// by side, 6 alternating samples, default settings: ours 0.19-0.41 s,
+// passthrough_hp 0.27-0.88 s, ours/passthrough_hp 1.24x median
+// (0.68-3.92x); host file already cached: 10 pairs, ours faster in each
+// (1.15-2.35x). The slow samples of either server are those where the
+// server's own CPU doubles (ours 14 -> 32 ticks, passthrough_hp 15 ->
+// 103) for the same bytes and requests: the page allocations of the
+// host's readahead, made in the server's splice or pread, paying for
+// memory the balloon had reported free (bench/fusebench/memory.go). A
+// cost of the machine that lands on whichever server reads then, not a
+// loss of this READ path.
+
 // pipeSize is the capacity asked for each pipe: a max_pages READ plus the
 // header and unaligned edges, rounded up to a power of two as the kernel
 // does. Above /proc/sys/fs/pipe-max-size (1 MiB by default) it needs
@@ -37,6 +81,7 @@ const maxDeviceFailures = 3
 
 var (
 	errTooLarge  = errors.New("fusedev: READ larger than the splice pipes")
+	errSmallRead = errors.New("fusedev: READ small enough to copy")
 	errNoSplice  = errors.New("fusedev: splicing unavailable")
 	errShortPipe = errors.New("fusedev: pipe accepted less than it holds")
 )
@@ -127,6 +172,9 @@ func (s *splicer) fits(size int) bool {
 func (s *splicer) SpliceRead(unique uint64, fd int, off int64, size int) (int, error) {
 	if s.failures.Load() >= maxDeviceFailures {
 		return 0, errNoSplice
+	}
+	if size <= copyReadMax {
+		return 0, errSmallRead
 	}
 	if err := s.open(); err != nil {
 		return 0, err

@@ -111,7 +111,14 @@ const maxWorkersFloor = 64
 // passthrough_hp spends about the server CPU per create+unlink that our
 // one serial worker does (1.16 s against 1.07-1.10 s for 8000) but keeps
 // both CPUs busy (1.96 against 1.4-1.6): its threads wait in read(2) and
-// the kernel wakes them directly. Capping the parallel readers at 2, 3
+// the kernel wakes them directly.
+// Again later (8 python clients x 1000 open(O_CREAT)+close+unlink,
+// fresh servers, 3 rounds each, perf stat on the server): system calls
+// per triple 25.5-25.7 ours against 28.5-28.6, context switches 3.1-4.4
+// against 5.0-5.4, server CPU 1.42-1.50 s against 1.27-1.62 s per 8000
+// triples: per operation ours costs no more; the gap is the overlap.
+// perf trace saw about one runtime nanosleep per read(2) on our threads
+// (sysmon and spinning Ms), not measured further. Capping the parallel readers at 2, 3
 // or 8, or raising the server's GOMAXPROCS to 4, did not close the gap.
 
 // Eight parallel random readers (fusebench par-randread: 8 fio jobs, 4 KiB
@@ -136,12 +143,16 @@ const maxWorkersFloor = 64
 // Tried, not kept (runs of 2-3 rounds, builds alternating, each round a
 // ratio against passthrough_hp in its own run; the machine was shared
 // and noisy):
-//   - Copying READs under 16 KiB instead of splicing them (3 syscalls as
-//     passthrough_hp): server CPU per READ 1.10x passthrough_hp's
-//     (median, 1.03-1.28x) against 1.15x (0.84-1.39x) spliced, and the
-//     row 0.87x [0.63-1.09] against 0.81x [0.66-1.13], 8 rounds each:
-//     within the noise. Worth another, quieter A/B in splice.go (its
-//     owner's file).
+//   - Copying READs under 16 KiB instead of splicing them: 0.87x
+//     [0.63-1.09] against 0.81x [0.66-1.13] spliced, 8 rounds each,
+//     within that noise. A quieter A/B later (alternating fresh mounts,
+//     one binary, 10 rounds) showed 1.11x IOPS at 4 KiB and 0.86x server
+//     CPU per READ: shipped, up to 16 KiB (splice.go's copyReadMax).
+//   - Handing the reader token on at once for every READ, so that the
+//     next request is read while a small READ is served (copied 4 KiB
+//     READs, the same A/B): 0.95x [0.84-1.15] the IOPS of keeping the
+//     token, server CPU 1.04x [1.00-1.14] per READ. The worker that reads
+//     a small READ serves it and reads the next one itself.
 //   - Every worker a reader, each with a P of its own (GOMAXPROCS=10, so
 //     Readers = Workers = 8 and a thread back from read(2) keeps its P,
 //     with no sysmon hand-off): 0.78x [0.69-0.87] (2 rounds; with small
@@ -156,8 +167,51 @@ const maxWorkersFloor = 64
 // writer was 1.37x and 1.66x its idle p99 (passthrough_hp 3.55x, 7.7x),
 // the writer 0.61x [0.42-0.80] passthrough_hp's MB/s.
 // Not tried for lack of time: FUSE_DEV_IOC_CLONE (a cloned fd per
-// thread, as passthrough_hp's clone_fd); the mixed row's p99 was not
-// measured again, since no design above won.
+// thread, as passthrough_hp's clone_fd).
+//
+// Why the mixed row's p99 ratio swings (1.37x to 8.30x between runs):
+// the probes under the writer fall in two phases with very different
+// latencies, and the row's p99 is taken over both. A copy of the row
+// that stamps each probe (the same 1 GiB of 1 MiB writes then fsync,
+// 5,000 idle probes, drop_caches before each sample, a fresh server,
+// krunbench and passthrough_hp alternating, 2 CPUs, default settings,
+// 13 and 12 rounds) gave, in us where not said:
+//
+//	                        krunbench        passthrough_hp
+//	idle p99                92-267           79-160
+//	write() phase p99       370-1800         1968-4275
+//	fsync phase p99         103-181          95-334
+//	write() phase (s)       0.77-2.70        0.55-1.42
+//	probes in write phase   27-60%           18-35%
+//	p99 ratio (the row's)   1.81-10.76       2.71-12.08
+//
+// In the write() phase the stat client waits for a CPU (the server's
+// own LOOKUP time stays near 50 us, see above), and it waits less
+// beside our server than beside passthrough_hp; in the fsync phase the writer's FSYNC
+// is handed off (slowRequest) and probes run about as fast as idle
+// ones. So the overall p99 follows the share of probes made during
+// write() and the idle p99 it is divided by: our runs whose write()
+// took under 1.2 s had 2.48-3.67x (write()-phase p99 370-469 us with
+// writers under 0.9 s), those of 1.4 s or more 1.81-10.76x (1304-1800
+// us; the two low ratios had idle p99s of 249 and 267 us).
+// passthrough_hp's writes only fill its writeback cache, so its write()
+// phase is short and most of its probes land in its fsync.
+//
+// The writer's own time swings 0.7-2.7 s on one build, mostly in the
+// last 128 MiB of write(): 0.10-0.19 s in fast runs, 0.53-1.27 s in
+// slow ones (passthrough_hp 0.06-0.60 s); alone, without probes, 0.18-
+// 0.52 s against passthrough_hp's 0.06-0.19 s. Without the writeback
+// cache the write() phase allocates 2 GiB (the client's page cache and
+// the host file's), passthrough_hp's 1 GiB (the host's comes in its
+// fsync), so the free page reporting cost of bench/fusebench/memory.go
+// (the balloon stays bound on default settings) would land in our
+// write() phase; a hypothesis: waiting 6 s after the cache drop instead
+// of none did not separate the runs (0.85-1.67 s against 0.82-2.11 s,
+// 3 runs each). No request of the stat client was found waiting on the
+// server: 1 MiB WRITEs and FSYNC already hand the reader token on at
+// once, only two requests are ever in flight (so neither max_background
+// nor all workers busy applies: without the writeback cache the
+// writer's WRITEs are synchronous).
 
 // worker is one serving goroutine's state.
 type worker struct {
