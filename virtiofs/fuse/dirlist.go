@@ -29,12 +29,21 @@ func align8(n int) int { return (n + 7) &^ 7 }
 
 // Fits reports whether an entry with this name still fits.
 func (l *DirList) Fits(name string) bool {
+	return len(l.buf)+l.EntrySize(name) <= l.max
+}
+
+// EntrySize is the number of bytes an entry with this name takes in the
+// list, padding included.
+func (l *DirList) EntrySize(name string) int {
 	n := direntSize + len(name)
 	if l.plus {
 		n += EntryOutSize
 	}
-	return len(l.buf)+align8(n) <= l.max
+	return align8(n)
 }
+
+// Room is the number of bytes still free in the list.
+func (l *DirList) Room() int { return l.max - len(l.buf) }
 
 // Add appends a READDIR entry; it returns false, adding nothing, when the
 // entry does not fit. off is the cookie the client passes to continue after it.

@@ -419,6 +419,9 @@ const (
 	FopenKeepCache  = 1 << 1
 	FopenNonSeekabl = 1 << 2
 	FopenCacheDir   = 1 << 3
+	// FopenNoflush: the client sends no FLUSH at close (ignored by the
+	// kernel under the writeback cache, where FLUSH writes data back).
+	FopenNoflush = 1 << 5
 
 	GetattrFh = 1 << 0
 

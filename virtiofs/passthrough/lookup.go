@@ -35,6 +35,21 @@ import (
 // the old one's place, to a client whose cached attributes (up to the
 // 1 s timeout) are the old file's; the handle's generation refuses it
 // (ESTALE). That is the lead's call, not a speed-up to slip in.
+//
+// Also not done (issue 15), for want of a proof that a known (dev, ino)
+// is still the same file without its handle: a cache of handles keyed by
+// (dev, ino) kept past FORGET (on the warm-server rows drop_caches makes
+// the kernel FORGET every inode, so the table is empty when the next walk
+// looks them up) would reuse a handle for whatever file now has that
+// number. statx offers no generation number (FS_IOC_GETVERSION needs a
+// real open descriptor, a syscall as dear as name_to_handle_at), and
+// STATX_BTIME only narrows it: btime comes from the coarse clock, so a
+// file deleted and a new one given its inode number within one tick share
+// it, and ctime is no better (same clock). Where the table still holds the
+// inode's descriptor, again already skips the handle; an inode held by
+// handle alone is checked by comparing the new handle (registerHandle).
+// What was done instead: READDIRPLUS looks up its entries on two
+// goroutines (lookupBatch in ops_dir.go).
 
 // lookupFast resolves name in the directory open at pfd, registers it and
 // fills out.

@@ -3,6 +3,7 @@ package passthrough
 import (
 	"bytes"
 	"encoding/binary"
+	"runtime"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -94,47 +95,163 @@ func (fs *FS) ReadDir(r *fuse.Request, nodeid uint64, in *fuse.ReadIn, plus bool
 		fs.dirBuffer(d)
 	}
 	defer fs.settleDirBuffer(h.fd, d)
+	if plus {
+		return fs.readDirPlus(epoch, h.nodeid, h.fd, dirFD, d, list)
+	}
 	for {
 		if d.off >= d.end {
-			n, err := unix.Getdents(h.fd, d.buf)
-			if err != nil {
-				if list.Len() > 0 {
-					return fuse.OK
-				}
-				return errno(err)
+			if n, e := fill(h.fd, d, list); n <= 0 {
+				return e
 			}
-			if n <= 0 {
-				return fuse.OK
-			}
-			d.off, d.end = 0, n
 		}
 		ent, ok := parseDirent(d.buf[d.off:d.end])
 		if !ok {
 			d.off = d.end
 			continue
 		}
-		if !list.Fits(ent.name) {
-			return fuse.OK
-		}
-		var added bool
-		if plus && ent.name != "." && ent.name != ".." {
-			var entry fuse.EntryOut
-			if fs.lookupFast(epoch, h.nodeid, dirFD, ent.name, &entry) != 0 {
-				entry = fuse.EntryOut{}
-			}
-			added = list.AddPlus(&entry, ent.ino, ent.off, ent.typ, ent.name)
-			if !added && entry.Nodeid != 0 {
-				fs.inodes.forget(entry.Nodeid, 1)
-			}
-		} else {
-			added = list.Add(ent.ino, ent.off, ent.typ, ent.name)
-		}
-		if !added {
+		if !list.Add(ent.ino, ent.off, ent.typ, ent.name) {
 			return fuse.OK
 		}
 		d.off += ent.reclen
 		d.pos = ent.off
 	}
+}
+
+// fill reads the next dirents of the directory open at fd into d's empty
+// buffer and returns how many bytes it read; at the end of the directory
+// (0) or on an error (-1) it also returns the READDIR's result: an error
+// only if list is still empty.
+func fill(fd int, d *dirState, list *fuse.DirList) (int, fuse.Errno) {
+	n, err := unix.Getdents(fd, d.buf)
+	if err != nil {
+		if list.Len() > 0 {
+			return -1, fuse.OK
+		}
+		return -1, errno(err)
+	}
+	if n > 0 {
+		d.off, d.end = 0, n
+	}
+	return n, fuse.OK
+}
+
+// plusEntry is one READDIRPLUS entry between its lookup and its encoding.
+type plusEntry struct {
+	ent   dirent
+	entry fuse.EntryOut
+}
+
+// plusBatches recycles the entries of one buffer's worth of READDIRPLUS.
+var plusBatches = sync.Pool{New: func() any { b := make([]plusEntry, 0, 64); return &b }}
+
+// splitLookups is the fewest entries a READDIRPLUS batch must have to be
+// looked up on two goroutines (lookupBatch).
+const splitLookups = 16
+
+// readDirPlus is ReadDir for READDIRPLUS. It takes the entries of the
+// buffered dirents that fit in list as one batch, looks them all up
+// (lookupBatch), then encodes them; only entries already known to fit are
+// looked up, so no lookup count is taken for an entry the client never
+// sees.
+func (fs *FS) readDirPlus(epoch, parent uint64, fd, dirFD int, d *dirState, list *fuse.DirList) fuse.Errno {
+	bp := plusBatches.Get().(*[]plusEntry)
+	defer func() {
+		clear(*bp)
+		*bp = (*bp)[:0]
+		plusBatches.Put(bp)
+	}()
+	for {
+		if d.off >= d.end {
+			if n, e := fill(fd, d, list); n <= 0 {
+				return e
+			}
+		}
+		batch := (*bp)[:0]
+		room, off, full, bad := list.Room(), d.off, false, false
+		for off < d.end {
+			ent, ok := parseDirent(d.buf[off:d.end])
+			if !ok {
+				bad = true
+				break
+			}
+			size := list.EntrySize(ent.name)
+			if size > room {
+				full = true
+				break
+			}
+			room -= size
+			off += ent.reclen
+			batch = append(batch, plusEntry{ent: ent})
+		}
+		*bp = batch
+		fs.lookupBatch(epoch, parent, dirFD, batch)
+		for i := range batch {
+			p := &batch[i]
+			if !list.AddPlus(&p.entry, p.ent.ino, p.ent.off, p.ent.typ, p.ent.name) {
+				// Cannot happen (the room was counted above), but
+				// the lookups of entries not sent must be undone.
+				for _, q := range batch[i:] {
+					if q.entry.Nodeid != 0 {
+						fs.inodes.forget(q.entry.Nodeid, 1)
+					}
+				}
+				return fuse.OK
+			}
+			d.off += p.ent.reclen
+			d.pos = p.ent.off
+		}
+		if full {
+			return fuse.OK
+		}
+		if bad {
+			d.off = d.end
+		}
+	}
+}
+
+// lookupBatch looks up every entry of batch but "." and ".." in the
+// directory open at dirFD (an entry that fails keeps a zero EntryOut: the
+// client then sees a plain dirent). A batch of splitLookups entries or
+// more is split in two halves looked up at once, one on a goroutine of its
+// own: per entry the lookup makes two host calls (fstatat and
+// name_to_handle_at, see lookup.go) while the client waits, and the second
+// core would otherwise idle. The entries are disjoint and the inode
+// table is locked per registration, so the halves need nothing shared.
+// Measured (issue 15, default settings, fusebench -modes tap,go-fuse
+// -workloads stat,stat-warm -runs 4 -dirs 20, one run per binary, one after
+// the other): ours/go-fuse went from 1.11x [1.10-1.12] cold and 1.12x
+// [1.08-1.28] warm to 1.24x [1.20-1.42] and 1.24x [1.21-1.63]; server CPU
+// per sample 0.33 and 0.30 s before, 0.325 and 0.325 s after. Rerun cold,
+// old and new alternating in one lock hold: 1.12x, 1.12x before; 1.19x
+// [1.16-1.24], 1.21x [1.07-1.45] after (and 1.15x cold, 1.19x warm in one
+// more run): at the 1.2x target, not clearly past it. Only the
+// lookups run in parallel: the client still gets each chunk as one reply,
+// in directory order.
+func (fs *FS) lookupBatch(epoch, parent uint64, dirFD int, batch []plusEntry) {
+	lookup := func(part []plusEntry) {
+		for i := range part {
+			p := &part[i]
+			if p.ent.name == "." || p.ent.name == ".." {
+				continue
+			}
+			if fs.lookupFast(epoch, parent, dirFD, p.ent.name, &p.entry) != 0 {
+				p.entry = fuse.EntryOut{}
+			}
+		}
+	}
+	if len(batch) < splitLookups || runtime.GOMAXPROCS(0) < 2 {
+		lookup(batch)
+		return
+	}
+	half := len(batch) / 2
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		lookup(batch[half:])
+	}()
+	lookup(batch[:half])
+	wg.Wait()
 }
 
 // dirent is one linux_dirent64.

@@ -178,7 +178,7 @@ func (fs *FS) Create(r *fuse.Request, parent uint64, name string, in *fuse.Creat
 		unix.Close(fd)
 		return e
 	}
-	*out = fuse.OpenOut{Fh: fs.newHandle(entry.Nodeid, fd, false)}
+	*out = fuse.OpenOut{OpenFlags: closeFlags(fd), Fh: fs.newHandle(entry.Nodeid, fd, false)}
 	opened = true
 	return fuse.OK
 }
