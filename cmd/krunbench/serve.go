@@ -210,7 +210,9 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 	}
 	defer stopControl()
 	if !f.noTap {
-		tap = trace.NewTap(trace.Options{Resolver: ov, Inodes: ov, RingSize: serveRingEvents})
+		// Nothing in serve lists the inode table; only --trace reads the
+		// node counters' last paths (for events about forgotten nodeids).
+		tap = trace.NewTap(trace.Options{Resolver: ov, Inodes: ov, RingSize: serveRingEvents, NoNodeCounters: f.traceFile == ""})
 		opts.Observer = tap
 	}
 	stopTrace, err := startTrace(tap, f.traceFile, cmd.OutOrStdout())
