@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -151,7 +152,33 @@ func guestPolicy(f serveFlags) (fuse.GuestPolicy, error) {
 	return p, nil
 }
 
+// serveGCPercent is serve's GOGC unless the environment sets one: the
+// heap may grow to 1.5x what the last collection left instead of 2x, so
+// a walk over many inodes leaves less garbage resident. Measured in
+// guestbench (QEMU TCG guest, serve --socket --readdirplus auto, find+stat
+// of 15,000 files, busy machine, interleaved in one lock hold): backend
+// anonymous RSS after the walk 8.8/8.6 MiB at GOGC 100, 7.3/7.5 at 50,
+// 7.0/7.3 at 25; with GODEBUG=gctrace=1 over a boot running the stat and
+// memory workloads (about 30,000 requests) the GC took 23 ms of CPU in 9
+// cycles at 100 and 54 ms in 23 at 50, about 1 ms more per 1,000 requests
+// (the stat row's backend CPU is 86 ms per 1,000). 25 was not taken: it
+// saves a further 0.2-0.3 MiB for about twice the collections again.
+const serveGCPercent = 50
+
+// tuneServeGC applies serveGCPercent unless GOGC is set (getenv is
+// os.Getenv outside tests); it returns the percent in force.
+func tuneServeGC(getenv func(string) string) int {
+	if getenv("GOGC") != "" {
+		old := debug.SetGCPercent(-1)
+		debug.SetGCPercent(old)
+		return old
+	}
+	debug.SetGCPercent(serveGCPercent)
+	return serveGCPercent
+}
+
 func runServe(cmd *cobra.Command, f serveFlags) error {
+	tuneServeGC(os.Getenv)
 	policy, err := guestPolicy(f)
 	if err != nil {
 		return err
