@@ -157,18 +157,19 @@ func guestPolicy(f serveFlags) (fuse.GuestPolicy, error) {
 // a walk over many inodes leaves less garbage resident. Measured in
 // guestbench (QEMU TCG guest, serve --socket --readdirplus auto, find+stat
 // of 15,000 files, busy machine, interleaved in one lock hold): backend
-// anonymous RSS after the walk 8.8/8.6 MiB at GOGC 100, 7.3/7.5 at 50,
-// 7.0/7.3 at 25; with GODEBUG=gctrace=1 over a boot running the stat and
+// anonymous RSS after the walk 8,768/8,624 KiB at GOGC 100, 7,296/7,472
+// at 50, 6,964/7,272 at 25; with GODEBUG=gctrace=1 over a boot running the stat and
 // memory workloads (about 30,000 requests) the GC took 23 ms of CPU in 9
 // cycles at 100 and 54 ms in 23 at 50, about 1 ms more per 1,000 requests
 // (the stat row's backend CPU is 86 ms per 1,000). 25 was not taken: it
-// saves a further 0.2-0.3 MiB for about twice the collections again.
+// saves a further 200-330 KiB for about twice the collections again.
 //
-// What is left over virtiofsd's RSS there (79.6 MiB against 74.5, both
-// with the guest's 64 MiB swiotlb pool as shmem): anonymous 7.6 MiB
-// against 2.8, of which about 2.5-3 MiB is the Go runtime before the
-// first request, and file-backed 6.4 against 6.1 (the binary's text, 2.8
-// MiB resident, and read-only data with the pclntab, 3.1 MiB). Not done:
+// What is left over virtiofsd's RSS there (79,604 KiB against 74,512,
+// 1.07x, both with the guest's 64 MiB swiotlb pool as shmem): anonymous
+// 7,588 KiB against 2,844, of which about 2,500-3,000 is the Go runtime
+// before the first request, and file-backed 6,416 against 6,068 (the
+// binary's text, 2,784 KiB resident, and read-only data with the
+// pclntab, 3,144 KiB). Not done:
 // debug.FreeOSMemory once a burst of requests is over would return the
 // garbage's pages, but guestbench reads RSS right after the walk, so it
 // was not measured.
