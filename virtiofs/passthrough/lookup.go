@@ -66,7 +66,8 @@ func (fs *FS) lookupFast(epoch, parent uint64, pfd int, name string, out *fuse.E
 		fs.fillEntry(out, id, &st)
 		return fuse.OK
 	}
-	fh, mnt, err := unix.NameToHandleAt(pfd, name, 0)
+	var fh fileHandle
+	mnt, err := nameToHandle(pfd, name, 0, &fh)
 	if err != nil {
 		return fs.lookupAt(epoch, parent, pfd, name, -1, out)
 	}
@@ -104,7 +105,8 @@ func (fs *FS) enterOpened(epoch, parent uint64, name string, fd int, want int64,
 		fs.fillEntry(out, id, &st)
 		return fuse.OK
 	}
-	if fh, mnt, err := unix.NameToHandleAt(fd, "", unix.AT_EMPTY_PATH); err == nil {
+	var fh fileHandle
+	if mnt, err := nameToHandle(fd, "", unix.AT_EMPTY_PATH, &fh); err == nil {
 		if id, ok := t.registerHandle(epoch, parent, name, &st, &fh, mnt); ok {
 			fs.fillEntry(out, id, &st)
 			return fuse.OK
@@ -144,19 +146,19 @@ func (t *inodeTable) again(epoch, parent uint64, name string, st *unix.Stat_t) (
 // reused) is replaced. It reports false when mnt has no descriptor for
 // open_by_handle_at yet (lookupAt makes one), or epoch is stale (the
 // slow path then refuses it).
-func (t *inodeTable) registerHandle(epoch, parent uint64, name string, st *unix.Stat_t, h *unix.FileHandle, mnt int) (uint64, bool) {
+func (t *inodeTable) registerHandle(epoch, parent uint64, name string, st *unix.Stat_t, h *fileHandle, mnt int) (uint64, bool) {
 	key := inodeKey{st.Dev, st.Ino}
 	if t.beforeRegister != nil {
 		t.beforeRegister()
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	mfd, ok := t.mounts[mnt]
+	mi, ok := t.mounts[mnt]
 	if !ok || epoch != t.epoch {
 		return 0, false
 	}
 	if in := t.byKey[key]; in != nil {
-		if in.fd >= 0 || (in.handle != nil && sameHandle(in.handle, h)) {
+		if in.fd >= 0 || in.sameHandle(h) {
 			in.nlookup++
 			if in != t.root {
 				in.parent, in.name = parent, name
@@ -173,9 +175,9 @@ func (t *inodeTable) registerHandle(epoch, parent uint64, name string, st *unix.
 		parent:  parent,
 		name:    name,
 		fd:      -1,
-		handle:  h,
-		mountFD: mfd,
+		mnt:     mi,
 	}
+	in.setHandle(h)
 	t.nextID++
 	t.byID[in.nodeid] = in
 	t.byKey[key] = in
@@ -185,8 +187,8 @@ func (t *inodeTable) registerHandle(epoch, parent uint64, name string, st *unix.
 // openHandle opens in's O_PATH descriptor from its file handle and checks
 // that it is the inode the table knows (a handle taken by name can belong
 // to a file swapped in under that name after it was stat-ed).
-func openHandle(in *inode, mfd int, h *unix.FileHandle) (int, fuse.Errno) {
-	fd, err := unix.OpenByHandleAt(mfd, *h, unix.O_PATH|unix.O_CLOEXEC)
+func openHandle(in *inode, mfd int, h *fileHandle) (int, fuse.Errno) {
+	fd, err := openByHandle(mfd, h, unix.O_PATH|unix.O_CLOEXEC)
 	if err != nil {
 		if err == unix.ESTALE {
 			return -1, unix.ENOENT

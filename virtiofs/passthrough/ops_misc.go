@@ -205,7 +205,7 @@ func (fs *FS) SyncFs(r *fuse.Request, nodeid uint64) fuse.Errno {
 	fds := fs.inodes.mountFDs()
 	if len(fds) == 0 {
 		root := fs.inodes.root
-		fd, err := fs.reopen(root, root.fd, unix.O_RDONLY|unix.O_DIRECTORY)
+		fd, err := fs.reopen(root, int(root.fd), unix.O_RDONLY|unix.O_DIRECTORY)
 		if err != nil {
 			return errno(err)
 		}

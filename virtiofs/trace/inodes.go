@@ -52,16 +52,20 @@ type nodeShard struct {
 
 // nodeTable holds per-nodeid counters, sharded by nodeid so concurrent
 // requests about different files rarely share a lock. epoch lets a merge
-// prune only entries last touched before it listed the filesystem.
+// prune only entries last touched before it listed the filesystem. A
+// table that was never initialised (Options.NoNodeCounters) is off: it
+// keeps nothing and every lookup misses.
 type nodeTable struct {
 	shards [nodeShards]nodeShard
 	epoch  atomic.Uint64
+	on     bool
 }
 
 func (nt *nodeTable) init() {
 	for i := range nt.shards {
 		nt.shards[i].m = make(map[uint64]*nodeCounters)
 	}
+	nt.on = true
 }
 
 func (nt *nodeTable) shard(nodeid uint64) *nodeShard {
@@ -87,6 +91,9 @@ func (sh *nodeShard) entry(nodeid uint64) *nodeCounters {
 }
 
 func (nt *nodeTable) touch(ev *Event) {
+	if !nt.on {
+		return
+	}
 	epoch := nt.epoch.Load()
 	ok := ev.Errno == 0
 	if ev.Nodeid != 0 {
@@ -135,6 +142,9 @@ func (nt *nodeTable) bump(nodeid, epoch uint64, at time.Duration, open int64, re
 // rememberPath records p as nodeid's path when it is known and returns it,
 // or returns the last path remembered when p is empty.
 func (nt *nodeTable) rememberPath(nodeid uint64, p string) string {
+	if !nt.on {
+		return p
+	}
 	sh := nt.shard(nodeid)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -152,6 +162,9 @@ func (nt *nodeTable) rememberPath(nodeid uint64, p string) string {
 }
 
 func (nt *nodeTable) get(nodeid uint64) (nodeCounters, bool) {
+	if !nt.on {
+		return nodeCounters{}, false
+	}
 	sh := nt.shard(nodeid)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -175,7 +188,9 @@ func (t *Tap) fillRow(r *InodeRow, c *nodeCounters) {
 // Inodes returns the live inode table sorted by nodeid. With an
 // InodeLister, its rows are the filesystem's table merged with the tap's
 // counters, and counters of nodeids it no longer reports are dropped.
-// Without one, its rows are the nodeids the tap has seen.
+// Without one, its rows are the nodeids the tap has seen. With
+// Options.NoNodeCounters, rows carry no counters (and without a lister
+// there are none).
 func (t *Tap) Inodes() []InodeRow {
 	if t.lister == nil {
 		return t.seenInodes()

@@ -517,3 +517,31 @@ func TestBootMoments(t *testing.T) {
 		t.Fatalf("first %v (want %v), EOF %v (want %v)", tap.FirstRequest(), first.Start, tap.InitEOF(), eof.Start)
 	}
 }
+
+// TestNoNodeCounters: a tap without node counters keeps no entry per
+// nodeid however many it sees, and still lists the filesystem's table.
+func TestNoNodeCounters(t *testing.T) {
+	fs := newFakeFS()
+	tap := NewTap(Options{Resolver: fs, Inodes: fs, NoNodeCounters: true})
+	for i := range 1000 {
+		s := served(fuse.OpLookup, 1)
+		s.Name, s.NewNodeid = "x", uint64(10+i)
+		tap.Observe(s)
+		tap.Observe(served(fuse.OpGetattr, uint64(10+i)))
+	}
+	for i := range tap.nodes.shards {
+		if n := len(tap.nodes.shards[i].m); n != 0 {
+			t.Fatalf("shard %d holds %d entries", i, n)
+		}
+	}
+	rows := tap.Inodes()
+	if len(rows) != 3 || rows[2].Nodeid != 5 || rows[2].Path != "/a" || rows[2].Nlookup != 50 || rows[0].Ops != 0 {
+		t.Fatalf("rows %+v", rows)
+	}
+	if p := tap.PathOf(5); p != "/a" {
+		t.Fatalf("PathOf(5) = %q", p)
+	}
+	if st := tap.Stats(); st.Total.Count != 2000 {
+		t.Fatalf("stats count %d, want 2000", st.Total.Count)
+	}
+}
