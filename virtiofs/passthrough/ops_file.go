@@ -101,10 +101,11 @@ func (fs *FS) open(r *fuse.Request, nodeid uint64, flags int, kill, dir bool, ou
 // Create creates (or, without O_EXCL, opens) name in parent and opens it.
 //
 // The create+unlink row (issue 15) asks the server for more than go-fuse's
-// loopback does: the kernel sends 8 requests per open(O_CREAT|O_EXCL),
+// loopback does: the kernel sent 8 requests per open(O_CREAT|O_EXCL),
 // close, unlink (LOOKUP, CREATE, GETATTR, FLUSH, RELEASE, GETATTR, UNLINK,
 // FORGET; 2,000 triples, counted in the trace) against go-fuse's 6 (no
-// GETATTR). The two GETATTRs are the parent directory's: CREATE and UNLINK
+// GETATTR); 7 since CREATE answers FOPEN_NOFLUSH where closing cannot fail
+// (noflush.go). The two GETATTRs are the parent directory's: CREATE and UNLINK
 // invalidate its attributes in the client, and a default_permissions
 // mount (ours, as virtio-fs mounts) must refresh them for the next
 // permission check; the loopback in bench/ mounts without it. Per triple
