@@ -1,0 +1,108 @@
+package vhostuser
+
+import (
+	"golang.org/x/sys/unix"
+)
+
+// Queue threads: a request queue's kicks are waited for by a goroutine of
+// its own blocked in ppoll(2) on the kick fd and a stop eventfd, outside
+// the runtime's netpoller, and each kick is served on that goroutine
+// (Device.ServeKick): ppoll, read, serve, write to the call fd, as
+// virtiofsd's queue thread does. Which queues get one is the device's
+// choice (queueThreader: virtio-fs's request queues, not its hiprio
+// queue, whose kicks are rare and stay in the netpoller).
+//
+// Why only the request queues: a goroutine blocked in a system call keeps
+// its P. The earlier ppoll design (3d82c00, rejected in 25ccdd8) had a
+// thread for the hiprio queue too; on this 2-CPU machine both Ps then sat
+// in syscalls, so sysmon retook them every 20 us (retake -> handoffp ->
+// startm, a futex wake) and the reader had to find a P again on every
+// kick: nanosleep 2.68 and futex 0.57 per request (sysmon's usleep and
+// exitsyscall). With one queue thread in ppoll and the other Ps idle,
+// sysmon leaves the P alone for 10 ms (retake skips a P in a syscall
+// while its run queue is empty and some P is idle) and backs off its own
+// sleep to 10 ms, so a kick that ends the ppoll finds its P still there:
+// exitsyscall's fast path, no futex.
+//
+// Not used: RawSyscall for the ppoll (no entersyscall at all). The
+// blocked thread would hold a running P for as long as the guest is
+// quiet: that P runs nothing else, and a stop-the-world GC waits until
+// sysmon's preemption signal ends the ppoll with EINTR (10 ms or more).
+// runtime.LockOSThread: the goroutine never parks on the fast path, so a
+// locked thread gains nothing there, and where it does park (a full jobs
+// channel, the pop lock) a locked M must hand its P off and be woken
+// again for this goroutine alone.
+
+// queueThreader is a device that says which of its queues want a queue
+// thread (virtiofs.Device.QueueThread).
+type queueThreader interface {
+	QueueThread(index int) bool
+}
+
+// startThread starts the queue thread of one queue on fd, a duplicate of
+// its kick fd that the reader then owns.
+func (p *poller) startThread(index, fd int) (*kickReader, error) {
+	stop, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	r := &kickReader{index: index, fd: fd, stop: stop, done: make(chan struct{})}
+	go p.thread(r)
+	return r, nil
+}
+
+// wake asks a queue thread to return; it never blocks (the stop eventfd is
+// non-blocking, and a counter at its maximum wakes the thread anyway).
+func (r *kickReader) wake() {
+	var one [8]byte
+	ne.PutUint64(one[:], 1)
+	unix.Write(r.stop, one[:])
+}
+
+// closeFds closes a stopped queue thread's fds.
+func (r *kickReader) closeFds() {
+	for _, fd := range []*int{&r.fd, &r.stop} {
+		if *fd >= 0 {
+			unix.Close(*fd)
+			*fd = -1
+		}
+	}
+}
+
+// thread serves every kick of one fd until it is stopped (wake); an error
+// on the fd stops it (logged), so that a broken fd cannot make it spin.
+// The kick fd is non-blocking (adoptEventfd: its file description is the
+// front-end's, so it cannot be made blocking here), hence ppoll first and
+// then the read, which finds EAGAIN only when the front-end took the kick.
+func (p *poller) thread(r *kickReader) {
+	defer close(r.done)
+	fds := []unix.PollFd{{Fd: int32(r.fd), Events: unix.POLLIN}, {Fd: int32(r.stop), Events: unix.POLLIN}}
+	var buf [8]byte
+	for {
+		_, err := unix.Ppoll(fds, nil, nil)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			p.log.Error("vhost-user: waiting for kicks; ring no longer polled", "queue", r.index, "err", err)
+			return
+		case fds[1].Revents != 0:
+			return
+		case fds[0].Revents&(unix.POLLERR|unix.POLLNVAL) != 0:
+			p.log.Error("vhost-user: kick fd failed; ring no longer polled", "queue", r.index, "revents", fds[0].Revents)
+			return
+		case fds[0].Revents == 0:
+			continue
+		}
+		n, err := unix.Read(r.fd, buf[:])
+		switch {
+		case err == unix.EAGAIN || err == unix.EINTR:
+			continue // the front-end took the kick
+		case err != nil || n != len(buf):
+			p.log.Error("vhost-user: reading kick fd; ring no longer polled", "queue", r.index, "n", n, "err", err)
+			return
+		}
+		p.serve(r.index)
+	}
+}
