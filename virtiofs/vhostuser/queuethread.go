@@ -59,6 +59,16 @@ import (
 // timeout under sysmon's 10 ms so the P is never retaken and sysmon stays
 // at its 10 ms sleep; back to an endless ppoll after a quiet spell, so an
 // idle server makes no wake-ups.
+//
+// Seq read (64 MiB, the guest's readahead READs concurrent: all but the
+// last chain of a kick go to the workers) did not gain and may have lost:
+// CPU ratio to virtiofsd 1.70x, 1.27x, 1.34x, 1.33x against 1.17x, 0.93x,
+// 1.14x, 1.24x for the netpoller reader (two holds, N O N O and
+// G O N G O N; the machine was overloaded: virtiofsd's own CPU for the
+// same stat walk ranged 0.11-0.59 s). A suspect: a worker woken by the
+// queue thread lands on its P's runnext and waits there while the thread
+// holds that P in ppoll. Tried and rejected: runtime.Gosched before every
+// ppoll (G above): read 1.37x, 1.42x, no better.
 
 // queueThreader is a device that says which of its queues want a queue
 // thread (virtiofs.Device.QueueThread).
