@@ -277,6 +277,12 @@ func (d *Device) ServeKick(index int) bool {
 	return d.drain(a, index)
 }
 
+// QueueThread reports whether a transport that waits for kicks itself (the
+// vhost-user backend) should give queue index a thread of its own, blocked
+// outside the runtime's netpoller and serving kicks with ServeKick: the
+// request queues, not the hiprio queue (index 0), whose kicks are rare.
+func (d *Device) QueueThread(index int) bool { return index >= 1 && index <= d.nreq }
+
 // slowRequest reports whether a request belongs to a class that is slow on
 // the host by nature and is never served inline: FSYNC and FSYNCDIR (wait
 // for the disk), FALLOCATE and COPY_FILE_RANGE (move or reserve extents),

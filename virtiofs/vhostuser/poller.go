@@ -20,8 +20,10 @@ type kickWatch struct {
 // only once nothing reads an fd of the old set or is inside a notify call
 // for it, so the caller may close those fds or reset the device.
 //
-// Each kick fd is read by its own goroutine through the Go runtime's
-// network poller (on a duplicate of the fd, which the poller owns), and
+// Each kick fd is read by its own goroutine, a queue thread blocked in
+// ppoll(2) for the queues the device asks one for (queuethread.go, where
+// the numbers are), otherwise through the Go runtime's network poller
+// (on a duplicate of the fd, which the poller owns), and
 // the kick is served on that same goroutine (serve: Device.ServeKick when
 // the device has it), so a request goes kick, pop, serve, call with no
 // goroutine hand-off, close to virtiofsd's queue thread. A goroutine
@@ -50,21 +52,27 @@ type poller struct {
 	log    *slog.Logger
 	notify func(index int)
 	serve  func(index int) // nil: kicks go to notify
+	// threaded reports the queues whose kicks wait in a queue thread
+	// (queuethread.go) rather than in the runtime's netpoller; nil: none.
+	threaded func(index int) bool
 
 	mu      sync.Mutex
 	readers []*kickReader
 	closed  bool
 }
 
-// kickReader is the goroutine reading one kick fd.
+// kickReader is the goroutine reading one kick fd: through the netpoller
+// (file set) or as a queue thread (fd and stop set).
 type kickReader struct {
 	index int
-	file  *os.File // a duplicate of the kick fd
+	file  *os.File // a duplicate of the kick fd, netpoller readers
+	fd    int      // a duplicate of the kick fd, queue threads; else -1
+	stop  int      // an eventfd written to stop a queue thread; else -1
 	done  chan struct{}
 }
 
-func newPoller(notify, serve func(int), log *slog.Logger) (*poller, error) {
-	return &poller{log: log, notify: notify, serve: serve}, nil
+func newPoller(notify, serve func(int), threaded func(int) bool, log *slog.Logger) (*poller, error) {
+	return &poller{log: log, notify: notify, serve: serve, threaded: threaded}, nil
 }
 
 // set replaces the polled fds and notifies once each index in pending.
@@ -100,8 +108,14 @@ func (p *poller) close() {
 // kick, and waits until every reader has returned. Called with mu held.
 func (p *poller) stopReaders() {
 	for _, r := range p.readers {
-		r.file.Close()
+		if r.file != nil {
+			r.file.Close()
+			<-r.done
+			continue
+		}
+		r.wake()
 		<-r.done
+		r.closeFds()
 	}
 	p.readers = nil
 }
@@ -111,9 +125,12 @@ func (p *poller) startReader(w kickWatch) (*kickReader, error) {
 	if err != nil {
 		return nil, err
 	}
+	if p.serve != nil && p.threaded != nil && p.threaded(w.index) {
+		return p.startThread(w.index, fd)
+	}
 	// The fd is non-blocking (adoptEventfd), so os.NewFile registers it
 	// with the runtime's poller and Read waits there.
-	r := &kickReader{index: w.index, file: os.NewFile(uintptr(fd), "vhost-user-kick"), done: make(chan struct{})}
+	r := &kickReader{index: w.index, file: os.NewFile(uintptr(fd), "vhost-user-kick"), fd: -1, stop: -1, done: make(chan struct{})}
 	go p.read(r)
 	return r, nil
 }

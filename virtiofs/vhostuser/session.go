@@ -76,7 +76,11 @@ func newSession(dev virtio.Device, uc *net.UnixConn, log *slog.Logger, maxSlots 
 	if k, ok := dev.(kickServer); ok {
 		serve = func(i int) { k.ServeKick(i) }
 	}
-	s.poller, err = newPoller(s.queueNotify, serve, log)
+	var threaded func(int) bool
+	if t, ok := dev.(queueThreader); ok {
+		threaded = t.QueueThread
+	}
+	s.poller, err = newPoller(s.queueNotify, serve, threaded, log)
 	if err != nil {
 		return nil, err
 	}

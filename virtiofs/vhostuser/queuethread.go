@@ -1,0 +1,150 @@
+package vhostuser
+
+import (
+	"golang.org/x/sys/unix"
+)
+
+// Queue threads: a request queue's kicks are waited for by a goroutine of
+// its own blocked in ppoll(2) on the kick fd and a stop eventfd, outside
+// the runtime's netpoller, and each kick is served on that goroutine
+// (Device.ServeKick): ppoll, read, serve, write to the call fd, as
+// virtiofsd's queue thread does. Which queues get one is the device's
+// choice (queueThreader: virtio-fs's request queues, not its hiprio
+// queue, whose kicks are rare and stay in the netpoller).
+//
+// Why only the request queues: a goroutine blocked in a system call keeps
+// its P. The earlier ppoll design (3d82c00, rejected in 25ccdd8) had a
+// thread for the hiprio queue too; on this 2-CPU machine both Ps then sat
+// in syscalls, so sysmon retook them every 20 us (retake -> handoffp ->
+// startm, a futex wake) and the reader had to find a P again on every
+// kick: nanosleep 2.68 and futex 0.57 per request (sysmon's usleep and
+// exitsyscall). With one queue thread in ppoll and the other Ps idle,
+// sysmon leaves the P alone for 10 ms (retake skips a P in a syscall
+// while its run queue is empty and some P is idle) and backs off its own
+// sleep to 10 ms, so a kick that ends the ppoll finds its P still there:
+// exitsyscall's fast path, no futex.
+//
+// Not used: RawSyscall for the ppoll (no entersyscall at all). The
+// blocked thread would hold a running P for as long as the guest is
+// quiet: that P runs nothing else, and a stop-the-world GC waits until
+// sysmon's preemption signal ends the ppoll with EINTR (10 ms or more).
+// runtime.LockOSThread: the goroutine never parks on the fast path, so a
+// locked thread gains nothing there, and where it does park (a full jobs
+// channel, the pop lock) a locked M must hand its P off and be woken
+// again for this goroutine alone.
+
+// Measured (guestbench, TCG guest, default settings, --readdirplus auto
+// with the tap on; 2,000 create+unlink and find+stat of 5,000 files; old
+// and new binaries alternating N O N O in one lock hold on the busy 2-core
+// machine, each beside virtiofsd in the same run): backend CPU over
+// virtiofsd's, create 1.10x and 1.35x against 2.57x and 1.23x before,
+// stat 1.56x and 2.08x against 3.60x and 2.06x; stat's own CPU 0.25 and
+// 0.25 s against 0.36 and 0.33 s (-27%); stat wall 0.96x and 1.23x
+// against 1.65x and 0.96x. strace -c -f (create, per request): futex 0.72
+// -> 0.12, epoll_pwait 1.50 -> 0.53, EAGAIN reads 0.72 -> 0.14.
+// A second hold (N O N O, create, stat and a 64 MiB read), busier still:
+// create 2.36x and 1.65x against 2.82x and 1.81x (own CPU 1.25 and 0.76 s
+// against 1.58 and 0.96 s, -21%); stat 2.18x and 2.73x against 2.73x and
+// 1.82x, and a third hold's stat spread from 0.68x to 2.27x: the stat gain
+// of the first hold is not shown beyond this machine's noise.
+//
+// What is left: nanosleep stayed at about 1.75 per request. perf
+// (sys_enter_nanosleep -g, the create boot): 9,673 of 9,683 are sysmon's
+// usleep. Whenever the guest is quiet for 10 ms sysmon retakes the queue
+// thread's P, every P is then idle and sysmon sleeps deeply; the next
+// kick's exitsyscall wakes it (381 futex wakes, exitsyscallTryGetP), and
+// sysmon restarts at 20 us sleeps, doubling only after 50 of them. That is
+// the runtime's, not this package's, and costs a few microseconds each.
+// perf -F 2000 -g of the backend (create + stat boot, 4,787 samples):
+// sysmon 12% (8.0% its nanosleep's context switches, 3.8% usleep), the
+// queue thread's ppoll sleep and wake-up 11.6% and the call eventfd write
+// 7.0% (both also virtiofsd's), first reads of guest memory (the request's
+// opcode in slowRequest 2.0%, readDesc 4.0%: cache misses on what the
+// vCPU just wrote). Next idea, not built: while kicks come, ppoll with a
+// timeout under sysmon's 10 ms so the P is never retaken and sysmon stays
+// at its 10 ms sleep; back to an endless ppoll after a quiet spell, so an
+// idle server makes no wake-ups.
+//
+// Seq read (64 MiB, the guest's readahead READs concurrent: all but the
+// last chain of a kick go to the workers) did not gain and may have lost:
+// CPU ratio to virtiofsd 1.70x, 1.27x, 1.34x, 1.33x against 1.17x, 0.93x,
+// 1.14x, 1.24x for the netpoller reader (two holds, N O N O and
+// G O N G O N; the machine was overloaded: virtiofsd's own CPU for the
+// same stat walk ranged 0.11-0.59 s). A suspect: a worker woken by the
+// queue thread lands on its P's runnext and waits there while the thread
+// holds that P in ppoll. Tried and rejected: runtime.Gosched before every
+// ppoll (G above): read 1.37x, 1.42x, no better.
+
+// queueThreader is a device that says which of its queues want a queue
+// thread (virtiofs.Device.QueueThread).
+type queueThreader interface {
+	QueueThread(index int) bool
+}
+
+// startThread starts the queue thread of one queue on fd, a duplicate of
+// its kick fd that the reader then owns.
+func (p *poller) startThread(index, fd int) (*kickReader, error) {
+	stop, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	r := &kickReader{index: index, fd: fd, stop: stop, done: make(chan struct{})}
+	go p.thread(r)
+	return r, nil
+}
+
+// wake asks a queue thread to return; it never blocks (the stop eventfd is
+// non-blocking, and a counter at its maximum wakes the thread anyway).
+func (r *kickReader) wake() {
+	var one [8]byte
+	ne.PutUint64(one[:], 1)
+	unix.Write(r.stop, one[:])
+}
+
+// closeFds closes a stopped queue thread's fds.
+func (r *kickReader) closeFds() {
+	for _, fd := range []*int{&r.fd, &r.stop} {
+		if *fd >= 0 {
+			unix.Close(*fd)
+			*fd = -1
+		}
+	}
+}
+
+// thread serves every kick of one fd until it is stopped (wake); an error
+// on the fd stops it (logged), so that a broken fd cannot make it spin.
+// The kick fd is non-blocking (adoptEventfd: its file description is the
+// front-end's, so it cannot be made blocking here), hence ppoll first and
+// then the read, which finds EAGAIN only when the front-end took the kick.
+func (p *poller) thread(r *kickReader) {
+	defer close(r.done)
+	fds := []unix.PollFd{{Fd: int32(r.fd), Events: unix.POLLIN}, {Fd: int32(r.stop), Events: unix.POLLIN}}
+	var buf [8]byte
+	for {
+		_, err := unix.Ppoll(fds, nil, nil)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			p.log.Error("vhost-user: waiting for kicks; ring no longer polled", "queue", r.index, "err", err)
+			return
+		case fds[1].Revents != 0:
+			return
+		case fds[0].Revents&(unix.POLLERR|unix.POLLNVAL) != 0:
+			p.log.Error("vhost-user: kick fd failed; ring no longer polled", "queue", r.index, "revents", fds[0].Revents)
+			return
+		case fds[0].Revents == 0:
+			continue
+		}
+		n, err := unix.Read(r.fd, buf[:])
+		switch {
+		case err == unix.EAGAIN || err == unix.EINTR:
+			continue // the front-end took the kick
+		case err != nil || n != len(buf):
+			p.log.Error("vhost-user: reading kick fd; ring no longer polled", "queue", r.index, "n", n, "err", err)
+			return
+		}
+		p.serve(r.index)
+	}
+}
