@@ -1,8 +1,6 @@
 package main
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/krunbench/krunbench/bench/internal/cli"
@@ -18,13 +16,10 @@ import (
 func TestWrittenFileReadsBack(t *testing.T) {
 	for _, name := range []string{"fuse.json", "fuse-tuned.json"} {
 		t.Run(name, func(t *testing.T) {
-			want, err := os.ReadFile(filepath.Join("..", "results", name))
+			var read schema.FuseFile
+			want, err := schema.ReadCommitted(name, &read)
 			if err != nil {
 				t.Fatal(err)
-			}
-			var read schema.FuseFile
-			if err := schema.DecodeStrict(want, &read); err != nil {
-				t.Fatalf("a reader cannot read fusebench's file: %v", err)
 			}
 			if len(read.Rows) == 0 || len(read.Modes) == 0 {
 				t.Fatalf("read %d rows and %d modes: not a full run", len(read.Rows), len(read.Modes))

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/krunbench/krunbench/bench/internal/cli"
@@ -15,13 +13,10 @@ import (
 // refusing undeclared fields), and written again by tuibench's writer,
 // comes out byte for byte as it went in.
 func TestWrittenFileReadsBack(t *testing.T) {
-	want, err := os.ReadFile(filepath.Join("..", "results", "tui.json"))
+	var read schema.TUIFile
+	want, err := schema.ReadCommitted("tui.json", &read)
 	if err != nil {
 		t.Fatal(err)
-	}
-	var read schema.TUIFile
-	if err := schema.DecodeStrict(want, &read); err != nil {
-		t.Fatalf("a reader cannot read tuibench's file: %v", err)
 	}
 	if len(read.Modes) == 0 || read.Fuse == nil {
 		t.Fatalf("read %d modes, fuse comparison %v: not a full run", len(read.Modes), read.Fuse)

@@ -18,6 +18,21 @@ func DecodeStrict(b []byte, v any) error {
 	return dec.Decode(v)
 }
 
+// ReadCommitted reads bench/results/name, as committed, from the test of
+// a benchmark command (its working directory a sibling of results/), and
+// decodes it into v with DecodeStrict; it returns the file's bytes, the
+// want of SameAfterWrite. The error says which step failed.
+func ReadCommitted(name string, v any) ([]byte, error) {
+	b, err := os.ReadFile(filepath.Join("..", "results", name))
+	if err != nil {
+		return nil, err
+	}
+	if err := DecodeStrict(b, v); err != nil {
+		return nil, fmt.Errorf("a reader cannot read %s: %w", name, err)
+	}
+	return b, nil
+}
+
 // FirstDiff says where got first differs from want, with 80 bytes of
 // each around it; "" when they are equal.
 func FirstDiff(got, want []byte) string {
