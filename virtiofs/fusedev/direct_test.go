@@ -22,6 +22,20 @@ func alignedBuf(n int) []byte {
 	return b[off : off+n]
 }
 
+// openDirectPattern writes size bytes of the test pattern to name in the
+// host directory and opens it through the mount with O_DIRECT (closed at
+// the test's end); it returns the descriptor and the bytes written.
+func openDirectPattern(t *testing.T, mt *mounted, name string, size int) (int, []byte) {
+	t.Helper()
+	want := make([]byte, size)
+	_, _ = io.ReadFull(newPattern(), want)
+	writeFile(t, mt.host(name), want)
+	fd, err := unix.Open(mt.path(name), unix.O_RDONLY|unix.O_DIRECT|unix.O_CLOEXEC, 0)
+	must(t, err)
+	t.Cleanup(func() { unix.Close(fd) })
+	return fd, want
+}
+
 // TestDirectIO reads and writes a file through the mount with O_DIRECT:
 // the kernel sends the client's aligned requests straight to the server
 // (no page cache), and the server opens the host file O_DIRECT too, so its
@@ -38,13 +52,7 @@ func TestDirectIO(t *testing.T) {
 func testDirectIO(t *testing.T, o mountOpts) {
 	mt := mount(t, o)
 	const size = 2 << 20
-	want := make([]byte, size)
-	_, _ = io.ReadFull(newPattern(), want)
-	writeFile(t, mt.host("direct.bin"), want)
-
-	fd, err := unix.Open(mt.path("direct.bin"), unix.O_RDONLY|unix.O_DIRECT|unix.O_CLOEXEC, 0)
-	must(t, err)
-	defer unix.Close(fd)
+	fd, want := openDirectPattern(t, mt, "direct.bin", size)
 	for _, c := range []struct{ off, n int }{{0, 4096}, {4096, 4096}, {8192, 256 << 10}, {size - 4096, 256 << 10}, {0, 1 << 20}, {1 << 20, 1 << 20}, {size - 4096, 1 << 20}} {
 		buf := alignedBuf(c.n)
 		n, err := unix.Pread(fd, buf, int64(c.off))

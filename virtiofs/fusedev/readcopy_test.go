@@ -2,7 +2,6 @@ package fusedev_test
 
 import (
 	"bytes"
-	"io"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -17,13 +16,7 @@ import (
 func TestSmallReadsCopied(t *testing.T) {
 	mt := mount(t, mountOpts{})
 	const size = 1 << 20
-	want := make([]byte, size)
-	_, _ = io.ReadFull(newPattern(), want)
-	writeFile(t, mt.host("small.bin"), want)
-
-	fd, err := unix.Open(mt.path("small.bin"), unix.O_RDONLY|unix.O_DIRECT|unix.O_CLOEXEC, 0)
-	must(t, err)
-	defer unix.Close(fd)
+	fd, want := openDirectPattern(t, mt, "small.bin", size)
 	pread := func(off, n int) {
 		t.Helper()
 		buf := alignedBuf(n)
