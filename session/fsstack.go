@@ -21,22 +21,6 @@ import (
 	"github.com/krunbench/krunbench/virtiofs/vhostuser"
 )
 
-// tapRingEvents is the session tap's ring of recent events. The ring is
-// for late joiners that ask for what happened before them (Tap.Recent);
-// run and the workbench have none: the TUI's traffic pane keeps its own
-// ring, fed by a subscription taken at start, --trace files are written
-// by another subscription (Tap.Record), replay reads those files, and
-// the statistics and boot times are counters. A ring of
-// trace.DefaultRingSize (65,536 events of 248 bytes, 16 MiB, and every
-// name it holds on to) was memory no one read, as in serve
-// (cmd/krunbench's serveRingEvents). Measured: krunbench run --engine qemu
-// --accel tcg on a busybox root, find /data | wc -l over 50,050 entries,
-// 3 interleaved pairs on this 2-core machine: krunbench's peak RssAnon
-// 56.1 MiB with the default ring, 48.1 MiB with this one (0.86x within
-// each pair), VmHWM 100.3 -> 93.1 MiB (0.93x); wall time unchanged
-// (29-34 s either way).
-const tapRingEvents = 256
-
 // Run errors.
 var (
 	ErrStopped    = errors.New("the guest was stopped")
@@ -87,7 +71,7 @@ func startFS(cfg *Config, dir string) (*fsStack, error) {
 			return nil, err
 		}
 	}
-	s.tap = trace.NewTap(trace.Options{Resolver: s.overlay, Inodes: s.overlay, RingSize: tapRingEvents})
+	s.tap = trace.NewTap(trace.Options{Resolver: s.overlay, Inodes: s.overlay})
 	if cfg.TraceFile != "" {
 		if s.file, err = os.Create(cfg.TraceFile); err != nil {
 			return nil, fmt.Errorf("trace: %w", err)

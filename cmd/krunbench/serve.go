@@ -42,20 +42,6 @@ squash:0:65534:1 runs guest root as nobody); --no-devices, --no-setid and
 security.capability and trusted.* for every caller.`,
 	passthrough.DefaultMaxHandles, passthrough.DefaultMaxOpenFDs, passthrough.MaxResidentDirBuffers)
 
-// serveRingEvents is the tap's ring of recent events in serve. The ring
-// is for late joiners that ask for what happened before them (Tap.Recent,
-// the workbench's kind of reader); serve has none: --trace and the rules
-// engine subscribe from the start, so a ring of trace.DefaultRingSize
-// (65,536 events of 248 bytes, 16 MiB, plus every name it holds on to)
-// was memory no one read. Measured in guestbench (QEMU TCG guest, serve
-// --socket --readdirplus auto, find+stat of 15,000 files, one boot each,
-// busy machine): the backend's anonymous RSS after the walk was 35.2 MiB
-// with the default ring, 12.0 MiB with this one and 9.7 MiB with the tap
-// off; with the default ring its Go heap was 16 MB right after start
-// instead of 2-3 (GODEBUG=gctrace=1), and the first GC spent 102 ms
-// scanning it.
-const serveRingEvents = 256
-
 type serveFlags struct {
 	sharedDir  string
 	mount      string
@@ -249,7 +235,7 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 	if !f.noTap {
 		// Nothing in serve lists the inode table; only --trace reads the
 		// node counters' last paths (for events about forgotten nodeids).
-		tap = trace.NewTap(trace.Options{Resolver: ov, Inodes: ov, RingSize: serveRingEvents, NoNodeCounters: f.traceFile == ""})
+		tap = trace.NewTap(trace.Options{Resolver: ov, Inodes: ov, NoNodeCounters: f.traceFile == ""})
 		opts.Observer = tap
 	}
 	stopTrace, err := startTrace(tap, f.traceFile, cmd.OutOrStdout())
