@@ -148,6 +148,9 @@ type writer struct {
 	bufs  [][]byte
 	total int // capacity of bufs
 	n     int // bytes written, header included
+	// win backs window's list, kept across requests (the writer lives in
+	// the pooled scratch): a new list was one allocation per READ.
+	win [][]byte
 }
 
 func (w *writer) reset(bufs [][]byte) {
@@ -188,11 +191,13 @@ func (w *writer) put(p []byte) bool {
 }
 
 // window returns the writable buffers from the current position, at most
-// n bytes, for handlers that fill data in place (READ).
+// n bytes, for handlers that fill data in place (READ). The list is
+// valid until the next call.
 func (w *writer) window(n int) [][]byte {
 	n = min(n, w.room())
 	off := w.n
-	var out [][]byte
+	clear(w.win[:cap(w.win)])
+	out := w.win[:0]
 	for _, b := range w.bufs {
 		if n == 0 {
 			break
@@ -207,6 +212,7 @@ func (w *writer) window(n int) [][]byte {
 		out = append(out, s[:k])
 		n -= k
 	}
+	w.win = out[:0]
 	return out
 }
 

@@ -93,14 +93,14 @@ func (s *Server) getattrOp(sc *scratch, h *InHeader) Errno {
 }
 
 func (s *Server) setattrOp(sc *scratch, h *InHeader) Errno {
-	in, _ := decodeArg[SetAttrIn](&sc.r)
+	in := argIn[SetAttrIn](sc)
 	sc.ev.Flags, sc.ev.Fh, sc.ev.Mode, sc.ev.Offset = in.Valid, in.Fh, in.Mode, in.Size
-	s.policy.setattr(&in)
-	var out AttrOut
-	if errno := s.fs.SetAttr(&sc.req, h.Nodeid, &in, &out); errno != 0 {
+	s.policy.setattr(in)
+	out := sc.replies.attrOut()
+	if errno := s.fs.SetAttr(&sc.req, h.Nodeid, in, out); errno != 0 {
 		return errno
 	}
-	sc.w.put(asBytes(&out))
+	sc.w.put(asBytes(out))
 	return 0
 }
 
@@ -126,12 +126,12 @@ func (s *Server) symlinkOp(sc *scratch, h *InHeader) Errno {
 		return nameErr(err)
 	}
 	sc.ev.NewName = target
-	var e EntryOut
-	return s.entryReply(sc, &e, s.fs.Symlink(&sc.req, h.Nodeid, name, target, &e))
+	e := sc.replies.entry()
+	return s.entryReply(sc, e, s.fs.Symlink(&sc.req, h.Nodeid, name, target, e))
 }
 
 func (s *Server) mknodOp(sc *scratch, h *InHeader) Errno {
-	in, _ := decodeArg[MknodIn](&sc.r)
+	in := argIn[MknodIn](sc)
 	name, errno := s.name(sc)
 	if errno != 0 {
 		return errno
@@ -141,20 +141,20 @@ func (s *Server) mknodOp(sc *scratch, h *InHeader) Errno {
 		return errno
 	}
 	in.Mode = s.policy.mode(in.Mode)
-	var e EntryOut
-	return s.entryReply(sc, &e, s.fs.Mknod(&sc.req, h.Nodeid, name, &in, &e))
+	e := sc.replies.entry()
+	return s.entryReply(sc, e, s.fs.Mknod(&sc.req, h.Nodeid, name, in, e))
 }
 
 func (s *Server) mkdirOp(sc *scratch, h *InHeader) Errno {
-	in, _ := decodeArg[MkdirIn](&sc.r)
+	in := argIn[MkdirIn](sc)
 	name, errno := s.name(sc)
 	if errno != 0 {
 		return errno
 	}
 	sc.ev.Mode = in.Mode
 	in.Mode = s.policy.mode(in.Mode)
-	var e EntryOut
-	return s.entryReply(sc, &e, s.fs.Mkdir(&sc.req, h.Nodeid, name, &in, &e))
+	e := sc.replies.entry()
+	return s.entryReply(sc, e, s.fs.Mkdir(&sc.req, h.Nodeid, name, in, e))
 }
 
 func (s *Server) unlinkOp(sc *scratch, h *InHeader) Errno {
@@ -203,19 +203,19 @@ func (s *Server) linkOp(sc *scratch, h *InHeader) Errno {
 		return errno
 	}
 	sc.ev.Offset = in.Oldnodeid
-	var e EntryOut
-	return s.entryReply(sc, &e, s.fs.Link(&sc.req, in.Oldnodeid, h.Nodeid, name, &e))
+	e := sc.replies.entry()
+	return s.entryReply(sc, e, s.fs.Link(&sc.req, in.Oldnodeid, h.Nodeid, name, e))
 }
 
 func (s *Server) openOp(sc *scratch, h *InHeader) Errno {
-	in, _ := decodeArg[OpenIn](&sc.r)
+	in := argIn[OpenIn](sc)
 	sc.ev.Flags = in.Flags
-	var out OpenOut
-	if errno := s.fs.Open(&sc.req, h.Nodeid, &in, &out); errno != 0 {
+	out := sc.replies.openOut()
+	if errno := s.fs.Open(&sc.req, h.Nodeid, in, out); errno != 0 {
 		return errno
 	}
 	sc.ev.Fh = out.Fh
-	sc.w.put(asBytes(&out))
+	sc.w.put(asBytes(out))
 	return 0
 }
 
@@ -239,7 +239,7 @@ func (s *Server) createOp(sc *scratch, h *InHeader) Errno {
 }
 
 func (s *Server) readOp(sc *scratch, h *InHeader) Errno {
-	in, _ := decodeArg[ReadIn](&sc.r)
+	in := argIn[ReadIn](sc)
 	sc.ev.Fh, sc.ev.Offset, sc.ev.Size, sc.ev.Flags = in.Fh, in.Offset, in.Size, in.Flags
 	if in.Size > MaxWrite {
 		return syscall.EINVAL
@@ -248,12 +248,12 @@ func (s *Server) readOp(sc *scratch, h *InHeader) Errno {
 		in.Size = min(in.Size, sc.short) // a rule shortens this READ (hook.go)
 	}
 	if sc.sp != nil && s.fdr != nil && in.Offset <= math.MaxInt64 {
-		if done, errno := s.spliceRead(sc, h, &in); done || errno != 0 {
+		if done, errno := s.spliceRead(sc, h, in); done || errno != 0 {
 			return errno
 		}
 	}
 	dst := sc.w.window(int(in.Size))
-	n, errno := s.fs.Read(&sc.req, h.Nodeid, &in, dst)
+	n, errno := s.fs.Read(&sc.req, h.Nodeid, in, dst)
 	if errno != 0 {
 		return errno
 	}
@@ -281,7 +281,7 @@ func (s *Server) spliceRead(sc *scratch, h *InHeader, in *ReadIn) (done bool, er
 }
 
 func (s *Server) writeOp(sc *scratch, h *InHeader) Errno {
-	in, _ := decodeArg[WriteIn](&sc.r)
+	in := argIn[WriteIn](sc)
 	sc.ev.Fh, sc.ev.Offset, sc.ev.Size, sc.ev.Flags = in.Fh, in.Offset, in.Size, in.Flags
 	if in.Size > MaxWrite {
 		return syscall.EINVAL
@@ -291,7 +291,7 @@ func (s *Server) writeOp(sc *scratch, h *InHeader) Errno {
 		if sc.r.left != 0 || sc.pw.Len() != int(in.Size) || in.Offset > math.MaxInt64 {
 			return syscall.EINVAL
 		}
-		if done, errno := s.spliceWrite(sc, h, &in); done || errno != 0 {
+		if done, errno := s.spliceWrite(sc, h, in); done || errno != 0 {
 			return errno
 		}
 		var err error
@@ -304,7 +304,7 @@ func (s *Server) writeOp(sc *scratch, h *InHeader) Errno {
 			return syscall.EINVAL
 		}
 	}
-	n, errno := s.fs.Write(&sc.req, h.Nodeid, &in, data)
+	n, errno := s.fs.Write(&sc.req, h.Nodeid, in, data)
 	if errno != 0 {
 		return errno
 	}
@@ -340,42 +340,43 @@ func (s *Server) spliceWrite(sc *scratch, h *InHeader, in *WriteIn) (done bool, 
 }
 
 func (s *Server) statfsOp(sc *scratch, h *InHeader) Errno {
-	var out StatfsOut
-	if errno := s.fs.StatFs(&sc.req, h.Nodeid, &out); errno != 0 {
+	out := &sc.replies.statfs
+	*out = StatfsOut{}
+	if errno := s.fs.StatFs(&sc.req, h.Nodeid, out); errno != 0 {
 		return errno
 	}
-	sc.w.put(asBytes(&out))
+	sc.w.put(asBytes(out))
 	return 0
 }
 
 func (s *Server) releaseOp(sc *scratch, h *InHeader) Errno {
-	in, _ := decodeArg[ReleaseIn](&sc.r)
+	in := argIn[ReleaseIn](sc)
 	sc.ev.Fh, sc.ev.Flags = in.Fh, in.Flags
-	return s.fs.Release(&sc.req, h.Nodeid, &in)
+	return s.fs.Release(&sc.req, h.Nodeid, in)
 }
 
 func (s *Server) releasedirOp(sc *scratch, h *InHeader) Errno {
-	in, _ := decodeArg[ReleaseIn](&sc.r)
+	in := argIn[ReleaseIn](sc)
 	sc.ev.Fh = in.Fh
-	return s.fs.ReleaseDir(&sc.req, h.Nodeid, &in)
+	return s.fs.ReleaseDir(&sc.req, h.Nodeid, in)
 }
 
 func (s *Server) fsyncOp(sc *scratch, h *InHeader) Errno {
-	in, _ := decodeArg[FsyncIn](&sc.r)
+	in := argIn[FsyncIn](sc)
 	sc.ev.Fh, sc.ev.Flags = in.Fh, in.FsyncFlags
-	return s.fs.Fsync(&sc.req, h.Nodeid, &in)
+	return s.fs.Fsync(&sc.req, h.Nodeid, in)
 }
 
 func (s *Server) fsyncdirOp(sc *scratch, h *InHeader) Errno {
-	in, _ := decodeArg[FsyncIn](&sc.r)
+	in := argIn[FsyncIn](sc)
 	sc.ev.Fh, sc.ev.Flags = in.Fh, in.FsyncFlags
-	return s.fs.FsyncDir(&sc.req, h.Nodeid, &in)
+	return s.fs.FsyncDir(&sc.req, h.Nodeid, in)
 }
 
 func (s *Server) flushOp(sc *scratch, h *InHeader) Errno {
-	in, _ := decodeArg[FlushIn](&sc.r)
+	in := argIn[FlushIn](sc)
 	sc.ev.Fh = in.Fh
-	return s.fs.Flush(&sc.req, h.Nodeid, &in)
+	return s.fs.Flush(&sc.req, h.Nodeid, in)
 }
 
 func (s *Server) setxattrOp(sc *scratch, h *InHeader) Errno {
@@ -453,23 +454,23 @@ func (s *Server) removexattrOp(sc *scratch, h *InHeader) Errno {
 }
 
 func (s *Server) opendirOp(sc *scratch, h *InHeader) Errno {
-	in, _ := decodeArg[OpenIn](&sc.r)
+	in := argIn[OpenIn](sc)
 	sc.ev.Flags = in.Flags
-	var out OpenOut
-	if errno := s.fs.OpenDir(&sc.req, h.Nodeid, &in, &out); errno != 0 {
+	out := sc.replies.openOut()
+	if errno := s.fs.OpenDir(&sc.req, h.Nodeid, in, out); errno != 0 {
 		return errno
 	}
 	sc.ev.Fh = out.Fh
-	sc.w.put(asBytes(&out))
+	sc.w.put(asBytes(out))
 	return 0
 }
 
 func (s *Server) readdir(sc *scratch, h *InHeader, plus bool) Errno {
-	in, _ := decodeArg[ReadIn](&sc.r)
+	in := argIn[ReadIn](sc)
 	sc.ev.Fh, sc.ev.Offset, sc.ev.Size = in.Fh, in.Offset, in.Size
 	size := min(int(in.Size), MaxWrite, sc.w.room())
 	list := NewDirList(sc.dir, size, plus)
-	errno := s.fs.ReadDir(&sc.req, h.Nodeid, &in, plus, list)
+	errno := s.fs.ReadDir(&sc.req, h.Nodeid, in, plus, list)
 	sc.dir = list.buf[:0]
 	if errno != 0 {
 		return errno
@@ -489,7 +490,7 @@ func (s *Server) accessOp(sc *scratch, h *InHeader) Errno {
 }
 
 func (s *Server) ioctlOp(sc *scratch, h *InHeader) Errno {
-	in, _ := decodeArg[IoctlIn](&sc.r)
+	in := argIn[IoctlIn](sc)
 	sc.ev.Fh, sc.ev.Flags, sc.ev.Offset, sc.ev.Size = in.Fh, in.Cmd, in.Arg, in.InSize
 	if in.Flags&IoctlUnrestricted != 0 {
 		return syscall.ENOSYS
@@ -515,7 +516,7 @@ func (s *Server) ioctlOp(sc *scratch, h *InHeader) Errno {
 		return syscall.EINVAL
 	}
 	outData := make([]byte, in.OutSize)
-	result, n, errno := s.fs.Ioctl(&sc.req, h.Nodeid, &in, inData, outData)
+	result, n, errno := s.fs.Ioctl(&sc.req, h.Nodeid, in, inData, outData)
 	if errno != 0 {
 		return errno
 	}
@@ -530,26 +531,27 @@ func (s *Server) ioctlOp(sc *scratch, h *InHeader) Errno {
 }
 
 func (s *Server) fallocateOp(sc *scratch, h *InHeader) Errno {
-	in, _ := decodeArg[FallocateIn](&sc.r)
+	in := argIn[FallocateIn](sc)
 	sc.ev.Fh, sc.ev.Offset, sc.ev.Size, sc.ev.Mode = in.Fh, in.Offset, uint32(min(in.Length, 1<<32-1)), in.Mode
-	return s.fs.Fallocate(&sc.req, h.Nodeid, &in)
+	return s.fs.Fallocate(&sc.req, h.Nodeid, in)
 }
 
 func (s *Server) lseekOp(sc *scratch, h *InHeader) Errno {
-	in, _ := decodeArg[LseekIn](&sc.r)
+	in := argIn[LseekIn](sc)
 	sc.ev.Fh, sc.ev.Offset, sc.ev.Flags = in.Fh, in.Offset, in.Whence
-	var out LseekOut
-	if errno := s.fs.Lseek(&sc.req, h.Nodeid, &in, &out); errno != 0 {
+	out := &sc.replies.lseek
+	*out = LseekOut{}
+	if errno := s.fs.Lseek(&sc.req, h.Nodeid, in, out); errno != 0 {
 		return errno
 	}
-	sc.w.put(asBytes(&out))
+	sc.w.put(asBytes(out))
 	return 0
 }
 
 func (s *Server) copyFileRangeOp(sc *scratch, h *InHeader) Errno {
-	in, _ := decodeArg[CopyFileRangeIn](&sc.r)
+	in := argIn[CopyFileRangeIn](sc)
 	sc.ev.Fh, sc.ev.Offset, sc.ev.Size = in.FhIn, in.OffIn, uint32(min(in.Len, 1<<32-1))
-	n, errno := s.fs.CopyFileRange(&sc.req, h.Nodeid, &in)
+	n, errno := s.fs.CopyFileRange(&sc.req, h.Nodeid, in)
 	if errno != 0 {
 		return errno
 	}

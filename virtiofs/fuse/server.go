@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 // MaxNameLen bounds names in requests (NAME_MAX).
@@ -73,9 +74,13 @@ type Server struct {
 
 // scratch is per-call state, pooled so serving allocates little.
 type scratch struct {
-	r    reader
-	w    writer
-	req  Request
+	r   reader
+	w   writer
+	req Request
+	// hdr is the request's header as the handlers see it: a pointer to a
+	// local passed through the opcode table's func values escaped, one
+	// heap allocation (64 bytes) per request.
+	hdr  InHeader
 	ev   Served
 	gath []byte
 	dir  []byte
@@ -106,6 +111,31 @@ type replySpace struct {
 	open      OpenOut
 	getattrIn GetAttrIn
 	createIn  CreateIn
+	statfs    StatfsOut
+	lseek     LseekOut
+	// arg holds the fixed argument of the other requests that hand it
+	// on by pointer (argIn): READ, WRITE, OPEN, RELEASE, SETATTR...
+	arg argRoom
+}
+
+// argRoom is room for any fixed request argument (the largest,
+// SetAttrIn, is 88 bytes), 8-byte aligned.
+type argRoom [16]uint64
+
+// argIn decodes the request's fixed argument T (whose size the
+// dispatcher checked) into the call's argument room and returns it; a
+// pointer to a local passed through the FileSystem interface would move
+// to the heap, one allocation per request. The wire structs hold only
+// integers, so the room may hold any of them.
+func argIn[T any](sc *scratch) *T {
+	var p *T
+	if sizeOf[T]() <= int(unsafe.Sizeof(sc.replies.arg)) {
+		p = (*T)(unsafe.Pointer(&sc.replies.arg[0]))
+	} else {
+		p = new(T)
+	}
+	*p, _ = decodeArg[T](&sc.r)
+	return p
 }
 
 func (r *replySpace) entry() *EntryOut {
@@ -266,11 +296,12 @@ func (s *Server) serve(sc *scratch) (int, bool) {
 		return fail(syscall.EINVAL, ErrShortRequest)
 	}
 	sc.req = Request{Header: h, Caller: s.policy.caller(ev.Caller)}
+	sc.hdr = h
 	var errno Errno
 	if s.hook != nil {
-		errno = s.intercept(sc, op, &h)
+		errno = s.intercept(sc, op, &sc.hdr)
 	} else {
-		errno = op.handle(s, sc, &h)
+		errno = op.handle(s, sc, &sc.hdr)
 	}
 	ev.Errno = errno
 	ev.Synthetic = ev.Synthetic || sc.req.Synthetic

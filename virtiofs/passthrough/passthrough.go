@@ -292,9 +292,15 @@ func (fs *FS) fillAttrOut(out *fuse.AttrOut, st *unix.Stat_t) {
 	fillAttr(&out.Attr, st)
 }
 
-// statFD stats what an O_PATH (or any) descriptor refers to.
+// statFD stats what an O_PATH (or any) descriptor refers to: fstat, which
+// takes O_PATH descriptors since Linux 3.6 and reports what the
+// descriptor names (a symlink opened O_PATH|O_NOFOLLOW is the link), as
+// fstatat(fd, "", AT_EMPTY_PATH|AT_SYMLINK_NOFOLLOW) did. That form cost
+// one heap allocation per call (x/sys copies the empty path to make it
+// NUL-terminated) and, before Linux 6.7, a path walk in the kernel: every
+// GETATTR paid it.
 func statFD(fd int, st *unix.Stat_t) error {
-	return unix.Fstatat(fd, "", st, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW)
+	return unix.Fstat(fd, st)
 }
 
 // procName is the name of fd inside /proc/self/fd.
