@@ -63,6 +63,16 @@ import (
 // When the process is not root it cannot switch; every request then runs
 // with the process's credentials.
 //
+// Not done (issue 15): keeping a switched thread's credentials across
+// requests and skipping the switch when the next caller is the same. The
+// requests the benchmarks send switch nothing (a root caller creates as
+// root: becomeOwner returns at once; LOOKUP, GETATTR, UNLINK and RELEASE
+// never switch), and for other callers the restore cannot be skipped:
+// unbecome unlocks the goroutine from its thread, and the runtime then
+// runs any goroutine there, including one that calls open_by_handle_at
+// with the process's privileges (pin). It would need server threads of
+// their own, locked for good (a transport change).
+//
 // Nothing is lost by not checking again: a guest is no permission
 // boundary for the share, since it chooses the uid it sends; a local user
 // of a fusedev mount is, and its kernel checks it.
