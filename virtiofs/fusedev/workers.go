@@ -236,8 +236,20 @@ func (w *worker) handOff() {
 	}
 }
 
-func (m *Mount) loop(fd int) {
+// startWorker starts one worker on a descriptor of its own, cloned from
+// session (clone.go) before it returns, so that a mount's descriptors
+// are all open once New returns; m.live and m.wg already count it.
+func (m *Mount) startWorker(session int) {
+	fd, closeDev := m.workerDevice(session)
+	go m.loop(session, fd, closeDev)
+}
+
+// loop is one worker: it reads requests from fd (its clone of the
+// session descriptor) and serves them, until the connection ends or
+// retire lets it stop; then it closes fd with closeDev.
+func (m *Mount) loop(session, fd int, closeDev func()) {
 	defer m.wg.Done()
+	defer closeDev()
 	w := &worker{m: m}
 	w.timer = time.AfterFunc(time.Hour, w.handOff)
 	w.timer.Stop()
@@ -278,7 +290,7 @@ func (m *Mount) loop(fd int) {
 		if slow {
 			m.slow.Add(1)
 			w.handOff()
-			m.spare(fd)
+			m.spare(session)
 		} else {
 			w.timer.Reset(handOffAfter)
 		}
@@ -319,8 +331,9 @@ func (m *Mount) loop(fd int) {
 
 // spare starts one more worker when slow requests (slowRequest) leave
 // fewer than freeWorkers of the live ones for everything else, up to
-// maxWorkers in all; m.live counts the new one before it runs.
-func (m *Mount) spare(fd int) {
+// maxWorkers in all; m.live counts the new one before it runs, and it
+// clones its descriptor from session.
+func (m *Mount) spare(session int) {
 	for {
 		n := m.live.Load()
 		if n >= m.maxWorkers || n-m.slow.Load() >= freeWorkers {
@@ -328,7 +341,7 @@ func (m *Mount) spare(fd int) {
 		}
 		if m.live.CompareAndSwap(n, n+1) {
 			m.wg.Add(1) // a live worker holds the count above zero
-			go m.loop(fd)
+			m.startWorker(session)
 			return
 		}
 	}
