@@ -67,9 +67,6 @@ type Options struct {
 	// even when the filesystem could hand out a descriptor (see splice.go),
 	// and reads every request, large WRITEs too (see splicein.go).
 	NoSplice bool
-	// NoClone serves every worker through the one session descriptor
-	// instead of a FUSE_DEV_IOC_CLONE clone each (clone.go).
-	NoClone bool
 }
 
 // Mount is a live /dev/fuse mount.
@@ -98,11 +95,6 @@ type Mount struct {
 	// (workers.go).
 	live, slow          atomic.Int32
 	workers, maxWorkers int32
-	// noClone, clones and cloneFailures: the workers' own descriptors
-	// (clone.go); clones counts those open now.
-	noClone       bool
-	clones        atomic.Int32
-	cloneFailures atomic.Int32
 }
 
 // New mounts srv's filesystem on dir and starts serving.
@@ -164,26 +156,19 @@ func New(srv *fuse.Server, dir string, opts Options) (*Mount, error) {
 	if mountedOn != "" {
 		raiseReadahead(mountedOn, maxRequest) // before INIT: readahead.go
 	}
-	m := &Mount{dir: dir, dev: os.NewFile(uintptr(fd), "/dev/fuse"), srv: srv, noSplice: opts.NoSplice, noClone: opts.NoClone, maxRequest: maxRequest,
+	m := &Mount{dir: dir, dev: os.NewFile(uintptr(fd), "/dev/fuse"), srv: srv, noSplice: opts.NoSplice, maxRequest: maxRequest,
 		readers: make(chan struct{}, opts.Readers),
 		workers: int32(opts.Workers), maxWorkers: int32(max(opts.Workers, maxWorkersFloor))}
 	for range opts.Workers {
 		m.live.Add(1)
 		m.wg.Add(1)
-		m.startWorker(fd)
+		go m.loop(fd)
 	}
 	var root unix.Stat_t
 	if err := unix.Stat(dir, &root); err == nil {
 		m.conn = unix.Minor(root.Dev)
 	}
 	return m, nil
-}
-
-// Clones is how many cloned /dev/fuse descriptors the workers hold now,
-// and CloneFailures how many workers serve the session descriptor
-// because cloning failed (clone.go).
-func (m *Mount) Clones() (open, failed int) {
-	return int(m.clones.Load()), int(m.cloneFailures.Load())
 }
 
 // SplicedWrites is how many WRITEs had their data spliced from the
