@@ -166,8 +166,23 @@ const maxWorkersFloor = 64
 // 1,000 idle probes; 2 rounds): the stat client's p99 under the 1 GiB
 // writer was 1.37x and 1.66x its idle p99 (passthrough_hp 3.55x, 7.7x),
 // the writer 0.61x [0.42-0.80] passthrough_hp's MB/s.
-// Not tried for lack of time: FUSE_DEV_IOC_CLONE (a cloned fd per
-// thread, as passthrough_hp's clone_fd).
+// Tried and rejected (session 8): FUSE_DEV_IOC_CLONE, a clone of the
+// session fd per worker (libfuse's clone_fd; passthrough_hp as fusebench
+// runs it does not use it), each worker reading, splicing and replying on
+// its own fd (the kernel looks a reply up in the processing list of the
+// fd it is written to). In fs/fuse/dev.c the clones share the
+// connection's one input queue: readers still wait on one waitqueue and
+// are woken one at a time; only the processing list (and its lock) is
+// per fd, which matters to many CPUs, not to one reader token on 2.
+// Measured (fresh mount per sample, host files cached, interleaved
+// rounds in one heavy-lock hold, default settings, load ~4 from other
+// users; ratios within rounds, median [p25-p75], 12 rounds): 8-job fio
+// 4 KiB randread 0.93x [0.91-1.05] the single fd's IOPS, server CPU
+// 1.00x [0.98-1.07]; clones with two reader tokens 0.90x [0.88-0.99],
+// CPU 1.33x [1.25-1.41]; passthrough_hp 1.09x [0.94-1.14] in the same
+// rounds. 8 rounds each: 8 clients lstat-walking 1,500 files 1.00x
+// [0.97-1.13], 8 clients x 1,000 create+close+unlink 1.00x [0.98-1.11].
+// No gain for 8 more descriptors per mount and an open+ioctl per spare.
 //
 // Why the mixed row's p99 ratio swings (1.37x to 8.30x between runs):
 // the probes under the writer fall in two phases with very different
