@@ -54,9 +54,29 @@ package fusedev
 // (write() 0.83 and 1.04 s), 3582 and 3601 us for passthrough_hp; runq
 // share 19-27% against 37-38%.
 //
+// Tried, not kept: the thread serving a bulk WRITE (slowRequest's large
+// WRITEs) at SCHED_BATCH, so that its wakeups never preempt the stat
+// client or the worker reading a LOOKUP (runtime.LockOSThread and
+// sched_setattr around the request, SCHED_OTHER again after). Four
+// runs alternating A (shipped) and B (batch), 2 rounds each against
+// passthrough_hp, default settings, one lock hold: the row's p99 ratio
+// 3.22, 4.26, 16.86, 19.75 (A) against 3.78, 3.97, 11.06, 14.91 (B);
+// the writer 465-917 MB/s (A) against 471-794 (B), over passthrough_hp
+// within rounds 0.58-1.10x against 0.57-1.09x. Nothing separates the
+// two in 4 samples each, and the writer's median was lower (659 against
+// 557 MB/s); nice 10 was rejected before (workers.go: the writer lost
+// 15-25%).
+//
+// The slow samples: in those four runs every second-round sample of
+// ours (after two passthrough_hp samples) was the slow one (465-542
+// MB/s, p99 1060-1285 us against 586-917 MB/s, 306-368 us in the first
+// rounds), and five samples of ours alone in a row ran 636-811 MB/s;
+// but a further 4-round run of both had ours at 755 MB/s right after two
+// passthrough_hp samples. Not established; worth a look with more
+// rounds on a quiet machine (the free-page reporting of the pages the
+// previous sample freed is the suspect).
+//
 // Not tried this session, for lack of time (each needs its own A/B):
-// a lower priority (SCHED_BATCH or nice) for the thread serving a bulk
-// WRITE (rejected once already, workers.go: the writer lost 15-25%);
 // INIT's max_background and congestion_threshold (only two requests are
 // in flight here, so neither should bind); smaller WRITEs than the 512
 // KiB that default pipes allow.
