@@ -286,67 +286,6 @@ func tailBytes(b []byte, n int) string {
 	return string(b)
 }
 
-// runMixed measures the small client alone, then beside the writer.
-func runMixed(cfg *config, dir string, stop <-chan struct{}) (outcome, error) {
-	probes := filepath.Join(dir, probeDir)
-	var seq int
-	probe := func() (time.Duration, error) {
-		seq++
-		p := fmt.Sprintf("%s/absent-%d", probes, seq)
-		var st unix.Stat_t
-		t0 := time.Now()
-		err := unix.Lstat(p, &st)
-		d := time.Since(t0)
-		if err != unix.ENOENT {
-			return d, fmt.Errorf("lstat %s: %v, want ENOENT", p, err)
-		}
-		return d, nil
-	}
-	idle := make([]time.Duration, 0, cfg.mixedProbes)
-	for range cfg.mixedProbes {
-		d, err := probe()
-		if err != nil {
-			return outcome{}, err
-		}
-		idle = append(idle, d)
-	}
-	if fsops.Stopped(stop) {
-		return outcome{}, errStopped
-	}
-	done := make(chan error, 1)
-	t0 := time.Now()
-	go func() { done <- writeFile(filepath.Join(dir, mixedName), cfg.mixedSize, stop) }()
-	busy := make([]time.Duration, 0, 4*cfg.mixedProbes)
-	var werr error
-	for running := true; running; {
-		select {
-		case werr = <-done:
-			running = false
-			continue
-		default:
-		}
-		d, err := probe()
-		if err != nil {
-			<-done
-			return outcome{}, err
-		}
-		busy = append(busy, d)
-	}
-	secs := time.Since(t0).Seconds()
-	if werr != nil {
-		return outcome{}, fmt.Errorf("writer: %w", werr)
-	}
-	if len(busy) == 0 {
-		return outcome{}, errors.New("the stat client made no call while the writer ran")
-	}
-	lat := &latency{
-		IdleP50Us: pctUs(idle, 50), IdleP99Us: pctUs(idle, 99), IdleCalls: len(idle),
-		BusyP50Us: pctUs(busy, 50), BusyP99Us: pctUs(busy, 99), BusyCalls: len(busy),
-		BusyMaxUs: pctUs(busy, 100),
-	}
-	return outcome{Units: float64(cfg.mixedSize) / 1e6, Seconds: secs, Latency: lat}, nil
-}
-
 // pctUs is the p-th percentile of ds (nearest rank), in microseconds.
 func pctUs(ds []time.Duration, p float64) float64 {
 	s := slices.Clone(ds)

@@ -49,7 +49,7 @@ func TestPercentileNearestRank(t *testing.T) {
 func TestConcurrencyRowsOnTheHost(t *testing.T) {
 	dir := t.TempDir()
 	cfg := &config{clients: 3, concFiles: 20, concCreates: 10, concReads: 50, concFileSize: 1 << 20,
-		mixedSize: 8 << 20, mixedProbes: 100}
+		mixedSize: 8 << 20, mixedProbes: 100, mixedRunq: true}
 	if err := prepareConcurrency(cfg, dir); err != nil {
 		t.Fatal(err)
 	}
@@ -82,6 +82,9 @@ func TestConcurrencyRowsOnTheHost(t *testing.T) {
 			units = o.Units
 			if l := o.Latency; l == nil || l.IdleCalls != 100 || l.BusyCalls == 0 || l.BusyP99Us < l.BusyP50Us {
 				t.Errorf("%s: latency %+v", w.Name, l)
+			}
+			if l := o.Latency; w.Name == rowMixed && (l.WritePhaseCalls+l.FsyncPhaseCalls != l.BusyCalls || l.WritePhaseSeconds <= 0 || l.SlowRunqPct < 0 || l.SlowRunqPct > 100) {
+				t.Errorf("%s: phases %+v: want the calls split between the two phases, a write() phase and a runqueue share", w.Name, l)
 			}
 		default:
 			if units, err = w.run(dir, nil); err != nil {

@@ -52,7 +52,9 @@ type config struct {
 	// file size and 4 KiB reads, the mixed row's writer size and idle
 	// stat calls.
 	clients, concFiles, concCreates, concReads, mixedProbes int
-	concFileSize, mixedSize                                 int64
+	// mixedRunq: the mixed row's client reads its runqueue wait per call.
+	mixedRunq               bool
+	concFileSize, mixedSize int64
 	// memFiles is the memory row's tree size (inodes.go); 0 skips it.
 	memFiles int
 	// quick shrinks every size not given on the command line (smoke run).
@@ -111,6 +113,7 @@ func parseFlags() (*config, error) {
 	flag.StringVar(&concFileSize, "conc-file-size", "64M", "each fio job's file (par-randread)")
 	flag.StringVar(&mixedSize, "mixed-size", "1G", "the mixed row's sequential writer")
 	flag.IntVar(&cfg.mixedProbes, "mixed-probes", 5000, "stat calls the mixed row's small client makes alone (its idle latencies)")
+	flag.BoolVar(&cfg.mixedRunq, "mixed-runq", false, "the mixed row's small client also reads its thread's runqueue wait around every call (/proc/thread-self/schedstat, outside the timed call; adds a pread per probe)")
 	flag.IntVar(&cfg.memFiles, "mem-files", 100000, "files in the memory row's tree (backend RSS after looking them all up); 0 skips the row")
 	flag.BoolVar(&cfg.quick, "quick", false, "smoke run: every size not given shrinks (2 rounds, 32 MiB, 2000-file trees, no memory row); the numbers only show that everything runs")
 	flag.StringVar(&cfg.label, "label", "", "a note recorded in the JSON (e.g. \"smoke run, busy machine\")")
@@ -138,6 +141,11 @@ func parseFlags() (*config, error) {
 	applyQuick(&cfg)
 	if cfg.mixedSize%chunk != 0 || cfg.concFileSize < 4096 {
 		return nil, fmt.Errorf("-mixed-size must be a multiple of 1M and -conc-file-size at least 4K")
+	}
+	if cfg.mixedRunq {
+		if err := mixedUsesRunq(); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.clients < 1 || cfg.concFiles < 1 || cfg.concCreates < 1 || cfg.concReads < 1 || cfg.mixedProbes < 1 || cfg.memFiles < 0 {
 		return nil, fmt.Errorf("-clients, -conc-files, -conc-creates, -conc-reads and -mixed-probes must be positive, -mem-files at least 0")

@@ -45,6 +45,15 @@ func p99Ratio(a, _ measure) (float64, bool) {
 	return a.Latency.BusyP99Us / a.Latency.IdleP99Us, true
 }
 
+// writeShare is the percentage of a sample's calls under the writer
+// made during its write() phase.
+func writeShare(l *latency) float64 {
+	if n := l.WritePhaseCalls + l.FsyncPhaseCalls; n > 0 {
+		return 100 * float64(l.WritePhaseCalls) / float64(n)
+	}
+	return 0
+}
+
 // medianLatency is the median over samples of one latency field.
 func medianLatency(s *series, f func(*latency) float64) (float64, bool) {
 	var v []float64
@@ -76,9 +85,16 @@ func (r *results) printConcurrency(w io.Writer) {
 				func(l *latency) float64 { return l.IdleP50Us }, func(l *latency) float64 { return l.IdleP99Us },
 				func(l *latency) float64 { return l.BusyP50Us }, func(l *latency) float64 { return l.BusyP99Us },
 				func(l *latency) float64 { return l.BusyMaxUs },
+				func(l *latency) float64 { return l.WritePhaseP99Us }, func(l *latency) float64 { return l.FsyncPhaseP99Us },
+				func(l *latency) float64 { return writeShare(l) }, func(l *latency) float64 { return l.WritePhaseSeconds },
+				func(l *latency) float64 { return l.SlowRunqPct },
 			} {
 				v, _ := medianLatency(s, f)
-				line = append(line, fmt.Sprintf("%.0f", v))
+				format := "%.0f"
+				if len(line) == 9 { // write() s
+					format = "%.2f"
+				}
+				line = append(line, fmt.Sprintf(format, v))
 			}
 			ratio := fmtRatio(x.P99UnderWriter[m.Name])
 			if m.Name == modeTap {
@@ -86,7 +102,7 @@ func (r *results) printConcurrency(w io.Writer) {
 			}
 			rows = append(rows, append(line, ratio))
 		}
-		printRows(w, []string{"mode", "idle p50", "idle p99", "writer p50", "writer p99", "writer max", "p99 ratio"}, rows)
+		printRows(w, []string{"mode", "idle p50", "idle p99", "writer p50", "writer p99", "writer max", "write() p99", "fsync p99", "% in write()", "write() s", "slow runq %", "p99 ratio"}, rows)
 		fmt.Fprintln(w)
 	}
 	var ruleRows []*row

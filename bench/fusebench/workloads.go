@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/krunbench/krunbench/bench/internal/cli"
@@ -156,6 +157,12 @@ const (
 
 // writeFile writes size bytes in 1 MiB writes and fsyncs.
 func writeFile(path string, size int64, stop <-chan struct{}) error {
+	return writeFileAt(path, size, stop, nil)
+}
+
+// writeFileAt is writeFile that, when fsyncAt is not nil, stores there
+// the time (UnixNano) its last write() returned, before its fsync.
+func writeFileAt(path string, size int64, stop <-chan struct{}, fsyncAt *atomic.Int64) error {
 	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_CLOEXEC, 0o644)
 	if err != nil {
 		return err
@@ -172,6 +179,9 @@ func writeFile(path string, size int64, stop <-chan struct{}) error {
 			return fmt.Errorf("write %s: %w", path, err)
 		}
 		done += int64(n)
+	}
+	if fsyncAt != nil {
+		fsyncAt.Store(time.Now().UnixNano())
 	}
 	if err := unix.Fsync(fd); err != nil {
 		unix.Close(fd)

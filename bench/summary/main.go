@@ -244,6 +244,34 @@ func (s *summary) concurrency(tag string, rows []*results.Row) {
 			}
 			p99.row("| %s | %.0f | %.0f | %s | %s |", m, idle, busy, ratioCell(row.P99UnderWriter[m]), v)
 		}
+		s.mixedPhases(row)
+	}
+}
+
+// mixedPhases prints the mixed row's calls under the writer split at the
+// writer's last write() (fusebench's mixed.go), when the run has them:
+// medians over samples.
+func (s *summary) mixedPhases(row *results.Row) {
+	var t *table
+	for _, m := range sortedKeys(row.Modes) {
+		var wr, fs, share, secs, runq []float64
+		for _, x := range row.Modes[m].Samples {
+			l := x.Latency
+			if l == nil || l.WritePhaseCalls+l.FsyncPhaseCalls == 0 {
+				continue
+			}
+			wr, fs = append(wr, l.WritePhaseP99Us), append(fs, l.FsyncPhaseP99Us)
+			share = append(share, 100*float64(l.WritePhaseCalls)/float64(l.WritePhaseCalls+l.FsyncPhaseCalls))
+			secs, runq = append(secs, l.WritePhaseSeconds), append(runq, l.SlowRunqPct)
+		}
+		if len(wr) == 0 {
+			continue
+		}
+		if t == nil {
+			t = newTable(s.w, "Mixed, by the writer's phase (µs, median over samples; runq: share of the slowest 1% of calls spent waiting for a CPU, with fusebench -mixed-runq)",
+				"| mode | write() phase p99 | fsync phase p99 | calls in write() | write() s | slowest 1%: runq |").start()
+		}
+		t.row("| %s | %.0f | %.0f | %.0f%% | %.2f | %.0f%% |", m, hostinfo.Median(wr), hostinfo.Median(fs), hostinfo.Median(share), hostinfo.Median(secs), hostinfo.Median(runq))
 	}
 }
 

@@ -142,3 +142,18 @@ func TestTableHeaderOnlyWithRows(t *testing.T) {
 		t.Fatalf("tables wrote %q, want %q", out.String(), want)
 	}
 }
+
+// The mixed row's phase split shows when the samples carry it (fusebench
+// mixed.go), and only then: the committed summary of older runs stays.
+func TestMixedPhasesShowWhenRecorded(t *testing.T) {
+	out, _ := run(t, map[string]string{"fuse.json": fuseFixture})
+	if strings.Contains(out, "by the writer's phase") {
+		t.Errorf("a run without phases printed the phase table:\n%s", out)
+	}
+	phased := strings.Replace(fuseFixture, `"under_writer_p99_us":250}`,
+		`"under_writer_p99_us":250,"write_phase_p99_us":400,"write_phase_calls":30,"write_phase_s":0.8,"fsync_phase_p99_us":110,"fsync_phase_calls":70,"slow_calls_runq_pct":24}`, 1)
+	out, _ = run(t, map[string]string{"fuse.json": phased})
+	if want := "| tap | 400 | 110 | 30% | 0.80 | 24% |"; !strings.Contains(out, want) {
+		t.Errorf("output lacks %q\n%s", want, out)
+	}
+}

@@ -124,6 +124,19 @@ type Latency struct {
 	BusyMaxUs  float64 `json:"under_writer_max_us,omitempty"`
 	BusyCalls  int     `json:"under_writer_calls,omitempty"`
 	ClientsP99 float64 `json:"clients_worst_p99_us,omitempty"`
+	// The mixed row's calls under the writer, split at the writer's last
+	// write() (before its fsync): p99 and calls of each phase, and the
+	// write() phase's length. Added for issue 15: the row's p99 mixes
+	// the two phases, whose latencies differ by up to 10x.
+	WritePhaseP99Us   float64 `json:"write_phase_p99_us,omitempty"`
+	WritePhaseCalls   int     `json:"write_phase_calls,omitempty"`
+	WritePhaseSeconds float64 `json:"write_phase_s,omitempty"`
+	FsyncPhaseP99Us   float64 `json:"fsync_phase_p99_us,omitempty"`
+	FsyncPhaseCalls   int     `json:"fsync_phase_calls,omitempty"`
+	// SlowRunqPct (fusebench -mixed-runq only): of the time the slowest
+	// 1% of calls under the writer took, the share their thread spent
+	// runnable but waiting for a CPU (/proc/thread-self/schedstat).
+	SlowRunqPct float64 `json:"slow_calls_runq_pct,omitempty"`
 }
 
 // Series is every sample of one workload in one mode.
