@@ -97,6 +97,18 @@ const maxWorkersFloor = 64
 // at half the rate of a single worker (0.8). Handing every request to a
 // fresh reader, as go-fuse does, costs a thread wakeup per request too.
 //
+// Tried and not merged (session 9, h-fusewrite 9245f6a): a large WRITE
+// keeping the reader token (served under the handOffAfter timer) unless
+// poll(2) showed another request already queued, so a serial writer is
+// served by one thread. Fresh `serve --mount`, 512 MiB in 1 MiB write()s
+// + fsync, default settings, alternating: 1.03x [1.00-1.04] MB/s quiet
+// (10 rounds), 1.09x [1.04-1.29] busy, futex 2877 -> 1049 per sample.
+// Not kept because a stat arriving while a WRITE is in service then
+// waits up to handOffAfter for it, the head-of-line wait issue 15's mixed
+// row measures: the stat client's p99 under the 1 GiB writer 579-612 us
+// against 484-534 us without it (2 runs x 2 rounds per build). Metadata
+// never waiting behind bulk data outranks 3% of sequential write speed.
+//
 // Tried and rejected (issue 15, 2 CPUs, so one reader token): handing the
 // token on at once whenever poll(2) showed another request queued in
 // /dev/fuse, so that eight parallel create+unlink clients were served
