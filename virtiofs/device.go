@@ -78,6 +78,13 @@ type lane struct {
 	pop     sync.Mutex  // Pop is not safe for concurrent use
 	serving atomic.Bool // the poller is serving, or about to serve, a chain
 	help    chan struct{}
+	// spare is the chain the next pop fills, under pop; a chain that was
+	// handed out is never reused. Measured (BenchmarkKickToCallCPU, one
+	// GETATTR in flight): pop looks at the ring three times per request
+	// (the chain, then twice empty around the serving flag) and allocated
+	// a Chain and the errors.As variable each time: 15 allocations per
+	// round trip, 9 with the spare and chainError.
+	spare *virtio.Chain
 }
 
 type job struct {
@@ -387,20 +394,36 @@ func (d *Device) pop(a *activation, qi int) (c *virtio.Chain, ok bool) {
 		default:
 		}
 		l.pop.Lock()
-		c, err := a.queues[qi].Pop(a.mem)
+		if l.spare == nil {
+			l.spare = new(virtio.Chain)
+		}
+		popped, err := a.queues[qi].PopInto(a.mem, l.spare)
+		if popped {
+			c, l.spare = l.spare, nil
+		}
 		l.pop.Unlock()
-		var ce *virtio.ChainError
-		switch {
-		case errors.As(err, &ce):
-			d.log.Warn("virtio-fs: rejected descriptor chain", "queue", qi, "reason", ce.Reason)
-			d.complete(a, qi, ce.Head, 0)
-			continue
-		case err != nil:
+		if err != nil {
+			if ce := chainError(err); ce != nil {
+				d.log.Warn("virtio-fs: rejected descriptor chain", "queue", qi, "reason", ce.Reason)
+				d.complete(a, qi, ce.Head, 0)
+				continue
+			}
 			d.log.Error("virtio-fs: queue stopped", "queue", qi, "err", err)
 			return nil, false
 		}
 		return c, true
 	}
+}
+
+// chainError is the *virtio.ChainError in err's chain, or nil. A function
+// of its own so that the variable errors.As needs escapes to the heap only
+// on this error path, not on every pop.
+func chainError(err error) *virtio.ChainError {
+	var ce *virtio.ChainError
+	if errors.As(err, &ce) {
+		return ce
+	}
+	return nil
 }
 
 func (d *Device) work(a *activation) {
