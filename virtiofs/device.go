@@ -78,13 +78,17 @@ type lane struct {
 	pop     sync.Mutex  // Pop is not safe for concurrent use
 	serving atomic.Bool // the poller is serving, or about to serve, a chain
 	help    chan struct{}
-	// spare is the chain the next pop fills, under pop; a chain that was
-	// handed out is never reused. Measured (BenchmarkKickToCallCPU, one
-	// GETATTR in flight): pop looks at the ring three times per request
-	// (the chain, then twice empty around the serving flag) and allocated
-	// a Chain and the errors.As variable each time: 15 allocations per
-	// round trip, 9 with the spare and chainError.
-	spare *virtio.Chain
+	// spares are chains for pop to fill, under pop: the one a pop that
+	// found the ring empty did not use, and the chains the poller served
+	// inline and completed (drain). A chain handed to the workers is
+	// never reused. Measured (BenchmarkKickToCallCPU, one GETATTR in
+	// flight): pop looks at the ring three times per request (the chain,
+	// then twice empty around the serving flag) and allocated a Chain and
+	// the errors.As variable each time: 15 allocations per round trip, 9
+	// with a spare and chainError, 6 with the served chain reused (its
+	// Chain and its two buffer lists).
+	spares [2]*virtio.Chain
+	nspare int
 }
 
 type job struct {
@@ -318,10 +322,12 @@ func slowRequest(c *virtio.Chain) (slow bool) {
 // queue broke.
 func (d *Device) drain(a *activation, qi int) bool {
 	l := a.lanes[qi]
+	var done *virtio.Chain // the chain served inline last time round: reusable
 	for {
 		var last *virtio.Chain
 		for {
-			c, ok := d.pop(a, qi)
+			c, ok := d.pop(a, qi, done)
+			done = nil
 			if !ok {
 				if last != nil {
 					a.jobs <- job{queue: qi, chain: last}
@@ -350,6 +356,7 @@ func (d *Device) drain(a *activation, qi int) bool {
 			return true
 		}
 		d.complete(a, qi, last.Head, d.serve(job{queue: qi, chain: last}))
+		done = last
 		l.serving.Store(false)
 		// chains that came meanwhile may have had their kick taken: look again
 	}
@@ -366,7 +373,7 @@ func (d *Device) help(a *activation, qi int) {
 			return
 		}
 		for {
-			c, ok := d.pop(a, qi)
+			c, ok := d.pop(a, qi, nil)
 			if !ok {
 				return
 			}
@@ -384,8 +391,11 @@ func (d *Device) help(a *activation, qi int) {
 // a popped chain on or serves it: the workers drain jobs until Reset closes
 // it after the pollers are gone, and a dropped chain would never be
 // answered. The stop check before every pop keeps a driver that keeps the
-// ring full from holding Reset off.
-func (d *Device) pop(a *activation, qi int) (c *virtio.Chain, ok bool) {
+// ring full from holding Reset off. done, when not nil, is a chain the
+// caller served and completed and no longer uses (nothing else holds it:
+// the server keeps no reference to a request's buffers once it returns):
+// it becomes the lane's spare if the lane has none.
+func (d *Device) pop(a *activation, qi int, done *virtio.Chain) (c *virtio.Chain, ok bool) {
 	l := a.lanes[qi]
 	for {
 		select {
@@ -394,12 +404,24 @@ func (d *Device) pop(a *activation, qi int) (c *virtio.Chain, ok bool) {
 		default:
 		}
 		l.pop.Lock()
-		if l.spare == nil {
-			l.spare = new(virtio.Chain)
+		if done != nil && l.nspare < len(l.spares) {
+			l.spares[l.nspare] = done
+			l.nspare++
 		}
-		popped, err := a.queues[qi].PopInto(a.mem, l.spare)
+		done = nil
+		var into *virtio.Chain
+		if l.nspare > 0 {
+			l.nspare--
+			into, l.spares[l.nspare] = l.spares[l.nspare], nil
+		} else {
+			into = new(virtio.Chain)
+		}
+		popped, err := a.queues[qi].PopInto(a.mem, into)
 		if popped {
-			c, l.spare = l.spare, nil
+			c = into
+		} else {
+			l.spares[l.nspare] = into
+			l.nspare++
 		}
 		l.pop.Unlock()
 		if err != nil {
