@@ -201,6 +201,16 @@ func (p *poller) thread(r *kickReader) {
 // 0.24 s against 0.31 s of backend CPU (1.20x against 1.48x virtiofsd's),
 // one pair. Not tried: fewer yields (each is due only once per 10 ms of
 // schedtick) with the ppoll timeout cut to the next yield.
+// A second stat hold, this and the pops' spare chains against 94b6391
+// (N O N O N O): nanosleep 2,927, 1,148, 1,006 against 21,439, 12,297,
+// 14,037; futex 3,412, 2,818, 2,782 against 9,687, 5,166, 8,747;
+// task-clock 927, 872, 878 ms against 1,791, 1,127, 1,020 ms; CPU over
+// virtiofsd's 1.33x, 1.38x, 1.17x against 2.73x, 1.51x, 1.71x; wall
+// 1.11x, 1.29x, 1.08x against 2.12x, 0.76x, 1.26x. What is left (perf
+// -F 2000 -g, one stat boot): ppoll's sleep and wake-up in the kernel
+// 11.8%, the call eventfd write 8.7% (both virtiofsd's too), readDesc 7.2%
+// and slowRequest 1.8% (first touches of what the vCPU wrote), LOOKUP's
+// name copy 2.5% and cstring 2.4%.
 const (
 	kickWaitSlice = 5 * time.Millisecond
 	kickWaitQuiet = 20 // slices: 100 ms without a kick
