@@ -1,6 +1,9 @@
 package vhostuser
 
 import (
+	"runtime"
+	"time"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -48,22 +51,27 @@ import (
 // 1.82x, and a third hold's stat spread from 0.68x to 2.27x: the stat gain
 // of the first hold is not shown beyond this machine's noise.
 //
-// What is left: nanosleep stayed at about 1.75 per request. perf
-// (sys_enter_nanosleep -g, the create boot): 9,673 of 9,683 are sysmon's
-// usleep. Whenever the guest is quiet for 10 ms sysmon retakes the queue
-// thread's P, every P is then idle and sysmon sleeps deeply; the next
-// kick's exitsyscall wakes it (381 futex wakes, exitsyscallTryGetP), and
-// sysmon restarts at 20 us sleeps, doubling only after 50 of them. That is
-// the runtime's, not this package's, and costs a few microseconds each.
-// perf -F 2000 -g of the backend (create + stat boot, 4,787 samples):
-// sysmon 12% (8.0% its nanosleep's context switches, 3.8% usleep), the
-// queue thread's ppoll sleep and wake-up 11.6% and the call eventfd write
-// 7.0% (both also virtiofsd's), first reads of guest memory (the request's
-// opcode in slowRequest 2.0%, readDesc 4.0%: cache misses on what the
-// vCPU just wrote). Next idea, not built: while kicks come, ppoll with a
-// timeout under sysmon's 10 ms so the P is never retaken and sysmon stays
-// at its 10 ms sleep; back to an endless ppoll after a quiet spell, so an
-// idle server makes no wake-ups.
+// What was left: nanosleep stayed at about 1.75 per request, all of it
+// sysmon's usleep, and futex wake-ups of a deep-sleeping sysmon from the
+// queue thread's exitsyscall (exitsyscallTryGetP). The cause (Go 1.26's
+// retake): the queue thread never parks, so its P's schedtick stands
+// still, and once it is 10 ms old sysmon takes the P at every tick the
+// thread spends in ppoll. Fixed by kickWait below (a bounded ppoll and a
+// runtime.Gosched once per 5 ms while kicks come), with the numbers there.
+// perf -F 2000 -g of the backend before that (create + stat boot, 4,787
+// samples): sysmon 12%, the queue thread's ppoll sleep and wake-up 11.6%
+// and the call eventfd write 7.0% (both also virtiofsd's), first reads of
+// guest memory (the request's opcode in slowRequest 2.0%, readDesc 4.0%:
+// cache misses on what the vCPU just wrote).
+//
+// Not done: coalescing the call eventfd writes of a kick's chains. In the
+// stat and create workloads the guest has one request in flight, so each
+// kick brings one chain and each chain needs its interrupt (write calls
+// 14,880 for 14,863 requests); where a kick brings several (readahead
+// READs) all but the last are served by the workers, and a worker that
+// left the interrupt to a later completion could leave it to a request
+// held for ever (SETLKW, a breakpoint): a lost interrupt. With EVENT_IDX
+// NeedsNotification already skips the writes the guest did not ask for.
 //
 // Seq read (64 MiB, the guest's readahead READs concurrent: all but the
 // last chain of a kick go to the workers) did not gain and may have lost:
@@ -121,14 +129,21 @@ func (p *poller) thread(r *kickReader) {
 	defer close(r.done)
 	fds := []unix.PollFd{{Fd: int32(r.fd), Events: unix.POLLIN}, {Fd: int32(r.stop), Events: unix.POLLIN}}
 	var buf [8]byte
+	var w kickWait
 	for {
-		_, err := unix.Ppoll(fds, nil, nil)
+		if w.yieldDue(time.Now()) {
+			runtime.Gosched()
+		}
+		n, err := unix.Ppoll(fds, w.timeout(), nil)
 		switch {
 		case err == unix.EINTR:
 			continue
 		case err != nil:
 			p.log.Error("vhost-user: waiting for kicks; ring no longer polled", "queue", r.index, "err", err)
 			return
+		case n == 0:
+			w.timedOut()
+			continue
 		case fds[1].Revents != 0:
 			return
 		case fds[0].Revents&(unix.POLLERR|unix.POLLNVAL) != 0:
@@ -137,7 +152,8 @@ func (p *poller) thread(r *kickReader) {
 		case fds[0].Revents == 0:
 			continue
 		}
-		n, err := unix.Read(r.fd, buf[:])
+		w.kicked()
+		n, err = unix.Read(r.fd, buf[:])
 		switch {
 		case err == unix.EAGAIN || err == unix.EINTR:
 			continue // the front-end took the kick
@@ -146,5 +162,108 @@ func (p *poller) thread(r *kickReader) {
 			return
 		}
 		p.serve(r.index)
+	}
+}
+
+// Bounded waits while the guest is busy: a goroutine blocked in a system
+// call for more than sysmon's 10 ms loses its P (retake, when every other
+// P is idle), every P is then idle and sysmon sleeps until the next kick's
+// exitsyscall wakes it, after which it polls at 20 us again (50 sleeps of
+// 20 us, then doubling up to 10 ms: about 60 nanosleeps per retake). So
+// after a kick the queue thread waits at most kickWaitSlice per ppoll
+// (a new syscalltick) and passes through the scheduler once a slice (a
+// new schedtick, yieldDue), so sysmon has no reason to retake while kicks
+// come; only after kickWaitQuiet slices without a kick (the guest went
+// quiet) does it wait without a timeout, so an idle server makes no
+// wake-ups.
+//
+// Measured (guestbench stat, find+stat of 15,000 files, 14,863 requests,
+// TCG guest, serve --readdirplus auto with the tap, default settings;
+// perf stat -p of the backend; new and old alternating N O N O N O in one
+// lock hold on the busy 2-core machine, each beside virtiofsd in its run):
+// nanosleep 17,041, 16,616, 14,952 -> 1,014, 947, 811 (1.1 -> 0.06 per
+// request); futex 11,471, 11,675, 11,509 -> 2,698, 3,063, 2,436;
+// task-clock 1,190, 1,227, 1,031 ms -> 846, 940, 723 ms (-25%); backend
+// CPU over virtiofsd's 1.50x, 1.33x, 1.22x against 1.54x, 1.74x, 1.55x.
+// Wall over virtiofsd's 1.26x, 1.11x, 1.10x against 1.01x, 1.06x, 0.97x:
+// no gain, and three samples on this machine cannot tell a loss from
+// noise. The bounded ppoll alone (no yield; an earlier hold, three pairs)
+// did not help: nanosleep 15,884-24,300 against 14,275-15,502, CPU ratio
+// 1.77x-2.13x against 1.42x-1.72x, since sysmon retook the P on its stale
+// schedtick however often the ppoll returned.
+// Create (5,000 create+unlink, 30,006 requests; N O N O, then a 64 MiB
+// read N O, the same hold): nanosleep 18,330 and 29,401 -> 1,255 and
+// 1,541, but futex 2,034 and 3,458 -> 3,941 and 3,825: each Gosched
+// (about 200 a second while kicks come) calls wakep, which wakes an M
+// to spin on the idle P and find nothing. task-clock 1,437 and 2,399 ms
+// against 1,721 and 2,014 ms, CPU over virtiofsd's 1.18x and 1.61x
+// against 1.42x and 1.36x: no difference this machine can show. Read:
+// 0.24 s against 0.31 s of backend CPU (1.20x against 1.48x virtiofsd's),
+// one pair. Not tried: fewer yields (each is due only once per 10 ms of
+// schedtick) with the ppoll timeout cut to the next yield.
+// A second stat hold, this and the pops' spare chains against 94b6391
+// (N O N O N O): nanosleep 2,927, 1,148, 1,006 against 21,439, 12,297,
+// 14,037; futex 3,412, 2,818, 2,782 against 9,687, 5,166, 8,747;
+// task-clock 927, 872, 878 ms against 1,791, 1,127, 1,020 ms; CPU over
+// virtiofsd's 1.33x, 1.38x, 1.17x against 2.73x, 1.51x, 1.71x; wall
+// 1.11x, 1.29x, 1.08x against 2.12x, 0.76x, 1.26x. What is left (perf
+// -F 2000 -g, one stat boot): ppoll's sleep and wake-up in the kernel
+// 11.8%, the call eventfd write 8.7% (both virtiofsd's too), readDesc 7.2%
+// and slowRequest 1.8% (first touches of what the vCPU wrote), LOOKUP's
+// name copy 2.5% and cstring 2.4%.
+const (
+	kickWaitSlice = 5 * time.Millisecond
+	kickWaitQuiet = 20 // slices: 100 ms without a kick
+)
+
+// kickWait is a queue thread's choice of ppoll timeout. Its zero value is
+// a quiet queue: no timeout until the first kick.
+type kickWait struct {
+	idle      int // slices timed out since the last kick
+	ts        unix.Timespec
+	busy      bool
+	lastYield time.Time
+}
+
+// yieldDue reports whether the thread should pass through the scheduler
+// (runtime.Gosched) before it waits: while the queue is busy, once
+// kickWaitSlice has passed since the last time. A goroutine that serves
+// kicks inline never parks, so its P's schedtick stands still, and since
+// Go 1.26 sysmon counts a P whose schedtick is older than 10 ms
+// (forcePreemptNS) as overdue and takes it from its thread at every
+// sysmon tick the thread spends in a system call, whatever syscalltick
+// says (retake: sysretake). perf of the backend (find+stat of 15,000
+// files in the TCG guest, bounded waits without the yield): 5,700
+// exitsyscallTryGetP futex wake-ups of a deep-sleeping sysmon and 17,600
+// sysmon nanosleeps in about 14,800 requests. A Gosched puts the
+// goroutine through schedule and execute, which starts a new schedtick.
+func (w *kickWait) yieldDue(now time.Time) bool {
+	if !w.busy || now.Sub(w.lastYield) < kickWaitSlice {
+		return false
+	}
+	w.lastYield = now
+	return true
+}
+
+// timeout is the timeout for the next ppoll: kickWaitSlice while kicks
+// came recently, nil (wait for ever) once the queue is quiet. The kernel
+// writes the time left back into it, so it is set anew each time.
+func (w *kickWait) timeout() *unix.Timespec {
+	if !w.busy {
+		return nil
+	}
+	w.ts = unix.NsecToTimespec(int64(kickWaitSlice))
+	return &w.ts
+}
+
+// kicked records a kick: the next waits are bounded again.
+func (w *kickWait) kicked() { w.busy, w.idle = true, 0 }
+
+// timedOut records a slice without a kick; after kickWaitQuiet of them in
+// a row the queue counts as quiet.
+func (w *kickWait) timedOut() {
+	w.idle++
+	if w.idle >= kickWaitQuiet {
+		w.busy = false
 	}
 }
