@@ -6,7 +6,9 @@ import "math"
 // bytes are one 28,672-byte size class, so a slab wastes nothing.
 const slabSize = 256
 
-// maxSlots bounds the slot numbers, which are the low 32 bits of a nodeid.
+// maxSlots bounds the slot numbers, which are the low 32 bits of a nodeid:
+// slot 0xffffffff is never used, so no generation of it can be the
+// overlay's ConfigNodeid (1<<63 - 1) or another all-ones nodeid.
 const maxSlots = math.MaxUint32
 
 // A nodeid is a slot of the inode slabs in its low 32 bits and the slot's
