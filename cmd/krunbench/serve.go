@@ -169,7 +169,12 @@ func guestPolicy(f serveFlags) (fuse.GuestPolicy, error) {
 // The nodeid map's removal (passthrough/slots.go) took the anonymous RSS
 // after find over 15,000 files through serve --mount from 8,120 (median
 // of 3; 7,932-8,604) to 7,572 KiB (7,312-7,624), per-round ratio 0.90,
-// and over 100,000 from 25,016 to 22,360 KiB (one round). Not done:
+// and over 100,000 from 25,016 to 22,360 KiB (one round). On the guest
+// path after it (guestbench memory, serve --socket, TCG, 2 boots, busy
+// machine, not in one hold with the old binary): 78,952/79,068 KiB
+// (anon 6,844/6,964, file 6,508/6,504) against virtiofsd's 74,320/74,236
+// (anon 2,852/2,844), 1.06x, still over; the last session run had anon
+// 7.9 MiB. Not done:
 // debug.FreeOSMemory once a burst of requests is over would return the
 // garbage's pages, but guestbench reads RSS right after the walk, so it
 // was not measured.
