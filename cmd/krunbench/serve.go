@@ -155,7 +155,26 @@ func guestPolicy(f serveFlags) (fuse.GuestPolicy, error) {
 // 7,588 KiB against 2,844, of which about 2,500-3,000 is the Go runtime
 // before the first request, and file-backed 6,416 against 6,068 (the
 // binary's text, 2,784 KiB resident, and read-only data with the
-// pclntab, 3,144 KiB). Not done:
+// pclntab, 3,144 KiB). Where the runtime's anonymous memory is before
+// the first request (serve --mount of an empty directory, CGO_ENABLED=0
+// as make builds it, /proc/PID/smaps): 2,980 KiB, of which 1,436 KiB is
+// the heap arena's touched pages, 1,252 KiB the runtime's three other
+// anonymous mappings (its off-heap metadata), 180 KiB bss and 136 KiB
+// data; 8 threads idle, 9 after a walk (an M's g0 stack is about 16 KiB,
+// so fewer threads would save little). File pages are 2,892 KiB idle (text
+// 1,408, read-only data 1,388) and about 6,100 after a walk: the request
+// paths' text and pclntab, which "-s -w" would not change (the symbol
+// table and DWARF it drops are in no loaded segment; not measured). A build with cgo
+// (not make's) adds glibc's malloc arenas and 8 MiB pthread stacks.
+// The nodeid map's removal (passthrough/slots.go) took the anonymous RSS
+// after find over 15,000 files through serve --mount from 8,120 (median
+// of 3; 7,932-8,604) to 7,572 KiB (7,312-7,624), per-round ratio 0.90,
+// and over 100,000 from 25,016 to 22,360 KiB (one round). On the guest
+// path after it (guestbench memory, serve --socket, TCG, 2 boots, busy
+// machine, not in one hold with the old binary): 78,952/79,068 KiB
+// (anon 6,844/6,964, file 6,508/6,504) against virtiofsd's 74,320/74,236
+// (anon 2,852/2,844), 1.06x, still over; the last session run had anon
+// 7.9 MiB. Not done:
 // debug.FreeOSMemory once a burst of requests is over would return the
 // garbage's pages, but guestbench reads RSS right after the walk, so it
 // was not measured.

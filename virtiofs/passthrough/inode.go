@@ -66,22 +66,28 @@ type inode struct {
 // inodeTable maps nodeids and host inodes to inodes and bounds the number
 // of O_PATH descriptors it keeps open with an LRU.
 //
-// The two maps are now the larger part of an inode's cost: a heap profile
-// after a find over 15,000 files put registerHandle's live heap at 3,036
-// kB, about 200 bytes per inode, 112 of them the record. Not done (issue
-// 15, no time to do it safely): nodeids made of a slab slot and a
-// generation (slot | gen<<32) would drop byID (the slot is the index, a
-// stale nodeid fails the generation check) and the per-inode allocation,
-// but an inode could then only be freed once no operation has it pinned;
-// and byKey keyed by a device index (uint32) and the inode number would
-// save about 8 bytes of slot per inode.
+// Nodeids are slots of the slabs plus a generation (slots.go); byKey,
+// keyed by device and inode number, finds an inode again from a stat.
+// byKey is now the largest cost after the record: of TestInodeMemory's
+// 168 bytes per inode, 112 are the record and 8 the name, so about 48 are
+// the map (24-byte key, 8-byte value, control bytes, load factor). Not
+// done (no time to do it safely): an open-addressing table of uint32
+// slot numbers that compares against the records' own keys would cost
+// 6-8 bytes per inode, about 0.6 MiB less at 15,000 inodes and 3.8 MiB at
+// 100,000 (before GOGC's headroom); a duplicate or lost entry there would
+// give one host inode two nodeids, so it needs the races tests first.
 type inodeTable struct {
-	fs     *FS
-	mu     sync.Mutex
-	byID   map[uint64]*inode
-	byKey  map[inodeKey]*inode
-	root   *inode
-	nextID uint64
+	fs    *FS
+	mu    sync.Mutex
+	byKey map[inodeKey]*inode
+	root  *inode
+	// slabs hold the inode records but the root's; a nodeid's low 32 bits
+	// index them (slots.go). nslots is the high-water mark of slots, free
+	// the freed ones, live the records in the table.
+	slabs  []*[slabSize]inode
+	nslots uint64
+	free   []uint32
+	live   int
 	// lru is the sentinel of a ring of the evictable inodes whose fd is
 	// open, most recent first; lruLen counts them.
 	lru    inode
@@ -133,10 +139,13 @@ func (t *inodeTable) session() uint64 {
 
 func (t *inodeTable) init(fs *FS, rootFD int, st *unix.Stat_t, maxFDs int) error {
 	t.fs = fs
-	t.byID = make(map[uint64]*inode)
 	t.byKey = make(map[inodeKey]*inode)
 	t.mounts = make(map[int]uint16)
-	t.nextID = firstNodeid
+	t.slabs = []*[slabSize]inode{new([slabSize]inode)}
+	for s := range firstNodeid {
+		t.slabs[0][s] = inode{fd: -1, gone: true}
+	}
+	t.nslots = firstNodeid
 	t.maxFDs = maxFDs
 	t.lru.prev, t.lru.next = &t.lru, &t.lru
 	root := &inode{
@@ -160,7 +169,6 @@ func (t *inodeTable) init(fs *FS, rootFD int, st *unix.Stat_t, maxFDs int) error
 		t.warnNoHandle(err)
 	}
 	t.root = root
-	t.byID[root.nodeid] = root
 	t.byKey[root.key] = root
 	return nil
 }
@@ -171,7 +179,7 @@ func (t *inodeTable) init(fs *FS, rootFD int, st *unix.Stat_t, maxFDs int) error
 // CAP_DAC_READ_SEARCH), so it must run before switching to the caller's.
 func (t *inodeTable) pin(nodeid uint64) (*inode, int, fuse.Errno) {
 	t.mu.Lock()
-	in := t.byID[nodeid]
+	in := t.getLocked(nodeid)
 	if in == nil {
 		t.mu.Unlock()
 		return nil, -1, unix.ENOENT
@@ -239,9 +247,14 @@ func (t *inodeTable) unpin(in *inode) {
 	t.mu.Lock()
 	in.pins--
 	var victims []int
-	if in.gone && in.pins == 0 && in.fd >= 0 {
-		victims = append(victims, int(in.fd))
-		in.fd = -1
+	if in.gone && in.pins == 0 {
+		if in.fd >= 0 {
+			victims = append(victims, int(in.fd))
+			in.fd = -1
+		}
+		if in != t.root {
+			t.freeLocked(in)
+		}
 	} else {
 		victims = t.evictLocked()
 	}
@@ -325,21 +338,23 @@ func (t *inodeTable) register(epoch, parent uint64, name string, fd int, st *uni
 	if name == "" {
 		name = ".."
 	}
-	in = &inode{
-		nodeid:  t.nextID,
+	in = t.allocLocked(inode{
 		key:     key,
 		typ:     st.Mode & unix.S_IFMT,
 		nlookup: 1,
 		parent:  parent,
 		name:    name,
 		fd:      int32(fd),
+	})
+	if in == nil {
+		t.mu.Unlock()
+		unix.Close(fd)
+		return 0, unix.ENFILE
 	}
 	if h != nil {
 		in.setHandle(h)
 		in.mnt = uint16(mi)
 	}
-	t.nextID++
-	t.byID[in.nodeid] = in
 	t.byKey[key] = in
 	if h != nil {
 		t.lruPush(in)
@@ -397,7 +412,7 @@ func (t *inodeTable) warnNoHandle(err error) {
 // forget drops n lookups of nodeid, removing it at zero.
 func (t *inodeTable) forget(nodeid, n uint64) {
 	t.mu.Lock()
-	in := t.byID[nodeid]
+	in := t.getLocked(nodeid)
 	if in == nil {
 		t.mu.Unlock()
 		return
@@ -416,9 +431,9 @@ func (t *inodeTable) forget(nodeid, n uint64) {
 }
 
 // removeLocked takes in out of the table and returns its fd for closing
-// unless an operation still has it pinned.
+// unless an operation still has it pinned; an unpinned inode's slot is
+// freed at once, a pinned one's by its last unpin.
 func (t *inodeTable) removeLocked(in *inode) []int {
-	delete(t.byID, in.nodeid)
 	if t.byKey[in.key] == in {
 		delete(t.byKey, in.key)
 	}
@@ -426,12 +441,16 @@ func (t *inodeTable) removeLocked(in *inode) []int {
 	if in.linked() {
 		t.lruRemove(in)
 	}
-	if in.pins == 0 && in.fd >= 0 {
-		fd := int(in.fd)
-		in.fd = -1
-		return []int{fd}
+	if in.pins != 0 {
+		return nil
 	}
-	return nil
+	var fds []int
+	if in.fd >= 0 {
+		fds = []int{int(in.fd)}
+		in.fd = -1
+	}
+	t.freeLocked(in)
+	return fds
 }
 
 // rename updates the path record of the inode now at newName in newParent.
@@ -447,11 +466,9 @@ func (t *inodeTable) rename(st *unix.Stat_t, newParent uint64, newName string) {
 func (t *inodeTable) reset() {
 	t.mu.Lock()
 	var victims []int
-	for _, in := range t.byID {
-		if in != t.root {
-			victims = append(victims, t.removeLocked(in)...)
-		}
-	}
+	t.liveLocked(func(in *inode) {
+		victims = append(victims, t.removeLocked(in)...)
+	})
 	t.root.nlookup = 1
 	t.epoch++
 	t.mu.Unlock()
@@ -495,7 +512,7 @@ func (t *inodeTable) pathLocked(in *inode) string {
 			return ""
 		}
 		parts = append(parts, in.name)
-		in = t.byID[in.parent]
+		in = t.getLocked(in.parent)
 	}
 	if in == nil {
 		if len(parts) == 0 {
@@ -521,7 +538,7 @@ func (fs *FS) PathOf(nodeid uint64) string {
 	t := &fs.inodes
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	in := t.byID[nodeid]
+	in := t.getLocked(nodeid)
 	if in == nil {
 		return ""
 	}
@@ -532,10 +549,12 @@ func (fs *FS) PathOf(nodeid uint64) string {
 func (fs *FS) Inodes() []fuse.InodeInfo {
 	t := &fs.inodes
 	t.mu.Lock()
-	out := make([]fuse.InodeInfo, 0, len(t.byID))
-	for _, in := range t.byID {
+	out := make([]fuse.InodeInfo, 0, t.live+1)
+	add := func(in *inode) {
 		out = append(out, fuse.InodeInfo{Nodeid: in.nodeid, Path: t.pathLocked(in), Nlookup: in.nlookup})
 	}
+	add(t.root)
+	t.liveLocked(add)
 	t.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Nodeid < out[j].Nodeid })
 	return out

@@ -218,8 +218,7 @@ func (t *inodeTable) registerHandle(epoch, parent uint64, name string, st *unix.
 		}
 		delete(t.byKey, key)
 	}
-	in := &inode{
-		nodeid:  t.nextID,
+	in := t.allocLocked(inode{
 		key:     key,
 		typ:     st.Mode & unix.S_IFMT,
 		nlookup: 1,
@@ -227,10 +226,11 @@ func (t *inodeTable) registerHandle(epoch, parent uint64, name string, st *unix.
 		name:    name,
 		fd:      -1,
 		mnt:     mi,
+	})
+	if in == nil {
+		return 0, false
 	}
 	in.setHandle(h)
-	t.nextID++
-	t.byID[in.nodeid] = in
 	t.byKey[key] = in
 	return in.nodeid, true
 }

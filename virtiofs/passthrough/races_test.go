@@ -54,9 +54,7 @@ func TestLookupAcrossDestroy(t *testing.T) {
 		if e != unix.ESTALE {
 			t.Errorf("%s across DESTROY: errno %v, want ESTALE", name, e)
 		}
-		fs.inodes.mu.Lock()
-		n := len(fs.inodes.byID)
-		fs.inodes.mu.Unlock()
+		n := fs.inodes.count()
 		if n != 1 {
 			t.Errorf("%s across DESTROY: %d inodes after the reset, want the root alone", name, n)
 		}
