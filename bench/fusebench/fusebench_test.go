@@ -83,7 +83,7 @@ func TestConcurrencyRowsOnTheHost(t *testing.T) {
 			if l := o.Latency; l == nil || l.IdleCalls != 100 || l.BusyCalls == 0 || l.BusyP99Us < l.BusyP50Us {
 				t.Errorf("%s: latency %+v", w.Name, l)
 			}
-			if l := o.Latency; w.Name == rowMixed && (l.WritePhaseCalls+l.FsyncPhaseCalls != l.BusyCalls || l.WritePhaseSeconds <= 0 || l.SlowRunqPct < 0 || l.SlowRunqPct > 100) {
+			if l := o.Latency; w.Name == rowMixed && (l.WritePhaseCalls+l.FsyncPhaseCalls != l.BusyCalls || l.WritePhaseSeconds <= 0 || (l.SlowRunqPct != nil && (*l.SlowRunqPct < 0 || *l.SlowRunqPct > 100))) {
 				t.Errorf("%s: phases %+v: want the calls split between the two phases, a write() phase and a runqueue share", w.Name, l)
 			}
 		default:

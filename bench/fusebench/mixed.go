@@ -193,7 +193,8 @@ func mixedLatency(idle []time.Duration, busy []probe, writeEnd time.Duration, wi
 		lat.FsyncPhaseP99Us = pctUs(fs, 99)
 	}
 	if withRunq {
-		lat.SlowRunqPct = slowRunqPct(busy)
+		pct := slowRunqPct(busy)
+		lat.SlowRunqPct = &pct
 	}
 	return lat
 }

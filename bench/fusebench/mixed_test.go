@@ -25,10 +25,10 @@ func TestMixedLatencySplitsThePhases(t *testing.T) {
 	if l.WritePhaseP99Us != 1098 || l.FsyncPhaseP99Us != 100 || l.BusyP99Us != 1097 || l.WritePhaseSeconds != 0.1 {
 		t.Errorf("p99s: write %v fsync %v all %v, write() %v s; want 1098, 100, 1097, 0.1", l.WritePhaseP99Us, l.FsyncPhaseP99Us, l.BusyP99Us, l.WritePhaseSeconds)
 	}
-	if l.SlowRunqPct != 25 {
-		t.Errorf("slow calls' runqueue share %v%%, want 25", l.SlowRunqPct)
+	if l.SlowRunqPct == nil || *l.SlowRunqPct != 25 {
+		t.Errorf("slow calls' runqueue share %v, want 25%%", l.SlowRunqPct)
 	}
-	if l := mixedLatency(idle, busy, 0, false); l.WritePhaseCalls != 0 || l.WritePhaseP99Us != 0 || l.FsyncPhaseP99Us != 1097 || l.SlowRunqPct != 0 {
+	if l := mixedLatency(idle, busy, 0, false); l.WritePhaseCalls != 0 || l.WritePhaseP99Us != 0 || l.FsyncPhaseP99Us != 1097 || l.SlowRunqPct != nil {
 		t.Errorf("no write() phase, no runq: %+v", l)
 	}
 }

@@ -87,12 +87,16 @@ func (r *results) printConcurrency(w io.Writer) {
 				func(l *latency) float64 { return l.BusyMaxUs },
 				func(l *latency) float64 { return l.WritePhaseP99Us }, func(l *latency) float64 { return l.FsyncPhaseP99Us },
 				func(l *latency) float64 { return writeShare(l) }, func(l *latency) float64 { return l.WritePhaseSeconds },
-				func(l *latency) float64 { return l.SlowRunqPct },
+				func(l *latency) float64 { return runqPct(l) },
 			} {
 				v, _ := medianLatency(s, f)
 				format := "%.0f"
 				if len(line) == 9 { // write() s
 					format = "%.2f"
+				}
+				if v < 0 { // runqPct: not measured
+					line = append(line, "–")
+					continue
 				}
 				line = append(line, fmt.Sprintf(format, v))
 			}
@@ -152,4 +156,13 @@ func printRows(w io.Writer, header []string, rows [][]string) {
 		fmt.Fprintln(tw, strings.Join(cells, "\t")+"\t")
 	}
 	tw.Flush()
+}
+
+// runqPct is the slowest calls' runqueue share, or -1 when the sample did
+// not measure it (fusebench without -mixed-runq).
+func runqPct(l *latency) float64 {
+	if l.SlowRunqPct == nil {
+		return -1
+	}
+	return *l.SlowRunqPct
 }

@@ -262,7 +262,10 @@ func (s *summary) mixedPhases(row *results.Row) {
 			}
 			wr, fs = append(wr, l.WritePhaseP99Us), append(fs, l.FsyncPhaseP99Us)
 			share = append(share, 100*float64(l.WritePhaseCalls)/float64(l.WritePhaseCalls+l.FsyncPhaseCalls))
-			secs, runq = append(secs, l.WritePhaseSeconds), append(runq, l.SlowRunqPct)
+			secs = append(secs, l.WritePhaseSeconds)
+			if l.SlowRunqPct != nil {
+				runq = append(runq, *l.SlowRunqPct)
+			}
 		}
 		if len(wr) == 0 {
 			continue
@@ -271,7 +274,11 @@ func (s *summary) mixedPhases(row *results.Row) {
 			t = newTable(s.w, "Mixed, by the writer's phase (µs, median over samples; runq: share of the slowest 1% of calls spent waiting for a CPU, with fusebench -mixed-runq)",
 				"| mode | write() phase p99 | fsync phase p99 | calls in write() | write() s | slowest 1%: runq |").start()
 		}
-		t.row("| %s | %.0f | %.0f | %.0f%% | %.2f | %.0f%% |", m, hostinfo.Median(wr), hostinfo.Median(fs), hostinfo.Median(share), hostinfo.Median(secs), hostinfo.Median(runq))
+		runqCell := "–" // not measured (fusebench without -mixed-runq)
+		if len(runq) > 0 {
+			runqCell = fmt.Sprintf("%.0f%%", hostinfo.Median(runq))
+		}
+		t.row("| %s | %.0f | %.0f | %.0f%% | %.2f | %s |", m, hostinfo.Median(wr), hostinfo.Median(fs), hostinfo.Median(share), hostinfo.Median(secs), runqCell)
 	}
 }
 

@@ -156,4 +156,9 @@ func TestMixedPhasesShowWhenRecorded(t *testing.T) {
 	if want := "| tap | 400 | 110 | 30% | 0.80 | 24% |"; !strings.Contains(out, want) {
 		t.Errorf("output lacks %q\n%s", want, out)
 	}
+	// A run without -mixed-runq did not measure the runqueue share: no 0%.
+	out, _ = run(t, map[string]string{"fuse.json": strings.Replace(phased, `,"slow_calls_runq_pct":24`, "", 1)})
+	if want := "| tap | 400 | 110 | 30% | 0.80 | – |"; !strings.Contains(out, want) {
+		t.Errorf("a run without runq numbers: output lacks %q\n%s", want, out)
+	}
 }

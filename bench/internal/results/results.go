@@ -135,8 +135,9 @@ type Latency struct {
 	FsyncPhaseCalls   int     `json:"fsync_phase_calls,omitempty"`
 	// SlowRunqPct (fusebench -mixed-runq only): of the time the slowest
 	// 1% of calls under the writer took, the share their thread spent
-	// runnable but waiting for a CPU (/proc/thread-self/schedstat).
-	SlowRunqPct float64 `json:"slow_calls_runq_pct,omitempty"`
+	// runnable but waiting for a CPU (/proc/thread-self/schedstat). nil
+	// when not measured, so that a measured 0% is told from no number.
+	SlowRunqPct *float64 `json:"slow_calls_runq_pct,omitempty"`
 }
 
 // Series is every sample of one workload in one mode.
