@@ -39,19 +39,21 @@ func req(op uint32, unique, nodeid uint64, body ...any) []byte {
 }
 
 type rig struct {
-	t       *testing.T
+	t       testing.TB
 	drv     *virtiotest.Driver
 	dev     *virtiofs.Device
 	ov      *overlay.FS
 	notifed atomic.Int32
+	called  chan struct{} // a notification since the last kickRoundTrip looked
+	wait    *time.Timer   // kickRoundTrip's deadline, reused: no allocation per request
 }
 
-func newRig(t *testing.T, payload []byte) *rig {
+func newRig(t testing.TB, payload []byte) *rig {
 	pt, err := passthrough.New(t.TempDir(), passthrough.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &rig{t: t, ov: overlay.New(pt)}
+	r := &rig{t: t, ov: overlay.New(pt), called: make(chan struct{}, 1)}
 	r.ov.SetPayload(payload)
 	r.dev, err = virtiofs.NewDevice(fuse.NewServer(r.ov, fuse.Options{}), virtiofs.DeviceOptions{Tag: virtiofs.RootTag})
 	if err != nil {
@@ -59,13 +61,46 @@ func newRig(t *testing.T, payload []byte) *rig {
 	}
 	r.drv = virtiotest.New(virtiotest.Config{QueueSize: 64, MemSize: 8 << 20, EventIdx: true})
 	r.dev.AckFeatures(r.dev.Features())
-	notify := virtio.NotifierFunc(func() error { r.notifed.Add(1); return nil })
+	notify := virtio.NotifierFunc(func() error {
+		r.notifed.Add(1)
+		select {
+		case r.called <- struct{}{}:
+		default:
+		}
+		return nil
+	})
 	queues := []*virtio.Queue{nil, r.drv.Queue()}
 	if err := r.dev.Activate(r.drv.Mem, queues, []virtio.Notifier{notify, notify}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(r.dev.Reset)
 	return r
+}
+
+// kickRoundTrip sends one request as a guest's find does (one request in
+// flight, asking with EVENT_IDX to be notified of its reply), kicks the
+// queue and waits for the notification and the used element: the path of
+// a kick through the device's poller, worker and notifier.
+func (r *rig) kickRoundTrip(request []byte) {
+	r.t.Helper()
+	r.drv.SetUsedEvent(r.drv.UsedIdx()) // notify me on the next used element
+	if _, err := r.drv.AddChain(virtiotest.R(request), virtiotest.W(256)); err != nil {
+		r.t.Fatal(err)
+	}
+	r.drv.Publish()
+	r.dev.QueueNotify(1)
+	if r.wait == nil {
+		r.wait = time.NewTimer(time.Hour)
+	}
+	r.wait.Reset(30 * time.Second)
+	defer r.wait.Stop()
+	for len(r.drv.TakeUsed()) == 0 {
+		select {
+		case <-r.called:
+		case <-r.wait.C:
+			r.t.Fatal("no reply within 30s")
+		}
+	}
 }
 
 // call sends one request split over the given readable pieces and waits
