@@ -7,33 +7,31 @@ import (
 	"strings"
 	"testing"
 
-	"golang.org/x/sys/unix"
-
-	"github.com/krunbench/krunbench/virtiofs"
 	"github.com/krunbench/krunbench/virtiofs/fuse"
-	"github.com/krunbench/krunbench/virtiofs/passthrough"
-	"github.com/krunbench/krunbench/vmm/virtio/virtiotest"
 )
 
-// threadsInPpoll counts the process's threads blocked in ppoll(2), as
-// /proc/self/task/*/syscall says (the first field is the system call
-// number, or "running").
-func threadsInPpoll(t *testing.T) int {
+// ppollThreads returns, for each of the process's threads blocked in
+// ppoll(2), its /proc/self/task/*/syscall fields: the system call number
+// (or "running"), then its arguments in hex.
+func ppollThreads(t *testing.T) [][]string {
 	t.Helper()
 	files, err := filepath.Glob("/proc/self/task/*/syscall")
 	must(t, err)
-	n := 0
+	var threads [][]string
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			continue // the thread is gone
 		}
 		if fields := strings.Fields(string(b)); len(fields) > 0 && fields[0] == "271" { // SYS_PPOLL on amd64
-			n++
+			threads = append(threads, fields)
 		}
 	}
-	return n
+	return threads
 }
+
+// threadsInPpoll counts the process's threads blocked in ppoll(2).
+func threadsInPpoll(t *testing.T) int { return len(ppollThreads(t)) }
 
 // TestRequestQueueThread drives the real virtio-fs device through the
 // backend and checks the queue threads: the request queue's kicks wait in
@@ -47,12 +45,7 @@ func TestRequestQueueThread(t *testing.T) {
 	if runtime.GOARCH != "amd64" {
 		t.Skip("reads the amd64 system call number of ppoll from /proc")
 	}
-	pt, err := passthrough.New(t.TempDir(), passthrough.Options{})
-	must(t, err)
-	dev, err := virtiofs.NewDevice(fuse.NewServer(pt, fuse.Options{}), virtiofs.DeviceOptions{Tag: "qt"})
-	must(t, err)
-	b := NewBackend(dev, Options{Log: testLogger(t)})
-	t.Cleanup(func() { b.Close() })
+	b := fuseBackend(t, "qt", Options{Log: testLogger(t)})
 
 	baseFds := countFds(t)
 	baseG := runtime.NumGoroutine()
@@ -61,22 +54,9 @@ func TestRequestQueueThread(t *testing.T) {
 	fe, done := pairFrontEnd(t, b)
 	fe.handshake()
 	fe.start()
-	d := fe.drivers[1]
-	roundTrip := func(request []byte) {
-		t.Helper()
-		p, err := d.AddChain(virtiotest.R(request), virtiotest.W(256))
-		must(t, err)
-		d.Publish()
-		_, err = unix.Write(fe.kick[1], u64Bytes(1))
-		must(t, err)
-		fe.waitCall(1)
-		if used := d.TakeUsed(); len(used) != 1 || used[0].ID != uint32(p.Head) || used[0].Len < uint32(fuse.OutHeaderSize) {
-			t.Fatalf("used %+v for head %d", used, p.Head)
-		}
-	}
-	roundTrip(fuseRequest(t, fuse.OpInit, 1, 0, fuse.InitIn{Major: 7, Minor: 37}, [44]byte{}))
+	fe.fuseRoundTrip(fuseRequest(t, fuse.OpInit, 1, 0, fuse.InitIn{Major: 7, Minor: 37}, [44]byte{}))
 	for i := range 50 {
-		roundTrip(fuseRequest(t, fuse.OpGetattr, uint64(2+i), 1, fuse.GetAttrIn{}))
+		fe.fuseRoundTrip(fuseRequest(t, fuse.OpGetattr, uint64(2+i), 1, fuse.GetAttrIn{}))
 	}
 	waitFor(t, "one queue thread in ppoll", func() bool { return threadsInPpoll(t) == basePpoll+1 })
 

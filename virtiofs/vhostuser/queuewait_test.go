@@ -1,19 +1,11 @@
 package vhostuser
 
 import (
-	"os"
-	"path/filepath"
 	"runtime"
-	"strings"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
-	"github.com/krunbench/krunbench/virtiofs"
 	"github.com/krunbench/krunbench/virtiofs/fuse"
-	"github.com/krunbench/krunbench/virtiofs/passthrough"
-	"github.com/krunbench/krunbench/vmm/virtio/virtiotest"
 )
 
 // ppollWaits reports, for the process's threads blocked in ppoll(2) on two
@@ -23,15 +15,8 @@ import (
 // timeout pointer, 0x0 for none).
 func ppollWaits(t *testing.T) (bounded, endless int) {
 	t.Helper()
-	files, err := filepath.Glob("/proc/self/task/*/syscall")
-	must(t, err)
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue // the thread is gone
-		}
-		fields := strings.Fields(string(b))
-		if len(fields) < 4 || fields[0] != "271" || fields[2] != "0x2" { // SYS_PPOLL on amd64, nfds 2
+	for _, fields := range ppollThreads(t) {
+		if len(fields) < 4 || fields[2] != "0x2" { // nfds 2
 			continue
 		}
 		if fields[3] == "0x0" {
@@ -54,36 +39,18 @@ func TestQueueThreadBoundedWait(t *testing.T) {
 	if runtime.GOARCH != "amd64" {
 		t.Skip("reads the amd64 system call number of ppoll from /proc")
 	}
-	pt, err := passthrough.New(t.TempDir(), passthrough.Options{})
-	must(t, err)
-	dev, err := virtiofs.NewDevice(fuse.NewServer(pt, fuse.Options{}), virtiofs.DeviceOptions{Tag: "qw"})
-	must(t, err)
-	b := NewBackend(dev, Options{Log: testLogger(t)})
-	t.Cleanup(func() { b.Close() })
+	b := fuseBackend(t, "qw", Options{Log: testLogger(t)})
 	_, baseEndless := ppollWaits(t)
 
 	fe, done := pairFrontEnd(t, b)
 	fe.handshake()
 	fe.start()
-	d := fe.drivers[1]
 	unique := uint64(1)
-	roundTrip := func(request []byte) {
-		t.Helper()
-		p, err := d.AddChain(virtiotest.R(request), virtiotest.W(256))
-		must(t, err)
-		d.Publish()
-		_, err = unix.Write(fe.kick[1], u64Bytes(1))
-		must(t, err)
-		fe.waitCall(1)
-		if used := d.TakeUsed(); len(used) != 1 || used[0].ID != uint32(p.Head) || used[0].Len < uint32(fuse.OutHeaderSize) {
-			t.Fatalf("used %+v for head %d", used, p.Head)
-		}
-	}
 	getattr := func() {
 		unique++
-		roundTrip(fuseRequest(t, fuse.OpGetattr, unique, 1, fuse.GetAttrIn{}))
+		fe.fuseRoundTrip(fuseRequest(t, fuse.OpGetattr, unique, 1, fuse.GetAttrIn{}))
 	}
-	roundTrip(fuseRequest(t, fuse.OpInit, unique, 0, fuse.InitIn{Major: 7, Minor: 37}, [44]byte{}))
+	fe.fuseRoundTrip(fuseRequest(t, fuse.OpInit, unique, 0, fuse.InitIn{Major: 7, Minor: 37}, [44]byte{}))
 
 	// A request before every look keeps the queue busy however slowly
 	// this test is scheduled.
