@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/krunbench/krunbench/virtiofs/fuse"
+	"github.com/krunbench/krunbench/virtiofs/fuse/fusetest"
 )
 
 // TestDeviceRequestAllocs bounds the heap allocations of one GETATTR
@@ -15,8 +16,8 @@ import (
 // the scheduling to vary.
 func TestDeviceRequestAllocs(t *testing.T) {
 	r := newRig(t, nil)
-	r.kickRoundTrip(req(fuse.OpInit, 1, 0, fuse.InitIn{Major: 7, Minor: 37}, [44]byte{}))
-	getattr := req(fuse.OpGetattr, 2, 1, fuse.GetAttrIn{})
+	r.kickRoundTrip(fusetest.Request(fuse.OpInit, 1, 0, fuse.InitIn{Major: 7, Minor: 37}, [44]byte{}))
+	getattr := fusetest.Request(fuse.OpGetattr, 2, 1, fuse.GetAttrIn{})
 	for range 100 {
 		r.kickRoundTrip(getattr) // warm the pools
 	}

@@ -7,6 +7,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/krunbench/krunbench/virtiofs/fuse"
+	"github.com/krunbench/krunbench/virtiofs/fuse/fusetest"
 )
 
 // BenchmarkDeviceSerialRequestCPU drives the device as a guest's find does
@@ -17,8 +18,8 @@ import (
 // the driver side is virtiotest's mock, whose own CPU is included.
 func BenchmarkDeviceSerialRequestCPU(b *testing.B) {
 	r := newRig(b, nil)
-	r.kickRoundTrip(req(fuse.OpInit, 1, 0, fuse.InitIn{Major: 7, Minor: 37}, [44]byte{}))
-	getattr := req(fuse.OpGetattr, 2, 1, fuse.GetAttrIn{})
+	r.kickRoundTrip(fusetest.Request(fuse.OpInit, 1, 0, fuse.InitIn{Major: 7, Minor: 37}, [44]byte{}))
+	getattr := fusetest.Request(fuse.OpGetattr, 2, 1, fuse.GetAttrIn{})
 	var before, after unix.Rusage
 	unix.Getrusage(unix.RUSAGE_SELF, &before)
 	b.ResetTimer()

@@ -9,6 +9,7 @@ import (
 
 	"github.com/krunbench/krunbench/virtiofs"
 	"github.com/krunbench/krunbench/virtiofs/fuse"
+	"github.com/krunbench/krunbench/virtiofs/fuse/fusetest"
 	"github.com/krunbench/krunbench/virtiofs/overlay"
 	"github.com/krunbench/krunbench/virtiofs/passthrough"
 	"github.com/krunbench/krunbench/vmm/virtio"
@@ -17,26 +18,6 @@ import (
 
 // The guest side here is the driver-side mock of vmm/virtio (no guest
 // kernel runs in a unit test); the filesystem behind the device is real.
-
-func le(parts ...any) []byte {
-	var b bytes.Buffer
-	for _, p := range parts {
-		switch v := p.(type) {
-		case string:
-			b.WriteString(v)
-			b.WriteByte(0)
-		default:
-			binary.Write(&b, binary.LittleEndian, v)
-		}
-	}
-	return b.Bytes()
-}
-
-func req(op uint32, unique, nodeid uint64, body ...any) []byte {
-	payload := le(body...)
-	h := fuse.InHeader{Len: uint32(fuse.InHeaderSize + len(payload)), Opcode: op, Unique: unique, Nodeid: nodeid}
-	return append(le(h), payload...)
-}
 
 type rig struct {
 	t       testing.TB
@@ -148,23 +129,23 @@ func (r *rig) call(request []byte, cuts []int, writable ...int) (fuse.OutHeader,
 func TestDeviceServesFUSEOverVirtqueue(t *testing.T) {
 	payload := bytes.Repeat([]byte("payload!"), 1000)
 	r := newRig(t, payload)
-	h, _ := r.call(req(fuse.OpInit, 1, 0, fuse.InitIn{Major: 7, Minor: 37}, [44]byte{}), []int{3, 20}, 7, 200)
+	h, _ := r.call(fusetest.Request(fuse.OpInit, 1, 0, fuse.InitIn{Major: 7, Minor: 37}, [44]byte{}), []int{3, 20}, 7, 200)
 	if h.Error != 0 || h.Unique != 1 {
 		t.Fatalf("INIT over the queue: %+v", h)
 	}
-	h, body := r.call(req(fuse.OpLookup, 2, 1, "init.krun"), []int{40, 45}, 16, 128)
+	h, body := r.call(fusetest.Request(fuse.OpLookup, 2, 1, "init.krun"), []int{40, 45}, 16, 128)
 	if h.Error != 0 || binary.LittleEndian.Uint64(body) != overlay.InitNodeid {
 		t.Fatalf("LOOKUP init.krun: %+v", h)
 	}
-	h, body = r.call(req(fuse.OpRead, 3, overlay.InitNodeid, fuse.ReadIn{Offset: 5, Size: 6000}), nil, 16, 1, 4093, 3000)
+	h, body = r.call(fusetest.Request(fuse.OpRead, 3, overlay.InitNodeid, fuse.ReadIn{Offset: 5, Size: 6000}), nil, 16, 1, 4093, 3000)
 	if h.Error != 0 || !bytes.Equal(body, payload[5:6005]) {
 		t.Fatalf("READ across odd writable buffers: error %d, %d bytes", h.Error, len(body))
 	}
-	h, body = r.call(req(fuse.OpRead, 4, overlay.InitNodeid, fuse.ReadIn{Offset: uint64(len(payload)), Size: 4096}), nil, 4096+16)
+	h, body = r.call(fusetest.Request(fuse.OpRead, 4, overlay.InitNodeid, fuse.ReadIn{Offset: uint64(len(payload)), Size: 4096}), nil, 4096+16)
 	if h.Error != 0 || len(body) != 0 {
 		t.Fatalf("EOF READ: error %d, %d bytes", h.Error, len(body))
 	}
-	ioctl := req(fuse.OpIoctl, 5, 1, fuse.IoctlIn{Cmd: fuse.ExitCodeIoctl, Arg: 42})
+	ioctl := fusetest.Request(fuse.OpIoctl, 5, 1, fuse.IoctlIn{Cmd: fuse.ExitCodeIoctl, Arg: 42})
 	binary.LittleEndian.PutUint32(ioctl[32:], fuse.InitPID) // the header's pid: the guest's init reports
 	h, _ = r.call(ioctl, nil, 64)
 	if code, ok := r.ov.ExitCode(); h.Error != 0 || !ok || code != 42 {
@@ -189,7 +170,7 @@ func TestDeviceConfigSpace(t *testing.T) {
 
 func TestDeviceRejectsBadChainAndKeepsServing(t *testing.T) {
 	r := newRig(t, nil)
-	r.call(req(fuse.OpInit, 1, 0, fuse.InitIn{Major: 7, Minor: 37}), nil, 128)
+	r.call(fusetest.Request(fuse.OpInit, 1, 0, fuse.InitIn{Major: 7, Minor: 37}), nil, 128)
 	// A chain pointing outside guest memory.
 	head, err := r.drv.AllocDesc()
 	if err != nil {
@@ -199,7 +180,7 @@ func TestDeviceRejectsBadChainAndKeepsServing(t *testing.T) {
 	r.drv.PushHead(head)
 	r.drv.Publish()
 	r.dev.QueueNotify(1)
-	h, _ := r.call(req(fuse.OpGetattr, 2, 1, fuse.GetAttrIn{}), nil, 16+104)
+	h, _ := r.call(fusetest.Request(fuse.OpGetattr, 2, 1, fuse.GetAttrIn{}), nil, 16+104)
 	if h.Error != 0 || h.Unique != 2 {
 		t.Fatalf("GETATTR after a bad chain: %+v", h)
 	}

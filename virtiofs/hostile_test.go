@@ -10,6 +10,7 @@ import (
 
 	"github.com/krunbench/krunbench/virtiofs"
 	"github.com/krunbench/krunbench/virtiofs/fuse"
+	"github.com/krunbench/krunbench/virtiofs/fuse/fusetest"
 	"github.com/krunbench/krunbench/virtiofs/overlay"
 	"github.com/krunbench/krunbench/virtiofs/passthrough"
 	"github.com/krunbench/krunbench/vmm/virtio"
@@ -44,9 +45,9 @@ func (r *rig) waitUsed(head uint16) virtiotest.UsedElem {
 // reply from the server that a chain without writable bytes cannot hold.
 func TestDeviceUsedLenWithinWritable(t *testing.T) {
 	r := newRig(t, nil)
-	r.call(req(fuse.OpInit, 1, 0, fuse.InitIn{Major: 7, Minor: 37}), nil, 128)
+	r.call(fusetest.Request(fuse.OpInit, 1, 0, fuse.InitIn{Major: 7, Minor: 37}), nil, 128)
 	lying := func(op uint32, unique uint64, body any) []byte {
-		b := req(op, unique, 1, body)
+		b := fusetest.Request(op, unique, 1, body)
 		b[0] += 64 // the header claims more bytes than the chain has
 		return b
 	}
@@ -86,7 +87,7 @@ func TestDeviceUsedLenWithinWritable(t *testing.T) {
 		}
 	}
 	// The device still serves.
-	if h, _ := r.call(req(fuse.OpGetattr, 9, 1, fuse.GetAttrIn{}), nil, 16+104); h.Error != 0 || h.Unique != 9 {
+	if h, _ := r.call(fusetest.Request(fuse.OpGetattr, 9, 1, fuse.GetAttrIn{}), nil, 16+104); h.Error != 0 || h.Unique != 9 {
 		t.Fatalf("GETATTR afterwards: %+v", h)
 	}
 }
@@ -188,12 +189,12 @@ func TestDeviceShrunkMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.dev.Reset(); unix.Munmap(ram) })
-	r.call(req(fuse.OpInit, 1, 0, fuse.InitIn{Major: 7, Minor: 37}), nil, 128)
+	r.call(fusetest.Request(fuse.OpInit, 1, 0, fuse.InitIn{Major: 7, Minor: 37}), nil, 128)
 
 	// The rings live in the first 8 KiB (see virtiotest.New), the
 	// buffers above: keep the former, drop the latter.
 	ringsEnd := int64(r.drv.Used+4096) - int64(r.drv.Base)
-	p, err := r.drv.AddChain(virtiotest.R(req(fuse.OpGetattr, 2, 1, fuse.GetAttrIn{})), virtiotest.W(16+104))
+	p, err := r.drv.AddChain(virtiotest.R(fusetest.Request(fuse.OpGetattr, 2, 1, fuse.GetAttrIn{})), virtiotest.W(16+104))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +213,7 @@ func TestDeviceShrunkMemory(t *testing.T) {
 	if err := unix.Ftruncate(fd, ramSize); err != nil {
 		t.Fatal(err)
 	}
-	if h, _ := r.call(req(fuse.OpGetattr, 3, 1, fuse.GetAttrIn{}), nil, 16+104); h.Error != 0 || h.Unique != 3 {
+	if h, _ := r.call(fusetest.Request(fuse.OpGetattr, 3, 1, fuse.GetAttrIn{}), nil, 16+104); h.Error != 0 || h.Unique != 3 {
 		t.Fatalf("GETATTR once memory is back: %+v", h)
 	}
 }

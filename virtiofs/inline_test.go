@@ -7,6 +7,7 @@ import (
 
 	"github.com/krunbench/krunbench/virtiofs"
 	"github.com/krunbench/krunbench/virtiofs/fuse"
+	"github.com/krunbench/krunbench/virtiofs/fuse/fusetest"
 	"github.com/krunbench/krunbench/virtiofs/overlay"
 	"github.com/krunbench/krunbench/virtiofs/passthrough"
 	"github.com/krunbench/krunbench/vmm/virtio"
@@ -98,15 +99,15 @@ func testHeldRequest(t *testing.T, kicker func(*virtiofs.Device) func()) {
 			}
 		}
 	}
-	waitUsed(send(req(fuse.OpInit, 1, 0, fuse.InitIn{Major: 7, Minor: 37}, [44]byte{})), "INIT")
-	held := send(req(fuse.OpGetattr, 10, 1, fuse.GetAttrIn{}))
+	waitUsed(send(fusetest.Request(fuse.OpInit, 1, 0, fuse.InitIn{Major: 7, Minor: 37}, [44]byte{})), "INIT")
+	held := send(fusetest.Request(fuse.OpGetattr, 10, 1, fuse.GetAttrIn{}))
 	select {
 	case <-hook.held:
 	case <-time.After(30 * time.Second):
 		t.Fatal("the held request never reached the hook")
 	}
 	for i := range 5 {
-		waitUsed(send(req(fuse.OpGetattr, uint64(20+i), 1, fuse.GetAttrIn{})), "a GETATTR behind the held request")
+		waitUsed(send(fusetest.Request(fuse.OpGetattr, uint64(20+i), 1, fuse.GetAttrIn{})), "a GETATTR behind the held request")
 	}
 	if used[uint32(held)] {
 		t.Fatal("the held request completed while held")

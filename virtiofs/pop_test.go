@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/krunbench/krunbench/virtiofs/fuse"
+	"github.com/krunbench/krunbench/virtiofs/fuse/fusetest"
 	"github.com/krunbench/krunbench/vmm/virtio/virtiotest"
 )
 
@@ -15,14 +16,14 @@ import (
 // and the errors.As variable, and the test failed with "2 allocations".
 func TestEmptyKickAllocatesNothing(t *testing.T) {
 	r := newRig(t, nil)
-	if h, _ := r.call(req(fuse.OpInit, 1, 0, fuse.InitIn{Major: 7, Minor: 37}, [44]byte{}), nil, 256); h.Error != 0 {
+	if h, _ := r.call(fusetest.Request(fuse.OpInit, 1, 0, fuse.InitIn{Major: 7, Minor: 37}, [44]byte{}), nil, 256); h.Error != 0 {
 		t.Fatalf("INIT: error %d", h.Error)
 	}
 	r.dev.ServeKick(1) // the first may fill the chain pool
 	if n := testing.AllocsPerRun(100, func() { r.dev.ServeKick(1) }); n != 0 {
 		t.Fatalf("ServeKick on an empty ring: %v allocations, want 0", n)
 	}
-	if h, _ := r.call(req(fuse.OpGetattr, 2, 1, fuse.GetAttrIn{}), nil, 256); h.Error != 0 {
+	if h, _ := r.call(fusetest.Request(fuse.OpGetattr, 2, 1, fuse.GetAttrIn{}), nil, 256); h.Error != 0 {
 		t.Fatalf("GETATTR after the empty kicks: error %d", h.Error)
 	}
 }
@@ -35,10 +36,10 @@ func TestEmptyKickAllocatesNothing(t *testing.T) {
 // request; the bound leaves the server room for one more of its own.
 func TestServedChainReused(t *testing.T) {
 	r := newRig(t, nil)
-	if h, _ := r.call(req(fuse.OpInit, 1, 0, fuse.InitIn{Major: 7, Minor: 37}, [44]byte{}), nil, 256); h.Error != 0 {
+	if h, _ := r.call(fusetest.Request(fuse.OpInit, 1, 0, fuse.InitIn{Major: 7, Minor: 37}, [44]byte{}), nil, 256); h.Error != 0 {
 		t.Fatalf("INIT: error %d", h.Error)
 	}
-	getattr := req(fuse.OpGetattr, 2, 1, fuse.GetAttrIn{})
+	getattr := fusetest.Request(fuse.OpGetattr, 2, 1, fuse.GetAttrIn{})
 	const n = 50
 	var mallocs uint64
 	for i := range n {

@@ -8,36 +8,15 @@ import (
 	"testing"
 
 	"github.com/krunbench/krunbench/virtiofs/fuse"
+	"github.com/krunbench/krunbench/virtiofs/fuse/fusetest"
 )
-
-// le encodes wire structs with encoding/binary, independently of the
-// server's unsafe views, so the tests also check the struct layouts.
-func le(parts ...any) []byte {
-	var b bytes.Buffer
-	for _, p := range parts {
-		switch v := p.(type) {
-		case string:
-			b.WriteString(v)
-			b.WriteByte(0)
-		case []byte:
-			b.Write(v)
-		default:
-			if err := binary.Write(&b, binary.LittleEndian, v); err != nil {
-				panic(err)
-			}
-		}
-	}
-	return b.Bytes()
-}
 
 var unique uint64
 
 // request builds a complete request with a correct header length.
 func request(op uint32, nodeid uint64, body ...any) []byte {
 	unique++
-	payload := le(body...)
-	h := fuse.InHeader{Len: uint32(fuse.InHeaderSize + len(payload)), Opcode: op, Unique: unique, Nodeid: nodeid}
-	return append(le(h), payload...)
+	return fusetest.Request(op, unique, nodeid, body...)
 }
 
 // split cuts b at the given offsets.

@@ -1,7 +1,6 @@
 package passthrough_test
 
 import (
-	"bytes"
 	"encoding/binary"
 	"fmt"
 	"os"
@@ -9,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/krunbench/krunbench/virtiofs/fuse"
+	"github.com/krunbench/krunbench/virtiofs/fuse/fusetest"
 	"github.com/krunbench/krunbench/virtiofs/overlay"
 	"github.com/krunbench/krunbench/virtiofs/passthrough"
 	"github.com/krunbench/krunbench/virtiofs/trace"
@@ -53,7 +53,7 @@ func newReqRigTap(tb testing.TB, files int, tapOn bool) *reqRig {
 	}
 	r := &reqRig{srv: fuse.NewServer(ov, opts), dir: dir, out: make([]byte, 4096)}
 	r.in, r.outs = make([][]byte, 1), [][]byte{r.out}
-	init := rawReq(fuse.OpInit, 1, 0, fuse.InitIn{Major: 7, Minor: 37}, [44]byte{})
+	init := fusetest.Request(fuse.OpInit, 1, 0, fuse.InitIn{Major: 7, Minor: 37}, [44]byte{})
 	if errno := r.serve(init); errno != 0 {
 		tb.Fatalf("INIT: %d", errno)
 	}
@@ -76,38 +76,19 @@ func (r *reqRig) nodeid() uint64 {
 	return binary.LittleEndian.Uint64(r.out[fuse.OutHeaderSize:])
 }
 
-func rawReq(op uint32, unique, nodeid uint64, body ...any) []byte {
-	var payload bytes.Buffer
-	for _, b := range body {
-		switch v := b.(type) {
-		case string:
-			payload.WriteString(v)
-			payload.WriteByte(0)
-		default:
-			if err := binary.Write(&payload, binary.LittleEndian, v); err != nil {
-				panic(err)
-			}
-		}
-	}
-	h := fuse.InHeader{Len: uint32(fuse.InHeaderSize + payload.Len()), Opcode: op, Unique: unique, Nodeid: nodeid}
-	var out bytes.Buffer
-	binary.Write(&out, binary.LittleEndian, h)
-	return append(out.Bytes(), payload.Bytes()...)
-}
-
 // The requests of the guest path's stat and create workloads, one at a
 // time: LOOKUP of a known name (hit), of a missing one (miss), of a name
 // not in the table (new: its FORGET follows), GETATTR, and the
 // CREATE/RELEASE/UNLINK triple.
 func BenchmarkRequest(b *testing.B) {
 	r := newReqRig(b, 1)
-	hit := rawReq(fuse.OpLookup, 2, fuse.RootID, "f00000")
-	miss := rawReq(fuse.OpLookup, 3, fuse.RootID, "nothere")
-	getattr := rawReq(fuse.OpGetattr, 4, fuse.RootID, fuse.GetAttrIn{})
+	hit := fusetest.Request(fuse.OpLookup, 2, fuse.RootID, "f00000")
+	miss := fusetest.Request(fuse.OpLookup, 3, fuse.RootID, "nothere")
+	getattr := fusetest.Request(fuse.OpGetattr, 4, fuse.RootID, fuse.GetAttrIn{})
 	if r.serve(hit) != 0 {
 		b.Fatal("LOOKUP failed")
 	}
-	fileGetattr := rawReq(fuse.OpGetattr, 4, r.nodeid(), fuse.GetAttrIn{})
+	fileGetattr := fusetest.Request(fuse.OpGetattr, 4, r.nodeid(), fuse.GetAttrIn{})
 	run := func(name string, req []byte, want int32) {
 		b.Run(name, func(b *testing.B) {
 			b.ReportAllocs()
@@ -135,9 +116,9 @@ func BenchmarkRequest(b *testing.B) {
 		r := newReqRig(b, 1000)
 		reqs := make([][]byte, 1000)
 		for i := range reqs {
-			reqs[i] = rawReq(fuse.OpLookup, 5, fuse.RootID, fmt.Sprintf("f%05d", i))
+			reqs[i] = fusetest.Request(fuse.OpLookup, 5, fuse.RootID, fmt.Sprintf("f%05d", i))
 		}
-		forget := rawReq(fuse.OpForget, 0, 0, fuse.ForgetIn{Nlookup: 1})
+		forget := fusetest.Request(fuse.OpForget, 0, 0, fuse.ForgetIn{Nlookup: 1})
 		b.ReportAllocs()
 		b.ResetTimer()
 		for i := range b.N {
@@ -149,9 +130,9 @@ func BenchmarkRequest(b *testing.B) {
 		}
 	})
 	b.Run("create+release+unlink", func(b *testing.B) {
-		create := rawReq(fuse.OpCreate, 6, fuse.RootID, fuse.CreateIn{Flags: uint32(os.O_WRONLY | os.O_CREATE | os.O_EXCL), Mode: 0o100644}, "c")
-		unlink := rawReq(fuse.OpUnlink, 8, fuse.RootID, "c")
-		release := rawReq(fuse.OpRelease, 7, 0, fuse.ReleaseIn{})
+		create := fusetest.Request(fuse.OpCreate, 6, fuse.RootID, fuse.CreateIn{Flags: uint32(os.O_WRONLY | os.O_CREATE | os.O_EXCL), Mode: 0o100644}, "c")
+		unlink := fusetest.Request(fuse.OpUnlink, 8, fuse.RootID, "c")
+		release := fusetest.Request(fuse.OpRelease, 7, 0, fuse.ReleaseIn{})
 		b.ReportAllocs()
 		for range b.N {
 			if r.serve(create) != 0 {
@@ -187,8 +168,8 @@ func setNodeid(req []byte, nodeid uint64) {
 // (the header, its argument).
 func TestRequestAllocs(t *testing.T) {
 	r := newReqRig(t, 1)
-	hit := rawReq(fuse.OpLookup, 2, fuse.RootID, "f00000")
-	miss := rawReq(fuse.OpLookup, 3, fuse.RootID, "nothere")
+	hit := fusetest.Request(fuse.OpLookup, 2, fuse.RootID, "f00000")
+	miss := fusetest.Request(fuse.OpLookup, 3, fuse.RootID, "nothere")
 	if r.serve(hit) != 0 {
 		t.Fatal("LOOKUP failed")
 	}
@@ -199,8 +180,8 @@ func TestRequestAllocs(t *testing.T) {
 		want int32
 		max  float64
 	}{
-		{"GETATTR root", rawReq(fuse.OpGetattr, 4, fuse.RootID, fuse.GetAttrIn{}), 0, 0},
-		{"GETATTR file", rawReq(fuse.OpGetattr, 4, file, fuse.GetAttrIn{}), 0, 0},
+		{"GETATTR root", fusetest.Request(fuse.OpGetattr, 4, fuse.RootID, fuse.GetAttrIn{}), 0, 0},
+		{"GETATTR file", fusetest.Request(fuse.OpGetattr, 4, file, fuse.GetAttrIn{}), 0, 0},
 		{"LOOKUP hit", hit, 0, 1},
 		{"LOOKUP miss", miss, 2, 1},
 	} {
@@ -216,11 +197,11 @@ func TestRequestAllocs(t *testing.T) {
 
 	// READ of an open file (the read workload's request): its argument
 	// moved to the heap when handed on by pointer.
-	if r.serve(rawReq(fuse.OpOpen, 5, file, fuse.OpenIn{Flags: uint32(os.O_RDONLY)})) != 0 {
+	if r.serve(fusetest.Request(fuse.OpOpen, 5, file, fuse.OpenIn{Flags: uint32(os.O_RDONLY)})) != 0 {
 		t.Fatal("OPEN failed")
 	}
 	fh := binary.LittleEndian.Uint64(r.out[fuse.OutHeaderSize:])
-	read := rawReq(fuse.OpRead, 6, file, fuse.ReadIn{Fh: fh, Size: 4096})
+	read := fusetest.Request(fuse.OpRead, 6, file, fuse.ReadIn{Fh: fh, Size: 4096})
 	if n := testing.AllocsPerRun(200, func() {
 		if got := r.serve(read); got != 0 {
 			t.Fatalf("READ: errno %d", got)

@@ -1,8 +1,6 @@
 package vhostuser
 
 import (
-	"bytes"
-	"encoding/binary"
 	"testing"
 	"time"
 
@@ -10,21 +8,10 @@ import (
 
 	"github.com/krunbench/krunbench/virtiofs"
 	"github.com/krunbench/krunbench/virtiofs/fuse"
+	"github.com/krunbench/krunbench/virtiofs/fuse/fusetest"
 	"github.com/krunbench/krunbench/virtiofs/passthrough"
 	"github.com/krunbench/krunbench/vmm/virtio/virtiotest"
 )
-
-// fuseRequest encodes a FUSE request: header, then the little-endian body.
-func fuseRequest(tb testing.TB, op uint32, unique, nodeid uint64, body ...any) []byte {
-	var b bytes.Buffer
-	for _, p := range body {
-		must(tb, binary.Write(&b, binary.LittleEndian, p))
-	}
-	h := fuse.InHeader{Len: uint32(fuse.InHeaderSize + b.Len()), Opcode: op, Unique: unique, Nodeid: nodeid}
-	var out bytes.Buffer
-	must(tb, binary.Write(&out, binary.LittleEndian, h))
-	return append(out.Bytes(), b.Bytes()...)
-}
 
 // fuseBackend is a backend for the real virtio-fs device over a
 // passthrough filesystem in a temporary directory, closed at cleanup.
@@ -72,8 +59,8 @@ func BenchmarkKickToCallCPU(b *testing.B) {
 	fe, _ := pairFrontEnd(b, be)
 	fe.handshake()
 	fe.start()
-	fe.fuseRoundTrip(fuseRequest(b, fuse.OpInit, 1, 0, fuse.InitIn{Major: 7, Minor: 37}, [44]byte{}))
-	getattr := fuseRequest(b, fuse.OpGetattr, 2, 1, fuse.GetAttrIn{})
+	fe.fuseRoundTrip(fusetest.Request(fuse.OpInit, 1, 0, fuse.InitIn{Major: 7, Minor: 37}, [44]byte{}))
+	getattr := fusetest.Request(fuse.OpGetattr, 2, 1, fuse.GetAttrIn{})
 	var before, after unix.Rusage
 	must(b, unix.Getrusage(unix.RUSAGE_SELF, &before))
 	b.ResetTimer()

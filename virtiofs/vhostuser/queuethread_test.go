@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/krunbench/krunbench/virtiofs/fuse"
+	"github.com/krunbench/krunbench/virtiofs/fuse/fusetest"
 )
 
 // ppollThreads returns, for each of the process's threads blocked in
@@ -54,9 +55,9 @@ func TestRequestQueueThread(t *testing.T) {
 	fe, done := pairFrontEnd(t, b)
 	fe.handshake()
 	fe.start()
-	fe.fuseRoundTrip(fuseRequest(t, fuse.OpInit, 1, 0, fuse.InitIn{Major: 7, Minor: 37}, [44]byte{}))
+	fe.fuseRoundTrip(fusetest.Request(fuse.OpInit, 1, 0, fuse.InitIn{Major: 7, Minor: 37}, [44]byte{}))
 	for i := range 50 {
-		fe.fuseRoundTrip(fuseRequest(t, fuse.OpGetattr, uint64(2+i), 1, fuse.GetAttrIn{}))
+		fe.fuseRoundTrip(fusetest.Request(fuse.OpGetattr, uint64(2+i), 1, fuse.GetAttrIn{}))
 	}
 	waitFor(t, "one queue thread in ppoll", func() bool { return threadsInPpoll(t) == basePpoll+1 })
 

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/krunbench/krunbench/virtiofs/fuse"
+	"github.com/krunbench/krunbench/virtiofs/fuse/fusetest"
 )
 
 // ppollWaits reports, for the process's threads blocked in ppoll(2) on two
@@ -48,9 +49,9 @@ func TestQueueThreadBoundedWait(t *testing.T) {
 	unique := uint64(1)
 	getattr := func() {
 		unique++
-		fe.fuseRoundTrip(fuseRequest(t, fuse.OpGetattr, unique, 1, fuse.GetAttrIn{}))
+		fe.fuseRoundTrip(fusetest.Request(fuse.OpGetattr, unique, 1, fuse.GetAttrIn{}))
 	}
-	fe.fuseRoundTrip(fuseRequest(t, fuse.OpInit, unique, 0, fuse.InitIn{Major: 7, Minor: 37}, [44]byte{}))
+	fe.fuseRoundTrip(fusetest.Request(fuse.OpInit, unique, 0, fuse.InitIn{Major: 7, Minor: 37}, [44]byte{}))
 
 	// A request before every look keeps the queue busy however slowly
 	// this test is scheduled.
