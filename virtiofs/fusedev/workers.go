@@ -178,6 +178,35 @@ const maxWorkersFloor = 64
 // 1,000 idle probes; 2 rounds): the stat client's p99 under the 1 GiB
 // writer was 1.37x and 1.66x its idle p99 (passthrough_hp 3.55x, 7.7x),
 // the writer 0.61x [0.42-0.80] passthrough_hp's MB/s.
+// Session 10 (h-parread), the same 8-job fio against passthrough_hp,
+// default settings, fresh mount per sample, host files cached, rounds
+// alternating in one heavy-lock hold, perf stat on the server process:
+// IOPS 0.76x [0.71-0.82] (12 rounds, busy 2-core machine). Per READ the
+// two servers now do the same three system calls (ours read, preadv,
+// write: small READs are copied, splice.go; passthrough_hp as fusebench
+// runs it: read, pread64, writev, no splice for 4 KiB) and ours costs
+// less: task-clock 19-23 us per READ against 21-24 us, context
+// switches 17.9-20.5k against 16.8-20.4k and futex 402-497 against
+// 295-547 per 32,768 READs (6 rounds). The gap is overlap, not cost:
+// passthrough_hp grows from 3 to 11 threads during the run (libfuse
+// starts one whenever none is left waiting in read(2)) and the kernel
+// hands each READ to a waiting thread, so it keeps both CPUs busy, and
+// /sys/fs/fuse/connections/N/waiting, sampled every 50 ms, read a
+// median of 0 requests in flight; ours (8 workers, one reader token on
+// 2 CPUs) read medians of 1-7, up to all 8 clients' requests queued in
+// the kernel behind the one worker serving. What was tried to overlap:
+//   - Two reader tokens at GOMAXPROCS=2 (both readers blocked in
+//     read(2)): 0.92x [0.91-0.98] the IOPS of one token, server CPU
+//     846-1023 ms against 622-746 ms per sample, futex 5x (1985-2448
+//     against 402-497): the second reader's P hand-offs cost more than
+//     it overlaps.
+//   - GODEBUG=asyncpreemptoff=1 (strace -c -f saw 409 tgkill preemption
+//     signals and 0.65 runtime nanosleeps per READ, under strace):
+//     0.99x [0.95-1.04], 6 rounds. Not the cost.
+// What is left: readers that do not need a P to block and wake (threads
+// outside the Go scheduler, as libfuse's), a larger change than this
+// session could measure; not tried.
+//
 // Tried and rejected (session 8): FUSE_DEV_IOC_CLONE, a clone of the
 // session fd per worker (libfuse's clone_fd; passthrough_hp as fusebench
 // runs it does not use it), each worker reading, splicing and replying on
