@@ -203,6 +203,9 @@ const maxWorkersFloor = 64
 //   - GODEBUG=asyncpreemptoff=1 (strace -c -f saw 409 tgkill preemption
 //     signals and 0.65 runtime nanosleeps per READ, under strace):
 //     0.99x [0.95-1.04], 6 rounds. Not the cost.
+//   - handOffAfter 30 us instead of 200 us, so a READ slowed by the
+//     client's CPU use lets the next worker read: 0.95x [0.95-1.01],
+//     6 rounds, futex 2.2x (691-913 against 312-402 per sample).
 // What is left: readers that do not need a P to block and wake (threads
 // outside the Go scheduler, as libfuse's), a larger change than this
 // session could measure; not tried.
