@@ -200,6 +200,12 @@ const maxWorkersFloor = 64
 //     846-1023 ms against 622-746 ms per sample, futex 5x (1985-2448
 //     against 402-497): the second reader's P hand-offs cost more than
 //     it overlaps.
+//   - Every worker a reader at GOMAXPROCS=2 (Readers = 8): 1.03x
+//     [1.02-1.07] and 1.03x [1.00-1.11] the IOPS of one token (6 and 8
+//     rounds), still 0.79x passthrough_hp's, for 1.35x the server CPU
+//     (749-919 ms against 575-671 ms) and 4x the futex calls (1275-1600
+//     against 321-418) per sample; the serial rows' cost of many readers
+//     (above) rules it out for so little.
 //   - GODEBUG=asyncpreemptoff=1 (strace -c -f saw 409 tgkill preemption
 //     signals and 0.65 runtime nanosleeps per READ, under strace):
 //     0.99x [0.95-1.04], 6 rounds. Not the cost.
