@@ -55,6 +55,31 @@ import (
 // same calls as its second on the same mount, plus 8 pipe2 (one a
 // worker): the fresh/warm gap is not in the server's system calls.
 
+// Session 10 (h-devwrite), fresh `serve --mount`, dd 512 MiB bs=1M then
+// fsync timed apart, default settings, 2 CPUs, fresh mount per sample:
+// write() phase ours 0.26-0.36 s (slow samples 0.38-0.74 s, server CPU
+// 275-453 ms against 160-230), fsync 0.32-0.43 s; passthrough_hp 0.26-
+// 0.54 s + 0.30-0.42 s (1 MiB WRITEs read(2) and pwrite64: its pipe
+// cannot grow to its 1 MiB + 4 KiB buffer, so it never splices; writeback
+// cache); go-fuse 0.32-1.16 s + 0.32-0.36 s (1 MiB WRITEs read(2) and
+// pwrite64, no writeback cache); the host itself 0.10 s + 0.31 s. In
+// ours' write() phase the 2 CPUs were 59-67% idle (perf record -a), and
+// pinning server and dd to one CPU left it at 0.25-0.47 s: the phase is
+// serial work (dd's copy into the FUSE page cache, then the server's
+// pipe -> host page cache copy, 65 ms of its ~125 ms), not wake-up
+// latency; only the writeback cache overlaps the two.
+// Tried, not kept (no commit, no test written in time): max_write of
+// the pipe's buffers less two (1016 KiB, inSlots = pages + 2, readahead
+// kept at 512 KiB so READs still splice). dd's 1 MiB write()s then make
+// a 1016 KiB and an 8 KiB WRITE, still two round trips. 6 rotated
+// rounds with passthrough_hp and go-fuse: 1016 KiB over 512 KiB 0.93-
+// 1.42x MB/s, median ~1.03x; its write() phase 0.27-0.34 s in all 14
+// samples of three holds while 512 KiB had 0.38-0.74 s in 11 of 17
+// (the server's memcpy slower, as in balloon-faulted samples: why the
+// larger requests avoid it is not established). With --writeback 8
+// rounds: 0.91-1.48x, median ~1.09x. Worth a longer A/B with a test
+// of WRITE sizes (fs.pipe-max-size 1 MiB) before shipping.
+
 // bulkWriteMin is the WRITE size from which requests are spliced in.
 const bulkWriteMin = 128 << 10
 
