@@ -9,8 +9,8 @@
 // eventfds, each waited for by a goroutine of its own and served there
 // (Device.ServeKick, when the device has it; otherwise forwarded to
 // Device.QueueNotify): a queue the device wants a queue thread for
-// (virtio-fs's request queues, queuethread.go) in a blocking ppoll(2),
-// the others in the runtime's netpoller; used buffer notifications are written
+// (virtio-fs's request queues, queuethread.go) in a blocking
+// epoll_pwait(2) of its own, the others in the runtime's netpoller; used buffer notifications are written
 // to the call eventfds. Kick and call fds must be plain eventfds (anything else, or an
 // eventfd in semaphore mode, is refused) and are made O_NONBLOCK, so that
 // neither the poller nor a notifying worker can block on them; the file

@@ -21,7 +21,7 @@ type kickWatch struct {
 // for it, so the caller may close those fds or reset the device.
 //
 // Each kick fd is read by its own goroutine, a queue thread blocked in
-// ppoll(2) for the queues the device asks one for (queuethread.go, where
+// epoll_pwait(2) for the queues the device asks one for (queuethread.go, where
 // the numbers are), otherwise through the Go runtime's network poller
 // (on a duplicate of the fd, which the poller owns), and
 // the kick is served on that same goroutine (serve: Device.ServeKick when
@@ -68,6 +68,7 @@ type kickReader struct {
 	file  *os.File // a duplicate of the kick fd, netpoller readers
 	fd    int      // a duplicate of the kick fd, queue threads; else -1
 	stop  int      // an eventfd written to stop a queue thread; else -1
+	ep    int      // the queue thread's epoll instance; else -1
 	done  chan struct{}
 }
 
@@ -130,7 +131,7 @@ func (p *poller) startReader(w kickWatch) (*kickReader, error) {
 	}
 	// The fd is non-blocking (adoptEventfd), so os.NewFile registers it
 	// with the runtime's poller and Read waits there.
-	r := &kickReader{index: w.index, file: os.NewFile(uintptr(fd), "vhost-user-kick"), fd: -1, stop: -1, done: make(chan struct{})}
+	r := &kickReader{index: w.index, file: os.NewFile(uintptr(fd), "vhost-user-kick"), fd: -1, stop: -1, ep: -1, done: make(chan struct{})}
 	go p.read(r)
 	return r, nil
 }

@@ -9,18 +9,13 @@ import (
 	"github.com/krunbench/krunbench/virtiofs/fuse/fusetest"
 )
 
-// ppollWaits reports, for the process's threads blocked in ppoll(2) on two
-// fds (a queue thread: the kick fd and its stop eventfd), how many wait
-// with a timeout and how many without, as /proc/self/task/*/syscall says
-// (the system call number, then its arguments in hex; the third is the
-// timeout pointer, 0x0 for none).
-func ppollWaits(t *testing.T) (bounded, endless int) {
+// queueWaits reports, for the process's threads blocked in a queue
+// thread's wait (waitThreads), how many wait with a timeout and how many
+// without (timeout -1).
+func queueWaits(t *testing.T) (bounded, endless int) {
 	t.Helper()
-	for _, fields := range ppollThreads(t) {
-		if len(fields) < 4 || fields[2] != "0x2" { // nfds 2
-			continue
-		}
-		if fields[3] == "0x0" {
+	for _, fields := range waitThreads(t) {
+		if fields[4] == "0xffffffffffffffff" {
 			endless++
 		} else {
 			bounded++
@@ -30,18 +25,18 @@ func ppollWaits(t *testing.T) (bounded, endless int) {
 }
 
 // TestQueueThreadBoundedWait checks the queue thread's waits: while kicks
-// come its ppoll has a timeout (kickWaitSlice, under the 10 ms after which
+// come its wait has a timeout (kickWaitSlice, under the 10 ms after which
 // sysmon retakes the P of a thread in a system call), once the queue is
 // quiet it waits without one, and a kick after the quiet spell is served.
-// Before bounded waits every ppoll waited without a timeout and the first
+// Before bounded waits every wait had no timeout and the first
 // wait below failed ("timed out waiting for a bounded ppoll while kicks
-// come").
+// come", the wait was a ppoll then).
 func TestQueueThreadBoundedWait(t *testing.T) {
 	if runtime.GOARCH != "amd64" {
-		t.Skip("reads the amd64 system call number of ppoll from /proc")
+		t.Skip("reads the amd64 system call number of epoll_pwait from /proc")
 	}
 	b := fuseBackend(t, "qw", Options{Log: testLogger(t)})
-	_, baseEndless := ppollWaits(t)
+	_, baseEndless := queueWaits(t)
 
 	fe, done := pairFrontEnd(t, b)
 	fe.handshake()
@@ -55,13 +50,13 @@ func TestQueueThreadBoundedWait(t *testing.T) {
 
 	// A request before every look keeps the queue busy however slowly
 	// this test is scheduled.
-	waitFor(t, "a bounded ppoll while kicks come", func() bool {
+	waitFor(t, "a bounded wait while kicks come", func() bool {
 		getattr()
-		bounded, _ := ppollWaits(t)
+		bounded, _ := queueWaits(t)
 		return bounded == 1
 	})
-	waitFor(t, "an endless ppoll once the queue is quiet", func() bool {
-		bounded, endless := ppollWaits(t)
+	waitFor(t, "an endless wait once the queue is quiet", func() bool {
+		bounded, endless := queueWaits(t)
 		return bounded == 0 && endless == baseEndless+1
 	})
 	getattr()
@@ -83,12 +78,12 @@ func TestQueueThreadBoundedWait(t *testing.T) {
 func TestKickWaitPolicy(t *testing.T) {
 	var w kickWait
 	t0 := time.Unix(1000, 0)
-	if w.timeout() != nil || w.yieldDue(t0) {
+	if w.timeoutMs() != -1 || w.yieldDue(t0) {
 		t.Fatal("a queue that never had a kick: bounded wait or yield")
 	}
 	w.kicked()
-	if ts := w.timeout(); ts == nil || ts.Nano() != int64(kickWaitSlice) {
-		t.Fatalf("after a kick: timeout %v, want %v", ts, kickWaitSlice)
+	if ms := w.timeoutMs(); time.Duration(ms)*time.Millisecond != kickWaitSlice {
+		t.Fatalf("after a kick: timeout %d ms, want %v", ms, kickWaitSlice)
 	}
 	if !w.yieldDue(t0) {
 		t.Fatal("after a kick: no yield, the first time")
@@ -102,15 +97,15 @@ func TestKickWaitPolicy(t *testing.T) {
 	for range kickWaitQuiet - 1 {
 		w.timedOut()
 	}
-	if w.timeout() == nil {
+	if w.timeoutMs() == -1 {
 		t.Fatalf("quiet after %d slices, want %d", kickWaitQuiet-1, kickWaitQuiet)
 	}
 	w.timedOut()
-	if w.timeout() != nil || w.yieldDue(t0.Add(time.Hour)) {
+	if w.timeoutMs() != -1 || w.yieldDue(t0.Add(time.Hour)) {
 		t.Fatal("a quiet queue: bounded wait or yield")
 	}
 	w.kicked()
-	if w.timeout() == nil {
+	if w.timeoutMs() == -1 {
 		t.Fatal("a kick after the quiet spell: wait not bounded again")
 	}
 }
