@@ -38,6 +38,14 @@ func newVring(i int) *vring { return &vring{index: i, kick: -1, errFd: -1, call:
 // dropped, as the front-end asked for no interrupts. It never blocks: the
 // call fd is a non-blocking eventfd (adoptEventfd), and EAGAIN means its
 // counter is at the maximum, so a notification is pending anyway.
+//
+// Tried and not kept: the write as unix.RawSyscall (no entersyscall and
+// exitsyscall around it, legitimate for a call that never blocks).
+// BenchmarkKickToCallCPU, 30 rounds of 5,000 GETATTRs, the test binaries
+// alternating in one hold: CPU per request 0.991x [0.896-1.060] (37.2
+// against 36.8 us, medians): no gain this machine shows; perf put the
+// whole entersyscall/exitsyscall pair at about 1.6% of the backend for
+// all of its system calls, a quarter of them this write.
 func (v *vring) Notify() error {
 	v.callMu.RLock()
 	defer v.callMu.RUnlock()
