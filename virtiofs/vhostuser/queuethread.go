@@ -30,10 +30,23 @@ import (
 // sleep to 10 ms, so a kick that ends the ppoll finds its P still there:
 // exitsyscall's fast path, no futex.
 //
-// Not used: RawSyscall for the ppoll (no entersyscall at all). The
-// blocked thread would hold a running P for as long as the guest is
-// quiet: that P runs nothing else, and a stop-the-world GC waits until
-// sysmon's preemption signal ends the ppoll with EINTR (10 ms or more).
+// Not used: RawSyscall for the wait (no entersyscall at all; issue 15
+// item 3, reasoned from Go 1.26's proc.go, not measured). The blocked
+// thread would hold a running P (_Prunning) for as long as the guest is
+// quiet: that P runs nothing else, goroutines it readied wait in its
+// runnext until stolen, and sysmon, finding its schedtick 10 ms old,
+// preempts it (preemptone: SIGURG; the handler cannot preempt inside the
+// system call, but epoll_pwait and ppoll return EINTR after any handler,
+// SA_RESTART or not), so the thread would come back to Go every 10 ms
+// and be preempted there (gopreempt_m -> goschedImpl: the global run
+// queue and wakep, what runtime.Gosched costs now) plus a signal; sysmon
+// would keep its 10 ms ticks too, since that P is never idle. A
+// stop-the-world GC would not wait 10 ms (stopTheWorldWithSema's
+// preemptall signals the M at once, the wait returns EINTR and the
+// goroutine stops at its next safe point), but every STW and every
+// sysmon tick would interrupt the wait: nothing gained over the
+// entersyscall/exitsyscall pair, which costs about 1.6% of the backend
+// (perf: exitsyscall 1.3%, reentersyscall 0.25%, for all its calls).
 // runtime.LockOSThread: the goroutine never parks on the fast path, so a
 // locked thread gains nothing there, and where it does park (a full jobs
 // channel, the pop lock) a locked M must hand its P off and be woken
@@ -66,6 +79,37 @@ import (
 // and the call eventfd write 7.0% (both also virtiofsd's), first reads of
 // guest memory (the request's opcode in slowRequest 2.0%, readDesc 4.0%:
 // cache misses on what the vCPU just wrote).
+//
+// Where the CPU goes against virtiofsd (issue 15 item 3; guestbench stat,
+// find+stat of 15,000 files, about 14,870 requests, default settings,
+// --readdirplus auto; the ppoll design with 5 ms yields, before the
+// edge-triggered wait). perf stat of each backend's whole run, two pairs:
+// task-clock 1,170 and 778 ms against virtiofsd's 739 and 620 ms; user
+// 0.74 and 0.52 s against 0.42 and 0.34 s, sys 0.92 and 0.54 s against
+// 0.60 and 0.52 s (rusage, which on this PVM guest counts more than
+// task-clock); context switches 20,691 and 18,941 against 15,924 and
+// 16,129; CPU migrations 977 and 715 against 239 and 219; system calls
+// 80,927 and 78,963 against 90,880 and 90,868. perf trace -s, per
+// request: ours ppoll 0.96, read 0.95 (the kick), write 1.00 (the call),
+// newfstatat 1.01 and name_to_handle_at 1.01 (LOOKUP), futex 0.30 and
+// nanosleep 0.11 (sysmon), the queue goroutine's calls spread over three
+// threads (6,182, 6,750 and 1,334 ppolls: it moves between Ms); virtiofsd
+// one thread, ppoll 1.00, read 1.00, write 1.00, and openat, statx and
+// close 1.01 each for LOOKUP, no futex. So ours makes fewer system calls
+// and loses in what surrounds them. perf record -F 4000 -g of one pair
+// (1,098 ms of samples against 938 ms, +160 ms, about 10.7 ms per 1,000
+// requests): the wait (ppoll) 297 against 239 ms (+58) and the call write
+// 171 against 133 ms (+38), both mostly the kernel's sleep, wake-up and
+// context switch (pvm_irq_enable under finish_task_switch; the goroutine
+// changing threads and CPUs costs there); runtime.Gosched 38 ms (3.5%,
+// plus the spinning M that its wakep wakes), sysmon 36 ms (3.3%, its
+// nanosleep every 10 ms while the queue thread holds a P in a system
+// call: about 1,600 per run), futex 19 ms, GC 13 ms; the kick read 39
+// against 40 ms; readDesc 6.3% against virtiofsd's vu_queue_get_avail_bytes
+// 8% (first touches of what the vCPU wrote). What this file can take from
+// that: the kick read (the edge-triggered wait, thread) and half the
+// yields (kickWait); sysmon's ticks are the price of keeping the P
+// (above), and the rest lies in the request path, not here.
 //
 // Not done: coalescing the call eventfd writes of a kick's chains. In the
 // stat and create workloads the guest has one request in flight, so each
@@ -185,10 +229,11 @@ func (p *poller) thread(r *kickReader) {
 	var evs [2]unix.EpollEvent
 	var w kickWait
 	for {
-		if w.yieldDue(time.Now()) {
+		now := time.Now()
+		if w.yieldDue(now) {
 			runtime.Gosched()
 		}
-		n, err := unix.EpollWait(r.ep, evs[:], w.timeoutMs())
+		n, err := unix.EpollWait(r.ep, evs[:], w.timeoutMs(now))
 		switch {
 		case err == unix.EINTR:
 			continue
@@ -196,7 +241,7 @@ func (p *poller) thread(r *kickReader) {
 			p.log.Error("vhost-user: waiting for kicks; ring no longer polled", "queue", r.index, "err", err)
 			return
 		case n == 0:
-			w.timedOut()
+			w.timedOut(time.Now())
 			continue
 		}
 		kicked := false
@@ -207,7 +252,7 @@ func (p *poller) thread(r *kickReader) {
 			kicked = true
 		}
 		if kicked {
-			w.kicked()
+			w.kicked(now)
 			p.serve(r.index)
 		}
 	}
@@ -218,12 +263,13 @@ func (p *poller) thread(r *kickReader) {
 // P is idle), every P is then idle and sysmon sleeps until the next kick's
 // exitsyscall wakes it, after which it polls at 20 us again (50 sleeps of
 // 20 us, then doubling up to 10 ms: about 60 nanosleeps per retake). So
-// after a kick the queue thread waits at most kickWaitSlice per ppoll
-// (a new syscalltick) and passes through the scheduler once a slice (a
-// new schedtick, yieldDue), so sysmon has no reason to retake while kicks
-// come; only after kickWaitQuiet slices without a kick (the guest went
+// after a kick the queue thread's waits are bounded (a new syscalltick
+// each) and it passes through the scheduler every kickYieldEvery (a new
+// schedtick, yieldDue; 5 ms slices until the yield deadline, whose
+// numbers are at kickWait), so sysmon has no reason to retake while kicks
+// come; only once kickWaitQuiet passed without a kick (the guest went
 // quiet) does it wait without a timeout, so an idle server makes no
-// wake-ups.
+// wake-ups. The numbers below are the 5 ms slices' with ppoll.
 //
 // Measured (guestbench stat, find+stat of 15,000 files, 14,863 requests,
 // TCG guest, serve --readdirplus auto with the tap, default settings;
@@ -260,21 +306,21 @@ func (p *poller) thread(r *kickReader) {
 // and slowRequest 1.8% (first touches of what the vCPU wrote), LOOKUP's
 // name copy 2.5% and cstring 2.4%.
 const (
-	kickWaitSlice = 5 * time.Millisecond
-	kickWaitQuiet = 20 // slices: 100 ms without a kick
+	kickYieldEvery = 9 * time.Millisecond   // under sysmon's 10 ms (forcePreemptNS)
+	kickWaitQuiet  = 100 * time.Millisecond // without a kick: the queue is quiet
 )
 
-// kickWait is a queue thread's choice of ppoll timeout. Its zero value is
-// a quiet queue: no timeout until the first kick.
+// kickWait is a queue thread's choice of wait timeout and of when to
+// yield. Its zero value is a quiet queue: no timeout until the first kick.
 type kickWait struct {
-	idle      int // slices timed out since the last kick
 	busy      bool
+	lastKick  time.Time // when the wait that ended in the last kick began
 	lastYield time.Time
 }
 
 // yieldDue reports whether the thread should pass through the scheduler
 // (runtime.Gosched) before it waits: while the queue is busy, once
-// kickWaitSlice has passed since the last time. A goroutine that serves
+// kickYieldEvery has passed since the last time. A goroutine that serves
 // kicks inline never parks, so its P's schedtick stands still, and since
 // Go 1.26 sysmon counts a P whose schedtick is older than 10 ms
 // (forcePreemptNS) as overdue and takes it from its thread at every
@@ -284,32 +330,62 @@ type kickWait struct {
 // exitsyscallTryGetP futex wake-ups of a deep-sleeping sysmon and 17,600
 // sysmon nanosleeps in about 14,800 requests. A Gosched puts the
 // goroutine through schedule and execute, which starts a new schedtick.
+// sysmon dates a schedtick from when it first sees it (schedwhen), never
+// before the yield, so one yield every 9 ms keeps every look under 10 ms
+// old as long as the thread runs within 1 ms of its timeout; a late one
+// costs retakes until the next yield, as before the yields.
+//
+// Each Gosched costs more than a schedtick: goschedImpl puts the goroutine
+// on the global run queue and calls wakep, which wakes an idle M to spin
+// on the idle P; that M often takes the goroutine first (the queue thread
+// then moves to it, and the first M sleeps again in stopm), two or three
+// context switches and futex calls. perf -F 4000 -g of one stat boot
+// (5 ms yields): runtime.gosched_m 3.5% of the backend's CPU, sysmon 3.3%.
+// Hence 9 ms rather than a slice of 5, with the wait's timeout cut to the
+// time left until the next yield (timeoutMs). Measured against 5 ms
+// slices (both with the edge-triggered wait; guestbench stat, 14,870
+// requests, default settings, perf stat of the backend's whole run, new
+// and old alternating N O N O N O in one hold beside virtiofsd): context
+// switches 16,858, 16,701, 16,848 against 17,201, 17,109, 16,995; system
+// calls 62,720, 62,501, 62,695 against 63,387, 63,351, 63,144; perf trace
+// -s of one run each: futex 1,784 against 2,922, nanosleep (sysmon)
+// 1,049 against 951. CPU: task-clock 653, 559, 699 ms against 603, 583,
+// 592 ms, over virtiofsd's beside them 1.17x, 1.03x, 1.25x against 1.13x,
+// 1.10x, 0.94x; BenchmarkKickToCallCPU (30 rounds alternating; it yields
+// as rarely either way) 1.011x [0.917-1.128]: a saving of about 1,100
+// futex calls and 300 context switches per 15,000 requests, under 2% of
+// the backend's CPU by the profile above, which this machine's noise
+// cannot show.
 func (w *kickWait) yieldDue(now time.Time) bool {
-	if !w.busy || now.Sub(w.lastYield) < kickWaitSlice {
+	if !w.busy || now.Sub(w.lastYield) < kickYieldEvery {
 		return false
 	}
 	w.lastYield = now
 	return true
 }
 
-// timeoutMs is the timeout in milliseconds for the next wait:
-// kickWaitSlice while kicks came recently, -1 (wait for ever) once the
+// timeoutMs is the timeout in milliseconds for a wait that begins at now:
+// while kicks came recently, the time left until the next yield is due
+// (rounded up; yieldDue at the same now has just yielded if none was
+// left), so the wait ends in time for it; -1 (wait for ever) once the
 // queue is quiet.
-func (w *kickWait) timeoutMs() int {
+func (w *kickWait) timeoutMs(now time.Time) int {
 	if !w.busy {
 		return -1
 	}
-	return int(kickWaitSlice / time.Millisecond)
+	left := w.lastYield.Add(kickYieldEvery).Sub(now)
+	return max(1, int((left+time.Millisecond-1)/time.Millisecond))
 }
 
-// kicked records a kick: the next waits are bounded again.
-func (w *kickWait) kicked() { w.busy, w.idle = true, 0 }
+// kicked records a kick that ended the wait begun at now: the next waits
+// are bounded again.
+func (w *kickWait) kicked(now time.Time) { w.busy, w.lastKick = true, now }
 
-// timedOut records a slice without a kick; after kickWaitQuiet of them in
-// a row the queue counts as quiet.
-func (w *kickWait) timedOut() {
-	w.idle++
-	if w.idle >= kickWaitQuiet {
+// timedOut records a wait that ended without a kick at now; once
+// kickWaitQuiet has passed since the last kick's wait began, the queue
+// counts as quiet.
+func (w *kickWait) timedOut(now time.Time) {
+	if now.Sub(w.lastKick) >= kickWaitQuiet {
 		w.busy = false
 	}
 }
