@@ -96,7 +96,7 @@ func parseFlags() (*config, error) {
 	flag.BoolVar(&cfg.count, "count", true, "one more boot per mode with the backend's request record on (krunbench --trace, virtiofsd -d), to count requests per workload")
 	flag.StringVar(&cfg.label, "label", "", "words recorded in the JSON as the run's label (say \"smoke, busy machine\" for numbers not to be quoted)")
 	flag.IntVar(&cfg.memoryFiles, "memory-files", 15000, "files in the memory workload's tree (1000 per directory): the backend's RSS after a find over it; keep it under virtiofsd's RLIMIT_NOFILE (an fd per inode)")
-	flag.IntVar(&cfg.largeFiles, "memory-large-files", 100000, "files in the memory-large workload's tree, walked by the krunbench modes only")
+	flag.IntVar(&cfg.largeFiles, "memory-large-files", 100000, "files in the memory-large workload's tree, walked by the krunbench modes, and by virtiofsd where it can have RLIMIT_NOFILE above it (nofile.go)")
 	flag.IntVar(&cfg.runs, "runs", 3, "boots per mode (one sample of every workload each; the median is reported)")
 	flag.StringVar(&size, "size", "256M", "sequential read size (K, M, G suffixes are binary)")
 	flag.IntVar(&cfg.dirs, "dirs", 15, "directories in the stat tree")
@@ -162,8 +162,8 @@ type mode struct {
 	counts bool
 	// countFromStderr: the request record is the server's stderr.
 	countFromStderr bool
-	// notLarge: the mode skips the memory-large workload (virtiofsd,
-	// which cannot serve more inodes than its RLIMIT_NOFILE).
+	// notLarge: the mode skips the memory-large workload (virtiofsd where
+	// it cannot have a descriptor per inode: virtiofsdNofile).
 	notLarge bool
 	// initrd is the timed boots' initramfs, countInitrd the counting
 	// boot's (countWorkloads).
@@ -211,6 +211,11 @@ func (m *mode) countArgv(share, socket, file string) []string {
 
 // buildModes describes every mode; vhostserve is the what-if server.
 func buildModes(cfg *config, vhostserve string) map[string]*mode {
+	// virtiofsd runs memory-large where it can keep a descriptor per inode.
+	largeArgs, largeDesc, largeOK := virtiofsdNofile(cfg.largeFiles)
+	if !largeOK {
+		largeDesc = "skipped: " + largeDesc
+	}
 	ours := func(name, label, desc string, argv ...string) *mode {
 		return &mode{Name: name, Label: label, Desc: desc, Server: argv, krunbench: true, counts: true,
 			Counting: "krunbench serve --trace FILE: one JSON line per request"}
@@ -226,9 +231,10 @@ func buildModes(cfg *config, vhostserve string) map[string]*mode {
 			cfg.bin, "serve"),
 		modeNoTap: ours(modeNoTap, "krunbench no-tap", "krunbench serve --no-tap --readdirplus auto --socket",
 			cfg.bin, "serve", "--no-tap", "--readdirplus", "auto"),
-		modeVirtiofsd: {Name: modeVirtiofsd, Label: "virtiofsd", krunbench: false, counts: true, countFromStderr: true, notLarge: true,
-			Desc:     "QEMU 7.2's C virtiofsd as shipped (cache=auto: 1 s entry/attr timeouts like krunbench's; readdirplus with READDIRPLUS_AUTO (libfuse's default); sandbox=namespace; default thread pool)",
-			Server:   []string{cfg.virtiofsd, "-o", "cache=auto"},
+		modeVirtiofsd: {Name: modeVirtiofsd, Label: "virtiofsd", krunbench: false, counts: true, countFromStderr: true,
+			notLarge: !largeOK,
+			Desc:     "QEMU 7.2's C virtiofsd as shipped (cache=auto: 1 s entry/attr timeouts like krunbench's; readdirplus with READDIRPLUS_AUTO (libfuse's default); sandbox=namespace; default thread pool); memory-large: " + largeDesc,
+			Server:   append([]string{cfg.virtiofsd, "-o", "cache=auto"}, largeArgs...),
 			Counting: "virtiofsd -d: one 'unique: N, opcode: ...' line per request"},
 		modeDirect: whatIf(modeDirect, "krunbench dio", "what-if: krunbench's server, no tap, --readdirplus auto, FOPEN_DIRECT_IO on every open: no guest page cache (guestbench/vhostserve -direct-io)",
 			vhostserve, "-direct-io", "-readdirplus", "auto"),

@@ -90,8 +90,8 @@ func newResults(cfg *config, info machine, modes map[string]*mode) *results {
 			Desc: "in a fresh empty directory, per file: open(O_CREAT|O_EXCL|O_WRONLY), close, unlink; one op is that triple"},
 		"memory": {Title: fmt.Sprintf("memory: find+stat %d files", cfg.memoryFiles),
 			Desc: "the stat walk over a tree of -memory-files files (1000 per directory, fewer than virtiofsd's RLIMIT_NOFILE: it keeps an fd per inode); the backend's RSS right after it is the memory row"},
-		"memory-large": {Title: fmt.Sprintf("memory: find+stat %d files (krunbench only)", cfg.largeFiles),
-			Desc: "the memory walk over a tree of -memory-large-files files, krunbench modes only (virtiofsd fails with EMFILE past RLIMIT_NOFILE inodes); the backend's RSS right after it"},
+		"memory-large": {Title: fmt.Sprintf("memory: find+stat %d files", cfg.largeFiles),
+			Desc: "the memory walk over a tree of -memory-large-files files; virtiofsd walks it only where it can raise RLIMIT_NOFILE above it (its mode's description says which: it keeps an fd per inode and fails with EMFILE past the limit); the backend's RSS right after it"},
 	}
 	for _, w := range cfg.workloads {
 		x := desc[w]

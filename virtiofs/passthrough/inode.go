@@ -66,21 +66,15 @@ type inode struct {
 // inodeTable maps nodeids and host inodes to inodes and bounds the number
 // of O_PATH descriptors it keeps open with an LRU.
 //
-// Nodeids are slots of the slabs plus a generation (slots.go); byKey,
-// keyed by device and inode number, finds an inode again from a stat.
-// byKey is now the largest cost after the record: of TestInodeMemory's
-// 168 bytes per inode, 112 are the record and 8 the name, so about 48 are
-// the map (24-byte key, 8-byte value, control bytes, load factor). Not
-// done (no time to do it safely): an open-addressing table of uint32
-// slot numbers that compares against the records' own keys would cost
-// 6-8 bytes per inode, about 0.6 MiB less at 15,000 inodes and 3.8 MiB at
-// 100,000 (before GOGC's headroom); a duplicate or lost entry there would
-// give one host inode two nodeids, so it needs the races tests first.
+// Nodeids are slots of the slabs plus a generation (slots.go); keys, an
+// open-addressed table of slot numbers keyed by the records' device and
+// inode numbers (keys.go), finds an inode again from a stat.
 type inodeTable struct {
-	fs    *FS
-	mu    sync.Mutex
-	byKey map[inodeKey]*inode
-	root  *inode
+	fs *FS
+	mu sync.Mutex
+	// keys finds an inode from its host key (keys.go).
+	keys keyTable
+	root *inode
 	// slabs hold the inode records but the root's; a nodeid's low 32 bits
 	// index them (slots.go). nslots is the high-water mark of slots, free
 	// the freed ones, live the records in the table.
@@ -139,7 +133,6 @@ func (t *inodeTable) session() uint64 {
 
 func (t *inodeTable) init(fs *FS, rootFD int, st *unix.Stat_t, maxFDs int) error {
 	t.fs = fs
-	t.byKey = make(map[inodeKey]*inode)
 	t.mounts = make(map[int]uint16)
 	t.slabs = []*[slabSize]inode{new([slabSize]inode)}
 	for s := range firstNodeid {
@@ -169,7 +162,7 @@ func (t *inodeTable) init(fs *FS, rootFD int, st *unix.Stat_t, maxFDs int) error
 		t.warnNoHandle(err)
 	}
 	t.root = root
-	t.byKey[root.key] = root
+	t.keySetLocked(root)
 	return nil
 }
 
@@ -312,9 +305,9 @@ func (t *inodeTable) register(epoch, parent uint64, name string, fd int, st *uni
 		unix.Close(fd)
 		return 0, unix.ESTALE
 	}
-	in := t.byKey[key]
+	in := t.keyGetLocked(key)
 	if in != nil && in != t.root && in.hasHandle() && h != nil && !in.sameHandle(h) {
-		delete(t.byKey, key)
+		t.keyDeleteLocked(in)
 		in = nil
 	}
 	var victims []int
@@ -355,7 +348,7 @@ func (t *inodeTable) register(epoch, parent uint64, name string, fd int, st *uni
 		in.setHandle(h)
 		in.mnt = uint16(mi)
 	}
-	t.byKey[key] = in
+	t.keySetLocked(in)
 	if h != nil {
 		t.lruPush(in)
 		victims = t.evictLocked()
@@ -434,9 +427,7 @@ func (t *inodeTable) forget(nodeid, n uint64) {
 // unless an operation still has it pinned; an unpinned inode's slot is
 // freed at once, a pinned one's by its last unpin.
 func (t *inodeTable) removeLocked(in *inode) []int {
-	if t.byKey[in.key] == in {
-		delete(t.byKey, in.key)
-	}
+	t.keyDeleteLocked(in)
 	in.gone = true
 	if in.linked() {
 		t.lruRemove(in)
@@ -456,7 +447,7 @@ func (t *inodeTable) removeLocked(in *inode) []int {
 // rename updates the path record of the inode now at newName in newParent.
 func (t *inodeTable) rename(st *unix.Stat_t, newParent uint64, newName string) {
 	t.mu.Lock()
-	if in := t.byKey[inodeKey{st.Dev, st.Ino}]; in != nil && in != t.root {
+	if in := t.keyGetLocked(inodeKey{st.Dev, st.Ino}); in != nil && in != t.root {
 		in.parent, in.name = newParent, newName
 	}
 	t.mu.Unlock()

@@ -202,7 +202,7 @@ func (t *inodeTable) again(epoch, parent uint64, name string, st *unix.Stat_t) (
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	in := t.byKey[inodeKey{st.Dev, st.Ino}]
+	in := t.keyGetLocked(inodeKey{st.Dev, st.Ino})
 	if in == nil || in.fd < 0 || epoch != t.epoch {
 		return 0, false
 	}
@@ -230,7 +230,7 @@ func (t *inodeTable) registerHandle(epoch, parent uint64, name string, st *unix.
 	if !ok || epoch != t.epoch {
 		return 0, false
 	}
-	if in := t.byKey[key]; in != nil {
+	if in := t.keyGetLocked(key); in != nil {
 		if in.fd >= 0 || in.sameHandle(h) {
 			in.nlookup++
 			if in != t.root {
@@ -238,7 +238,7 @@ func (t *inodeTable) registerHandle(epoch, parent uint64, name string, st *unix.
 			}
 			return in.nodeid, true
 		}
-		delete(t.byKey, key)
+		t.keyDeleteLocked(in)
 	}
 	in := t.allocLocked(inode{
 		key:     key,
@@ -253,7 +253,7 @@ func (t *inodeTable) registerHandle(epoch, parent uint64, name string, st *unix.
 		return 0, false
 	}
 	in.setHandle(h)
-	t.byKey[key] = in
+	t.keySetLocked(in)
 	return in.nodeid, true
 }
 
