@@ -40,7 +40,8 @@ import (
 // What a spliced 512 KiB WRITE costs the server in system calls (strace -c
 // -f on `serve --mount`, dd 512 MiB bs=1M conv=fsync, 1024 WRITEs): 2
 // splice, 1 read (the headers), 1 write (the reply), 1 fcntl (WriteFD's
-// F_GETFL), and about 3.2 futex and 3.5 nanosleep (the runtime: worker
+// F_GETFL; gone since session 11: the handle knows it from its open
+// flags, TestSplicedWriteSyscalls), and about 3.2 futex and 3.5 nanosleep (the runtime: worker
 // hand-offs, spinning threads); since a serial writer's WRITEs keep the
 // reader token (workers.go's handOffNow), 1 poll, about 1 futex and 2.5
 // nanosleep. Where a fresh server's 512 MiB goes (perf record -g of the
