@@ -87,36 +87,53 @@ const bulkWriteMin = 128 << 10
 // spliceCredit is how many requests a large WRITE lets workers splice in.
 const spliceCredit = 4
 
-// inSlots is how many pipe buffers a WRITE of size bytes can take: one
-// per data page, plus a partial page at each end and the headers.
-func inSlots(size int) int { return size/unix.Getpagesize() + 4 }
+// inSlots is how many pipe buffers a spliced-in WRITE of size bytes can
+// take: the kernel puts the in-header and write_in (80 bytes) in a buffer
+// of their own and then references the data's pages (or folios) one
+// buffer each, never more of them than max_pages (fuse_fill_write_pages,
+// fuse_get_user_pages and the writeback cache's WRITEs all stop there),
+// and max_pages is size in pages (fuse.Server's INIT): size/page + 1.
+// One more is kept spare. Too few and the kernel fails the request with
+// EIO, which its writer would wait on forever: TestWholePipeWrites
+// writes max_write WRITEs from unaligned offsets and buffers, buffered
+// and O_DIRECT, through pipes sized exactly for them.
+func inSlots(size int) int { return size/unix.Getpagesize() + 2 }
 
-// spliceableRequest is the largest request size (max_write, and
-// max_pages in pages) whose WRITEs a pipe of the capacity this process
-// gets can take whole, so that large WRITEs are spliced in and large
-// READ replies spliced out instead of being copied through the server:
-// fuse.MaxWrite where pipes grow to pipeSize, otherwise a power of two
-// of pages that fits (512 KiB with fs.pipe-max-size at its default of
-// 1 MiB, whose 256 buffers are four short of a 1 MiB WRITE's).
-func spliceableRequest() int {
+// spliceableRequest returns the largest power of two of pages (readahead)
+// and the request size (max_write, and max_pages in pages) whose WRITEs a
+// pipe of the capacity this process gets can take whole, so that large
+// WRITEs are spliced in and large READ replies spliced out instead of
+// being copied through the server: fuse.MaxWrite where pipes grow to
+// pipeSize, otherwise 512 KiB with fs.pipe-max-size at its default of 1
+// MiB (256 buffers, two short of a 1 MiB WRITE's). With wholePipe the
+// request size is instead the most whole pages the pipe takes (1016 KiB
+// there), while readahead stays the power of two so that READ replies,
+// which need header and edge buffers too (splice.go's fits), still
+// splice.
+func spliceableRequest(wholePipe bool) (readahead, request int) {
 	var p [2]int
 	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
-		return fuse.MaxWrite
+		return fuse.MaxWrite, fuse.MaxWrite
 	}
 	defer unix.Close(p[0])
 	defer unix.Close(p[1])
 	got, err := growPipe(p[1])
 	if err != nil {
-		return fuse.MaxWrite
+		return fuse.MaxWrite, fuse.MaxWrite
 	}
+	page := unix.Getpagesize()
 	size := fuse.MaxWrite
-	for size > bulkWriteMin && inSlots(size) > got/unix.Getpagesize() {
+	for size > bulkWriteMin && inSlots(size) > got/page {
 		size /= 2
 	}
-	if inSlots(size) > got/unix.Getpagesize() {
-		return fuse.MaxWrite // pipes too small to splice anything large
+	if inSlots(size) > got/page {
+		return fuse.MaxWrite, fuse.MaxWrite // pipes too small to splice anything large
 	}
-	return size
+	if !wholePipe {
+		return size, size
+	}
+	whole := min(fuse.MaxWrite, (got/page-2)*page)
+	return size, max(size, whole)
 }
 
 var errPipeRead = errors.New("fusedev: short read from the request pipe")
