@@ -69,17 +69,25 @@ import (
 // serial work (dd's copy into the FUSE page cache, then the server's
 // pipe -> host page cache copy, 65 ms of its ~125 ms), not wake-up
 // latency; only the writeback cache overlaps the two.
-// Tried, not kept (no commit, no test written in time): max_write of
-// the pipe's buffers less two (1016 KiB, inSlots = pages + 2, readahead
-// kept at 512 KiB so READs still splice). dd's 1 MiB write()s then make
-// a 1016 KiB and an 8 KiB WRITE, still two round trips. 6 rotated
-// rounds with passthrough_hp and go-fuse: 1016 KiB over 512 KiB 0.93-
-// 1.42x MB/s, median ~1.03x; its write() phase 0.27-0.34 s in all 14
-// samples of three holds while 512 KiB had 0.38-0.74 s in 11 of 17
-// (the server's memcpy slower, as in balloon-faulted samples: why the
-// larger requests avoid it is not established). With --writeback 8
-// rounds: 0.91-1.48x, median ~1.09x. Worth a longer A/B with a test
-// of WRITE sizes (fs.pipe-max-size 1 MiB) before shipping.
+// Tried, not kept (session 10): max_write of the pipe's buffers less two
+// (1016 KiB; readahead kept at 512 KiB so READs still splice), ~1.03x in
+// 6 rounds. Session 11 A/B'd it properly: Options.WholePipeWrites
+// (KRUNBENCH_WHOLE_PIPE_WRITES=1 for serve --mount), fusebench
+// -settings default, -size 512M, both variants mounted side by side in
+// every round (tap, and tap with the option in fusebench's no-tap
+// slot) with passthrough_hp, 6 alternating holds of 6 rounds (36
+// rounds), and 6 holds of 10 for --writeback (60). 1016 KiB over 512
+// KiB, within rounds, median [p25-p75]: write fresh 0.965x [0.93-1.01],
+// write warm 0.961x [0.92-1.02], server CPU per fresh sample 0.235 s
+// against 0.175 (dd's 1 MiB write()s become a 1016 KiB and an 8 KiB
+// WRITE: still two round trips, and more server work); read 0.94x
+// [0.48-2.20] (bimodal, READs stay 512 KiB); mixed writer 1.02x but
+// the stat client's p99 under the writer 484 us against 357, 1.46x
+// [1.07-1.57] worse (a larger WRITE holds its worker and a CPU longer);
+// with --writeback, write fresh 1.01x [0.95-1.07], warm 1.00x [0.94-
+// 1.07], mixed p99 1.02x [0.82-1.32] (18 rounds). Rows regress and none
+// gains: the default stays 512 KiB; the option stays for a later A/B
+// (TestWholePipeWrites keeps its 1016 KiB WRITEs spliced and exact).
 
 // bulkWriteMin is the WRITE size from which requests are spliced in.
 const bulkWriteMin = 128 << 10
