@@ -40,6 +40,8 @@ type serveConfig struct {
 	EntryTimeout time.Duration
 	// Writeback offers the kernel's writeback cache (serve --writeback).
 	Writeback bool
+	// WholePipeWrites is fusedev.Options.WholePipeWrites.
+	WholePipeWrites bool
 }
 
 // The child's control protocol, one line each way on stdin and stdout.
@@ -101,7 +103,8 @@ func serve(configPath string, ctl *os.File, reply *os.File) error {
 		opts.Offer = fuse.Offered | fuse.InitWritebackCache
 	}
 	srv := fuse.NewServer(ov, opts)
-	m, err := fusedev.New(srv, cfg.Mnt, fusedev.Options{AllowOther: true, NoSplice: cfg.NoSplice})
+	m, err := fusedev.New(srv, cfg.Mnt, fusedev.Options{AllowOther: true, NoSplice: cfg.NoSplice,
+		WholePipeWrites: cfg.WholePipeWrites})
 	if err != nil {
 		return err
 	}

@@ -40,7 +40,8 @@ import (
 // What a spliced 512 KiB WRITE costs the server in system calls (strace -c
 // -f on `serve --mount`, dd 512 MiB bs=1M conv=fsync, 1024 WRITEs): 2
 // splice, 1 read (the headers), 1 write (the reply), 1 fcntl (WriteFD's
-// F_GETFL), and about 3.2 futex and 3.5 nanosleep (the runtime: worker
+// F_GETFL; gone since session 11: the handle knows it from its open
+// flags, TestSplicedWriteSyscalls), and about 3.2 futex and 3.5 nanosleep (the runtime: worker
 // hand-offs, spinning threads); since a serial writer's WRITEs keep the
 // reader token (workers.go's handOffNow), 1 poll, about 1 futex and 2.5
 // nanosleep. Where a fresh server's 512 MiB goes (perf record -g of the
@@ -68,17 +69,25 @@ import (
 // serial work (dd's copy into the FUSE page cache, then the server's
 // pipe -> host page cache copy, 65 ms of its ~125 ms), not wake-up
 // latency; only the writeback cache overlaps the two.
-// Tried, not kept (no commit, no test written in time): max_write of
-// the pipe's buffers less two (1016 KiB, inSlots = pages + 2, readahead
-// kept at 512 KiB so READs still splice). dd's 1 MiB write()s then make
-// a 1016 KiB and an 8 KiB WRITE, still two round trips. 6 rotated
-// rounds with passthrough_hp and go-fuse: 1016 KiB over 512 KiB 0.93-
-// 1.42x MB/s, median ~1.03x; its write() phase 0.27-0.34 s in all 14
-// samples of three holds while 512 KiB had 0.38-0.74 s in 11 of 17
-// (the server's memcpy slower, as in balloon-faulted samples: why the
-// larger requests avoid it is not established). With --writeback 8
-// rounds: 0.91-1.48x, median ~1.09x. Worth a longer A/B with a test
-// of WRITE sizes (fs.pipe-max-size 1 MiB) before shipping.
+// Tried, not kept (session 10): max_write of the pipe's buffers less two
+// (1016 KiB; readahead kept at 512 KiB so READs still splice), ~1.03x in
+// 6 rounds. Session 11 A/B'd it properly: Options.WholePipeWrites
+// (KRUNBENCH_WHOLE_PIPE_WRITES=1 for serve --mount), fusebench
+// -settings default, -size 512M, both variants mounted side by side in
+// every round (tap, and tap with the option in fusebench's no-tap
+// slot) with passthrough_hp, 6 alternating holds of 6 rounds (36
+// rounds), and 6 holds of 10 for --writeback (60). 1016 KiB over 512
+// KiB, within rounds, median [p25-p75]: write fresh 0.965x [0.93-1.01],
+// write warm 0.961x [0.92-1.02], server CPU per fresh sample 0.235 s
+// against 0.175 (dd's 1 MiB write()s become a 1016 KiB and an 8 KiB
+// WRITE: still two round trips, and more server work); read 0.94x
+// [0.48-2.20] (bimodal, READs stay 512 KiB); mixed writer 1.02x but
+// the stat client's p99 under the writer 484 us against 357, 1.46x
+// [1.07-1.57] worse (a larger WRITE holds its worker and a CPU longer);
+// with --writeback, write fresh 1.01x [0.95-1.07], warm 1.00x [0.94-
+// 1.07], mixed p99 1.02x [0.82-1.32] (18 rounds). Rows regress and none
+// gains: the default stays 512 KiB; the option stays for a later A/B
+// (TestWholePipeWrites keeps its 1016 KiB WRITEs spliced and exact).
 
 // bulkWriteMin is the WRITE size from which requests are spliced in.
 const bulkWriteMin = 128 << 10
@@ -86,36 +95,53 @@ const bulkWriteMin = 128 << 10
 // spliceCredit is how many requests a large WRITE lets workers splice in.
 const spliceCredit = 4
 
-// inSlots is how many pipe buffers a WRITE of size bytes can take: one
-// per data page, plus a partial page at each end and the headers.
-func inSlots(size int) int { return size/unix.Getpagesize() + 4 }
+// inSlots is how many pipe buffers a spliced-in WRITE of size bytes can
+// take: the kernel puts the in-header and write_in (80 bytes) in a buffer
+// of their own and then references the data's pages (or folios) one
+// buffer each, never more of them than max_pages (fuse_fill_write_pages,
+// fuse_get_user_pages and the writeback cache's WRITEs all stop there),
+// and max_pages is size in pages (fuse.Server's INIT): size/page + 1.
+// One more is kept spare. Too few and the kernel fails the request with
+// EIO, which its writer would wait on forever: TestWholePipeWrites
+// writes max_write WRITEs from unaligned offsets and buffers, buffered
+// and O_DIRECT, through pipes sized exactly for them.
+func inSlots(size int) int { return size/unix.Getpagesize() + 2 }
 
-// spliceableRequest is the largest request size (max_write, and
-// max_pages in pages) whose WRITEs a pipe of the capacity this process
-// gets can take whole, so that large WRITEs are spliced in and large
-// READ replies spliced out instead of being copied through the server:
-// fuse.MaxWrite where pipes grow to pipeSize, otherwise a power of two
-// of pages that fits (512 KiB with fs.pipe-max-size at its default of
-// 1 MiB, whose 256 buffers are four short of a 1 MiB WRITE's).
-func spliceableRequest() int {
+// spliceableRequest returns the largest power of two of pages (readahead)
+// and the request size (max_write, and max_pages in pages) whose WRITEs a
+// pipe of the capacity this process gets can take whole, so that large
+// WRITEs are spliced in and large READ replies spliced out instead of
+// being copied through the server: fuse.MaxWrite where pipes grow to
+// pipeSize, otherwise 512 KiB with fs.pipe-max-size at its default of 1
+// MiB (256 buffers, two short of a 1 MiB WRITE's). With wholePipe the
+// request size is instead the most whole pages the pipe takes (1016 KiB
+// there), while readahead stays the power of two so that READ replies,
+// which need header and edge buffers too (splice.go's fits), still
+// splice.
+func spliceableRequest(wholePipe bool) (readahead, request int) {
 	var p [2]int
 	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
-		return fuse.MaxWrite
+		return fuse.MaxWrite, fuse.MaxWrite
 	}
 	defer unix.Close(p[0])
 	defer unix.Close(p[1])
 	got, err := growPipe(p[1])
 	if err != nil {
-		return fuse.MaxWrite
+		return fuse.MaxWrite, fuse.MaxWrite
 	}
+	page := unix.Getpagesize()
 	size := fuse.MaxWrite
-	for size > bulkWriteMin && inSlots(size) > got/unix.Getpagesize() {
+	for size > bulkWriteMin && inSlots(size) > got/page {
 		size /= 2
 	}
-	if inSlots(size) > got/unix.Getpagesize() {
-		return fuse.MaxWrite // pipes too small to splice anything large
+	if inSlots(size) > got/page {
+		return fuse.MaxWrite, fuse.MaxWrite // pipes too small to splice anything large
 	}
-	return size
+	if !wholePipe {
+		return size, size
+	}
+	whole := min(fuse.MaxWrite, (got/page-2)*page)
+	return size, max(size, whole)
 }
 
 var errPipeRead = errors.New("fusedev: short read from the request pipe")

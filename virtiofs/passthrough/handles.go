@@ -19,6 +19,13 @@ type handle struct {
 	fd     int
 	refs   atomic.Int32
 	dir    *dirState
+	// unspliceable is set when the descriptor was opened with O_APPEND
+	// (splice refuses it) or O_DIRECT (spliced pages need not meet its
+	// alignment), so WriteFD hands it out for no WRITE. Decided once at
+	// open from the flags the descriptor was opened with (the server
+	// never changes them, and the client's fcntl(F_SETFL) does not reach
+	// it), not with an F_GETFL per WRITE: see WriteFD.
+	unspliceable bool
 	// release is put as a func value, made once so that handing it out
 	// (ReadFD) does not allocate.
 	release func()
@@ -62,10 +69,10 @@ func (fs *FS) reserveHandle() fuse.Errno {
 
 func (fs *FS) unreserveHandle() { fs.openFDs.Add(-1) }
 
-// newHandle registers fd in a slot taken by reserveHandle and returns its
-// fh; ownership of fd passes to it.
-func (fs *FS) newHandle(nodeid uint64, fd int, dir bool) uint64 {
-	h := &handle{fs: fs, nodeid: nodeid, fd: fd}
+// newHandle registers fd, opened with flags, in a slot taken by
+// reserveHandle and returns its fh; ownership of fd passes to it.
+func (fs *FS) newHandle(nodeid uint64, fd int, flags int, dir bool) uint64 {
+	h := &handle{fs: fs, nodeid: nodeid, fd: fd, unspliceable: flags&(unix.O_APPEND|unix.O_DIRECT) != 0}
 	h.refs.Store(1)
 	h.release = h.put
 	if dir {

@@ -94,7 +94,7 @@ func (fs *FS) open(r *fuse.Request, nodeid uint64, flags int, kill, dir bool, ou
 		fs.unreserveHandle()
 		return errno(err)
 	}
-	*out = fuse.OpenOut{Fh: fs.newHandle(nodeid, nfd, dir)}
+	*out = fuse.OpenOut{Fh: fs.newHandle(nodeid, nfd, flags, dir)}
 	return fuse.OK
 }
 
@@ -179,7 +179,7 @@ func (fs *FS) Create(r *fuse.Request, parent uint64, name string, in *fuse.Creat
 		unix.Close(fd)
 		return e
 	}
-	*out = fuse.OpenOut{OpenFlags: closeFlags(fd), Fh: fs.newHandle(entry.Nodeid, fd, false)}
+	*out = fuse.OpenOut{OpenFlags: closeFlags(fd), Fh: fs.newHandle(entry.Nodeid, fd, flags, false)}
 	opened = true
 	return fuse.OK
 }
@@ -267,15 +267,20 @@ func (fs *FS) fileFD(fh uint64) (int, func(), fuse.Errno) {
 // switches 1380-3319 against 566-3136: each parked WRITE counts slow and
 // starts a spare worker (workers.go), and the wake-ups cost more than
 // the spinning did.
+//
+// Whether a handle may be spliced to is decided at open (handle's
+// unspliceable), not by an fcntl(F_GETFL) here: that was one system call
+// per spliced WRITE (31 for 31 512 KiB WRITEs, TestSplicedWriteSyscalls).
 func (fs *FS) WriteFD(r *fuse.Request, nodeid uint64, in *fuse.WriteIn) (int, func(), fuse.Errno) {
-	fd, done, e := fs.fileFD(in.Fh)
-	if fd < 0 {
-		return fd, done, e
+	h, e := fs.getHandle(in.Fh)
+	if e != 0 {
+		return -1, nil, e
 	}
-	if fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0); err != nil || fl&(unix.O_APPEND|unix.O_DIRECT) != 0 {
-		done()
+	if h.dir != nil || h.unspliceable {
+		h.put()
 		return -1, nil, fuse.OK
 	}
+	fd, done := h.fd, h.release
 	if in.WriteFlags&fuse.WriteKillSuidgid != 0 {
 		// The caller splices on this goroutine before calling done
 		// (fuse.FDWriter), so the thread is still the one without
