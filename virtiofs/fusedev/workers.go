@@ -214,7 +214,65 @@ const maxWorkersFloor = 64
 //     6 rounds, futex 2.2x (691-913 against 312-402 per sample).
 // What is left: readers that do not need a P to block and wake (threads
 // outside the Go scheduler, as libfuse's), a larger change than this
-// session could measure; not tried.
+// session could measure; not tried (session 11 below).
+// Session 11 (h-parread), readers that block in read(2) without the Go
+// scheduler's hand-off. Reasoning first:
+//   - LockOSThread alone changes nothing on the fast path (a thread back
+//     from read(2) whose P is still in _Psyscall takes it back either
+//     way) and adds a hand-off on the slow one: a locked M that finds
+//     its P retaken sleeps until another M schedules its goroutine and
+//     wakes it (startlockedm: two futex wakes instead of one).
+//   - sysmon retakes a P from a blocked reader only when no P is idle
+//     (or after 10 ms), so GOMAXPROCS = readers + 1 keeps every reader's
+//     P: back from read(2) it runs at once, no futex, no spinning M.
+//   - RawSyscall for the blocking read(2) keeps the P running, so a GC
+//     stop-the-world waits for that read to return: with no request
+//     coming (or the next one waiting for a reply the stopped world
+//     owes) the whole server deadlocks. Not tried. A RawSyscall poll
+//     with a timeout bounds it, but adds the timeout to every GC pause.
+//   - Threads outside the Go scheduler, as libfuse's, need cgo (the
+//     build is CGO_ENABLED=0) or raw clone(2) threads running no Go code
+//     on handle tables the GC cannot see, racing RELEASE closing an fd
+//     (a READ served from another file): not safe, not tried.
+// Measured (busy 2-core machine, load 3.6-5.6 from other sessions;
+// default settings; fresh mount per sample, host files cached; builds
+// alternating within rounds in one heavy-lock hold; ratios within
+// rounds, median [p25-p75]; CPU: server task-clock per READ, perf stat):
+//   - Two readers, each with its own P (GOMAXPROCS=3, so Readers=2):
+//     1.01x [0.90-1.05] (6 rounds) and 0.96x [0.84-0.99] (8) the IOPS of
+//     the shipped build, CPU 1.20x and 1.27x; locked to their threads
+//     (LockOSThread): 0.97x [0.91-1.01], CPU 1.19x (8).
+//   - Eight readers, each with its own P (GOMAXPROCS=9): 0.91x
+//     [0.81-1.00], CPU 1.60x, futex 1791 against 287 per 32,768 READs
+//     (6); locked: 0.94x [0.85-0.98], CPU 1.61x, futex 2364 against 271
+//     (8). Eight locked readers at GOMAXPROCS=2: 0.79x [0.67-0.87], CPU
+//     1.36x, futex 3624 against 366 (6).
+//   - Without the handOffAfter timer: 0.89x [0.84-0.96] (6): the timer
+//     earns its keep here (see below why).
+//   - The server's EEVDF slice request (sched_setattr sched_runtime, all
+//     threads): 100 us 0.99x [0.95-1.00], 300 us 0.97x, 3 ms 0.94x
+//     [0.91-0.98], 10 ms 0.94x [0.91-0.97]; nice -5 (a diagnostic, not a
+//     candidate) 1.02x [0.95-1.11]: not its CPU share.
+//   - The shipped build against passthrough_hp in the same runs: 0.93x,
+//     0.99x, 0.86x, 0.84x, 0.97x [0.96-0.99], 0.96x [0.89-1.04], at 0.80-
+//     0.92x its server CPU per READ.
+// Where the rest goes (perf sched record -a, one 8-job run of the shipped
+// build, 43.6k IOPS): the serving worker is preempted by the fio jobs its
+// replies wake 12,878 times per 32,768 READs (0.39 per READ) and waits
+// 0.219 s to run again, 0.105 s of it (9% of the run) while the other
+// CPU is idle (presumably the idle CPU will not pull a thread that ran
+// within the scheduler's migration cost), and the requests queued
+// meanwhile wait for it.
+// passthrough_hp the same way (48.7k IOPS): its threads were preempted
+// 17,175 times, and of their 4.68 s of waiting (summed over threads)
+// only 0.006 s fell while a CPU was idle; CPUs idle 0.51 s of 2 x 1.06 s
+// against our 0.86 s of 2 x 1.15 s. In the A/B rounds the machine was
+// 26-37% idle during our runs, 22-26% during passthrough_hp's
+// (/proc/stat, the 6 of 8 rounds others left quiet): its spare threads
+// in read(2) take the queued requests on the idle CPU, for 1.2-1.3x our
+// CPU per READ. Our extra readers do the
+// same at a cost that eats the gain (above); the 200 us timer covers the
+// long preemptions only (30 us: 0.95x, session 10). No code kept.
 //
 // Tried and rejected (session 8): FUSE_DEV_IOC_CLONE, a clone of the
 // session fd per worker (libfuse's clone_fd; passthrough_hp as fusebench
