@@ -1,3 +1,7 @@
+// Command loopback is fusebench's go-fuse peer: go-fuse v2's
+// fs.NewLoopbackRoot serving -shared-dir at a mount point, with the mount
+// settings krunbench serve negotiates (see main), so that fusebench
+// compares servers rather than settings. bench/internal/peers builds it.
 package main
 
 import (

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"os/exec"
@@ -14,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/krunbench/krunbench/virtiofs/fuse"
+	"github.com/krunbench/krunbench/virtiofs/fuse/fusetest"
 	"github.com/krunbench/krunbench/vmm/virtio"
 	"github.com/krunbench/krunbench/vmm/virtio/virtiotest"
 )
@@ -228,14 +228,11 @@ func (fe *vuFrontEnd) barrier(when string) {
 func (fe *vuFrontEnd) publishInit() {
 	fe.t.Helper()
 	fe.unique++
-	var body bytes.Buffer
-	binary.Write(&body, binary.LittleEndian, fuse.InitIn{Major: 7, Minor: 37})
-	h := fuse.InHeader{Len: uint32(fuse.InHeaderSize + body.Len()), Opcode: fuse.OpInit, Unique: fe.unique}
-	var req bytes.Buffer
-	binary.Write(&req, binary.LittleEndian, h)
-	req.Write(body.Bytes())
+	// A well-formed request: the attacks here are on the vhost-user
+	// protocol and the rings, never on the FUSE bytes.
+	req := fusetest.Request(fuse.OpInit, fe.unique, 0, fuse.InitIn{Major: 7, Minor: 37})
 	fe.drv.TakeUsed()
-	p, err := fe.drv.AddChain(virtiotest.R(req.Bytes()), virtiotest.W(256))
+	p, err := fe.drv.AddChain(virtiotest.R(req), virtiotest.W(256))
 	vuMust(fe.t, err)
 	fe.lastHead = p.Head
 	fe.drv.Publish()

@@ -1,12 +1,13 @@
 package recording
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/krunbench/krunbench/virtiofs/trace"
 )
 
 // ErrHeader reports input that does not start with a recording header.
@@ -15,16 +16,14 @@ var ErrHeader = errors.New("recording: not a recording (no header line)")
 // Reader reads a recording. A last line cut short ends the stream quietly;
 // see Truncated.
 type Reader struct {
-	br        *bufio.Reader
-	h         Header
-	line      int
-	truncated bool
+	lines *trace.LineReader
+	h     Header
 }
 
 // NewReader reads the header of a recording from r.
 func NewReader(r io.Reader) (*Reader, error) {
-	rd := &Reader{br: bufio.NewReaderSize(r, 64<<10)}
-	b, _, err := rd.readLine()
+	rd := &Reader{lines: trace.NewLineReader(r, "recording")}
+	b, _, err := rd.lines.Line()
 	if err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil, ErrHeader
@@ -61,44 +60,12 @@ func ParseHeader(line []byte) (h Header, ok bool) {
 // Header is the recording's header.
 func (r *Reader) Header() Header { return r.h }
 
-// readLine returns the next non-blank line; last is set when it was not
-// ended by a newline.
-func (r *Reader) readLine() (line []byte, last bool, err error) {
-	for {
-		b, err := r.br.ReadBytes('\n')
-		if err != nil && !errors.Is(err, io.EOF) {
-			return nil, false, err
-		}
-		last := err != nil
-		if len(b) == 0 && last {
-			return nil, false, io.EOF
-		}
-		r.line++
-		b = bytes.TrimSpace(b)
-		if len(b) == 0 {
-			if last {
-				return nil, false, io.EOF
-			}
-			continue
-		}
-		return b, last, nil
-	}
-}
-
 // Next returns the next record, or io.EOF at the end. Blank lines are
 // skipped; a malformed complete line is an error naming its line number.
 func (r *Reader) Next() (Record, error) {
-	b, last, err := r.readLine()
-	if err != nil {
-		return Record{}, err
-	}
 	var rec Record
-	if jerr := json.Unmarshal(b, &rec); jerr != nil {
-		if last {
-			r.truncated = true
-			return Record{}, io.EOF
-		}
-		return Record{}, fmt.Errorf("recording: line %d: %w", r.line, jerr)
+	if err := r.lines.Decode(&rec); err != nil {
+		return Record{}, err
 	}
 	if rec.Kind == KindMilestone && rec.Milestone.At == 0 {
 		rec.Milestone.At = rec.T
@@ -108,7 +75,7 @@ func (r *Reader) Next() (Record, error) {
 
 // Truncated reports whether the input ended in a partial line that was
 // skipped.
-func (r *Reader) Truncated() bool { return r.truncated }
+func (r *Reader) Truncated() bool { return r.lines.Truncated() }
 
 // ReadAll reads a whole recording, tolerating a truncated last line.
 func ReadAll(r io.Reader) (Header, []Record, error) {

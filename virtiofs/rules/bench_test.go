@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/krunbench/krunbench/virtiofs/fuse"
+	"github.com/krunbench/krunbench/virtiofs/fuse/fusetest"
 )
 
 // BenchmarkRules measures the per-request cost of the rules engine on the
@@ -29,19 +30,14 @@ func BenchmarkRules(b *testing.B) {
 		{"engine-0-rules", true, nil},
 		{"100-rules", true, hundred},
 	} {
-		for _, req := range []string{"GETATTR", "LOOKUP"} {
-			b.Run(bc.name+"/"+req, func(b *testing.B) {
+		for _, name := range []string{"GETATTR", "LOOKUP"} {
+			b.Run(bc.name+"/"+name, func(b *testing.B) {
 				s := newStackHook(b, bc.hook, bc.rules...)
 				etc, _ := s.lookup(fuse.RootID, "etc")
-				var body []byte
-				op := uint32(fuse.OpGetattr)
-				if req == "LOOKUP" {
-					op, body = fuse.OpLookup, encode("passwd")
-				} else {
-					body = encode(fuse.GetAttrIn{})
+				req := fusetest.Request(fuse.OpGetattr, 99, etc, fuse.GetAttrIn{})
+				if name == "LOOKUP" {
+					req = fusetest.Request(fuse.OpLookup, 99, etc, "passwd")
 				}
-				h := fuse.InHeader{Len: uint32(fuse.InHeaderSize + len(body)), Opcode: op, Unique: 99, Nodeid: etc}
-				req := append(encode(h), body...)
 				in := make([][]byte, 1)
 				out := [][]byte{make([]byte, 4096)}
 				b.ReportAllocs()

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/krunbench/krunbench/virtiofs/fuse"
+	"github.com/krunbench/krunbench/virtiofs/fuse/fusetest"
 	"github.com/krunbench/krunbench/virtiofs/overlay"
 	"github.com/krunbench/krunbench/virtiofs/passthrough"
 	"github.com/krunbench/krunbench/virtiofs/trace"
@@ -80,28 +81,10 @@ func newStackHook(t testing.TB, hook bool, rules ...string) *stack {
 	return s
 }
 
-func encode(parts ...any) []byte {
-	var b bytes.Buffer
-	for _, p := range parts {
-		switch v := p.(type) {
-		case string:
-			b.WriteString(v)
-			b.WriteByte(0)
-		default:
-			if err := binary.Write(&b, binary.LittleEndian, v); err != nil {
-				panic(err)
-			}
-		}
-	}
-	return b.Bytes()
-}
-
 // call serves one request and returns the reply's header and body.
 func (s *stack) call(op uint32, nodeid uint64, body ...any) (fuse.OutHeader, []byte) {
-	payload := encode(body...)
-	h := fuse.InHeader{Len: uint32(fuse.InHeaderSize + len(payload)), Opcode: op, Unique: s.unique.Add(1), Nodeid: nodeid}
 	out := make([]byte, 1<<17)
-	n, reply := s.srv.Serve([][]byte{append(encode(h), payload...)}, [][]byte{out})
+	n, reply := s.srv.Serve([][]byte{fusetest.Request(op, s.unique.Add(1), nodeid, body...)}, [][]byte{out})
 	if !reply {
 		return fuse.OutHeader{}, nil
 	}

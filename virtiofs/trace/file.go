@@ -2,8 +2,6 @@ package trace
 
 import (
 	"bufio"
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -87,57 +85,33 @@ func (f *FileWriter) Flush() error {
 // Close flushes; it does not close the underlying writer.
 func (f *FileWriter) Close() error { return f.Flush() }
 
-// Reader reads events from JSON lines. A last line cut short (a trace
-// whose writer died mid-line) ends the stream quietly; see Truncated.
+// Reader reads events from JSON lines (see LineReader: a last line cut
+// short, a trace whose writer died mid-line, ends the stream quietly).
 type Reader struct {
-	br        *bufio.Reader
-	line      int
-	truncated bool
+	lines LineReader
 }
 
 // NewReader returns a reader of JSON lines from r.
 func NewReader(r io.Reader) *Reader {
-	return &Reader{br: bufio.NewReaderSize(r, 64<<10)}
+	return &Reader{lines: *NewLineReader(r, "trace")}
 }
 
 // Next returns the next event, or io.EOF at the end. Blank lines are
 // skipped; a malformed complete line is an error naming its line number.
 func (r *Reader) Next() (Event, error) {
-	for {
-		b, err := r.br.ReadBytes('\n')
-		if err != nil && !errors.Is(err, io.EOF) {
-			return Event{}, err
-		}
-		last := err != nil
-		if len(b) == 0 && last {
-			return Event{}, io.EOF
-		}
-		r.line++
-		b = bytes.TrimSpace(b)
-		if len(b) == 0 {
-			if last {
-				return Event{}, io.EOF
-			}
-			continue
-		}
-		var ev Event
-		if jerr := json.Unmarshal(b, &ev); jerr != nil {
-			if last {
-				r.truncated = true
-				return Event{}, io.EOF
-			}
-			return Event{}, fmt.Errorf("trace: line %d: %w", r.line, jerr)
-		}
-		if ev.OpName == "" {
-			ev.OpName = opName(ev.Op)
-		}
-		return ev, nil
+	var ev Event
+	if err := r.lines.Decode(&ev); err != nil {
+		return Event{}, err
 	}
+	if ev.OpName == "" {
+		ev.OpName = opName(ev.Op)
+	}
+	return ev, nil
 }
 
 // Truncated reports whether the input ended in a partial line that was
 // skipped.
-func (r *Reader) Truncated() bool { return r.truncated }
+func (r *Reader) Truncated() bool { return r.lines.Truncated() }
 
 // ReadFile reads every event from JSON lines, tolerating a truncated last
 // line.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/krunbench/krunbench/virtiofs"
 	"github.com/krunbench/krunbench/virtiofs/fuse"
+	"github.com/krunbench/krunbench/virtiofs/fuse/fusetest"
 	"github.com/krunbench/krunbench/virtiofs/overlay"
 	"github.com/krunbench/krunbench/virtiofs/passthrough"
 	"github.com/krunbench/krunbench/vmm/virtio"
@@ -94,21 +95,6 @@ func TestEventfdInterrupt(t *testing.T) {
 	}
 }
 
-func fuseReq(op uint32, unique, nodeid uint64, body ...any) []byte {
-	var b bytes.Buffer
-	for _, p := range body {
-		if s, ok := p.(string); ok {
-			b.WriteString(s)
-			b.WriteByte(0)
-			continue
-		}
-		binary.Write(&b, binary.LittleEndian, p)
-	}
-	var h bytes.Buffer
-	binary.Write(&h, binary.LittleEndian, fuse.InHeader{Len: uint32(fuse.InHeaderSize + b.Len()), Opcode: op, Unique: unique, Nodeid: nodeid})
-	return append(h.Bytes(), b.Bytes()...)
-}
-
 // TestVirtiofsBehindTransport probes the real virtio-fs device through the
 // registers (hiprio and request queue in one guest memory) and runs FUSE
 // INIT and LOOKUP over the request queue.
@@ -155,15 +141,15 @@ func TestVirtiofsBehindTransport(t *testing.T) {
 		binary.Read(bytes.NewReader(reply), binary.LittleEndian, &h)
 		return h, reply[fuse.OutHeaderSize:]
 	}
-	h, _ := call(fuseReq(fuse.OpInit, 1, 0, fuse.InitIn{Major: 7, Minor: 37}, [44]byte{}), 256)
+	h, _ := call(fusetest.Request(fuse.OpInit, 1, 0, fuse.InitIn{Major: 7, Minor: 37}, [44]byte{}), 256)
 	if h.Error != 0 || h.Unique != 1 {
 		t.Fatalf("INIT: %+v", h)
 	}
-	h, body := call(fuseReq(fuse.OpLookup, 2, 1, "hello.txt"), 256)
+	h, body := call(fusetest.Request(fuse.OpLookup, 2, 1, "hello.txt"), 256)
 	if h.Error != 0 || h.Unique != 2 || len(body) < 8 || binary.LittleEndian.Uint64(body) == 0 {
 		t.Fatalf("LOOKUP hello.txt: %+v", h)
 	}
-	h, _ = call(fuseReq(fuse.OpLookup, 3, 1, "missing"), 256)
+	h, _ = call(fusetest.Request(fuse.OpLookup, 3, 1, "missing"), 256)
 	if h.Error != -int32(unix.ENOENT) {
 		t.Fatalf("LOOKUP missing: error %d", h.Error)
 	}
