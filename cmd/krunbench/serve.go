@@ -296,19 +296,13 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 	return err
 }
 
-// wholePipeWritesEnv set to 1 makes `serve --mount` offer max_write as
-// large as its request pipes hold (fusedev.Options.WholePipeWrites), for
-// A/B runs of fusebench against the default.
-const wholePipeWritesEnv = "KRUNBENCH_WHOLE_PIPE_WRITES"
-
 func serveFuseDev(cmd *cobra.Command, srv *fuse.Server, f serveFlags) error {
 	// Signals are caught before the mount appears, so a SIGTERM sent as
 	// soon as it does still unmounts.
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
-	m, err := fusedev.New(srv, f.mount, fusedev.Options{Workers: f.workers, AllowOther: true,
-		WholePipeWrites: os.Getenv(wholePipeWritesEnv) == "1"})
+	m, err := fusedev.New(srv, f.mount, fusedev.Options{Workers: f.workers, AllowOther: true})
 	if err != nil {
 		return err
 	}

@@ -55,8 +55,6 @@ type mountOpts struct {
 	entryTimeout time.Duration
 	// writeback offers the kernel's writeback cache.
 	writeback bool
-	// wholePipeWrites is fusedev.Options.WholePipeWrites.
-	wholePipeWrites bool
 }
 
 // syncBuffer collects a child's stderr while it runs.
@@ -126,7 +124,7 @@ func mount(t *testing.T, o mountOpts) *mounted {
 	}
 	cfg, err := json.Marshal(serveConfig{Shared: mt.shared, Mnt: mt.mnt, Trace: mt.traceFile,
 		Payload: o.payload, Config: o.config, NoSplice: o.noSplice, NoFile: o.noFile,
-		EntryTimeout: o.entryTimeout, Writeback: o.writeback, WholePipeWrites: o.wholePipeWrites})
+		EntryTimeout: o.entryTimeout, Writeback: o.writeback})
 	must(t, err)
 	cfgPath := filepath.Join(base, "serve.json")
 	must(t, os.WriteFile(cfgPath, cfg, 0o600))

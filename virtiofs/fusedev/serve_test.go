@@ -40,8 +40,6 @@ type serveConfig struct {
 	EntryTimeout time.Duration
 	// Writeback offers the kernel's writeback cache (serve --writeback).
 	Writeback bool
-	// WholePipeWrites is fusedev.Options.WholePipeWrites.
-	WholePipeWrites bool
 }
 
 // The child's control protocol, one line each way on stdin and stdout.
@@ -103,8 +101,7 @@ func serve(configPath string, ctl *os.File, reply *os.File) error {
 		opts.Offer = fuse.Offered | fuse.InitWritebackCache
 	}
 	srv := fuse.NewServer(ov, opts)
-	m, err := fusedev.New(srv, cfg.Mnt, fusedev.Options{AllowOther: true, NoSplice: cfg.NoSplice,
-		WholePipeWrites: cfg.WholePipeWrites})
+	m, err := fusedev.New(srv, cfg.Mnt, fusedev.Options{AllowOther: true, NoSplice: cfg.NoSplice})
 	if err != nil {
 		return err
 	}

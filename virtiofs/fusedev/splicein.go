@@ -71,8 +71,9 @@ import (
 // latency; only the writeback cache overlaps the two.
 // Tried, not kept (session 10): max_write of the pipe's buffers less two
 // (1016 KiB; readahead kept at 512 KiB so READs still splice), ~1.03x in
-// 6 rounds. Session 11 A/B'd it properly: Options.WholePipeWrites
-// (KRUNBENCH_WHOLE_PIPE_WRITES=1 for serve --mount), fusebench
+// 6 rounds. Session 11 A/B'd it properly with an option for it
+// (fusedev.Options.WholePipeWrites, inSlots = pages + 2; commit d16b1e8,
+// removed again after the A/B), fusebench
 // -settings default, -size 512M, both variants mounted side by side in
 // every round (tap, and tap with the option in fusebench's no-tap
 // slot) with passthrough_hp, 6 alternating holds of 6 rounds (36
@@ -86,8 +87,9 @@ import (
 // [1.07-1.57] worse (a larger WRITE holds its worker and a CPU longer);
 // with --writeback, write fresh 1.01x [0.95-1.07], warm 1.00x [0.94-
 // 1.07], mixed p99 1.02x [0.82-1.32] (18 rounds). Rows regress and none
-// gains: the default stays 512 KiB; the option stays for a later A/B
-// (TestWholePipeWrites keeps its 1016 KiB WRITEs spliced and exact).
+// gains: requests stay at 512 KiB, and the option and its test
+// (TestWholePipeWrites: 1016 KiB WRITEs from unaligned offsets, buffered,
+// writeback and O_DIRECT, spliced and byte-exact) went with it.
 
 // bulkWriteMin is the WRITE size from which requests are spliced in.
 const bulkWriteMin = 128 << 10
@@ -95,53 +97,36 @@ const bulkWriteMin = 128 << 10
 // spliceCredit is how many requests a large WRITE lets workers splice in.
 const spliceCredit = 4
 
-// inSlots is how many pipe buffers a spliced-in WRITE of size bytes can
-// take: the kernel puts the in-header and write_in (80 bytes) in a buffer
-// of their own and then references the data's pages (or folios) one
-// buffer each, never more of them than max_pages (fuse_fill_write_pages,
-// fuse_get_user_pages and the writeback cache's WRITEs all stop there),
-// and max_pages is size in pages (fuse.Server's INIT): size/page + 1.
-// One more is kept spare. Too few and the kernel fails the request with
-// EIO, which its writer would wait on forever: TestWholePipeWrites
-// writes max_write WRITEs from unaligned offsets and buffers, buffered
-// and O_DIRECT, through pipes sized exactly for them.
-func inSlots(size int) int { return size/unix.Getpagesize() + 2 }
+// inSlots is how many pipe buffers a WRITE of size bytes can take: one
+// per data page, plus a partial page at each end and the headers.
+func inSlots(size int) int { return size/unix.Getpagesize() + 4 }
 
-// spliceableRequest returns the largest power of two of pages (readahead)
-// and the request size (max_write, and max_pages in pages) whose WRITEs a
-// pipe of the capacity this process gets can take whole, so that large
-// WRITEs are spliced in and large READ replies spliced out instead of
-// being copied through the server: fuse.MaxWrite where pipes grow to
-// pipeSize, otherwise 512 KiB with fs.pipe-max-size at its default of 1
-// MiB (256 buffers, two short of a 1 MiB WRITE's). With wholePipe the
-// request size is instead the most whole pages the pipe takes (1016 KiB
-// there), while readahead stays the power of two so that READ replies,
-// which need header and edge buffers too (splice.go's fits), still
-// splice.
-func spliceableRequest(wholePipe bool) (readahead, request int) {
+// spliceableRequest is the largest request size (max_write, and
+// max_pages in pages) whose WRITEs a pipe of the capacity this process
+// gets can take whole, so that large WRITEs are spliced in and large
+// READ replies spliced out instead of being copied through the server:
+// fuse.MaxWrite where pipes grow to pipeSize, otherwise a power of two
+// of pages that fits (512 KiB with fs.pipe-max-size at its default of
+// 1 MiB, whose 256 buffers are four short of a 1 MiB WRITE's).
+func spliceableRequest() int {
 	var p [2]int
 	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
-		return fuse.MaxWrite, fuse.MaxWrite
+		return fuse.MaxWrite
 	}
 	defer unix.Close(p[0])
 	defer unix.Close(p[1])
 	got, err := growPipe(p[1])
 	if err != nil {
-		return fuse.MaxWrite, fuse.MaxWrite
+		return fuse.MaxWrite
 	}
-	page := unix.Getpagesize()
 	size := fuse.MaxWrite
-	for size > bulkWriteMin && inSlots(size) > got/page {
+	for size > bulkWriteMin && inSlots(size) > got/unix.Getpagesize() {
 		size /= 2
 	}
-	if inSlots(size) > got/page {
-		return fuse.MaxWrite, fuse.MaxWrite // pipes too small to splice anything large
+	if inSlots(size) > got/unix.Getpagesize() {
+		return fuse.MaxWrite // pipes too small to splice anything large
 	}
-	if !wholePipe {
-		return size, size
-	}
-	whole := min(fuse.MaxWrite, (got/page-2)*page)
-	return size, max(size, whole)
+	return size
 }
 
 var errPipeRead = errors.New("fusedev: short read from the request pipe")
