@@ -260,9 +260,26 @@ func (mt *mounted) splicedWrites(t *testing.T) uint64 {
 // serverFDs counts the server child's open descriptors.
 func (mt *mounted) serverFDs(t *testing.T) int {
 	t.Helper()
-	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", mt.cmd.Process.Pid))
+	return len(mt.serverFDLinks(t))
+}
+
+// serverFDLinks maps each of the server child's open descriptors to what
+// it refers to (the /proc link: "pipe:[123]", "anon_inode:[eventpoll]", a
+// path), for failure messages that say which descriptor came or went.
+func (mt *mounted) serverFDLinks(t *testing.T) map[string]string {
+	t.Helper()
+	dir := fmt.Sprintf("/proc/%d/fd", mt.cmd.Process.Pid)
+	fds, err := os.ReadDir(dir)
 	must(t, err)
-	return len(fds)
+	links := make(map[string]string, len(fds))
+	for _, fd := range fds {
+		link, err := os.Readlink(dir + "/" + fd.Name())
+		if err != nil {
+			link = "(closed while listed)"
+		}
+		links[fd.Name()] = link
+	}
+	return links
 }
 
 // close unmounts, tells the child to finish (it flushes the trace) and
