@@ -1,3 +1,13 @@
+// Command fusebench times file-system workloads through /dev/fuse mounts
+// of krunbench serve --mount (with and without its tap, and with 100
+// rules), go-fuse's loopback and libfuse's passthrough_hp, beside the host
+// directory itself: sequential write and cold read, find+stat, create and
+// unlink, each cold (a fresh server and mount per sample on default
+// settings) and warm; eight parallel clients; a writer beside a stat-only
+// client (the small client's p99); and server RSS after 100,000 lookups.
+// Rounds rotate the order of the modes; ratios are taken within a round.
+// One file per row family (workloads.go, concurrency.go, mixed.go,
+// inodes.go, rules.go, report*.go); see bench/README.md.
 package main
 
 import (
