@@ -93,7 +93,9 @@ func measureInodes(srv *server, mnt, share string, stop <-chan struct{}) (*inode
 		return nil, err
 	}
 	t0 := time.Now()
-	walkTolerant(filepath.Join(mnt, manyName), run, stop)
+	var tally fsops.WalkTally
+	fsops.WalkTolerant(filepath.Join(mnt, manyName), &tally, stop)
+	run.Seen, run.Failed, run.FirstError = tally.Seen, tally.Failed, tally.FirstError
 	run.Seconds = time.Since(t0).Seconds()
 	if fsops.Stopped(stop) {
 		return nil, errStopped
@@ -123,43 +125,6 @@ func readHead(path string) error {
 	defer f.Close()
 	_, err = f.Read(make([]byte, 4096))
 	return err
-}
-
-// walkTolerant walks like walkStat but goes on past errors, counting them.
-func walkTolerant(dir string, run *inodeRun, stop <-chan struct{}) {
-	fail := func(err error) {
-		run.Failed++
-		if run.FirstError == "" {
-			run.FirstError = err.Error()
-		}
-	}
-	if fsops.Stopped(stop) {
-		return
-	}
-	f, err := os.Open(dir)
-	if err != nil {
-		fail(err)
-		return
-	}
-	names, err := f.Readdirnames(-1)
-	f.Close()
-	if err != nil {
-		fail(err)
-	}
-	var st unix.Stat_t
-	for _, name := range names {
-		p := dir + "/" + name
-		if err := unix.Lstat(p, &st); err != nil {
-			fail(fmt.Errorf("lstat %s: %w", p, err))
-			continue
-		}
-		switch st.Mode & unix.S_IFMT {
-		case unix.S_IFREG:
-			run.Seen++
-		case unix.S_IFDIR:
-			walkTolerant(p, run, stop)
-		}
-	}
 }
 
 // procStatusKiB reads a "Key: N kB" line of /proc/PID/status.

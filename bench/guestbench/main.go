@@ -96,7 +96,7 @@ func parseFlags() (*config, error) {
 	flag.BoolVar(&cfg.count, "count", true, "one more boot per mode with the backend's request record on (krunbench --trace, virtiofsd -d), to count requests per workload")
 	flag.StringVar(&cfg.label, "label", "", "words recorded in the JSON as the run's label (say \"smoke, busy machine\" for numbers not to be quoted)")
 	flag.IntVar(&cfg.memoryFiles, "memory-files", 15000, "files in the memory workload's tree (1000 per directory): the backend's RSS after a find over it; keep it under virtiofsd's RLIMIT_NOFILE (an fd per inode)")
-	flag.IntVar(&cfg.largeFiles, "memory-large-files", 100000, "files in the memory-large workload's tree, walked by the krunbench modes, and by virtiofsd where it can have RLIMIT_NOFILE above it (nofile.go)")
+	flag.IntVar(&cfg.largeFiles, "memory-large-files", 100000, "files in the memory-large workload's tree, walked by every mode; virtiofsd keeps a descriptor per inode, and where RLIMIT_NOFILE is below the tree the row records its failed lookups (nofile.go)")
 	flag.IntVar(&cfg.runs, "runs", 3, "boots per mode (one sample of every workload each; the median is reported)")
 	flag.StringVar(&size, "size", "256M", "sequential read size (K, M, G suffixes are binary)")
 	flag.IntVar(&cfg.dirs, "dirs", 15, "directories in the stat tree")
@@ -162,20 +162,9 @@ type mode struct {
 	counts bool
 	// countFromStderr: the request record is the server's stderr.
 	countFromStderr bool
-	// notLarge: the mode skips the memory-large workload (virtiofsd where
-	// it cannot have a descriptor per inode: virtiofsdNofile).
-	notLarge bool
 	// initrd is the timed boots' initramfs, countInitrd the counting
 	// boot's (countWorkloads).
 	initrd, countInitrd string
-}
-
-// workloads is what this mode's timed boots run, in -workloads order.
-func (m *mode) workloads(cfg *config) []string {
-	if !m.notLarge {
-		return cfg.workloads
-	}
-	return withoutLarge(cfg.workloads)
 }
 
 // countWorkloads is what the counting boot runs: not memory-large, whose
@@ -211,11 +200,9 @@ func (m *mode) countArgv(share, socket, file string) []string {
 
 // buildModes describes every mode; vhostserve is the what-if server.
 func buildModes(cfg *config, vhostserve string) map[string]*mode {
-	// virtiofsd runs memory-large where it can keep a descriptor per inode.
-	largeArgs, largeDesc, largeOK := virtiofsdNofile(cfg.largeFiles)
-	if !largeOK {
-		largeDesc = "skipped: " + largeDesc
-	}
+	// virtiofsd walks memory-large too; where it cannot keep a
+	// descriptor per inode, what it does past its limit is the row.
+	largeArgs, largeDesc, _ := virtiofsdNofile(cfg.largeFiles)
 	ours := func(name, label, desc string, argv ...string) *mode {
 		return &mode{Name: name, Label: label, Desc: desc, Server: argv, krunbench: true, counts: true,
 			Counting: "krunbench serve --trace FILE: one JSON line per request"}
@@ -232,7 +219,6 @@ func buildModes(cfg *config, vhostserve string) map[string]*mode {
 		modeNoTap: ours(modeNoTap, "krunbench no-tap", "krunbench serve --no-tap --readdirplus auto --socket",
 			cfg.bin, "serve", "--no-tap", "--readdirplus", "auto"),
 		modeVirtiofsd: {Name: modeVirtiofsd, Label: "virtiofsd", krunbench: false, counts: true, countFromStderr: true,
-			notLarge: !largeOK,
 			Desc:     "QEMU 7.2's C virtiofsd as shipped (cache=auto: 1 s entry/attr timeouts like krunbench's; readdirplus with READDIRPLUS_AUTO (libfuse's default); sandbox=namespace; default thread pool); memory-large: " + largeDesc,
 			Server:   append([]string{cfg.virtiofsd, "-o", "cache=auto"}, largeArgs...),
 			Counting: "virtiofsd -d: one 'unique: N, opcode: ...' line per request"},
@@ -313,7 +299,7 @@ func run(ctx context.Context, cfg *config) error {
 			path      *string
 			file      string
 			workloads []string
-		}{{&m.initrd, name + ".cpio", m.workloads(cfg)}, {&m.countInitrd, name + ".count.cpio", m.countWorkloads(cfg)}} {
+		}{{&m.initrd, name + ".cpio", cfg.workloads}, {&m.countInitrd, name + ".count.cpio", m.countWorkloads(cfg)}} {
 			b, err := runnerconfig.Encode(guestConfig(cfg, ir.workloads))
 			if err != nil {
 				return err
@@ -374,7 +360,7 @@ func run(ctx context.Context, cfg *config) error {
 			m.Features = b.features
 			samples := b.samples
 			boot := time.Since(t0).Seconds()
-			for _, w := range m.workloads(cfg) {
+			for _, w := range cfg.workloads {
 				s, ok := samples[w]
 				if msg := b.failed[w]; msg != "" {
 					res.fail(w, name, msg)

@@ -17,9 +17,13 @@ const nofileMargin = 1024
 // above the hard limit; without it setrlimit fails with EPERM, which
 // virtiofsd ignores without a word and runs with the limit it was given.
 //
-// It returns extra virtiofsd arguments and a sentence for the mode's
-// description, or ok false with the reason it cannot. Seen on the
-// session-11 machine: hard limit 20000, CAP_SYS_RESOURCE not in the
+// It returns extra virtiofsd arguments, a sentence for the mode's
+// description, and whether virtiofsd can hold a descriptor per inode of
+// the tree. Where it cannot it still walks the tree, given the hard limit
+// (--rlimit-nofile=<hard>, so the run says which limit applied), and the
+// row records what it does past it, as fusebench's memory row does for
+// passthrough_hp: the lookups that fail, whether it still serves. Seen on
+// the session-11 machine: hard limit 20000, CAP_SYS_RESOURCE not in the
 // effective set (CapEff 000001fffeffffff): virtiofsd's processes in a
 // guest boot, 12,658 descriptors open, showed 20000/20000 in
 // /proc/PID/limits; setrlimit above 20000 gets EPERM here (prlimit, ulimit
@@ -34,13 +38,14 @@ func virtiofsdNofile(files int) (args []string, desc string, ok bool) {
 	if hasCapSysResource() {
 		return nil, fmt.Sprintf("it raises RLIMIT_NOFILE itself (its default --rlimit-nofile, min(1000000, fs.file-max - 16384)), this process having CAP_SYS_RESOURCE; needs %d", need), true
 	}
+	// Without the capability virtiofsd's default (up to 1,000,000) is
+	// above the hard limit and dropped without a word: ask for the hard
+	// limit itself, which needs no capability.
+	args = []string{fmt.Sprintf("--rlimit-nofile=%d", lim.Max)}
 	if lim.Max >= need {
-		// Without the capability virtiofsd's default (up to 1,000,000)
-		// may exceed the hard limit and be dropped: ask for the hard
-		// limit itself, which needs no capability.
-		return []string{fmt.Sprintf("--rlimit-nofile=%d", lim.Max)}, fmt.Sprintf("run with --rlimit-nofile=%d (the hard limit; no CAP_SYS_RESOURCE to go above it); needs %d", lim.Max, need), true
+		return args, fmt.Sprintf("run with --rlimit-nofile=%d (the hard limit; no CAP_SYS_RESOURCE to go above it); needs %d", lim.Max, need), true
 	}
-	return nil, fmt.Sprintf("RLIMIT_NOFILE hard limit %d < %d needed (a descriptor per inode) and no CAP_SYS_RESOURCE to raise it: virtiofsd's own setrlimit gets EPERM, which it ignores, and it fails with EMFILE past the limit", lim.Max, need), false
+	return args, fmt.Sprintf("run past its limit: --rlimit-nofile=%d, the hard limit, below the %d it needs (a descriptor per inode) and no CAP_SYS_RESOURCE to raise it (its own setrlimit gets EPERM, which it ignores); its lookups fail with EMFILE past the limit, and the row records what it did", lim.Max, need), false
 }
 
 // hasCapSysResource says whether CAP_SYS_RESOURCE is in this process's

@@ -91,7 +91,7 @@ func newResults(cfg *config, info machine, modes map[string]*mode) *results {
 		"memory": {Title: fmt.Sprintf("memory: find+stat %d files", cfg.memoryFiles),
 			Desc: "the stat walk over a tree of -memory-files files (1000 per directory, fewer than virtiofsd's RLIMIT_NOFILE: it keeps an fd per inode); the backend's RSS right after it is the memory row"},
 		"memory-large": {Title: fmt.Sprintf("memory: find+stat %d files", cfg.largeFiles),
-			Desc: "the memory walk over a tree of -memory-large-files files; virtiofsd walks it only where it can raise RLIMIT_NOFILE above it (its mode's description says which: it keeps an fd per inode and fails with EMFILE past the limit); the backend's RSS right after it"},
+			Desc: "the memory walk over a tree of -memory-large-files files, going on past failed lookups; virtiofsd keeps an fd per inode and fails with EMFILE past its RLIMIT_NOFILE (its mode's description says which limit applied): then the row records its failed lookups, the first error, its descriptors and whether it still serves a file the walk did not touch, and takes no RSS ratio against it; the backend's RSS right after the walk"},
 	}
 	for _, w := range cfg.workloads {
 		x := desc[w]
@@ -137,6 +137,13 @@ func (r *results) setRequests(wl, mode string, n opCounts) {
 
 func (r *results) addBoot(mode string, secs float64) {
 	r.Boots[mode] = append(r.Boots[mode], secs)
+}
+
+// walkFailed says whether a mode's memory walk failed lookups in some
+// sample (virtiofsd past its RLIMIT_NOFILE): its RSS is for fewer inodes,
+// so no RSS ratio is taken against it.
+func walkFailed(s *series) bool {
+	return slices.ContainsFunc(s.Samples, func(m measure) bool { return m.FilesFailed > 0 })
 }
 
 func (r *results) finish(elapsed time.Duration) {
@@ -194,7 +201,7 @@ func (r *results) finish(elapsed time.Duration) {
 					wall.Rows[key] = x.WallRatio[m.Name] <= targetWall
 				}
 			}
-			if peer.MedianRSSKiB > 0 {
+			if peer.MedianRSSKiB > 0 && !walkFailed(peer) {
 				x.RSSRatio[m.Name] = s.MedianRSSKiB / peer.MedianRSSKiB
 				if judged && x.Name == "memory" {
 					rss.Rows[key] = x.RSSRatio[m.Name] <= targetRSS

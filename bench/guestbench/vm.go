@@ -135,6 +135,17 @@ func (p *proc) rss() rssSplit {
 	return r
 }
 
+// fds counts the descriptors the process and its descendants hold.
+func (p *proc) fds() int {
+	n := 0
+	for _, pid := range p.tree() {
+		if ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid)); err == nil {
+			n += len(ents)
+		}
+	}
+	return n
+}
+
 // pidCPU is utime+stime from /proc/PID/stat, in seconds.
 func pidCPU(pid int) float64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
@@ -291,6 +302,13 @@ func boot(ctx context.Context, cfg *config, m *mode, tmp, share, label string, c
 				Seconds: secs, Units: units,
 				ServerCPU: srv.cpu() - cpuSrv, QemuCPU: vm.cpu() - cpuVM,
 				ServerRSSKiB: rss.Total, ServerAnonKiB: rss.Anon, ServerFileKiB: rss.File, ServerShmemKiB: rss.Shmem,
+			}
+			if f, ok := kv["failed"]; ok {
+				m := res[kv["name"]]
+				m.FilesFailed, _ = strconv.Atoi(f)
+				m.FirstError, m.AfterError = kv["first_error"], kv["after_error"]
+				m.ServerFDs = srv.fds()
+				res[kv["name"]] = m
 			}
 		case "features":
 			out.features = kv["bits"]

@@ -382,6 +382,7 @@ func (s *summary) guest(path string) error {
 	s.guestAsShipped(&r)
 	s.guestOpcodes(&r)
 	s.guestMemory(&r)
+	s.guestLargeWalk(&r)
 	return nil
 }
 
@@ -474,6 +475,32 @@ func (s *summary) guestMemory(r *results.GuestFile) {
 			}
 			t.row("| %s (%d files) | %s | %.1f | %.1f | %.1f | %.1f |", row.Name, files, mode,
 				m.MedianRSSKiB/1024, m.MedianAnonKiB/1024, m.MedianFileKiB/1024, m.MedianShmemKiB/1024)
+		}
+	}
+}
+
+// guestLargeWalk shows what each backend did on the memory-large walk,
+// which goes on past failed lookups (its first sample): a backend that
+// keeps a descriptor per inode (virtiofsd) fails past its RLIMIT_NOFILE,
+// the counterpart of fusebench's memory row for passthrough_hp.
+func (s *summary) guestLargeWalk(r *results.GuestFile) {
+	for _, row := range r.Rows {
+		if row.Name != "memory-large" {
+			continue
+		}
+		t := newTable(s.w, fmt.Sprintf("The %d-file walk, going on past failed lookups (first sample; no RSS ratio is taken against a backend whose lookups failed):", r.Config.LargeFiles),
+			"| mode | RSS (MiB) | files seen | failed | fds after | still serves | first error |")
+		for _, mode := range []string{guestOurs, guestPeer, guestAsShipped} {
+			m := row.Modes[mode]
+			if m == nil || len(m.Samples) == 0 || m.Samples[0].ServerFDs == 0 {
+				continue // not measured, or written before the walk went on past errors
+			}
+			x := m.Samples[0]
+			serves := "yes"
+			if x.AfterError != "" {
+				serves = "no: " + x.AfterError
+			}
+			t.row("| %s | %.1f | %.0f | %d | %d | %s | %s |", mode, float64(x.ServerRSSKiB)/1024, x.Units, x.FilesFailed, x.ServerFDs, serves, x.FirstError)
 		}
 	}
 }

@@ -65,6 +65,54 @@ func WalkStat(dir string, stop <-chan struct{}) (int, error) {
 	return files, nil
 }
 
+// WalkTally is what WalkTolerant saw: regular files lstat-ed without
+// error, entries whose lstat or directory listing failed, and the first
+// such error.
+type WalkTally struct {
+	Seen, Failed int
+	FirstError   string
+}
+
+// WalkTolerant walks like WalkStat but goes on past errors, counting
+// them in t: the memory rows' walk, which a server that keeps a
+// descriptor per inode cannot finish above its RLIMIT_NOFILE. It stops
+// quietly once stop is closed (checked per directory).
+func WalkTolerant(dir string, t *WalkTally, stop <-chan struct{}) {
+	fail := func(err error) {
+		t.Failed++
+		if t.FirstError == "" {
+			t.FirstError = err.Error()
+		}
+	}
+	if Stopped(stop) {
+		return
+	}
+	f, err := os.Open(dir)
+	if err != nil {
+		fail(err)
+		return
+	}
+	names, err := f.Readdirnames(-1)
+	f.Close()
+	if err != nil {
+		fail(fmt.Errorf("readdir %s: %w", dir, err))
+	}
+	var st unix.Stat_t
+	for _, name := range names {
+		p := dir + "/" + name
+		if err := unix.Lstat(p, &st); err != nil {
+			fail(fmt.Errorf("lstat %s: %w", p, err))
+			continue
+		}
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFREG:
+			t.Seen++
+		case unix.S_IFDIR:
+			WalkTolerant(p, t, stop)
+		}
+	}
+}
+
 // CreateUnlink creates, closes and unlinks n files in dir, one at a time
 // (f000000, f000001, ...: open with O_CREAT|O_EXCL, so a name already
 // there is an error). It returns ErrStopped once stop is closed (checked

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestWalkStatCountsRegularFiles: a tree of 3 files in two directories,
@@ -38,6 +40,74 @@ func TestWalkStatCountsRegularFiles(t *testing.T) {
 	}
 	if _, err := WalkStat(filepath.Join(dir, "missing"), nil); err == nil {
 		t.Fatal("WalkStat(a missing directory) = nil error")
+	}
+}
+
+// TestWalkTolerantCountsAndGoesOn: in a tree of 2 files beside a chain
+// of directories whose path outgrows PATH_MAX (made through descriptors,
+// the way no path could), the walk counts the 2 files, fails once where
+// the path gets too long, keeps that first error, and goes on; WalkStat
+// stops at the same place with the error.
+func TestWalkTolerantCountsAndGoesOn(t *testing.T) {
+	dir := t.TempDir()
+	for _, p := range []string{"a", "z/b"} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, p), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fd, err := unix.Open(dir, unix.O_DIRECTORY|unix.O_RDONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("d", 250)
+	for range 20 { // 20 x 251 bytes > PATH_MAX (4096)
+		if err := unix.Mkdirat(fd, long, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		next, err := unix.Openat(fd, long, unix.O_DIRECTORY|unix.O_RDONLY, 0)
+		unix.Close(fd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fd = next
+	}
+	unix.Close(fd)
+	t.Cleanup(func() { removeDeep(t, dir, long) })
+
+	var tally WalkTally
+	WalkTolerant(dir, &tally, nil)
+	if tally.Seen != 2 || tally.Failed != 1 || !strings.Contains(tally.FirstError, "file name too long") {
+		t.Fatalf("WalkTolerant = %+v; want 2 seen, 1 failed (file name too long)", tally)
+	}
+	var none WalkTally
+	WalkTolerant(filepath.Join(dir, "missing"), &none, nil)
+	if none.Failed != 1 || none.Seen != 0 || none.FirstError == "" {
+		t.Fatalf("WalkTolerant(missing) = %+v; want 1 failure", none)
+	}
+	if _, err := WalkStat(dir, nil); err == nil {
+		t.Fatal("WalkStat over the too-long chain = nil error")
+	}
+}
+
+// removeDeep removes the chain of long directories from the bottom up
+// through descriptors (t.TempDir's RemoveAll works by path).
+func removeDeep(t *testing.T, dir, long string) {
+	fds := []int{}
+	fd, err := unix.Open(dir, unix.O_DIRECTORY|unix.O_RDONLY, 0)
+	for err == nil {
+		fds = append(fds, fd)
+		fd, err = unix.Openat(fd, long, unix.O_DIRECTORY|unix.O_RDONLY, 0)
+	}
+	for i := len(fds) - 1; i >= 0; i-- {
+		if i < len(fds)-1 {
+			if err := unix.Unlinkat(fds[i], long, unix.AT_REMOVEDIR); err != nil {
+				t.Error(err)
+			}
+		}
+		unix.Close(fds[i])
 	}
 }
 

@@ -17,6 +17,15 @@ type GuestMeasure struct {
 	ServerAnonKiB  int64   `json:"server_rss_anon_kib"`
 	ServerFileKiB  int64   `json:"server_rss_file_kib"`
 	ServerShmemKiB int64   `json:"server_rss_shmem_kib"`
+	// The memory-large walk only (it goes on past errors): the entries
+	// whose lookup or listing failed in the guest and the first error
+	// (a backend with a descriptor per inode past its RLIMIT_NOFILE),
+	// the descriptors the backend held after the walk, and, if a file the
+	// walk had not touched could not be opened and read afterwards, why.
+	FilesFailed int    `json:"files_failed,omitempty"`
+	FirstError  string `json:"first_error,omitempty"`
+	ServerFDs   int    `json:"server_fds,omitempty"`
+	AfterError  string `json:"after_error,omitempty"`
 }
 
 // GuestSeries is every sample of one workload in one mode, and what
