@@ -140,8 +140,8 @@ func (r *results) addBoot(mode string, secs float64) {
 }
 
 // walkFailed says whether a mode's memory walk failed lookups in some
-// sample (virtiofsd past its RLIMIT_NOFILE): its RSS is for fewer inodes,
-// so no RSS ratio is taken against it.
+// sample (virtiofsd past its RLIMIT_NOFILE): its RSS, CPU and time are
+// for fewer inodes, so no ratio is taken against it.
 func walkFailed(s *series) bool {
 	return slices.ContainsFunc(s.Samples, func(m measure) bool { return m.FilesFailed > 0 })
 }
@@ -174,7 +174,7 @@ func (r *results) finish(elapsed time.Duration) {
 			}
 		}
 		peer := x.Modes[modeVirtiofsd]
-		if peer == nil || len(peer.Samples) == 0 {
+		if peer == nil || len(peer.Samples) == 0 || walkFailed(peer) {
 			continue
 		}
 		x.CPURatio, x.WallRatio, x.RSSRatio = map[string]float64{}, map[string]float64{}, map[string]float64{}
@@ -201,7 +201,7 @@ func (r *results) finish(elapsed time.Duration) {
 					wall.Rows[key] = x.WallRatio[m.Name] <= targetWall
 				}
 			}
-			if peer.MedianRSSKiB > 0 && !walkFailed(peer) {
+			if peer.MedianRSSKiB > 0 {
 				x.RSSRatio[m.Name] = s.MedianRSSKiB / peer.MedianRSSKiB
 				if judged && x.Name == "memory" {
 					rss.Rows[key] = x.RSSRatio[m.Name] <= targetRSS
