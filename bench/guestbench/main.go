@@ -42,6 +42,9 @@ type config struct {
 	count                    bool
 	memoryFiles, largeFiles  int
 	label                    string
+	binB                     string
+	profile                  string
+	profileRuns              int
 	timeout                  time.Duration
 	modes, workloads         []string
 }
@@ -58,11 +61,12 @@ const (
 	modeAlways    = "virtiofs-always"
 	modeNoTap     = "virtiofs-notap"
 	modeDirect    = "virtiofs-dio"
+	modeB         = "virtiofs-b"
 )
 
 var (
 	defaultModes = []string{modeTap, modeVirtiofsd, modeAlways}
-	allModes     = []string{modeTap, modeVirtiofsd, modeAlways, modeNoTap, modeDirect}
+	allModes     = []string{modeTap, modeVirtiofsd, modeAlways, modeNoTap, modeDirect, modeB}
 	allWorkloads = []string{"stat", "read", "create", "memory", "memory-large"}
 )
 
@@ -91,6 +95,9 @@ func parseFlags() (*config, error) {
 	flag.IntVar(&cfg.cpus, "cpus", 1, "guest vCPUs")
 	flag.IntVar(&cfg.memMiB, "mem", 1024, "guest memory in MiB (memfd, shared, for every mode)")
 	flag.IntVar(&cfg.queueSize, "queue-size", 1024, "vhost-user-fs-device request queue size")
+	flag.StringVar(&cfg.binB, "bin-b", "", "a second krunbench binary for mode "+modeB+" (an A/B in one run: the same flags as "+modeTap+", booted in rotation with it)")
+	flag.StringVar(&cfg.profile, "profile", "", "profile every mode's backend with perf in extra boots (profile.go) and keep the raw data and the table in this directory")
+	flag.IntVar(&cfg.profileRuns, "profile-runs", 1, "profile boots per mode with -profile")
 	flag.StringVar(&cfg.virtiofsd, "virtiofsd", "", "QEMU's C virtiofsd (default: "+peers.VirtiofsdPath+")")
 	flag.BoolVar(&cfg.dmaBounce, "dma-bounce", true, "vhost-user-fs-device iommu_platform=on and guest swiotlb=force, as the QEMU engine runs TCG guests (issue 16); same for every backend")
 	flag.BoolVar(&cfg.count, "count", true, "one more boot per mode with the backend's request record on (krunbench --trace, virtiofsd -d), to count requests per workload")
@@ -113,8 +120,11 @@ func parseFlags() (*config, error) {
 	if cfg.size, err = cli.ParseSize(size); err != nil {
 		return nil, err
 	}
-	if cfg.runs < 1 || cfg.dirs < 1 || cfg.filesPerDir < 1 || cfg.creates < 1 || cfg.cpus < 1 || cfg.memMiB < 128 || cfg.memoryFiles < 1 || cfg.largeFiles < 1 {
-		return nil, errors.New("-runs, -dirs, -files-per-dir, -creates, -memory-files, -memory-large-files and -cpus must be positive, -mem at least 128")
+	if cfg.runs < 0 || cfg.runs == 0 && cfg.profile == "" || cfg.profileRuns < 1 {
+		return nil, errors.New("-runs must be positive (0 only with -profile), -profile-runs positive")
+	}
+	if cfg.dirs < 1 || cfg.filesPerDir < 1 || cfg.creates < 1 || cfg.cpus < 1 || cfg.memMiB < 128 || cfg.memoryFiles < 1 || cfg.largeFiles < 1 {
+		return nil, errors.New("-dirs, -files-per-dir, -creates, -memory-files, -memory-large-files and -cpus must be positive, -mem at least 128")
 	}
 	if cfg.accel != qemu.AccelTCG && cfg.accel != qemu.AccelKVM {
 		return nil, fmt.Errorf("-accel %q: want tcg or kvm", cfg.accel)
@@ -133,7 +143,10 @@ func parseFlags() (*config, error) {
 	if len(cfg.modes) == 0 || len(cfg.workloads) == 0 {
 		return nil, errors.New("-modes and -workloads must not be empty")
 	}
-	for _, p := range []*string{&cfg.bin, &cfg.out} {
+	if slices.Contains(cfg.modes, modeB) != (cfg.binB != "") {
+		return nil, errors.New("mode " + modeB + " and -bin-b go together")
+	}
+	for _, p := range []*string{&cfg.bin, &cfg.out, &cfg.binB, &cfg.profile} {
 		if *p != "" {
 			if *p, err = filepath.Abs(*p); err != nil {
 				return nil, err
@@ -222,6 +235,8 @@ func buildModes(cfg *config, vhostserve string) map[string]*mode {
 			Desc:     "QEMU 7.2's C virtiofsd as shipped (cache=auto: 1 s entry/attr timeouts like krunbench's; readdirplus with READDIRPLUS_AUTO (libfuse's default); sandbox=namespace; default thread pool); memory-large: " + largeDesc,
 			Server:   append([]string{cfg.virtiofsd, "-o", "cache=auto"}, largeArgs...),
 			Counting: "virtiofsd -d: one 'unique: N, opcode: ...' line per request"},
+		modeB: ours(modeB, "krunbench B", "krunbench serve --readdirplus auto --socket as "+modeTap+", from -bin-b: the other side of an A/B",
+			cfg.binB, "serve", "--readdirplus", "auto"),
 		modeDirect: whatIf(modeDirect, "krunbench dio", "what-if: krunbench's server, no tap, --readdirplus auto, FOPEN_DIRECT_IO on every open: no guest page cache (guestbench/vhostserve -direct-io)",
 			vhostserve, "-direct-io", "-readdirplus", "auto"),
 	}
@@ -256,7 +271,7 @@ func run(ctx context.Context, cfg *config) error {
 	if st, err := os.Stat(cfg.kernel); err != nil || st.IsDir() {
 		return fmt.Errorf("-kernel %s: not a file", cfg.kernel)
 	}
-	if slices.Contains(cfg.modes, modeNoTap) || slices.Contains(cfg.modes, modeTap) || slices.Contains(cfg.modes, modeAlways) {
+	if slices.Contains(cfg.modes, modeNoTap) || slices.Contains(cfg.modes, modeTap) || slices.Contains(cfg.modes, modeAlways) || slices.Contains(cfg.modes, modeB) {
 		if _, err := os.Stat(cfg.bin); err != nil {
 			return fmt.Errorf("-bin: %w (run make build)", err)
 		}
@@ -325,7 +340,7 @@ func run(ctx context.Context, cfg *config) error {
 			if err := warmHost(share); err != nil {
 				return err
 			}
-			b, err := boot(ctx, cfg, m, tmp, share, name+".count", true)
+			b, err := boot(ctx, cfg, m, tmp, share, name+".count", true, nil)
 			if err != nil {
 				return fmt.Errorf("%s counting boot: %w", name, err)
 			}
@@ -340,6 +355,14 @@ func run(ctx context.Context, cfg *config) error {
 			}
 		}
 	}
+	if cfg.profile != "" {
+		if err := profileBoots(ctx, cfg, modes, tmp, share, res, os.Stdout); err != nil {
+			return err
+		}
+		if cfg.runs == 0 {
+			return nil
+		}
+	}
 	for rep := range cfg.runs {
 		for _, name := range cli.Rotate(cfg.modes, rep) {
 			if err := ctx.Err(); err != nil {
@@ -350,7 +373,7 @@ func run(ctx context.Context, cfg *config) error {
 				return err
 			}
 			t0 := time.Now()
-			b, err := boot(ctx, cfg, m, tmp, share, fmt.Sprintf("%s.%d", name, rep), false)
+			b, err := boot(ctx, cfg, m, tmp, share, fmt.Sprintf("%s.%d", name, rep), false, nil)
 			if err != nil {
 				return fmt.Errorf("%s run %d: %w", name, rep+1, err)
 			}

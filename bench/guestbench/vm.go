@@ -221,8 +221,10 @@ type bootResult struct {
 // workload, with the host CPU time the server and QEMU spent in each and
 // the server's RSS at the end of each. A counting boot runs the server
 // with its request record on (m.countArgv), for requestCounts; its
-// timings are not used.
-func boot(ctx context.Context, cfg *config, m *mode, tmp, share, label string, counting bool) (*bootResult, error) {
+// timings are not used. A profile boot (prof not nil) runs the counting
+// boot's workloads with perf attached to the server (profile.go), each
+// workload's perf enabled from its begin line to its end line.
+func boot(ctx context.Context, cfg *config, m *mode, tmp, share, label string, counting bool, prof *profiler) (*bootResult, error) {
 	logFile := filepath.Join(tmp, label+".log")
 	log, err := os.Create(logFile)
 	if err != nil {
@@ -258,7 +260,7 @@ func boot(ctx context.Context, cfg *config, m *mode, tmp, share, label string, c
 	}
 	defer pr.Close()
 	initrd := m.initrd
-	if counting {
+	if counting || prof != nil {
 		initrd = m.countInitrd
 	}
 	args := qemuArgs(cfg, initrd, socket)
@@ -270,6 +272,18 @@ func boot(ctx context.Context, cfg *config, m *mode, tmp, share, label string, c
 	}
 	defer vm.stop()
 
+	if prof != nil {
+		// After QEMU connects: virtiofsd forks the process that serves
+		// only then, and perf, attached with its events disabled, would
+		// miss the fork's record (the child's samples would name no
+		// binary).
+		prof.log = log
+		err := prof.attach(settledTree(srv, m.serverProcs()), m.countWorkloads(cfg))
+		defer prof.finish() // on errors; a no-op after the one below
+		if err != nil {
+			return nil, err
+		}
+	}
 	timer := time.AfterFunc(cfg.timeout, func() { vm.stop() })
 	defer timer.Stop()
 	stopOnCancel := context.AfterFunc(ctx, func() { vm.stop() })
@@ -290,8 +304,18 @@ func boot(ctx context.Context, cfg *config, m *mode, tmp, share, label string, c
 		verb, kv := parseLine(rest)
 		switch verb {
 		case "begin":
+			if prof != nil {
+				if err := prof.enable(kv["name"]); err != nil {
+					return nil, err
+				}
+			}
 			cpuSrv, cpuVM = srv.cpu(), vm.cpu()
 		case "end":
+			if prof != nil {
+				if err := prof.disable(kv["name"]); err != nil {
+					return nil, err
+				}
+			}
 			secs, _ := strconv.ParseFloat(kv["seconds"], 64)
 			units, _ := strconv.ParseFloat(kv["units"], 64)
 			if secs <= 0 {
@@ -330,7 +354,13 @@ func boot(ctx context.Context, cfg *config, m *mode, tmp, share, label string, c
 		return nil, fmt.Errorf("guest did not finish (qemu: %v; timeout %v)\n%s", vm.err, cfg.timeout, tail(logFile))
 	}
 	// The server's exit flushes its trace (and says whether it dropped
-	// events): stop it before anyone reads the record.
+	// events): stop it before anyone reads the record; perf first, so
+	// that it sees no exit.
+	if prof != nil {
+		if err := prof.finish(); err != nil {
+			return nil, err
+		}
+	}
 	srv.stop()
 	return out, nil
 }
