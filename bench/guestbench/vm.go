@@ -330,7 +330,7 @@ func boot(ctx context.Context, cfg *config, m *mode, tmp, share, label string, c
 			if f, ok := kv["failed"]; ok {
 				m := res[kv["name"]]
 				m.FilesFailed, _ = strconv.Atoi(f)
-				m.FirstError, m.AfterError = kv["first_error"], kv["after_error"]
+				m.FirstError, m.AfterError, m.FailedByErrno = kv["first_error"], kv["after_error"], kv["errnos"]
 				m.ServerFDs = srv.fds()
 				res[kv["name"]] = m
 			}

@@ -500,7 +500,11 @@ func (s *summary) guestLargeWalk(r *results.GuestFile) {
 			if x.AfterError != "" {
 				serves = "no: " + x.AfterError
 			}
-			t.row("| %s | %.1f | %.0f | %d | %d | %s | %s |", mode, float64(x.ServerRSSKiB)/1024, x.Units, x.FilesFailed, x.ServerFDs, serves, x.FirstError)
+			failed := fmt.Sprint(x.FilesFailed)
+			if x.FailedByErrno != "" {
+				failed += " (" + x.FailedByErrno + ")"
+			}
+			t.row("| %s | %.1f | %.0f | %s | %d | %s | %s |", mode, float64(x.ServerRSSKiB)/1024, x.Units, failed, x.ServerFDs, serves, x.FirstError)
 		}
 	}
 }

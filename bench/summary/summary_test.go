@@ -37,7 +37,7 @@ const guestFixture = `{"config":{"runs":2,"memory_files":15000,"memory_large_fil
  {"name":"memory","modes":{"virtiofs-tap":{"median_server_rss_kib":10240,"median_server_rss_anon_kib":2048,"median_server_rss_file_kib":1024,"median_server_rss_shmem_kib":7168},"virtiofsd":{"failures":["EMFILE"]}}},
  {"name":"memory-large","modes":{"virtiofs-tap":{"median_server_rss_kib":20480,"median_server_rss_anon_kib":4096,"median_server_rss_file_kib":1024,"median_server_rss_shmem_kib":15360,
    "samples":[{"units":100000,"server_rss_kib":20480,"server_fds":40}]},
-   "virtiofsd":{"median_server_rss_kib":9216,"samples":[{"units":19000,"server_rss_kib":9216,"files_failed":81000,"first_error":"lstat /mnt/large/d019/f00000: too many open files","server_fds":20000,"after_error":"open /mnt: too many open files"}]}}}]}`
+   "virtiofsd":{"median_server_rss_kib":9216,"samples":[{"units":19000,"server_rss_kib":9216,"files_failed":81000,"failed_by_errno":"EMFILE:80999,ENFILE:1","first_error":"lstat /mnt/large/d019/f00000: too many open files","server_fds":20000,"after_error":"open /mnt: too many open files"}]}}}]}`
 
 func run(t *testing.T, files map[string]string) (string, []string) {
 	t.Helper()
@@ -85,7 +85,7 @@ func TestVerdictsFollowTheTargets(t *testing.T) {
 		"| memory-large (100000 files) | virtiofs-tap | 20.0 | 4.0 | 1.0 | 15.0 |",
 		"- failed: EMFILE",
 		"| virtiofs-tap | 20.0 | 100000 | 0 | 40 | yes |  |",
-		"| virtiofsd | 9.0 | 19000 | 81000 | 20000 | no: open /mnt: too many open files | lstat /mnt/large/d019/f00000: too many open files |",
+		"| virtiofsd | 9.0 | 19000 | 81000 (EMFILE:80999,ENFILE:1) | 20000 | no: open /mnt: too many open files | lstat /mnt/large/d019/f00000: too many open files |",
 		"| write (writeback, both) | MB/s | 900 (±0%) | – | 850 (±0%) | – | | 1.06x [1.00–1.10] | met |",
 		"6 targets met, 4 missed.",
 	} {

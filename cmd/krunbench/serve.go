@@ -176,8 +176,18 @@ func guestPolicy(f serveFlags) (fuse.GuestPolicy, error) {
 // (anon 2,852/2,844), 1.06x, still over; the last session run had anon
 // 7.9 MiB. Not done:
 // debug.FreeOSMemory once a burst of requests is over would return the
-// garbage's pages, but guestbench reads RSS right after the walk, so it
-// was not measured.
+// garbage's pages, but guestbench reads RSS right after the walk (at the
+// runner's end line, within console latency of the last request), so it
+// was not measured. Whether that garbage is transient (serve --mount,
+// find -ls over 15,000 files, then idle, GODEBUG=gctrace=1,scavtrace=1,
+// one run, session 12): RssAnon 2,692 KiB idle, 5,636 right after the
+// walk and still 5,636 at +60 s; the runtime's forced GC at 2 min
+// (19->19->18 MB heap: 16 MB of it allocated at start and mostly never
+// touched, so GOGC 50's goal of 24 MB let the walk run with no GC at
+// all) freed about 1 MB, the scavenger returned 0 KiB (heap far under
+// its retain goal), and RssAnon was 5,724 at +250 s. So the garbage is
+// resident for as long as the server idles: a cost a user sees, not an
+// artefact of when guestbench samples.
 //
 // After the key table of slot numbers (passthrough/keys.go; guestbench
 // memory, 3 rounds in one hold, static builds): 77,040 KiB against

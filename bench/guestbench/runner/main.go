@@ -10,7 +10,7 @@
 //	GUESTBENCH features bits=0100...
 //	GUESTBENCH begin name=stat
 //	GUESTBENCH end name=stat seconds=12.345678 units=50000
-//	GUESTBENCH end name=memory-large seconds=... units=19000 failed=81000 first_error="..." after_error="..."
+//	GUESTBENCH end name=memory-large seconds=... units=19000 failed=81 errnos="EMFILE:81" first_error="..." after_error="..."
 //	GUESTBENCH failed name=memory msg="..."   (that workload only; the rest go on)
 //	GUESTBENCH error msg="..."
 //	GUESTBENCH done
@@ -159,7 +159,7 @@ func sample(cfg *runnerconfig.Config, name string) error {
 	}
 	extra := ""
 	if tally != nil {
-		extra = fmt.Sprintf(" failed=%d first_error=%q after_error=%q", tally.Failed, tally.FirstError, stillServes(cfg))
+		extra = fmt.Sprintf(" failed=%d errnos=%q first_error=%q after_error=%q", tally.Failed, tally.ErrnoCounts(), tally.FirstError, stillServes(cfg))
 	}
 	fmt.Printf("GUESTBENCH end name=%s seconds=%.6f units=%.0f%s\n", name, secs, units, extra)
 	if after != nil {

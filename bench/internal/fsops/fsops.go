@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -66,11 +68,28 @@ func WalkStat(dir string, stop <-chan struct{}) (int, error) {
 }
 
 // WalkTally is what WalkTolerant saw: regular files lstat-ed without
-// error, entries whose lstat or directory listing failed, and the first
-// such error.
+// error, entries whose lstat or directory listing failed (a directory
+// that could not be opened counts once, its files unseen), those
+// failures by errno name ("EMFILE"; "other" for an error without one),
+// and the first such error.
 type WalkTally struct {
 	Seen, Failed int
+	Errnos       map[string]int
 	FirstError   string
+}
+
+// ErrnoCounts writes the failures by errno as "EMFILE:80,ENOENT:1"
+// (names sorted), "" if there were none.
+func (t *WalkTally) ErrnoCounts() string {
+	names := make([]string, 0, len(t.Errnos))
+	for n := range t.Errnos {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for i, n := range names {
+		names[i] = fmt.Sprintf("%s:%d", n, t.Errnos[n])
+	}
+	return strings.Join(names, ",")
 }
 
 // WalkTolerant walks like WalkStat but goes on past errors, counting
@@ -80,6 +99,15 @@ type WalkTally struct {
 func WalkTolerant(dir string, t *WalkTally, stop <-chan struct{}) {
 	fail := func(err error) {
 		t.Failed++
+		name := "other"
+		var errno unix.Errno
+		if errors.As(err, &errno) {
+			name = unix.ErrnoName(errno)
+		}
+		if t.Errnos == nil {
+			t.Errnos = map[string]int{}
+		}
+		t.Errnos[name]++
 		if t.FirstError == "" {
 			t.FirstError = err.Error()
 		}

@@ -79,12 +79,12 @@ func TestWalkTolerantCountsAndGoesOn(t *testing.T) {
 
 	var tally WalkTally
 	WalkTolerant(dir, &tally, nil)
-	if tally.Seen != 2 || tally.Failed != 1 || !strings.Contains(tally.FirstError, "file name too long") {
+	if tally.Seen != 2 || tally.Failed != 1 || !strings.Contains(tally.FirstError, "file name too long") || tally.ErrnoCounts() != "ENAMETOOLONG:1" {
 		t.Fatalf("WalkTolerant = %+v; want 2 seen, 1 failed (file name too long)", tally)
 	}
 	var none WalkTally
 	WalkTolerant(filepath.Join(dir, "missing"), &none, nil)
-	if none.Failed != 1 || none.Seen != 0 || none.FirstError == "" {
+	if none.Failed != 1 || none.Seen != 0 || none.FirstError == "" || none.ErrnoCounts() != "ENOENT:1" {
 		t.Fatalf("WalkTolerant(missing) = %+v; want 1 failure", none)
 	}
 	if _, err := WalkStat(dir, nil); err == nil {

@@ -22,10 +22,13 @@ type GuestMeasure struct {
 	// (a backend with a descriptor per inode past its RLIMIT_NOFILE),
 	// the descriptors the backend held after the walk, and, if a file the
 	// walk had not touched could not be opened and read afterwards, why.
-	FilesFailed int    `json:"files_failed,omitempty"`
-	FirstError  string `json:"first_error,omitempty"`
-	ServerFDs   int    `json:"server_fds,omitempty"`
-	AfterError  string `json:"after_error,omitempty"`
+	FilesFailed int `json:"files_failed,omitempty"`
+	// FailedByErrno is FilesFailed by errno name: "EMFILE:81" (the
+	// runner's fsops.WalkTally.ErrnoCounts).
+	FailedByErrno string `json:"failed_by_errno,omitempty"`
+	FirstError    string `json:"first_error,omitempty"`
+	ServerFDs     int    `json:"server_fds,omitempty"`
+	AfterError    string `json:"after_error,omitempty"`
 }
 
 // GuestSeries is every sample of one workload in one mode, and what
