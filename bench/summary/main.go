@@ -489,7 +489,7 @@ func (s *summary) guestLargeWalk(r *results.GuestFile) {
 			continue
 		}
 		t := newTable(s.w, fmt.Sprintf("The %d-file walk, going on past failed lookups (first sample; no RSS ratio is taken against a backend whose lookups failed):", r.Config.LargeFiles),
-			"| mode | RSS (MiB) | files seen | failed | fds after | still serves | first error |")
+			"| mode | RSS (MiB) | files seen | never reached | failed lookups | fds after | still serves | first error |")
 		for _, mode := range []string{guestOurs, guestPeer, guestAsShipped} {
 			m := row.Modes[mode]
 			if m == nil || len(m.Samples) == 0 || m.Samples[0].ServerFDs == 0 {
@@ -504,7 +504,11 @@ func (s *summary) guestLargeWalk(r *results.GuestFile) {
 			if x.FailedByErrno != "" {
 				failed += " (" + x.FailedByErrno + ")"
 			}
-			t.row("| %s | %.1f | %.0f | %s | %d | %s | %s |", mode, float64(x.ServerRSSKiB)/1024, x.Units, failed, x.ServerFDs, serves, x.FirstError)
+			// A directory that cannot be opened is one failure, and none
+			// of its files is looked up: what the walk never reached is
+			// the tree less what it saw.
+			unreached := max(r.Config.LargeFiles-int(x.Units), 0)
+			t.row("| %s | %.1f | %.0f | %d | %s | %d | %s | %s |", mode, float64(x.ServerRSSKiB)/1024, x.Units, unreached, failed, x.ServerFDs, serves, x.FirstError)
 		}
 	}
 }
