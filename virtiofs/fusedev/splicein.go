@@ -239,7 +239,13 @@ type pendingWrite struct {
 
 func (p *pendingWrite) Len() int { return p.left }
 
-// SpliceTo moves the data to fd at off.
+// SpliceTo moves the data to fd at off. With --writeback, WRITEs to one
+// file are served by several workers at once, which spin on its inode
+// lock (rwsem_spin_on_owner, 24% of the server's samples on a cold 512
+// MiB dd + fsync). Tried, not kept: one splice out at a time (a mutex
+// here), 7 pairs, wall new/old median 1.22 [1.14-1.52], server CPU 408
+// ms against 202: the overlap pays for the spinning, and blocked workers
+// called up spares (fresh buffers zeroed: memclr 22% of samples).
 func (p *pendingWrite) SpliceTo(fd int, off int64, size int) (int, error) {
 	moved := 0
 	for moved < min(size, p.left) {
