@@ -95,6 +95,7 @@ type Mount struct {
 	// (workers.go).
 	live, slow          atomic.Int32
 	workers, maxWorkers int32
+	freeBufs            chan workerBufs // retired workers' buffers (keepBufs)
 }
 
 // New mounts srv's filesystem on dir and starts serving.
@@ -158,7 +159,8 @@ func New(srv *fuse.Server, dir string, opts Options) (*Mount, error) {
 	}
 	m := &Mount{dir: dir, dev: os.NewFile(uintptr(fd), "/dev/fuse"), srv: srv, noSplice: opts.NoSplice, maxRequest: maxRequest,
 		readers: make(chan struct{}, opts.Readers),
-		workers: int32(opts.Workers), maxWorkers: int32(max(opts.Workers, maxWorkersFloor))}
+		workers: int32(opts.Workers), maxWorkers: int32(max(opts.Workers, maxWorkersFloor)),
+		freeBufs: make(chan workerBufs, keptBufs)}
 	for range opts.Workers {
 		m.live.Add(1)
 		m.wg.Add(1)
