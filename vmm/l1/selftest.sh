@@ -12,7 +12,7 @@ trap 'rm -rf "$fake"' EXIT
 real=$(command -v qemu-system-x86_64) || { echo "selftest: qemu-system-x86_64 not found" >&2; exit 1; }
 cat >"$fake/qemu-system-x86_64" <<FAKE
 #!/bin/sh
-if [ ! -e "$fake/died" ]; then
+if [ ! -e "$fake/died" ] || [ -e "$fake/always" ]; then
 	touch "$fake/died"
 	echo "L1: /dev/kvm ready (2 CPUs, uptime 3.0s)"
 	echo "Kernel panic - not syncing: selftest stand-in"
@@ -28,3 +28,11 @@ grep -q '^l1:   | Kernel panic - not syncing: selftest stand-in' "$out"
 grep -q '^L1-RESULT vmm/kvm rc=0' "$out"
 grep -q '1 hung, frozen or dead L1 boot(s)' "$out"
 echo "selftest: a dead L1 was booted again and its suite passed"
+touch "$fake/always"
+if PATH="$fake:$PATH" KRUNBENCH_L1=always KRUNBENCH_L1_BUDGET=1 KRUNBENCH_L1_ONLY='vmm/kvm .' "$here/run.sh" test >"$out" 2>&1; then
+	cat "$out"; echo "selftest: run.sh passed with every L1 dead" >&2; exit 1
+fi
+grep -q '^l1: L1 boot 1 died under the tests' "$out"
+grep -q '^l1: no further boot: .* the budget is 1s' "$out"
+! grep -q '^l1: L1 boot 2 ' "$out"
+echo "selftest: past its budget run.sh booted no dead L1 again and failed"
