@@ -18,28 +18,39 @@ import (
 // settings do instead).
 //
 // Every sample starts with a cache drop that frees the previous
-// sample's page caches, and its timed part fills new ones. Whether the
-// pages it takes are still backed by the hypervisor or were handed back
-// and must be faulted in again depended on how much the previous sample
-// left to free and on how long the servers took to settle, which no
-// server controls. MEASURED (this machine, host only, 512 MiB cold read
-// after a drop, python, 3 each): started at once 0.08-0.16 s, 0.03-0.11 s
-// CPU; 1 s after the drop 0.10-0.40 s; 2-3 s after 0.37-0.66 s,
-// 0.25-0.65 s CPU (384-480 MiB reported meanwhile: the kernel's
-// page_reporting counter moved about 1 s after the drop). Touching and
-// freeing memory just before the read settles it only when that memory
-// is several times what the read takes: 1.5 GiB left the read at
-// 0.11-0.34 s (0.04-0.28 s CPU, 9 samples), 2, 3 and 4 GiB gave
-// 0.10-0.13 s and 0.037-0.044 s CPU in all 24 samples, whether taken at
-// once, 1 s after the drop or once the counter had not moved for 2.5 s.
-// Waiting for the reporting to go quiet, so that every page is faulted
-// in again as after an idle, was no method here: the wait took 5-8 s,
-// and in 6 of 21 tries on the shared machine the counter did not stay
-// still for 2.5 s within 15 s.
+// sample's page caches, and its timed part fills new ones. How much of
+// what it takes is still backed by the hypervisor, and whether a
+// reporting pass runs during it, depended on the previous sample (a
+// read's first sample in a round came after a stat, which left little to
+// free, and paid) and on timing, which no server controls. MEASURED on
+// this machine (its kernel counts reporting: reported_kib, passes):
 //
-//   - backed (the default): touch and free prefault(w) of anonymous
-//     memory right before the timed part, so the pages the sample takes
-//     are backed whatever the previous sample and the settle left.
+//   - A pass runs 2 s after freed memory asks for one, hands the
+//     hypervisor up to 512 MiB in about 0.15 s, and repeats every 2.05 s
+//     while unreported free memory is left (after 4 GiB freed: passes at
+//     1.6-2.0, 3.8-4.3 and 5.9 s, 512 MiB each, in 4 of 4 tries).
+//   - Host only, 512 MiB cold read after a drop (python, 3 each): at once
+//     0.08-0.16 s, 0.03-0.11 s CPU; 2-3 s after 0.37-0.66 s and
+//     0.25-0.65 s CPU. Touching and freeing memory first helped only in
+//     amounts well above what the read takes: after 1.5 GiB 0.11-0.34 s,
+//     after 2-4 GiB 0.10-0.13 s and 0.037-0.044 s CPU in 24 of 24.
+//   - fusebench -workloads read,stat -modes host,tap,go-fuse,
+//     passthrough_hp -runs 6, 4 GiB touched before each read sample:
+//     every slow sample (host 0.28-0.41 s against 0.09-0.14, tap 0.31-0.46
+//     against 0.14-0.21) had a pass during its timed part (324-512 MiB
+//     reported), no fast one had.
+//
+// Waiting for reporting to go quiet, so that every page is faulted in
+// again as after an idle, was no method here: the wait took 5-8 s, and
+// in 6 of 21 tries on the shared machine the counter did not stay still
+// for 2.5 s within 15 s.
+//
+//   - backed (the default): before the timed part, touch prefault(row)
+//     of anonymous memory (at least 1 GiB) and hold it until a reporting
+//     pass ends (the drop's freed memory starts them), then free it and
+//     start: what the sample takes is backed whatever the previous
+//     sample left, and the next pass is 2 s away, so a timed part
+//     shorter than that meets none.
 //   - as-is: start the timed part once the servers are idle after the
 //     drop (the method before -cold-memory existed).
 const (
@@ -53,19 +64,27 @@ var coldModes = []string{coldBacked, coldAsIs}
 // them; mainline Linux has only page_reporting_order): reported_kib
 // grows by what each reporting pass hands to the hypervisor. They are
 // recorded per sample, not used to decide anything.
-const reportedKiBPath = "/sys/module/page_reporting/parameters/reported_kib"
+const (
+	reportedKiBPath = "/sys/module/page_reporting/parameters/reported_kib"
+	passesPath      = "/sys/module/page_reporting/parameters/passes"
+)
 
 const (
 	// prefaultPerByte: backed touches this many times what the timed
 	// part fills in page caches (MEASURED above: 3x was not enough, 4x
 	// was), and at least prefaultMin for rows that fill little.
 	prefaultPerByte = 4
-	prefaultMin     = 512 << 20
+	prefaultMin     = 1 << 30
+	// passWait bounds the wait for the pass (one 2 s delay and margin).
+	passWait = 3 * time.Second
 )
 
 // reportedKiB is the memory reported so far, -1 without the counter.
-func reportedKiB() int64 {
-	b, err := os.ReadFile(reportedKiBPath)
+func reportedKiB() int64 { return readCounter(reportedKiBPath) }
+
+// readCounter reads a number from path, -1 if it cannot.
+func readCounter(path string) int64 {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return -1
 	}
@@ -92,17 +111,13 @@ func newColdMemory(cfg *config) *coldMemory {
 // footprint is about what row's timed part fills in page caches: the
 // file in the host's page cache and in the mount's for the sequential
 // rows, the FUSE side alone where the host side was read before the
-// timed part; little (dentries, inodes) for the others.
+// timed part; little (dentries, inodes) for stat and create.
 func footprint(cfg *config, row string) int64 {
 	switch strings.TrimSuffix(row, "-warm") {
 	case "write", "read":
 		return 2 * cfg.size
 	case "read-hostwarm":
 		return cfg.size
-	case rowMixed:
-		return 2 * cfg.mixedSize
-	case rowParRead:
-		return int64(cfg.clients) * int64(cfg.concReads) * 4096
 	}
 	return 0
 }
@@ -131,20 +146,28 @@ func (c *coldMemory) dropped() *coldState {
 }
 
 // ready runs after the drop and the servers' settle, right before the
-// timed part of row: it prefaults as the mode says and records the state
-// the timed part starts in.
-func (c *coldMemory) ready(s *coldState, row string) error {
-	if c.reporting && c.mode == coldBacked {
-		n := c.prefault(row)
+// timed part of w: it prefaults as the mode says and records the state
+// the timed part starts in. The concurrency rows are left as they are:
+// the mixed row's writer runs past the 2 s between passes, and touching
+// 4x its 2 GiB would add seconds to each of its samples.
+func (c *coldMemory) ready(s *coldState, w *workload) error {
+	if c.reporting && c.mode == coldBacked && !w.concurrent {
+		n := c.prefault(w.Name)
 		t := time.Now()
 		b, err := unix.Mmap(-1, 0, int(n), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_POPULATE)
 		if err != nil {
 			return fmt.Errorf("prefault %d MiB: %w", n>>20, err)
 		}
+		s.mem.PrefaultMiB, s.mem.PrefaultMs = n>>20, ms(time.Since(t))
+		// Held while a pass runs, so that the pass hands back other free
+		// memory, not this.
+		t = time.Now()
+		if passEnded() {
+			s.mem.PassWaitMs = ms(time.Since(t))
+		}
 		if err := unix.Munmap(b); err != nil {
 			return err
 		}
-		s.mem.PrefaultMiB, s.mem.PrefaultMs = n>>20, ms(time.Since(t))
 	}
 	s.kibStart = reportedKiB()
 	s.mem.SinceDropMs = ms(time.Since(s.dropped))
@@ -160,6 +183,23 @@ func (s *coldState) finish() *schema.SampleMemory {
 	return &s.mem
 }
 
+// passEnded waits until the kernel's reporting pass counter moves (a
+// pass has ended), at most passWait; false if it did not or the kernel
+// has no such counter.
+func passEnded() bool {
+	p0 := readCounter(passesPath)
+	if p0 < 0 {
+		return false
+	}
+	for start := time.Now(); time.Since(start) < passWait; {
+		time.Sleep(5 * time.Millisecond)
+		if readCounter(passesPath) != p0 {
+			return true
+		}
+	}
+	return false
+}
+
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 }
 
 // memoryNote is a sample's memory state for the progress line.
@@ -167,11 +207,11 @@ func memoryNote(m *schema.SampleMemory) string {
 	if m == nil || m.ReportedKiBBefore < 0 {
 		return ""
 	}
-	return fmt.Sprintf("  reported %d/%d MiB, drop +%.1fs, prefault %d MiB %.1fs", m.ReportedKiBBefore>>10, m.ReportedKiBDuring>>10, m.SinceDropMs/1e3, m.PrefaultMiB, m.PrefaultMs/1e3)
+	return fmt.Sprintf("  reported %d/%d MiB, drop +%.1fs, prefault %d MiB %.1fs, pass +%.1fs", m.ReportedKiBBefore>>10, m.ReportedKiBDuring>>10, m.SinceDropMs/1e3, m.PrefaultMiB, m.PrefaultMs/1e3, m.PassWaitMs/1e3)
 }
 
 // coldMemoryDesc says in the JSON what each mode did.
 var coldMemoryDesc = map[string]string{
 	coldAsIs:   "nothing more: the timed part starts once the servers are idle",
-	coldBacked: "right before the timed part, touch and free 4x what it fills in page caches (at least 512 MiB) of anonymous memory, so that the pages it takes are backed by the hypervisor whatever the previous sample left (memory.prefault_mib per sample)",
+	coldBacked: "before the timed part, touch 4x what it fills in page caches (at least 1 GiB) of anonymous memory and hold it until a free page reporting pass ends (the kernel's page_reporting passes counter; at most 3 s), then free it and start: the pages the sample takes are backed by the hypervisor whatever the previous sample left, and the next pass is 2 s away (memory.prefault_mib, prefault_ms, pass_wait_ms per sample)",
 }

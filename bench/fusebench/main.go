@@ -415,7 +415,7 @@ func sample(w *workload, pr *probes, srv *server, all []*server, dir, share stri
 		}
 	}
 	settleAll(all)
-	if err := pr.cold.ready(cold, w.Name); err != nil {
+	if err := pr.cold.ready(cold, w); err != nil {
 		return measure{}, err
 	}
 	counting := pr.requests != nil && srv != nil

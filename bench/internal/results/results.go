@@ -136,6 +136,9 @@ type SampleMemory struct {
 	// that took (long when the memory had been handed back).
 	PrefaultMiB int64   `json:"prefault_mib,omitempty"`
 	PrefaultMs  float64 `json:"prefault_ms,omitempty"`
+	// PassWaitMs is how long it then waited for a reporting pass to
+	// end (absent when none ended within the wait).
+	PassWaitMs float64 `json:"pass_wait_ms,omitempty"`
 }
 
 // Requests is one sample's FUSE requests by opcode, and the replies of
