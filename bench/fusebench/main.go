@@ -26,6 +26,8 @@ import (
 	"github.com/krunbench/krunbench/bench/internal/cli"
 	"github.com/krunbench/krunbench/bench/internal/fsops"
 	"github.com/krunbench/krunbench/bench/internal/peers"
+
+	schema "github.com/krunbench/krunbench/bench/internal/results"
 )
 
 type config struct {
@@ -73,6 +75,11 @@ type config struct {
 	limitModes bool
 	// label is recorded in the JSON, e.g. "smoke run on a busy machine".
 	label string
+	// coldMemory is the free memory's state at every timed part's start
+	// (coldmemory.go); countRequests counts each sample's FUSE requests
+	// (reqcount.go).
+	coldMemory    string
+	countRequests bool
 }
 
 func main() {
@@ -126,6 +133,8 @@ func parseFlags() (*config, error) {
 	flag.BoolVar(&cfg.mixedRunq, "mixed-runq", false, "the mixed row's small client also reads its thread's runqueue wait around every call (/proc/thread-self/schedstat, outside the timed call; adds a pread per probe)")
 	flag.IntVar(&cfg.memFiles, "mem-files", 100000, "files in the memory row's tree (backend RSS after looking them all up); 0 skips the row")
 	flag.BoolVar(&cfg.quick, "quick", false, "smoke run: every size not given shrinks (2 rounds, 32 MiB, 2000-file trees, no memory row); the numbers only show that everything runs")
+	flag.StringVar(&cfg.coldMemory, "cold-memory", coldBacked, "free memory at each timed part's start where a balloon reports free pages: backed (touch and free 4x what the sample fills, at least 512 MiB, right before it, so the pages it takes are backed) or as-is (start once the servers are idle); see coldmemory.go")
+	flag.BoolVar(&cfg.countRequests, "count-requests", false, "record each FUSE sample's requests by opcode and its READ reply sizes (the kernel's fuse tracepoints; costs every request a little)")
 	flag.StringVar(&cfg.label, "label", "", "a note recorded in the JSON (e.g. \"smoke run, busy machine\")")
 	flag.StringVar(&cfg.passthroughHP, "passthrough-hp", "", "a built passthrough_hp binary (default: build it from -passthrough-hp-src)")
 	flag.StringVar(&cfg.peerCache, "peer-cache", "", "where passthrough_hp is built (default ~/.cache/krunbench/peers)")
@@ -177,6 +186,9 @@ func parseFlags() (*config, error) {
 		}
 	}
 	cfg.workloads = cli.SplitList(workloads)
+	if !slices.Contains(coldModes, cfg.coldMemory) {
+		return nil, fmt.Errorf("-cold-memory: %q is none of %s", cfg.coldMemory, strings.Join(coldModes, ", "))
+	}
 	if cfg.bin, err = filepath.Abs(cfg.bin); err != nil {
 		return nil, err
 	}
@@ -270,6 +282,15 @@ func run(cfg *config, cl *cleanups, stop <-chan struct{}) error {
 	if err != nil {
 		return err
 	}
+	pr := &probes{cold: newColdMemory(cfg)}
+	if cfg.countRequests {
+		rc, remove, err := newReqCounter()
+		if err != nil {
+			return err
+		}
+		cl.push("remove the tracefs instance", remove)
+		pr.requests = rc
+	}
 	res := newResults(cfg, info, modes, wls)
 	res.Machine.BalloonsUnbound = balloons
 	res.Machine.PipeMaxRaisedFrom = pipeMaxWas
@@ -280,7 +301,7 @@ func run(cfg *config, cl *cleanups, stop <-chan struct{}) error {
 	cold := slices.DeleteFunc(slices.Clone(wls), func(w *workload) bool { return w.warmServer || cfg.settings != settingsDefault })
 	fresh := freshServers(cl, modes, tmp)
 	if len(cold) > 0 {
-		if err := runRounds(cfg, modes, nil, cold, res, share, stop, fresh); err != nil {
+		if err := runRounds(cfg, pr, modes, nil, cold, res, share, stop, fresh); err != nil {
 			return err
 		}
 	}
@@ -297,7 +318,7 @@ func run(cfg *config, cl *cleanups, stop <-chan struct{}) error {
 	if err != nil {
 		return err
 	}
-	err = runRounds(cfg, modes, srvs, warm, res, share, stop, nil)
+	err = runRounds(cfg, pr, modes, srvs, warm, res, share, stop, nil)
 	stopAll()
 	if m := modes[modeTrace]; srvs[modeTrace] != nil {
 		res.addTrace(m.Name, traceInfo(m.trace, srvs[modeTrace].log))
@@ -322,7 +343,7 @@ func finish(cfg *config, res *results, start time.Time) error {
 // With fresh set (default settings' cold rows), srvs is empty and every
 // FUSE sample gets a server of its own, started before the sample's
 // preparation and stopped after it.
-func runRounds(cfg *config, modes map[string]*mode, srvs map[string]*server, wls []*workload, res *results, share string, stop <-chan struct{}, fresh func(*mode) (*server, func(), error)) error {
+func runRounds(cfg *config, pr *probes, modes map[string]*mode, srvs map[string]*server, wls []*workload, res *results, share string, stop <-chan struct{}, fresh func(*mode) (*server, func(), error)) error {
 	all := slices.Collect(maps.Values(srvs))
 	for rep := range cfg.runs {
 		order := balancedOrder(cfg.modes, rep)
@@ -350,14 +371,14 @@ func runRounds(cfg *config, modes map[string]*mode, srvs map[string]*server, wls
 					}
 					all = []*server{srv}
 				}
-				s, err := sample(w, srv, all, dir, share, stop)
+				s, err := sample(w, pr, srv, all, dir, share, stop)
 				stopSrv()
 				if err != nil {
 					return fmt.Errorf("%s: %s: %w", m.Name, w.Name, err)
 				}
 				res.add(w.Name, m.Name, s)
-				fmt.Fprintf(os.Stderr, "[%d/%d] %-10s %-14s %10.1f %-7s %7.3fs  server cpu %6.2fs  client cpu %6.2fs\n",
-					rep+1, cfg.runs, m.Name, w.Name, s.Value, w.Unit, s.Seconds, s.ServerCPU, s.ClientCPU)
+				fmt.Fprintf(os.Stderr, "[%d/%d] %-10s %-14s %10.1f %-7s %7.3fs  server cpu %6.2fs  client cpu %6.2fs%s\n",
+					rep+1, cfg.runs, m.Name, w.Name, s.Value, w.Unit, s.Seconds, s.ServerCPU, s.ClientCPU, memoryNote(s.Memory))
 			}
 		}
 	}
@@ -378,9 +399,17 @@ func balancedOrder(s []string, rep int) []string {
 	return out
 }
 
+// probes is what a sample records besides its time and CPU: the free
+// memory's state (and what -cold-memory does about it) and, with
+// -count-requests, the FUSE requests.
+type probes struct {
+	cold     *coldMemory
+	requests *reqCounter
+}
+
 // sample takes one timed measurement of w in dir; srv is the server under
 // test (nil on the host), all every running server.
-func sample(w *workload, srv *server, all []*server, dir, share string, stop <-chan struct{}) (measure, error) {
+func sample(w *workload, pr *probes, srv *server, all []*server, dir, share string, stop <-chan struct{}) (measure, error) {
 	if w.prepare != nil {
 		if err := w.prepare(dir, share); err != nil {
 			return measure{}, fmt.Errorf("prepare: %w", err)
@@ -389,12 +418,22 @@ func sample(w *workload, srv *server, all []*server, dir, share string, stop <-c
 	if err := dropCaches(); err != nil {
 		return measure{}, fmt.Errorf("drop_caches: %w", err)
 	}
+	cold := pr.cold.dropped()
 	if w.warm != nil {
 		if err := w.warm(share); err != nil {
 			return measure{}, fmt.Errorf("warm: %w", err)
 		}
 	}
 	settleAll(all)
+	if err := pr.cold.ready(cold, w); err != nil {
+		return measure{}, err
+	}
+	counting := pr.requests != nil && srv != nil
+	if counting {
+		if err := pr.requests.start(srv.mnt); err != nil {
+			return measure{}, fmt.Errorf("count requests: %w", err)
+		}
+	}
 	cpu0, client0 := srv.cpu(), selfCPU()
 	t0 := time.Now()
 	var out outcome
@@ -406,6 +445,14 @@ func sample(w *workload, srv *server, all []*server, dir, share string, stop <-c
 	}
 	elapsed := time.Since(t0)
 	cpu1, client1 := srv.cpu(), selfCPU()
+	mem := cold.finish()
+	var reqs *schema.Requests
+	if counting {
+		var cerr error
+		if reqs, cerr = pr.requests.stop(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}
 	if err != nil {
 		return measure{}, err
 	}
@@ -418,7 +465,7 @@ func sample(w *workload, srv *server, all []*server, dir, share string, stop <-c
 	if out.Seconds > 0 {
 		secs = out.Seconds
 	}
-	return measure{Value: out.Units / secs, Seconds: secs, ServerCPU: cpu1 - cpu0, ClientCPU: client1 - client0, Latency: out.Latency}, nil
+	return measure{Value: out.Units / secs, Seconds: secs, ServerCPU: cpu1 - cpu0, ClientCPU: client1 - client0, Latency: out.Latency, Memory: mem, Requests: reqs}, nil
 }
 
 // selfCPU is this process's user+system CPU time (the client side of FUSE

@@ -94,9 +94,13 @@ func newResults(cfg *config, info machine, modes map[string]*mode, wls []*worklo
 	if cfg.settings == settingsDefault {
 		r.Config.Order = "cold rows: every FUSE sample on a server process and mount started for it and stopped after it; -warm rows: every mode mounted side by side for the rest of the run. A round runs each workload in every mode back to back, in an order rotated every two rounds and reversed in odd rounds; ratios are taken within each round, then their median over rounds"
 		r.Config.CacheDrop = "sync; echo 3 > /proc/sys/vm/drop_caches before every sample, then wait for the servers' CPU time to stop moving; fs.pipe-max-size and the virtio-balloon left as the system has them (machine.pipe_max_size, machine.balloons_reporting_bound)"
+		r.Config.ColdMemory = cfg.coldMemory
+		if len(reportingBalloons()) > 0 {
+			r.Config.CacheDrop += "; then, with -cold-memory " + cfg.coldMemory + ": " + coldMemoryDesc[cfg.coldMemory]
+		}
 	}
 	r.Config.Caching = []string{
-		"krunbench: entry and attr timeouts 1s (passthrough.DefaultTimeout, used because serve passes zero Options), max_write and max_pages 1 MiB where its pipes grow to 2 MiB, else as large as they splice (512 KiB with fs.pipe-max-size 1 MiB), max_background 256, congestion_threshold 192, allow_other, no default_permissions, no writeback cache (mode writeback: serve --writeback), READDIRPLUS_AUTO",
+		"krunbench: entry and attr timeouts 1s (passthrough.DefaultTimeout, used because serve passes zero Options), max_write and max_pages 1 MiB where its pipes grow to 2 MiB, else as large as they splice (512 KiB with fs.pipe-max-size 1 MiB), max_background 256, congestion_threshold 192, allow_other, no default_permissions, no writeback cache (mode writeback: serve --writeback), READDIRPLUS for every directory chunk (serve's default --readdirplus always)",
 		"go-fuse loopback: EntryTimeout and AttrTimeout 1s, MaxWrite 1 MiB (max_pages follows), MaxBackground 256, CongestionThreshold 192, AllowOther, no default_permissions, no writeback cache, DirectMountStrict; splice for READ (go-fuse default), always READDIRPLUS; FUSE passthrough (CAP_PASSTHROUGH, which go-fuse enables by default for root on kernel 6.9+) disabled in go-fuse (e) and enabled only in the informational go-fuse-pt mode",
 		"passthrough_hp: as shipped: entry and attr timeouts 86400 s, writeback cache (FUSE_CAP_WRITEBACK_CACHE: the kernel gathers WRITEs in its page cache and fsync flushes them), keep_cache on open, default_permissions, splice read and write, libfuse's multithreaded loop, one O_PATH fd per known inode",
 	}

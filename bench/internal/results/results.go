@@ -111,6 +111,43 @@ type Measure struct {
 	ClientCPU float64 `json:"client_cpu_s"`
 	// Latency is the small client's (mixed) or fio's (par-randread).
 	Latency *Latency `json:"latency,omitempty"`
+	// Memory is the machine's memory state around the timed part
+	// (fusebench's coldmemory.go); nil where not recorded.
+	Memory *SampleMemory `json:"memory,omitempty"`
+	// Requests counts the FUSE requests the sample's mount sent during
+	// the timed part (fusebench -count-requests, reqcount.go).
+	Requests *Requests `json:"requests,omitempty"`
+}
+
+// SampleMemory is what free page reporting (a virtio-balloon that hands
+// freed guest memory back to the hypervisor, which faults it in again on
+// next use) did around one sample, read from the kernel's page_reporting
+// counters where it exposes them, and what fusebench did about it.
+type SampleMemory struct {
+	// SinceDropMs is the time from the cache drop to the timed part.
+	SinceDropMs float64 `json:"since_drop_ms"`
+	// ReportedKiBBefore and ReportedKiBDuring are the free memory
+	// reported to the hypervisor between the drop and the timed part,
+	// and during it; -1 where the kernel has no such counter.
+	ReportedKiBBefore int64 `json:"reported_kib_before"`
+	ReportedKiBDuring int64 `json:"reported_kib_during"`
+	// PrefaultMiB is how much memory fusebench touched and freed just
+	// before the timed part (-cold-memory backed), PrefaultMs how long
+	// that took (long when the memory had been handed back).
+	PrefaultMiB int64   `json:"prefault_mib,omitempty"`
+	PrefaultMs  float64 `json:"prefault_ms,omitempty"`
+	// PassWaitMs is how long it then waited for a reporting pass to
+	// end (absent when none ended within the wait).
+	PassWaitMs float64 `json:"pass_wait_ms,omitempty"`
+}
+
+// Requests is one sample's FUSE requests by opcode, and the replies of
+// the opcodes that return data (READ, READDIR, READDIRPLUS) by opcode
+// and size: KiB of data (rounded down), as the kernel's fuse_request_end
+// saw them.
+type Requests struct {
+	ByOpcode map[string]int         `json:"by_opcode"`
+	ReplyKiB map[string]map[int]int `json:"reply_kib,omitempty"`
 }
 
 // Latency is what the small client (mixed) or the fio jobs (par-randread)
@@ -247,15 +284,19 @@ type Machine struct {
 
 // Config is the run's sizes and how it was taken.
 type Config struct {
-	Runs        int      `json:"runs"`
-	SizeBytes   int64    `json:"size_bytes"`
-	Dirs        int      `json:"dirs"`
-	FilesPerDir int      `json:"files_per_dir"`
-	Creates     int      `json:"creates"`
-	Bin         string   `json:"krunbench_bin"`
-	Order       string   `json:"order"`
-	CacheDrop   string   `json:"cache_drop"`
-	Caching     []string `json:"caching"`
+	Runs        int    `json:"runs"`
+	SizeBytes   int64  `json:"size_bytes"`
+	Dirs        int    `json:"dirs"`
+	FilesPerDir int    `json:"files_per_dir"`
+	Creates     int    `json:"creates"`
+	Bin         string `json:"krunbench_bin"`
+	Order       string `json:"order"`
+	CacheDrop   string `json:"cache_drop"`
+	// ColdMemory is fusebench's -cold-memory: the memory state every
+	// sample starts its timed part in (coldmemory.go); empty in runs from
+	// before it existed (as "as-is").
+	ColdMemory string   `json:"cold_memory,omitempty"`
+	Caching    []string `json:"caching"`
 	// The concurrency and memory rows' sizes (fusebench's concurrency.go,
 	// inodes.go).
 	Clients      int   `json:"clients"`
