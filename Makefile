@@ -103,7 +103,7 @@ bench: build
 	cd bench && CGO_ENABLED=0 $(GO) run ./bootbench -out results/boot.json $(BOOTBENCHFLAGS)
 
 # bench-session: the one full run for issue 15's closing note, sized for
-# about 27 minutes (35 at most) on a 2-core machine (bench/README.md, "One
+# about 33 minutes (45 at most) on a 2-core machine (bench/README.md, "One
 # session"): fusebench on default settings (every row: cold and warm,
 # concurrency, mixed, memory at 100k inodes, no-tap and rules100; 6
 # rounds), fusebench on tuned settings on the rows tuning changes (seq
