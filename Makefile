@@ -54,7 +54,7 @@ unit:
 	$(GO) test -count=1 -timeout 20m $$($(GO) list $(PKGS) | grep -v '/virtiofs/fusedev$$')
 	$(GO) test -count=1 -timeout 5m ./virtiofs/fusedev/
 	cd bench && $(GO) test -count=1 -timeout 5m ./guestbench/...
-	cd bench && $(GO) test -count=1 -timeout 5m ./fusebench ./summary ./tuibench ./bootbench ./internal/hostinfo ./internal/results ./internal/fsops ./internal/cli
+	cd bench && $(GO) test -count=1 -timeout 5m ./fusebench ./summary ./tuibench ./bootbench ./internal/hostinfo ./internal/results ./internal/fsops ./internal/cli ./internal/perfprof
 
 # conformance: pjdfstest (../shared/conformance) through `krunbench serve
 # --mount` and inside a QEMU guest over virtio-fs; fails unless 0 subtests

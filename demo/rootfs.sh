@@ -15,6 +15,8 @@ if [ ! -x "$bb" ] || ldd "$bb" >/dev/null 2>&1; then
 	echo "rootfs: installing busybox-static (apt-get)"
 	sudo_cmd=""
 	[ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+	# A fresh Debian image has no package lists: install alone finds nothing.
+	$sudo_cmd apt-get update -qq
 	$sudo_cmd env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends busybox-static
 fi
 echo "rootfs: building $dest"

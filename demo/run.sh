@@ -11,6 +11,8 @@ sudo_cmd=""
 
 if ! command -v qemu-system-x86_64 >/dev/null; then
 	echo "run: installing qemu-system-x86 (apt-get)"
+	# A fresh Debian image has no package lists: install alone finds nothing.
+	$sudo_cmd apt-get update -qq
 	$sudo_cmd env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-system-x86
 fi
 "$here/demo/rootfs.sh"
