@@ -182,15 +182,11 @@ func libcSyscall(sym string) (string, bool) {
 
 // isGenericSyscall: wrappers that make any system call, named by their
 // caller.
-func isGenericSyscall(s string) bool {
-	for _, p := range []string{"syscall.Syscall", "syscall.RawSyscall", "syscall.rawSyscall", "internal/runtime/syscall",
-		"golang.org/x/sys/unix.Syscall", "golang.org/x/sys/unix.RawSyscall", "golang.org/x/sys/unix.syscall"} {
-		if strings.HasPrefix(s, p) {
-			return true
-		}
-	}
-	return false
-}
+func isGenericSyscall(s string) bool { return hasAnyPrefix(s, genericSyscallPrefixes) }
+
+// genericSyscallPrefixes: the symbol prefixes isGenericSyscall matches.
+var genericSyscallPrefixes = []string{"syscall.Syscall", "syscall.RawSyscall", "syscall.rawSyscall", "internal/runtime/syscall",
+	"golang.org/x/sys/unix.Syscall", "golang.org/x/sys/unix.RawSyscall", "golang.org/x/sys/unix.syscall"}
 
 // goRuntimeSyscalls: runtime functions that are one system call each.
 var goRuntimeSyscalls = map[string]string{
@@ -284,17 +280,13 @@ func syscallName(sym string) (string, bool) {
 
 // isSchedSym: the scheduler's own functions, those that switch, sleep and
 // wake tasks.
-func isSchedSym(s string) bool {
-	for _, p := range []string{"__schedule", "schedule", "finish_task_switch", "__switch_to", "switch_mm",
-		"try_to_wake_up", "ttwu_", "wake_up_q", "__wake_up", "select_task_rq", "enqueue_task", "dequeue_task",
-		"pick_next_task", "put_prev_task", "set_next_entity", "update_curr", "update_load_avg", "psi_task_",
-		"activate_task", "check_preempt", "resched_curr", "sched_ttwu_pending", "pvm_sched", "context_switch"} {
-		if strings.HasPrefix(s, p) {
-			return true
-		}
-	}
-	return false
-}
+func isSchedSym(s string) bool { return hasAnyPrefix(s, kernelSchedPrefixes) }
+
+// kernelSchedPrefixes: the symbol prefixes isSchedSym matches.
+var kernelSchedPrefixes = []string{"__schedule", "schedule", "finish_task_switch", "__switch_to", "switch_mm",
+	"try_to_wake_up", "ttwu_", "wake_up_q", "__wake_up", "select_task_rq", "enqueue_task", "dequeue_task",
+	"pick_next_task", "put_prev_task", "set_next_entity", "update_curr", "update_load_avg", "psi_task_",
+	"activate_task", "check_preempt", "resched_curr", "sched_ttwu_pending", "pvm_sched", "context_switch"}
 
 // callerName names the user function that entered the kernel: the first
 // user frame that is not a generic system call wrapper, lower-cased for
@@ -419,81 +411,63 @@ func goCategory(chain []frame) string {
 	return "go: other (no runtime or krunbench frame)"
 }
 
-func isGCSym(s string) bool {
-	for _, p := range []string{"runtime.gcBgMarkWorker", "runtime.gcDrain", "runtime.gcStart", "runtime.bgsweep",
-		"runtime.bgscavenge", "runtime.markroot", "runtime.scanobject", "runtime.gcAssistAlloc", "runtime.sweepone",
-		"runtime.gcMarkDone", "runtime.gcMarkTermination", "runtime.(*gcWork)", "runtime.(*mheap).reclaim",
-		"runtime.gcMark", "runtime.greyobject", "runtime.scanstack", "runtime.gcFlushBgCredit"} {
-		if strings.HasPrefix(s, p) {
-			return true
-		}
-	}
-	return false
-}
+func isGCSym(s string) bool { return hasAnyPrefix(s, gcPrefixes) }
 
-func isSyscallGlue(s string) bool {
-	for _, p := range []string{"runtime.entersyscall", "runtime.reentersyscall", "runtime.exitsyscall",
-		"syscall.Syscall", "syscall.RawSyscall", "syscall.rawSyscall", "syscall.rawVforkSyscall",
-		"internal/runtime/syscall", "golang.org/x/sys/unix.Syscall", "golang.org/x/sys/unix.RawSyscall",
-		"golang.org/x/sys/unix.", "syscall.", "runtime/internal/syscall."} {
-		if strings.HasPrefix(s, p) {
-			return true
-		}
-	}
-	return false
-}
+// gcPrefixes: the symbol prefixes isGCSym matches.
+var gcPrefixes = []string{"runtime.gcBgMarkWorker", "runtime.gcDrain", "runtime.gcStart", "runtime.bgsweep",
+	"runtime.bgscavenge", "runtime.markroot", "runtime.scanobject", "runtime.gcAssistAlloc", "runtime.sweepone",
+	"runtime.gcMarkDone", "runtime.gcMarkTermination", "runtime.(*gcWork)", "runtime.(*mheap).reclaim",
+	"runtime.gcMark", "runtime.greyobject", "runtime.scanstack", "runtime.gcFlushBgCredit"}
+
+func isSyscallGlue(s string) bool { return hasAnyPrefix(s, syscallGluePrefixes) }
+
+// syscallGluePrefixes: the symbol prefixes isSyscallGlue matches.
+var syscallGluePrefixes = []string{"runtime.entersyscall", "runtime.reentersyscall", "runtime.exitsyscall",
+	"syscall.Syscall", "syscall.RawSyscall", "syscall.rawSyscall", "syscall.rawVforkSyscall",
+	"internal/runtime/syscall", "golang.org/x/sys/unix.Syscall", "golang.org/x/sys/unix.RawSyscall",
+	"golang.org/x/sys/unix.", "syscall.", "runtime/internal/syscall."}
 
 // isRuntimeHelper: runtime functions that work for their caller (copies,
 // clears, compares, hashes) rather than for the runtime.
 func isRuntimeHelper(s string) bool {
-	for _, p := range []string{"runtime.memmove", "runtime.memclr", "runtime.memequal", "runtime.cmpstring",
-		"runtime.duff", "runtime.aeshash", "runtime.memhash", "runtime.strhash", "runtime.nilinterhash",
-		"runtime.interhash", "runtime.typedmemmove", "runtime.typedmemclr", "runtime.bulkBarrierPreWrite",
-		"runtime.wbBuf", "runtime.gcWriteBarrier", "runtime.wbMove", "runtime.concatstring", "runtime.slicebytetostring",
-		"runtime.intstring", "runtime.mapaccess", "runtime.mapassign", "runtime.mapdelete", "runtime.panicIndex",
-		"runtime.convT", "runtime.assertE2I", "runtime.typeAssert", "runtime.getitab", "runtime.nanotime",
-		"runtime.walltime", "runtime.vdsoCall", "runtime.morestack", "runtime.newstack", "runtime.procyield",
-		"runtime.cputicks", "runtime.deferreturn", "runtime.growslice", "runtime.makeslice", "runtime.newobject",
-		"runtime.rawbyteslice", "runtime.rawstring", "runtime.stringtoslicebyte"} {
-		if strings.HasPrefix(s, p) {
-			// Allocation helpers count as allocation, not as their
-			// caller's: the caller frame decides only for pure helpers.
-			return !isAllocSym(s)
-		}
-	}
-	return false
+	// Allocation helpers count as allocation, not as their caller's: the
+	// caller frame decides only for pure helpers.
+	return hasAnyPrefix(s, runtimeHelperPrefixes) && !isAllocSym(s)
 }
 
-func isAllocSym(s string) bool {
-	for _, p := range []string{"runtime.mallocgc", "runtime.newobject", "runtime.makeslice", "runtime.growslice",
-		"runtime.nextFreeFast", "runtime.(*mcache)", "runtime.(*mcentral)", "runtime.(*mspan)", "runtime.(*mheap)",
-		"runtime.rawbyteslice", "runtime.rawstring", "runtime.heapSetType", "runtime.publicationBarrier"} {
-		if strings.HasPrefix(s, p) {
-			return true
-		}
-	}
-	return false
-}
+// runtimeHelperPrefixes: the symbol prefixes isRuntimeHelper matches.
+var runtimeHelperPrefixes = []string{"runtime.memmove", "runtime.memclr", "runtime.memequal", "runtime.cmpstring",
+	"runtime.duff", "runtime.aeshash", "runtime.memhash", "runtime.strhash", "runtime.nilinterhash",
+	"runtime.interhash", "runtime.typedmemmove", "runtime.typedmemclr", "runtime.bulkBarrierPreWrite",
+	"runtime.wbBuf", "runtime.gcWriteBarrier", "runtime.wbMove", "runtime.concatstring", "runtime.slicebytetostring",
+	"runtime.intstring", "runtime.mapaccess", "runtime.mapassign", "runtime.mapdelete", "runtime.panicIndex",
+	"runtime.convT", "runtime.assertE2I", "runtime.typeAssert", "runtime.getitab", "runtime.nanotime",
+	"runtime.walltime", "runtime.vdsoCall", "runtime.morestack", "runtime.newstack", "runtime.procyield",
+	"runtime.cputicks", "runtime.deferreturn", "runtime.growslice", "runtime.makeslice", "runtime.newobject",
+	"runtime.rawbyteslice", "runtime.rawstring", "runtime.stringtoslicebyte"}
 
-func isGoSchedSym(s string) bool {
-	for _, p := range []string{"runtime.schedule", "runtime.findRunnable", "runtime.park_m", "runtime.gosched",
-		"runtime.goschedImpl", "runtime.mcall", "runtime.gopark", "runtime.goready", "runtime.ready",
-		"runtime.wakep", "runtime.startm", "runtime.stopm", "runtime.notesleep", "runtime.notewakeup",
-		"runtime.futex", "runtime.runq", "runtime.globrunq", "runtime.stealWork", "runtime.execute",
-		"runtime.gogo", "runtime.netpoll", "runtime.checkTimers", "runtime.resetspinning", "runtime.handoffp",
-		"runtime.acquirep", "runtime.releasep", "runtime.mPark", "runtime.semasleep", "runtime.semawakeup",
-		"runtime.lock", "runtime.unlock", "runtime.chansend", "runtime.chanrecv", "runtime.selectgo",
-		"runtime.send", "runtime.recv", "runtime.goexit", "runtime.newproc", "runtime.casgstatus",
-		"runtime.mstart", "runtime.(*timer", "runtime.(*timers", "runtime.Gosched", "runtime.usleep",
-		"runtime.osyield", "runtime.entersyscallblock", "runtime.preempt", "runtime.asyncPreempt",
-		"runtime.sigtramp", "runtime.sighandler", "runtime.sigreturn", "runtime.(*waitq)", "runtime.sema",
-		"runtime.(*semaRoot)", "runtime.semacquire", "runtime.semrelease", "runtime.nanotime1"} {
-		if strings.HasPrefix(s, p) {
-			return true
-		}
-	}
-	return false
-}
+func isAllocSym(s string) bool { return hasAnyPrefix(s, allocPrefixes) }
+
+// allocPrefixes: the symbol prefixes isAllocSym matches.
+var allocPrefixes = []string{"runtime.mallocgc", "runtime.newobject", "runtime.makeslice", "runtime.growslice",
+	"runtime.nextFreeFast", "runtime.(*mcache)", "runtime.(*mcentral)", "runtime.(*mspan)", "runtime.(*mheap)",
+	"runtime.rawbyteslice", "runtime.rawstring", "runtime.heapSetType", "runtime.publicationBarrier"}
+
+func isGoSchedSym(s string) bool { return hasAnyPrefix(s, goSchedPrefixes) }
+
+// goSchedPrefixes: the symbol prefixes isGoSchedSym matches.
+var goSchedPrefixes = []string{"runtime.schedule", "runtime.findRunnable", "runtime.park_m", "runtime.gosched",
+	"runtime.goschedImpl", "runtime.mcall", "runtime.gopark", "runtime.goready", "runtime.ready",
+	"runtime.wakep", "runtime.startm", "runtime.stopm", "runtime.notesleep", "runtime.notewakeup",
+	"runtime.futex", "runtime.runq", "runtime.globrunq", "runtime.stealWork", "runtime.execute",
+	"runtime.gogo", "runtime.netpoll", "runtime.checkTimers", "runtime.resetspinning", "runtime.handoffp",
+	"runtime.acquirep", "runtime.releasep", "runtime.mPark", "runtime.semasleep", "runtime.semawakeup",
+	"runtime.lock", "runtime.unlock", "runtime.chansend", "runtime.chanrecv", "runtime.selectgo",
+	"runtime.send", "runtime.recv", "runtime.goexit", "runtime.newproc", "runtime.casgstatus",
+	"runtime.mstart", "runtime.(*timer", "runtime.(*timers", "runtime.Gosched", "runtime.usleep",
+	"runtime.osyield", "runtime.entersyscallblock", "runtime.preempt", "runtime.asyncPreempt",
+	"runtime.sigtramp", "runtime.sighandler", "runtime.sigreturn", "runtime.(*waitq)", "runtime.sema",
+	"runtime.(*semaRoot)", "runtime.semacquire", "runtime.semrelease", "runtime.nanotime1"}
 
 // cCategory: a C backend's user time by the library the leaf is in.
 func cCategory(chain []frame) string {
@@ -586,4 +560,14 @@ func ParseStat(r io.Reader) (*Stat, error) {
 		return nil, fmt.Errorf("perf stat: no counts")
 	}
 	return st, nil
+}
+
+// hasAnyPrefix says whether s starts with one of prefixes.
+func hasAnyPrefix(s string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
 }
