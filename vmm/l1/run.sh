@@ -351,14 +351,12 @@ run_l1() {
 			break
 		fi
 		hung_boots=$((hung_boots + 1))
-		cp "$log" "${TMPDIR:-/tmp}/krunbench-l1-hung-boot-$boots.log"
-		if [ "$rc" -eq 2 ]; then
-			echo "l1: L1 boot $boots hung (console kept in ${TMPDIR:-/tmp}/krunbench-l1-hung-boot-$boots.log); its last lines:"
-			grep -a -v '^SYM-L1 ' "$log" | tail -n 25 | sed 's/^/l1:   | /'
-		else
-			echo "l1: L1 boot $boots died under the tests: QEMU exited 0 after $(($(date +%s) - start))s without L1-DONE (console kept in ${TMPDIR:-/tmp}/krunbench-l1-hung-boot-$boots.log); its last lines:"
-			grep -a -v '^SYM-L1 ' "$log" | tail -n 25 | sed 's/^/l1:   | /'
-		fi
+		kept=${TMPDIR:-/tmp}/krunbench-l1-hung-boot-$boots.log
+		cp "$log" "$kept"
+		why=hung
+		[ "$rc" -eq 2 ] || why="died under the tests: QEMU exited 0 after $(($(date +%s) - start))s without L1-DONE"
+		echo "l1: L1 boot $boots $why (console kept in $kept); its last lines:"
+		grep -a -v '^SYM-L1 ' "$log" | tail -n 25 | sed 's/^/l1:   | /'
 	done
 	set -e
 	sleep 1
