@@ -363,46 +363,63 @@ func run(ctx context.Context, cfg *config) error {
 			return nil
 		}
 	}
-	for rep := range cfg.runs {
-		for _, name := range cli.Rotate(cfg.modes, rep) {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			m := modes[name]
-			if err := warmHost(share); err != nil {
-				return err
-			}
-			t0 := time.Now()
-			b, err := boot(ctx, cfg, m, tmp, share, fmt.Sprintf("%s.%d", name, rep), false, nil)
-			if err != nil {
-				return fmt.Errorf("%s run %d: %w", name, rep+1, err)
-			}
-			if err := checkFeatures(cfg, b.features); err != nil {
-				return fmt.Errorf("%s run %d: %w", name, rep+1, err)
-			}
-			m.Features = b.features
-			samples := b.samples
-			boot := time.Since(t0).Seconds()
-			for _, w := range cfg.workloads {
-				s, ok := samples[w]
-				if msg := b.failed[w]; msg != "" {
-					res.fail(w, name, msg)
-					fmt.Fprintf(os.Stderr, "[%d/%d] %-15s %-7s FAILED in the guest: %s\n", rep+1, cfg.runs, name, w, msg)
-					continue
-				}
-				if !ok {
-					return fmt.Errorf("%s run %d: no result for %s", name, rep+1, w)
-				}
-				res.add(w, name, s)
-				fmt.Fprintf(os.Stderr, "[%d/%d] %-15s %-12s %10.1f %-7s %8.3fs  qemu cpu %7.2fs  server cpu %6.2fs  server rss %7d KiB (anon %d, file %d, shmem %d)\n",
-					rep+1, cfg.runs, name, w, s.Units/s.Seconds/unitScale(w), unitOf(w), s.Seconds, s.QemuCPU, s.ServerCPU, s.ServerRSSKiB, s.ServerAnonKiB, s.ServerFileKiB, s.ServerShmemKiB)
-			}
-			res.addBoot(name, boot)
+	err = rotatedBoots(ctx, cfg, cfg.runs, share, func(rep int, name string) error {
+		m := modes[name]
+		t0 := time.Now()
+		b, err := boot(ctx, cfg, m, tmp, share, fmt.Sprintf("%s.%d", name, rep), false, nil)
+		if err != nil {
+			return fmt.Errorf("%s run %d: %w", name, rep+1, err)
 		}
+		if err := checkFeatures(cfg, b.features); err != nil {
+			return fmt.Errorf("%s run %d: %w", name, rep+1, err)
+		}
+		m.Features = b.features
+		samples := b.samples
+		boot := time.Since(t0).Seconds()
+		for _, w := range cfg.workloads {
+			s, ok := samples[w]
+			if msg := b.failed[w]; msg != "" {
+				res.fail(w, name, msg)
+				fmt.Fprintf(os.Stderr, "[%d/%d] %-15s %-7s FAILED in the guest: %s\n", rep+1, cfg.runs, name, w, msg)
+				continue
+			}
+			if !ok {
+				return fmt.Errorf("%s run %d: no result for %s", name, rep+1, w)
+			}
+			res.add(w, name, s)
+			fmt.Fprintf(os.Stderr, "[%d/%d] %-15s %-12s %10.1f %-7s %8.3fs  qemu cpu %7.2fs  server cpu %6.2fs  server rss %7d KiB (anon %d, file %d, shmem %d)\n",
+				rep+1, cfg.runs, name, w, s.Units/s.Seconds/unitScale(w), unitOf(w), s.Seconds, s.QemuCPU, s.ServerCPU, s.ServerRSSKiB, s.ServerAnonKiB, s.ServerFileKiB, s.ServerShmemKiB)
+		}
+		res.addBoot(name, boot)
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	res.finish(time.Since(start))
 	res.printTable(os.Stdout)
 	return cli.Save("guestbench", cfg.out, res)
+}
+
+// rotatedBoots runs each for runs rounds of every mode, in an order
+// rotated each round (cli.Rotate), with the host's caches warmed before
+// every boot (warmHost); it stops at the first error or when ctx ends.
+// The timed boots and the profile boots (profile.go) go through it.
+func rotatedBoots(ctx context.Context, cfg *config, runs int, share string, each func(rep int, name string) error) error {
+	for rep := range runs {
+		for _, name := range cli.Rotate(cfg.modes, rep) {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if err := warmHost(share); err != nil {
+				return err
+			}
+			if err := each(rep, name); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // goBuild compiles guestbench/NAME as a static binary into dir: the

@@ -19,7 +19,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/krunbench/krunbench/bench/internal/cli"
 	"github.com/krunbench/krunbench/bench/internal/hostinfo"
 	"github.com/krunbench/krunbench/bench/internal/perfprof"
 )
@@ -334,36 +333,32 @@ func profileBoots(ctx context.Context, cfg *config, modes map[string]*mode, tmp,
 		return fmt.Errorf("-profile: %w", err)
 	}
 	run := profileRun{}
-	for rep := range cfg.profileRuns {
-		for _, name := range cli.Rotate(cfg.modes, rep) {
-			if err := ctx.Err(); err != nil {
-				return err
+	err := rotatedBoots(ctx, cfg, cfg.profileRuns, share, func(rep int, name string) error {
+		m := modes[name]
+		pr := &profiler{dir: cfg.profile, prefix: fmt.Sprintf("%s.%d", name, rep)}
+		b, err := boot(ctx, cfg, m, tmp, share, fmt.Sprintf("%s.profile%d", name, rep), false, pr)
+		if err != nil {
+			return fmt.Errorf("%s profile boot %d: %w", name, rep+1, err)
+		}
+		for _, w := range m.countWorkloads(cfg) {
+			if b.failed[w] != "" {
+				fmt.Fprintf(os.Stderr, "[profile %d/%d] %-15s %-7s FAILED in the guest: %s\n", rep+1, cfg.profileRuns, name, w, b.failed[w])
+				continue
 			}
-			m := modes[name]
-			if err := warmHost(share); err != nil {
-				return err
-			}
-			pr := &profiler{dir: cfg.profile, prefix: fmt.Sprintf("%s.%d", name, rep)}
-			b, err := boot(ctx, cfg, m, tmp, share, fmt.Sprintf("%s.profile%d", name, rep), false, pr)
+			s, err := pr.analyze(w, m.krunbench)
 			if err != nil {
 				return fmt.Errorf("%s profile boot %d: %w", name, rep+1, err)
 			}
-			for _, w := range m.countWorkloads(cfg) {
-				if b.failed[w] != "" {
-					fmt.Fprintf(os.Stderr, "[profile %d/%d] %-15s %-7s FAILED in the guest: %s\n", rep+1, cfg.profileRuns, name, w, b.failed[w])
-					continue
-				}
-				s, err := pr.analyze(w, m.krunbench)
-				if err != nil {
-					return fmt.Errorf("%s profile boot %d: %w", name, rep+1, err)
-				}
-				s.Seconds, s.ProcCPU = b.samples[w].Seconds, b.samples[w].ServerCPU
-				run.add(name, w, s)
-				fmt.Fprintf(os.Stderr, "[profile %d/%d] %-15s %-12s %8.3fs  task-clock %7.1f ms  samples %6d (%7.1f ms)  cs %6d  migrations %5d  syscalls %7d\n",
-					rep+1, cfg.profileRuns, name, w, s.Seconds, s.Stat.TaskClockMs, s.Profile.Samples, float64(s.Profile.TotalNs)/1e6,
-					s.Stat.ContextSwitches, s.Stat.Migrations, s.Stat.Syscalls)
-			}
+			s.Seconds, s.ProcCPU = b.samples[w].Seconds, b.samples[w].ServerCPU
+			run.add(name, w, s)
+			fmt.Fprintf(os.Stderr, "[profile %d/%d] %-15s %-12s %8.3fs  task-clock %7.1f ms  samples %6d (%7.1f ms)  cs %6d  migrations %5d  syscalls %7d\n",
+				rep+1, cfg.profileRuns, name, w, s.Seconds, s.Stat.TaskClockMs, s.Profile.Samples, float64(s.Profile.TotalNs)/1e6,
+				s.Stat.ContextSwitches, s.Stat.Migrations, s.Stat.Syscalls)
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	var table bytes.Buffer
 	printProfile(&table, cfg, modes, run, res)
