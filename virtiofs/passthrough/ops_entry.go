@@ -311,7 +311,7 @@ func (fs *FS) remove(r *fuse.Request, parent uint64, name string, flags int) fus
 		return e
 	}
 	defer fs.inodes.unpin(p)
-	return errno(unix.Unlinkat(pfd, name, flags))
+	return errno(unlinkat(pfd, name, flags))
 }
 
 // Unlink removes a non-directory.

@@ -192,7 +192,7 @@ func (fs *FS) createExclusive(caller fuse.Caller, pfd int, name string, flags in
 		return -1, e
 	}
 	defer fs.unbecome(sw)
-	return unix.Openat(pfd, name, flags|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, mode)
+	return openat(pfd, name, flags|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, mode)
 }
 
 // openExisting opens name in the directory at pfd without creating it.
@@ -220,7 +220,7 @@ func (fs *FS) Read(r *fuse.Request, nodeid uint64, in *fuse.ReadIn, dst [][]byte
 	}
 	defer h.put()
 	dst = limit(dst, int(in.Size))
-	n, err := unix.Preadv(h.fd, dst, int64(in.Offset))
+	n, err := preadv(h.fd, dst, int64(in.Offset))
 	if err != nil {
 		return 0, errno(err)
 	}
@@ -313,7 +313,7 @@ func (fs *FS) Write(r *fuse.Request, nodeid uint64, in *fuse.WriteIn, data [][]b
 		}
 		defer fs.restoreFsetid(dropped)
 	}
-	n, err := unix.Pwritev(h.fd, data, int64(in.Offset))
+	n, err := pwritev(h.fd, data, int64(in.Offset))
 	if err != nil {
 		return 0, errno(err)
 	}
