@@ -1,6 +1,7 @@
 // Package hostinfo holds what the benchmark programs share: facts about
-// the host they run on (load, CPU busy time, /proc fields, the kernel),
-// the commit of the krunbench under test, and the median they report.
+// the host they run on (load, CPU busy time, /proc fields, a process's
+// CPU time, the kernel), the commit of the krunbench under test, and the
+// median they report.
 package hostinfo
 
 import (
