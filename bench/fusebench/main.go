@@ -133,7 +133,7 @@ func parseFlags() (*config, error) {
 	flag.BoolVar(&cfg.mixedRunq, "mixed-runq", false, "the mixed row's small client also reads its thread's runqueue wait around every call (/proc/thread-self/schedstat, outside the timed call; adds a pread per probe)")
 	flag.IntVar(&cfg.memFiles, "mem-files", 100000, "files in the memory row's tree (backend RSS after looking them all up); 0 skips the row")
 	flag.BoolVar(&cfg.quick, "quick", false, "smoke run: every size not given shrinks (2 rounds, 32 MiB, 2000-file trees, no memory row); the numbers only show that everything runs")
-	flag.StringVar(&cfg.coldMemory, "cold-memory", coldBacked, "free memory at each timed part's start where a balloon reports free pages: backed (touch and free 4x what the sample fills, at least 512 MiB, right before it, so the pages it takes are backed) or as-is (start once the servers are idle); see coldmemory.go")
+	flag.StringVar(&cfg.coldMemory, "cold-memory", coldBacked, "free memory at each timed part's start where a balloon reports free pages: backed (touch and free 4x what the sample fills, at least 1 GiB, at most half the available memory, right before it, so the pages it takes are backed) or as-is (start once the servers are idle); see coldmemory.go")
 	flag.BoolVar(&cfg.countRequests, "count-requests", false, "record each FUSE sample's requests by opcode and its READ reply sizes (the kernel's fuse tracepoints; costs every request a little)")
 	flag.StringVar(&cfg.label, "label", "", "a note recorded in the JSON (e.g. \"smoke run, busy machine\")")
 	flag.StringVar(&cfg.passthroughHP, "passthrough-hp", "", "a built passthrough_hp binary (default: build it from -passthrough-hp-src)")

@@ -2,8 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -17,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/krunbench/krunbench/bench/internal/hostinfo"
 )
 
 // mode is one way of reaching the shared directory.
@@ -244,39 +244,12 @@ func unescapeMount(s string) string {
 	})
 }
 
-// cpuSeconds is the user+system CPU time pid has used.
-func cpuSeconds(pid int) (float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// The command name may hold spaces and parentheses; fields resume
-	// after the last ')'.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, errors.New("malformed /proc/pid/stat")
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0, errors.New("short /proc/pid/stat")
-	}
-	utime, err1 := strconv.ParseUint(f[11], 10, 64)
-	stime, err2 := strconv.ParseUint(f[12], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, err
-	}
-	return float64(utime+stime) / clockTicks, nil
-}
-
-// clockTicks is USER_HZ, 100 on every Linux architecture Go supports.
-const clockTicks = 100
-
 // cpu returns the server's CPU seconds so far, or 0 without a server.
 func (s *server) cpu() float64 {
 	if s == nil {
 		return 0
 	}
-	c, err := cpuSeconds(s.cmd.Process.Pid)
+	c, err := hostinfo.ProcCPUSeconds(s.cmd.Process.Pid)
 	if err != nil {
 		return 0
 	}

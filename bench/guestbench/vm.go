@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/krunbench/krunbench/bench/internal/hostinfo"
 	"github.com/krunbench/krunbench/session/qemu"
 )
 
@@ -92,7 +92,8 @@ func (p *proc) tree() []int {
 func (p *proc) cpu() float64 {
 	total := 0.0
 	for _, pid := range p.tree() {
-		total += pidCPU(pid)
+		c, _ := hostinfo.ProcCPUSeconds(pid) // 0 once it is gone
+		total += c
 	}
 	return total
 }
@@ -145,28 +146,6 @@ func (p *proc) fds() int {
 	}
 	return n
 }
-
-// pidCPU is utime+stime from /proc/PID/stat, in seconds.
-func pidCPU(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseFloat(f[11], 64)
-	st, _ := strconv.ParseFloat(f[12], 64)
-	return (ut + st) / float64(clockTicks)
-}
-
-// clockTicks is USER_HZ, the unit of /proc/PID/stat's times (100 on Linux).
-const clockTicks = 100
 
 // qemuArgs is the microvm command line for one boot: the same for every
 // mode (kernel, memory backend, CPUs, console, the vhost-user-fs device

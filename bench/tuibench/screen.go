@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/krunbench/krunbench/bench/internal/hostinfo"
 )
 
 // tmux is a terminal of a fixed size on a tmux server of its own (-L), so
@@ -332,28 +334,10 @@ func readComm(pid int) string {
 	return strings.TrimSpace(string(b))
 }
 
-// statFields are the fields of /proc/PID/stat after the command name.
-func statFields(pid int) []string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return nil
-	}
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return nil
-	}
-	return strings.Fields(string(b[i+1:]))
-}
-
-// cpuSeconds is utime + stime of pid (USER_HZ is 100 on Linux).
+// cpuSeconds is utime + stime of pid; 0 where there is none.
 func cpuSeconds(pid int) float64 {
-	f := statFields(pid)
-	if pid == 0 || len(f) < 13 {
-		return 0
-	}
-	u, _ := strconv.ParseUint(f[11], 10, 64)
-	s, _ := strconv.ParseUint(f[12], 10, 64)
-	return float64(u+s) / 100
+	c, _ := hostinfo.ProcCPUSeconds(pid)
+	return c
 }
 
 // descendants lists every process under root.
@@ -365,7 +349,7 @@ func descendants(root int) []int {
 		if err != nil {
 			continue
 		}
-		if f := statFields(pid); len(f) > 1 {
+		if f := hostinfo.ProcStat(pid); len(f) > 1 {
 			if ppid, err := strconv.Atoi(f[1]); err == nil {
 				children[ppid] = append(children[ppid], pid)
 			}

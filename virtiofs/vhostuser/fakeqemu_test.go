@@ -164,6 +164,15 @@ func dialFrontEnd(t *testing.T, path string) *frontEnd {
 	return newFrontEnd(t, fd)
 }
 
+// echoBackend is a backend over an echo device, closed when the test
+// ends.
+func echoBackend(t *testing.T, opts Options) (*Backend, *echoDevice) {
+	dev := &echoDevice{}
+	b := NewBackend(dev, opts)
+	t.Cleanup(func() { b.Close() })
+	return b, dev
+}
+
 // pairFrontEnd serves one end of a socketpair with b.ServeConn; the
 // returned channel yields ServeConn's result.
 func pairFrontEnd(t testing.TB, b *Backend) (*frontEnd, <-chan error) {

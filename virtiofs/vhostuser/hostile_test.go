@@ -41,15 +41,6 @@ func listen(t *testing.T, b *Backend) (path string, stop func()) {
 	}
 }
 
-// echoBackend is a backend over an echo device, closed when the test
-// ends.
-func echoBackend(t *testing.T, opts Options) (*Backend, *echoDevice) {
-	dev := &echoDevice{}
-	b := NewBackend(dev, opts)
-	t.Cleanup(func() { b.Close() })
-	return b, dev
-}
-
 // startedFrontEnd connects a front-end to the socket at path and starts
 // its rings.
 func startedFrontEnd(t *testing.T, path string) *frontEnd {

@@ -132,9 +132,7 @@ func TestMalformedNacked(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			dev := &echoDevice{}
-			b := NewBackend(dev, Options{Log: testLogger(t)})
-			t.Cleanup(func() { b.Close() })
+			b, _ := echoBackend(t, Options{Log: testLogger(t)})
 			fe, done := pairFrontEnd(t, b)
 			tc.send(fe)
 			if n := fe.getU64(reqGetQueueNum); n != 2 {
@@ -161,9 +159,7 @@ func devZero(t testing.TB) int {
 // poller's read after poll can never block on a counter the front-end
 // emptied in between; the ring still works.
 func TestKickFdMadeNonBlocking(t *testing.T) {
-	dev := &echoDevice{}
-	b := NewBackend(dev, Options{Log: testLogger(t)})
-	t.Cleanup(func() { b.Close() })
+	b, _ := echoBackend(t, Options{Log: testLogger(t)})
 	fe, _ := pairFrontEnd(t, b)
 	fe.handshake()
 	fe.start()
@@ -223,9 +219,7 @@ func TestMalformedClosed(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			dev := &echoDevice{}
-			b := NewBackend(dev, Options{Log: testLogger(t)})
-			t.Cleanup(func() { b.Close() })
+			b, _ := echoBackend(t, Options{Log: testLogger(t)})
 			fe, done := pairFrontEnd(t, b)
 			fe.handshake()
 			tc.send(fe)
@@ -246,9 +240,7 @@ func TestMalformedClosed(t *testing.T) {
 // TestNoCallFd: a ring whose call fd is "none" drops notifications; an
 // unknown request without need_reply is ignored.
 func TestNoCallFd(t *testing.T) {
-	dev := &echoDevice{}
-	b := NewBackend(dev, Options{Log: testLogger(t)})
-	t.Cleanup(func() { b.Close() })
+	b, _ := echoBackend(t, Options{Log: testLogger(t)})
 	fe, _ := pairFrontEnd(t, b)
 	fe.send(99, 0, nil)
 	fe.handshake()

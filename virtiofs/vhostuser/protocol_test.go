@@ -128,9 +128,7 @@ func TestQEMUSequence(t *testing.T) {
 // TestActivationWaitsForEveryRing: with PROTOCOL_FEATURES the device starts
 // only once every configured ring is enabled.
 func TestActivationWaitsForEveryRing(t *testing.T) {
-	dev := &echoDevice{}
-	b := NewBackend(dev, Options{Log: testLogger(t)})
-	t.Cleanup(func() { b.Close() })
+	b, dev := echoBackend(t, Options{Log: testLogger(t)})
 	fe, _ := pairFrontEnd(t, b)
 	fe.handshake()
 	fe.send(reqSetFeatures, 0, u64Bytes(1<<virtio.FeatureVersion1|1<<FeatureProtocolFeatures))
@@ -187,9 +185,7 @@ func TestActivationWaitsForEveryRing(t *testing.T) {
 // TestWithoutProtocolFeatures: rings start with their kick fd, and a ring
 // starting after activation restarts the device.
 func TestWithoutProtocolFeatures(t *testing.T) {
-	dev := &echoDevice{}
-	b := NewBackend(dev, Options{Log: testLogger(t)})
-	t.Cleanup(func() { b.Close() })
+	b, dev := echoBackend(t, Options{Log: testLogger(t)})
 	fe, _ := pairFrontEnd(t, b)
 	fe.send(reqSetOwner, 0, nil)
 	fe.send(reqSetFeatures, 0, u64Bytes(1<<virtio.FeatureVersion1))
@@ -218,9 +214,7 @@ func TestWithoutProtocolFeatures(t *testing.T) {
 // TestConfigAndBusy covers GET_CONFIG and a second ServeConn while one
 // connection is served.
 func TestConfigAndBusy(t *testing.T) {
-	dev := &echoDevice{}
-	b := NewBackend(dev, Options{Log: testLogger(t)})
-	t.Cleanup(func() { b.Close() })
+	b, _ := echoBackend(t, Options{Log: testLogger(t)})
 	fe, done := pairFrontEnd(t, b)
 	cfg := configMsg{offset: 4, size: 8, data: make([]byte, 8)}
 	p := fe.get(reqGetConfig, cfg.bytes())

@@ -1,55 +1,40 @@
-package kvm
+package kvm_test
 
 import (
 	"errors"
-	"os"
 	"runtime"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/krunbench/krunbench/vmm/kvm"
+	"github.com/krunbench/krunbench/vmm/kvm/kvmtest"
 )
-
-// requireKVM skips without a usable KVM, or fails where
-// KRUNBENCH_REQUIRE_KVM (kvmtest.RequireEnv; not importable here) is set.
-func requireKVM(t *testing.T) {
-	t.Helper()
-	if err := KVMUsable(); err != nil {
-		skipKVM(t, err)
-	}
-}
-
-func skipKVM(t *testing.T, err error) {
-	t.Helper()
-	if os.Getenv("KRUNBENCH_REQUIRE_KVM") != "" {
-		t.Fatalf("KRUNBENCH_REQUIRE_KVM is set but KVM is not usable: %v", err)
-	}
-	t.Skipf("KVM not usable on this machine, skipping: %v", err)
-}
 
 func TestKVMUsable(t *testing.T) {
 	start := time.Now()
-	err := KVMUsable()
+	err := kvm.KVMUsable()
 	if err != nil {
-		if !errors.Is(err, ErrUnavailable) && !errors.Is(err, ErrMissingCapability) && !errors.Is(err, ErrAPIVersion) {
+		if !errors.Is(err, kvm.ErrUnavailable) && !errors.Is(err, kvm.ErrMissingCapability) && !errors.Is(err, kvm.ErrAPIVersion) {
 			t.Fatalf("KVMUsable error does not wrap a sentinel: %v", err)
 		}
-		skipKVM(t, err)
+		kvmtest.Skip(t, "KVM not usable on this machine: %v", err)
 	}
 	t.Logf("KVMUsable ok in %v", time.Since(start))
 }
 
 func TestCapsAndCPUID(t *testing.T) {
-	requireKVM(t)
-	sys, err := Open()
+	kvmtest.Require(t)
+	sys, err := kvm.Open()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sys.Close()
-	if err := sys.RequireCaps(RequiredCaps...); err != nil {
+	if err := sys.RequireCaps(kvm.RequiredCaps...); err != nil {
 		t.Fatal(err)
 	}
-	if err := sys.RequireCaps(Cap(100000)); !errors.Is(err, ErrMissingCapability) {
+	if err := sys.RequireCaps(kvm.Cap(100000)); !errors.Is(err, kvm.ErrMissingCapability) {
 		t.Fatalf("bogus capability: got %v, want ErrMissingCapability", err)
 	}
 	ents, err := sys.SupportedCPUID()
@@ -57,11 +42,11 @@ func TestCapsAndCPUID(t *testing.T) {
 		t.Fatal(err)
 	}
 	var has0, has1 bool
-	deadline, _ := sys.CheckExtension(CapTSCDeadlineTimer)
+	deadline, _ := sys.CheckExtension(kvm.CapTSCDeadlineTimer)
 	for _, e := range ents {
 		has0 = has0 || e.Function == 0
 		has1 = has1 || e.Function == 1
-		if e.Function == 1 && (deadline > 0) != (e.ECX&CPUID1ECXTSCDeadline != 0) {
+		if e.Function == 1 && (deadline > 0) != (e.ECX&kvm.CPUID1ECXTSCDeadline != 0) {
 			t.Fatalf("leaf 1 ECX %#x: TSC-deadline bit does not follow KVM_CAP_TSC_DEADLINE_TIMER=%d", e.ECX, deadline)
 		}
 	}
@@ -70,63 +55,9 @@ func TestCapsAndCPUID(t *testing.T) {
 	}
 }
 
-// newRealModeVM makes a one-vCPU VM running code at GPA 0 in real mode.
-func newRealModeVM(t *testing.T, code []byte, irqchip bool) (*VM, *VCPU) {
-	t.Helper()
-	sys, err := Open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sys.Close() })
-	vm, err := sys.CreateVM()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { vm.Close() })
-	if err := vm.SetTSSAddr(DefaultTSSAddr); err != nil {
-		t.Fatal(err)
-	}
-	if err := vm.SetIdentityMapAddr(DefaultIdentityMapAddr); err != nil {
-		t.Fatal(err)
-	}
-	if irqchip {
-		if err := vm.CreateIRQChip(); err != nil {
-			t.Fatal(err)
-		}
-		if err := vm.CreatePIT2(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	mem, err := unix.Mmap(-1, 0, 0x10000, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	copy(mem, code)
-	if err := vm.SetUserMemoryRegion(0, 0, mem); err != nil {
-		t.Fatal(err)
-	}
-	v, err := vm.CreateVCPU(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { v.Close(); unix.Munmap(mem) })
-	s, err := v.GetSregs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.CS.Base, s.CS.Selector = 0, 0
-	if err := v.SetSregs(s); err != nil {
-		t.Fatal(err)
-	}
-	if err := v.SetRegs(Regs{RFLAGS: 2}); err != nil {
-		t.Fatal(err)
-	}
-	return vm, v
-}
-
 func TestKickInterruptsSpinningGuest(t *testing.T) {
-	requireKVM(t)
-	_, v := newRealModeVM(t, []byte{0xeb, 0xfe}, false) // jmp $
+	kvmtest.Require(t)
+	_, v := kvmtest.RealModeVM(t, []byte{0xeb, 0xfe}, false) // jmp $
 	done := make(chan error, 1)
 	tidc := make(chan int, 1)
 	go func() {
@@ -135,7 +66,7 @@ func TestKickInterruptsSpinningGuest(t *testing.T) {
 		tidc <- unix.Gettid()
 		for {
 			_, err := v.Run()
-			if errors.Is(err, ErrInterrupted) {
+			if errors.Is(err, kvm.ErrInterrupted) {
 				done <- nil
 				return
 			}
@@ -170,8 +101,8 @@ func TestKickInterruptsSpinningGuest(t *testing.T) {
 }
 
 func TestIRQChipEventFDsAndState(t *testing.T) {
-	requireKVM(t)
-	vm, v := newRealModeVM(t, []byte{0xf4}, true)
+	kvmtest.Require(t)
+	vm, v := kvmtest.RealModeVM(t, []byte{0xf4}, true)
 	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err != nil {
 		t.Fatal(err)
@@ -184,7 +115,7 @@ func TestIRQChipEventFDsAndState(t *testing.T) {
 		t.Fatal(err)
 	}
 	match := uint64(3)
-	ev := IOEventFD{FD: efd, Addr: 0xd0000050, Len: 4, Datamatch: &match}
+	ev := kvm.IOEventFD{FD: efd, Addr: 0xd0000050, Len: 4, Datamatch: &match}
 	if err := vm.RegisterIOEventFD(ev); err != nil {
 		t.Fatal(err)
 	}
@@ -204,14 +135,14 @@ func TestIRQChipEventFDsAndState(t *testing.T) {
 	if err := v.SetLAPIC(l); err != nil {
 		t.Fatal(err)
 	}
-	if err := v.SetMPState(MPStateRunnable); err != nil {
+	if err := v.SetMPState(kvm.MPStateRunnable); err != nil {
 		t.Fatal(err)
 	}
-	if s, err := v.GetMPState(); err != nil || s != MPStateRunnable {
+	if s, err := v.GetMPState(); err != nil || s != kvm.MPStateRunnable {
 		t.Fatalf("GetMPState = %d, %v", s, err)
 	}
 	const msrStar = 0xc0000081
-	if err := v.SetMSRs([]MSREntry{{Index: msrStar, Data: 0x1234}}); err != nil {
+	if err := v.SetMSRs([]kvm.MSREntry{{Index: msrStar, Data: 0x1234}}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := v.GetMSRs(msrStar)
@@ -232,7 +163,7 @@ func TestIRQChipEventFDsAndState(t *testing.T) {
 	if err := v.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := v.GetRegs(); !errors.Is(err, ErrClosed) {
+	if _, err := v.GetRegs(); !errors.Is(err, kvm.ErrClosed) {
 		t.Fatalf("GetRegs after Close: %v, want ErrClosed", err)
 	}
 }

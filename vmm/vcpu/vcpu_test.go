@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/krunbench/krunbench/vmm/bus"
 	"github.com/krunbench/krunbench/vmm/kvm"
 	"github.com/krunbench/krunbench/vmm/kvm/kvmtest"
@@ -19,43 +17,7 @@ func requireKVM(t *testing.T) { t.Helper(); kvmtest.Require(t) }
 // realModeVCPU returns vCPU 0 of a fresh VM running code at GPA 0 in real mode.
 func realModeVCPU(t *testing.T, code []byte) *kvm.VCPU {
 	t.Helper()
-	sys, err := kvm.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sys.Close() })
-	vm, err := sys.CreateVM()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { vm.Close() })
-	if err := vm.SetTSSAddr(kvm.DefaultTSSAddr); err != nil {
-		t.Fatal(err)
-	}
-	mem, err := unix.Mmap(-1, 0, 0x10000, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	copy(mem, code)
-	if err := vm.SetUserMemoryRegion(0, 0, mem); err != nil {
-		t.Fatal(err)
-	}
-	v, err := vm.CreateVCPU(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { v.Close(); unix.Munmap(mem) })
-	s, err := v.GetSregs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.CS.Base, s.CS.Selector = 0, 0
-	if err := v.SetSregs(s); err != nil {
-		t.Fatal(err)
-	}
-	if err := v.SetRegs(kvm.Regs{RFLAGS: 2}); err != nil {
-		t.Fatal(err)
-	}
+	_, v := kvmtest.RealModeVM(t, code, false)
 	return v
 }
 

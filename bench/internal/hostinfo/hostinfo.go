@@ -1,10 +1,12 @@
 // Package hostinfo holds what the benchmark programs share: facts about
-// the host they run on (load, CPU busy time, /proc fields, the kernel),
-// the commit of the krunbench under test, and the median they report.
+// the host they run on (load, CPU busy time, /proc fields, a process's
+// CPU time, the kernel), the commit of the krunbench under test, and the
+// median they report.
 package hostinfo
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -92,6 +94,41 @@ func ProcField(path, key string) string {
 		}
 	}
 	return ""
+}
+
+// ProcStat is the fields of /proc/PID/stat after the command name, the
+// state first (so utime is [11], stime [12]); nil when pid is gone. The
+// name may hold spaces and parentheses: the fields resume after its last
+// ')'.
+func ProcStat(pid int) []string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return nil
+	}
+	return strings.Fields(string(b[i+1:]))
+}
+
+// clockTicks is USER_HZ, the unit of /proc/PID/stat's times: 100 on
+// every Linux architecture Go supports.
+const clockTicks = 100
+
+// ProcCPUSeconds is the user+system CPU time pid has used so far
+// (utime + stime of /proc/PID/stat).
+func ProcCPUSeconds(pid int) (float64, error) {
+	f := ProcStat(pid)
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: gone or malformed", pid)
+	}
+	utime, err1 := strconv.ParseUint(f[11], 10, 64)
+	stime, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+	}
+	return float64(utime+stime) / clockTicks, nil
 }
 
 // Kernel is the running kernel's release and version (uname -rv).

@@ -1,7 +1,8 @@
 // Package kvmtest is what tests that need a usable /dev/kvm share: the
 // gate that skips them where KVM cannot run a guest (or fails them where
 // KRUNBENCH_REQUIRE_KVM says KVM must run, as in the nested L1 harness),
-// the guest kernel fixture and the test init program.
+// the guest kernel fixture, the test init program and a one-vCPU VM
+// running a few bytes of real-mode code (RealModeVM).
 package kvmtest
 
 import (
