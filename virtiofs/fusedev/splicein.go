@@ -246,6 +246,29 @@ func (p *pendingWrite) Len() int { return p.left }
 // here), 7 pairs, wall new/old median 1.22 [1.14-1.52], server CPU 408
 // ms against 202: the overlap pays for the spinning, and blocked workers
 // called up spares (fresh buffers zeroed: memclr 22% of samples).
+//
+// Tried, not kept (session 13, h-wbcap): at most 2 workers serving WRITEs
+// to one inode (in workers.go's loop, around ServePending/ServeSplice: a
+// buffered channel of 2 per bucket of 256 nodeid hashes, no allocation;
+// a test through a writeback mount counted 10-26 WRITEs to one inode in
+// service at once without it, 2 with it). fusebench -settings default
+// -runs 2, builds alternating per run, 6 pairs, new/old of the runs'
+// medians, median [p25-p75]: write with --writeback 0.89x [0.86-0.94],
+// server CPU 1.23x [1.12-1.63]; write-warm with --writeback 1.02x
+// [0.96-1.02]; without --writeback (WRITEs synchronous, the cap never
+// waits) write 1.02x, write-warm 1.08x [0.97-1.11], mixed writer 1.02x
+// [0.94-1.10], its p99 ratio 1.07x [0.99-1.24]: noise. perf record of
+// the server, dd 512 MiB conv=fsync with --writeback: rwsem_spin_on_owner
+// 13-18% -> 5-9% of samples, but runtime.memclrNoHeapPointers 1% -> 15%:
+// workers waiting for the cap count as slow, so spares start with fresh
+// buffers. With the waiters not counted as slow (no spares for them),
+// dd 5 pairs wall 1.015x (range 0.99-1.03), CPU 0.96x (0.91-1.00), and
+// rwsem_spin_on_owner back at 17% (on 2 CPUs two writers are an owner
+// and a spinner, as without a cap); fusebench 12 pairs (writeback and
+// passthrough_hp only): write 1.05x [0.99-1.13], over passthrough_hp
+// 1.07x [0.99-1.13], write-warm 1.00x [0.98-1.03]: inside the noise, and
+// a worker parked on the cap but counted free starts no spare, so two
+// WRITEs held at a breakpoint could leave no worker to read the mount.
 func (p *pendingWrite) SpliceTo(fd int, off int64, size int) (int, error) {
 	moved := 0
 	for moved < min(size, p.left) {
