@@ -91,9 +91,17 @@ func newResults(cfg *config, info machine, modes map[string]*mode, wls []*worklo
 	r.Settings, r.Label = cfg.settings, cfg.label
 	r.Config.Order = "every mode is mounted side by side for the whole run; a round runs each workload in every mode back to back, in an order rotated every two rounds and reversed in odd rounds; ratios and overheads are taken within each round, then their median over rounds"
 	r.Config.CacheDrop = "sync; echo 3 > /proc/sys/vm/drop_caches before every sample, then wait for every server's CPU time to stop moving; free page reporting (virtio-balloon) off for the run, see memory.go"
+	if cfg.keepBalloon {
+		// Tuned runs with -keep-balloon: reporting stays on, so the
+		// label must not say it was off (it did before, while the
+		// samples' prefault fields showed -cold-memory at work).
+		r.Config.CacheDrop = "sync; echo 3 > /proc/sys/vm/drop_caches before every sample, then wait for every server's CPU time to stop moving; free page reporting (virtio-balloon) left bound (-keep-balloon, machine.balloons_reporting_bound)"
+	}
 	if cfg.settings == settingsDefault {
 		r.Config.Order = "cold rows: every FUSE sample on a server process and mount started for it and stopped after it; -warm rows: every mode mounted side by side for the rest of the run. A round runs each workload in every mode back to back, in an order rotated every two rounds and reversed in odd rounds; ratios are taken within each round, then their median over rounds"
 		r.Config.CacheDrop = "sync; echo 3 > /proc/sys/vm/drop_caches before every sample, then wait for the servers' CPU time to stop moving; fs.pipe-max-size and the virtio-balloon left as the system has them (machine.pipe_max_size, machine.balloons_reporting_bound)"
+	}
+	if cfg.keepBalloon {
 		r.Config.ColdMemory = cfg.coldMemory
 		if len(reportingBalloons()) > 0 {
 			r.Config.CacheDrop += "; then, with -cold-memory " + cfg.coldMemory + ": " + coldMemoryDesc[cfg.coldMemory]
