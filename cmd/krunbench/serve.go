@@ -19,6 +19,7 @@ import (
 	"github.com/krunbench/krunbench/virtiofs"
 	"github.com/krunbench/krunbench/virtiofs/fuse"
 	"github.com/krunbench/krunbench/virtiofs/fusedev"
+	"github.com/krunbench/krunbench/virtiofs/idlefree"
 	"github.com/krunbench/krunbench/virtiofs/overlay"
 	"github.com/krunbench/krunbench/virtiofs/passthrough"
 	"github.com/krunbench/krunbench/virtiofs/trace"
@@ -59,6 +60,9 @@ type serveFlags struct {
 	noTap      bool
 	writeback  bool
 	verbose    bool
+	// idleRelease is how long without requests ends a burst, after which
+	// the free heap goes back to the OS (0: never).
+	idleRelease time.Duration
 	// readdirplus is how READDIRPLUS is offered to the client at INIT.
 	readdirplus fuse.ReaddirplusMode
 	rules       ruleFlags
@@ -98,6 +102,7 @@ vhost-user-fs-device / vhost-user-fs-pci (--socket), a drop-in for virtiofsd.
 	fl.BoolVar(&f.writeback, "writeback", false, "offer the kernel's writeback cache: writes are gathered in the client's page cache and reach DIR on fsync, close, memory pressure or within ~30 s; faster sequential writes, but only safe when nothing else changes DIR's files meanwhile (host-side writes to a file the client has cached can be overwritten by its older pages, and the client trusts its own size and mtime); off by default, as with virtiofsd")
 	fl.BoolVar(&f.noTap, "no-tap", false, "do not observe requests at all (for benchmarks)")
 	fl.BoolVar(&f.verbose, "verbose", false, "log dropped and rejected requests")
+	fl.DurationVar(&f.idleRelease, "idle-release", idlefree.DefaultIdle, "after a burst of requests that grew the heap, return the server's free memory to the OS once no request has come for this long (0: never)")
 	addRuleFlags(fl, &f.rules)
 	_ = cmd.MarkFlagRequired("shared-dir")
 	cmd.MarkFlagsOneRequired("mount", "socket", "socket-path")
@@ -294,6 +299,12 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 		return err
 	}
 	srv := fuse.NewServer(ov, opts)
+	if f.idleRelease > 0 {
+		// Both transports serve through srv, so one watcher sees them.
+		idleCtx, stopIdle := context.WithCancel(context.Background())
+		defer stopIdle()
+		go idlefree.Run(idleCtx, srv.Activity(), idlefree.Options{Idle: f.idleRelease, Log: log})
+	}
 	if f.socket != "" {
 		err = serveVhostUser(cmd, srv, f, log, rearm)
 	} else {
