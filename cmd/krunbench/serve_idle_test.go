@@ -13,19 +13,20 @@ import (
 	"time"
 )
 
-// TestServeReturnsTheWalksGarbageWhenIdle: `krunbench serve --mount`
+// TestServeReturnsABurstsGarbageWhenIdle: `krunbench serve --mount`
 // (its own process, the real /dev/fuse mount) answers a burst, a
 // find+lstat of 20,000 files and 10,000 READLINKs (each reply a 4 KiB
 // buffer the server allocates: about 40 MB of garbage, which the GC
 // collects during the burst but whose pages the runtime keeps), and
 // once no request has come for --idle-release its anonymous RSS falls
-// by megabytes. Without the release it stays: measured (the same burst,
-// --idle-release 0 and the binary before idlefree) 15,816 and 15,468
-// KiB right after the burst and 10 s later, the Go runtime's scavenger
-// keeping every free page under its retain goal; with it 15,308 ->
-// 5,688 KiB. The walk alone leaves little garbage on this path (a 15,000
-// file walk: 88-340 KiB returned), so the READLINKs carry the signal.
-func TestServeReturnsTheWalksGarbageWhenIdle(t *testing.T) {
+// by megabytes. Measured: 16,672-17,280 KiB right after the burst and
+// 6,504-7,280 once idle (5 runs, 2 of them beside two busy loops); the
+// binary before idlefree (fdf6d5a) kept 17,016 KiB for the whole 90 s
+// (test failed), the Go runtime's scavenger keeping every free page under
+// its retain goal. The walk alone leaves little garbage on this path (a
+// 15,000-file find: 88-340 KiB returned), so the READLINKs carry the
+// signal.
+func TestServeReturnsABurstsGarbageWhenIdle(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("SKIP: mounting through /dev/fuse needs root")
 	}
