@@ -202,7 +202,10 @@ func guestPolicy(f serveFlags) (fuse.GuestPolicy, error) {
 // 6,676/6,720/6,796 -> 5,588/6,052/5,792 KiB (1,088, 668, 1,004 returned),
 // the old binary's unchanged (6,740/6,676/6,580 both times), virtiofsd's
 // too (2,888-3,032); VmRSS medians after 2 s idle 77,872 against 78,472
-// KiB (old) and 74,792 (virtiofsd): 1.04x instead of 1.05x. Right after
+// KiB (old) and 74,792 (virtiofsd): 1.04x instead of 1.05x (a second run
+// of 3 rounds: 5,516/5,600/5,788 KiB anon idle, the old binary's 6,556-
+// 6,616 unchanged). At 100,000 files (memory-large, one round) 18,848 ->
+// 18,364 KiB, the old binary's 18,876 unchanged. Right after
 // the walk, where the summary row samples, nothing changes (1.05x both):
 // the release comes 1 s later, and the threshold is not tuned to the
 // sample. The new binary's file pages were 6,480 against 6,196 KiB in
