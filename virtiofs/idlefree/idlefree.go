@@ -29,10 +29,13 @@
 // create 1.26 [0.73-1.54], memory walk 1.40 [0.97-1.75]; the same binary
 // with --idle-release 1s against 0 (3 pairs, one run): stat 0.72
 // [0.69-0.99], read 0.85 [0.80-0.87], create 0.73 [0.63-0.97], memory
-// 0.87 [0.66-1.29]. The release and its looks show no cost where they
-// can be switched off alone; the create and memory rises against the
-// older build are not the release, and within this machine's swings
-// (virtiofsd's own create wall 4.7-7.6 s in one run).
+// 0.87 [0.66-1.29]; and the new binary with --idle-release 0 against
+// fdf6d5a's (3 pairs, one run: the build and the per-request mark
+// without any release): stat 1.00, read 1.05, create 0.96, memory 0.98,
+// the slow outlier this time on the old binary's side (create 8.2 s,
+// 1.29 s CPU). So the create and memory rises of the first pairs are
+// this machine's swings (virtiofsd's own create wall 4.7-7.6 s in one
+// run), not the release: no cost shown, and none claimed saved.
 package idlefree
 
 import (
