@@ -46,6 +46,7 @@ type config struct {
 	profile                  string
 	profileRuns              int
 	timeout                  time.Duration
+	idleSample               time.Duration
 	modes, workloads         []string
 }
 
@@ -104,6 +105,7 @@ func parseFlags() (*config, error) {
 	flag.StringVar(&cfg.label, "label", "", "words recorded in the JSON as the run's label (say \"smoke, busy machine\" for numbers not to be quoted)")
 	flag.IntVar(&cfg.memoryFiles, "memory-files", 15000, "files in the memory workload's tree (1000 per directory): the backend's RSS after a find over it; keep it under virtiofsd's RLIMIT_NOFILE (an fd per inode)")
 	flag.IntVar(&cfg.largeFiles, "memory-large-files", 100000, "files in the memory-large workload's tree, walked by every mode; virtiofsd keeps a descriptor per inode, and where RLIMIT_NOFILE is below the tree the row records its failed lookups (nofile.go)")
+	flag.DurationVar(&cfg.idleSample, "idle-sample", 2*time.Second, "after each memory walk the guest leaves the mount alone this long and the backend's RSS is sampled again (0: no second sample)")
 	flag.IntVar(&cfg.runs, "runs", 3, "boots per mode (one sample of every workload each; the median is reported)")
 	flag.StringVar(&size, "size", "256M", "sequential read size (K, M, G suffixes are binary)")
 	flag.IntVar(&cfg.dirs, "dirs", 15, "directories in the stat tree")
@@ -252,6 +254,7 @@ func guestConfig(cfg *config, workloads []string) *runnerconfig.Config {
 		CreateDir: createName, Creates: cfg.creates,
 		MemTree: memoryName, MemFiles: cfg.memoryFiles,
 		LargeTree: largeName, LargeFiles: cfg.largeFiles,
+		IdleAfterMemoryMs: int(cfg.idleSample.Milliseconds()),
 	}
 }
 
@@ -389,6 +392,9 @@ func run(ctx context.Context, cfg *config) error {
 			res.add(w, name, s)
 			fmt.Fprintf(os.Stderr, "[%d/%d] %-15s %-12s %10.1f %-7s %8.3fs  qemu cpu %7.2fs  server cpu %6.2fs  server rss %7d KiB (anon %d, file %d, shmem %d)\n",
 				rep+1, cfg.runs, name, w, s.Units/s.Seconds/unitScale(w), unitOf(w), s.Seconds, s.QemuCPU, s.ServerCPU, s.ServerRSSKiB, s.ServerAnonKiB, s.ServerFileKiB, s.ServerShmemKiB)
+			if s.IdleRSSKiB > 0 {
+				fmt.Fprintf(os.Stderr, "[%d/%d] %-15s %-12s server rss after %v idle %7d KiB (anon %d)\n", rep+1, cfg.runs, name, w, cfg.idleSample, s.IdleRSSKiB, s.IdleAnonKiB)
+			}
 		}
 		res.addBoot(name, boot)
 		return nil

@@ -77,6 +77,7 @@ func newResults(cfg *config, info machine, modes map[string]*mode) *results {
 	c.DMABounce = cfg.dmaBounce
 	c.Counting = "one extra boot per mode, untimed, with the backend's own request record on (krunbench --trace, virtiofsd -d); the runner looks up a missing name before and after each workload and the requests between the two markers are counted; CPU per 1,000 requests = median CPU of the timed boots / that count"
 	c.MemoryFiles, c.LargeFiles = cfg.memoryFiles, cfg.largeFiles
+	c.IdleSampleS = cfg.idleSample.Seconds()
 	for _, name := range cfg.modes {
 		r.Modes = append(r.Modes, modes[name])
 	}
@@ -169,6 +170,10 @@ func (r *results) finish(elapsed time.Duration) {
 			s.MedianAnonKiB = hostinfo.Median(hostinfo.Pick(s.Samples, func(m measure) float64 { return float64(m.ServerAnonKiB) }))
 			s.MedianFileKiB = hostinfo.Median(hostinfo.Pick(s.Samples, func(m measure) float64 { return float64(m.ServerFileKiB) }))
 			s.MedianShmemKiB = hostinfo.Median(hostinfo.Pick(s.Samples, func(m measure) float64 { return float64(m.ServerShmemKiB) }))
+			if !slices.ContainsFunc(s.Samples, func(m measure) bool { return m.IdleRSSKiB == 0 }) {
+				s.MedianIdleRSSKiB = hostinfo.Median(hostinfo.Pick(s.Samples, func(m measure) float64 { return float64(m.IdleRSSKiB) }))
+				s.MedianIdleAnonKiB = hostinfo.Median(hostinfo.Pick(s.Samples, func(m measure) float64 { return float64(m.IdleAnonKiB) }))
+			}
 			if s.Requests > 0 {
 				s.CPUPer1k = s.MedianServerCPU / float64(s.Requests) * 1000
 			}
@@ -200,6 +205,12 @@ func (r *results) finish(elapsed time.Duration) {
 				if judged && !isMemory(x.Name) {
 					wall.Rows[key] = x.WallRatio[m.Name] <= targetWall
 				}
+			}
+			if peer.MedianIdleRSSKiB > 0 && s.MedianIdleRSSKiB > 0 {
+				if x.IdleRSSRatio == nil {
+					x.IdleRSSRatio = map[string]float64{}
+				}
+				x.IdleRSSRatio[m.Name] = s.MedianIdleRSSKiB / peer.MedianIdleRSSKiB
 			}
 			if peer.MedianRSSKiB > 0 {
 				x.RSSRatio[m.Name] = s.MedianRSSKiB / peer.MedianRSSKiB
@@ -312,6 +323,20 @@ func (r *results) printTable(w io.Writer) {
 			}
 			fmt.Fprintf(w, "  %-14s %-18s rss %6.1f = %6.1f + %5.1f + %6.1f  %s\n", x.Name, m.Label,
 				s.MedianRSSKiB/1024, s.MedianAnonKiB/1024, s.MedianFileKiB/1024, s.MedianShmemKiB/1024, formatOps(s.RequestsByOp))
+		}
+	}
+	for _, x := range r.Rows {
+		for _, m := range r.Modes {
+			s := x.Modes[m.Name]
+			if s == nil || s.MedianIdleRSSKiB == 0 {
+				continue
+			}
+			idleRatio := ""
+			if f, ok := x.IdleRSSRatio[m.Name]; ok {
+				idleRatio = fmt.Sprintf("  (%.2fx virtiofsd's; right after the walk %s)", f, ratio(x.RSSRatio, m.Name))
+			}
+			fmt.Fprintf(w, "  %-14s %-18s rss after %.0f s idle %6.1f, anon %6.1f MiB%s\n", x.Name, m.Label,
+				r.Config.IdleSampleS, s.MedianIdleRSSKiB/1024, s.MedianIdleAnonKiB/1024, idleRatio)
 		}
 	}
 

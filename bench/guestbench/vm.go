@@ -313,6 +313,14 @@ func boot(ctx context.Context, cfg *config, m *mode, tmp, share, label string, c
 				m.ServerFDs = srv.fds()
 				res[kv["name"]] = m
 			}
+		case "idle":
+			// The memory walk's second RSS sample, after the guest left
+			// the mount alone (runnerconfig.IdleAfterMemoryMs).
+			if m, ok := res[kv["name"]]; ok {
+				rss := srv.rss()
+				m.IdleRSSKiB, m.IdleAnonKiB = rss.Total, rss.Anon
+				res[kv["name"]] = m
+			}
 		case "features":
 			out.features = kv["bits"]
 		case "failed":

@@ -69,6 +69,9 @@ type Server struct {
 	// INIT; 0 means MaxWrite (LimitRequests).
 	maxWrite atomic.Uint32
 
+	// act tells a watcher when requests come and stop (activity.go).
+	act *Activity
+
 	pool sync.Pool
 }
 
@@ -155,7 +158,7 @@ func (r *replySpace) openOut() *OpenOut {
 
 // NewServer returns a server for fs.
 func NewServer(fs FileSystem, opts Options) *Server {
-	s := &Server{fs: fs, obs: opts.Observer, log: opts.Log, offer: opts.Offer, policy: opts.Policy, hook: opts.Hook}
+	s := &Server{fs: fs, obs: opts.Observer, log: opts.Log, offer: opts.Offer, policy: opts.Policy, hook: opts.Hook, act: newActivity()}
 	if s.offer == 0 {
 		s.offer = Offered
 	}
@@ -190,6 +193,9 @@ func (s *Server) Hooked() bool { return s.hook != nil }
 // FileSystem returns the filesystem the server dispatches to.
 func (s *Server) FileSystem() FileSystem { return s.fs }
 
+// Activity says when requests come and stop, for one watcher.
+func (s *Server) Activity() *Activity { return s.act }
+
 // Initialized reports whether INIT has been negotiated.
 func (s *Server) Initialized() bool { return s.initialized.Load() }
 
@@ -219,6 +225,7 @@ func (s *Server) ServeSplice(in, out [][]byte, sp ReadSplicer) (n int, reply boo
 // request other than WRITE cannot be pending and is answered EINVAL;
 // whatever the server leaves of pw unread, the transport discards.
 func (s *Server) ServePending(in, out [][]byte, sp ReadSplicer, pw PendingWrite) (n int, reply bool) {
+	s.act.mark()
 	sc := s.pool.Get().(*scratch)
 	sc.r.reset(in, sc.gath)
 	sc.w.reset(out)

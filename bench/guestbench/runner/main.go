@@ -11,6 +11,7 @@
 //	GUESTBENCH begin name=stat
 //	GUESTBENCH end name=stat seconds=12.345678 units=50000
 //	GUESTBENCH end name=memory-large seconds=... units=19000 failed=81 errnos="EMFILE:81" first_error="..." after_error="..."
+//	GUESTBENCH idle name=memory seconds=2.000000   (memory walks, with idle_after_memory_ms)
 //	GUESTBENCH failed name=memory msg="..."   (that workload only; the rest go on)
 //	GUESTBENCH error msg="..."
 //	GUESTBENCH done
@@ -21,6 +22,9 @@
 // /mnt/.guestbench-end-W (both missing): markers in the backend's own
 // request record, so the host can count each workload's requests.
 // features is the virtio-fs device's negotiated feature bits from sysfs.
+// idle follows a memory walk's end line after the config's
+// idle_after_memory_ms without any access to the mount: the host samples
+// the backend's RSS there too (what an idle backend keeps).
 package main
 
 import (
@@ -162,6 +166,11 @@ func sample(cfg *runnerconfig.Config, name string) error {
 		extra = fmt.Sprintf(" failed=%d errnos=%q first_error=%q after_error=%q", tally.Failed, tally.ErrnoCounts(), tally.FirstError, stillServes(cfg))
 	}
 	fmt.Printf("GUESTBENCH end name=%s seconds=%.6f units=%.0f%s\n", name, secs, units, extra)
+	if (name == "memory" || name == "memory-large") && cfg.IdleAfterMemoryMs > 0 {
+		idle := time.Duration(cfg.IdleAfterMemoryMs) * time.Millisecond
+		time.Sleep(idle)
+		fmt.Printf("GUESTBENCH idle name=%s seconds=%.6f\n", name, idle.Seconds())
+	}
 	if after != nil {
 		return after()
 	}

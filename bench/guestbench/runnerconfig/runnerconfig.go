@@ -43,14 +43,19 @@ type Config struct {
 	// ChunkBytes is the read workload's read(2) size; 0:
 	// DefaultChunkBytes.
 	ChunkBytes int `json:"chunk_bytes"`
+	// IdleAfterMemoryMs is how long the runner waits after each memory
+	// walk's end line, sending nothing to the mount, before it prints
+	// an idle line at which the host samples the backend's RSS again.
+	IdleAfterMemoryMs int `json:"idle_after_memory_ms"`
 }
 
 // Optional names the fields the host may leave at their zero value, and
 // what zero means there; every other field the host must set
 // (TestHostSetsEveryField in bench/guestbench holds it to that).
 var Optional = map[string]string{
-	"MountOpts":  "no mount options",
-	"ChunkBytes": "DefaultChunkBytes",
+	"MountOpts":         "no mount options",
+	"ChunkBytes":        "DefaultChunkBytes",
+	"IdleAfterMemoryMs": "no wait and no idle line",
 }
 
 // Encode is the file's bytes.

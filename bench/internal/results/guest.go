@@ -17,6 +17,12 @@ type GuestMeasure struct {
 	ServerAnonKiB  int64   `json:"server_rss_anon_kib"`
 	ServerFileKiB  int64   `json:"server_rss_file_kib"`
 	ServerShmemKiB int64   `json:"server_rss_shmem_kib"`
+	// IdleRSSKiB and IdleAnonKiB are the memory walks' second RSS
+	// sample, VmRSS and RssAnon, taken after the guest left the mount
+	// alone for GuestConfig.IdleSampleS (0: not taken): what a backend
+	// keeps while it waits.
+	IdleRSSKiB  int64 `json:"server_rss_idle_kib,omitempty"`
+	IdleAnonKiB int64 `json:"server_rss_anon_idle_kib,omitempty"`
 	// The memory-large walk only (it goes on past errors): the entries
 	// whose lookup or listing failed in the guest and the first error
 	// (a backend with a descriptor per inode past its RLIMIT_NOFILE),
@@ -43,7 +49,11 @@ type GuestSeries struct {
 	MedianAnonKiB   float64        `json:"median_server_rss_anon_kib"`
 	MedianFileKiB   float64        `json:"median_server_rss_file_kib"`
 	MedianShmemKiB  float64        `json:"median_server_rss_shmem_kib"`
-	SpreadPct       float64        `json:"spread_pct"`
+	// MedianIdleRSSKiB and MedianIdleAnonKiB: the idle samples' medians
+	// (0: none taken).
+	MedianIdleRSSKiB  float64 `json:"median_server_rss_idle_kib,omitempty"`
+	MedianIdleAnonKiB float64 `json:"median_server_rss_anon_idle_kib,omitempty"`
+	SpreadPct         float64 `json:"spread_pct"`
 	// Requests is the workload's request count from the counting boot
 	// (0: not counted), RequestsByOp the same by opcode name; CPUPer1k
 	// is MedianServerCPU per 1,000 of them.
@@ -72,6 +82,9 @@ type GuestRow struct {
 	TotalCPURatio map[string]float64 `json:"cpu_over_virtiofsd,omitempty"`
 	WallRatio     map[string]float64 `json:"seconds_over_virtiofsd,omitempty"`
 	RSSRatio      map[string]float64 `json:"rss_over_virtiofsd,omitempty"`
+	// IdleRSSRatio is the same for the idle RSS sample (shown, not
+	// judged: the target is RSSRatio's).
+	IdleRSSRatio map[string]float64 `json:"rss_idle_over_virtiofsd,omitempty"`
 }
 
 // GuestMachine is the host and the build under test.
@@ -144,4 +157,7 @@ type GuestConfig struct {
 	Counting    string   `json:"request_counting"`
 	MemoryFiles int      `json:"memory_files"`
 	LargeFiles  int      `json:"memory_large_files"`
+	// IdleSampleS is how long the guest left the mount alone after each
+	// memory walk before the idle RSS sample (0: none).
+	IdleSampleS float64 `json:"idle_sample_s,omitempty"`
 }
