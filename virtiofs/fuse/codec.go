@@ -40,14 +40,20 @@ func (r *reader) reset(bufs [][]byte, scratch []byte) {
 // limit shrinks the readable length to n bytes.
 func (r *reader) limit(n int) { r.left = min(r.left, n) }
 
+// dropSpent takes the buffers earlier reads used up off the front, so
+// the next read starts in the buffer that holds its first byte.
+func (r *reader) dropSpent() {
+	for len(r.bufs) > 0 && len(r.bufs[0]) == 0 {
+		r.bufs = r.bufs[1:]
+	}
+}
+
 // next returns the following n bytes as one contiguous slice.
 func (r *reader) next(n int) ([]byte, bool) {
 	if n > r.left {
 		return nil, false
 	}
-	for len(r.bufs) > 0 && len(r.bufs[0]) == 0 {
-		r.bufs = r.bufs[1:]
-	}
+	r.dropSpent()
 	if n == 0 {
 		return nil, true
 	}
@@ -75,15 +81,12 @@ func (r *reader) next(n int) ([]byte, bool) {
 
 // cstring reads a NUL-terminated string of at most max bytes.
 func (r *reader) cstring(max int) (string, error) {
-	// The buffers the previous reads used up come off first: Linux's
-	// virtio-fs driver sends the header in a buffer of its own and the
-	// arguments in the next, so a LOOKUP's or UNLINK's name starts a
-	// buffer, and with the spent header buffer still first every such
-	// name took the byte-by-byte loop below and two allocations (the
-	// gathered bytes, then the string) instead of one.
-	for len(r.bufs) > 0 && len(r.bufs[0]) == 0 {
-		r.bufs = r.bufs[1:]
-	}
+	// Linux's virtio-fs driver sends the header in a buffer of its own
+	// and the arguments in the next, so a LOOKUP's or UNLINK's name
+	// starts a buffer; with the spent header buffer still first every
+	// such name took the byte-by-byte loop below and two allocations
+	// (the gathered bytes, then the string) instead of one.
+	r.dropSpent()
 	// The usual case, the whole string in the current buffer, copies
 	// once, straight into the string.
 	if r.left > 0 && len(r.bufs) > 0 {

@@ -32,9 +32,13 @@ import (
 // readahead READs are 128 KiB) for 1 KiB of stack.
 const stackIovecs = 64
 
-// iovecs fills dst with one iovec per non-empty buffer of bufs (an empty
-// one moves no byte) and returns the filled part.
-func iovecs(dst []unix.Iovec, bufs [][]byte) []unix.Iovec {
+// iovecs returns one iovec per non-empty buffer of bufs (an empty one
+// moves no byte), in stack when they fit, else in a heap slice.
+func iovecs(stack *[stackIovecs]unix.Iovec, bufs [][]byte) []unix.Iovec {
+	dst := stack[:0]
+	if len(bufs) > len(stack) {
+		dst = make([]unix.Iovec, 0, len(bufs))
+	}
 	for _, b := range bufs {
 		if len(b) == 0 {
 			continue
@@ -52,11 +56,7 @@ func iovecs(dst []unix.Iovec, bufs [][]byte) []unix.Iovec {
 // not by the Go function that made it, still says preadv.
 func preadv(fd int, bufs [][]byte, off int64) (int, error) {
 	var stack [stackIovecs]unix.Iovec
-	iov := stack[:0]
-	if len(bufs) > len(stack) {
-		iov = make([]unix.Iovec, 0, len(bufs))
-	}
-	iov = iovecs(iov, bufs)
+	iov := iovecs(&stack, bufs)
 	n, _, e := unix.Syscall6(unix.SYS_PREADV, uintptr(fd), uintptr(first(iov)), uintptr(len(iov)), uintptr(off), 0, 0)
 	return int(n), errnoErr(e)
 }
@@ -64,11 +64,7 @@ func preadv(fd int, bufs [][]byte, off int64) (int, error) {
 // pwritev is pwritev(2) of bufs to fd at off.
 func pwritev(fd int, bufs [][]byte, off int64) (int, error) {
 	var stack [stackIovecs]unix.Iovec
-	iov := stack[:0]
-	if len(bufs) > len(stack) {
-		iov = make([]unix.Iovec, 0, len(bufs))
-	}
-	iov = iovecs(iov, bufs)
+	iov := iovecs(&stack, bufs)
 	n, _, e := unix.Syscall6(unix.SYS_PWRITEV, uintptr(fd), uintptr(first(iov)), uintptr(len(iov)), uintptr(off), 0, 0)
 	return int(n), errnoErr(e)
 }
