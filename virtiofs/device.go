@@ -290,11 +290,30 @@ func (d *Device) ServeKick(index int) bool {
 	return d.drain(a, index)
 }
 
-// QueueThread reports whether a transport that waits for kicks itself (the
-// vhost-user backend) should give queue index a thread of its own, blocked
-// outside the runtime's netpoller and serving kicks with ServeKick: the
-// request queues, not the hiprio queue (index 0), whose kicks are rare.
-func (d *Device) QueueThread(index int) bool { return index >= 1 && index <= d.nreq }
+// QueueThread says which thread a transport that waits for kicks itself
+// (the vhost-user backend) should wait for queue index's kicks in: each
+// request queue gets a thread of its own, blocked outside the runtime's
+// netpoller and serving kicks with ServeKick (it returns the queue's own
+// index), and the hiprio queue (index 0) shares the first request queue's
+// thread (it returns 1). -1 (the netpoller) for no queue of this device.
+//
+// The hiprio queue carries FORGETs, one a file in the create workload
+// (every unlinked inode's), which take the inode table's lock and nothing
+// else. In the netpoller each cost a thread of its own waking (the
+// netpoller's), two reads of the kick eventfd (the kick, then EAGAIN) and
+// two epoll_pwait calls; in the request queue's wait it is one more fd in
+// the same epoll, an event that often comes with the next request's kick.
+// A thread of its own for it was measured and rejected (queuethread.go:
+// with both Ps in system calls, sysmon retakes them on every kick).
+func (d *Device) QueueThread(index int) int {
+	switch {
+	case index >= 1 && index <= d.nreq:
+		return index
+	case index == 0:
+		return 1
+	}
+	return -1
+}
 
 // slowRequest reports whether a request belongs to a class that is slow on
 // the host by nature and is never served inline: FSYNC and FSYNCDIR (wait

@@ -10,7 +10,9 @@
 // (Device.ServeKick, when the device has it; otherwise forwarded to
 // Device.QueueNotify): a queue the device wants a queue thread for
 // (virtio-fs's request queues, queuethread.go) in a blocking
-// epoll_pwait(2) of its own, the others in the runtime's netpoller; used buffer notifications are written
+// epoll_pwait(2) of its own, which other queues may share (virtio-fs's
+// hiprio queue shares the first request queue's), the others in the
+// runtime's netpoller; used buffer notifications are written
 // to the call eventfds. Kick and call fds must be plain eventfds (anything else, or an
 // eventfd in semaphore mode, is refused) and are made O_NONBLOCK, so that
 // neither the poller nor a notifying worker can block on them; the file

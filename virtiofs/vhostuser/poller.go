@@ -2,6 +2,7 @@ package vhostuser
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"sync"
@@ -52,27 +53,29 @@ type poller struct {
 	log    *slog.Logger
 	notify func(index int)
 	serve  func(index int) // nil: kicks go to notify
-	// threaded reports the queues whose kicks wait in a queue thread
-	// (queuethread.go) rather than in the runtime's netpoller; nil: none.
-	threaded func(index int) bool
+	// threaded says which queue thread (queuethread.go) waits for a
+	// queue's kicks: the index of the queue that owns the thread, or -1
+	// for the runtime's netpoller; nil: every queue in the netpoller.
+	threaded func(index int) int
 
 	mu      sync.Mutex
 	readers []*kickReader
 	closed  bool
 }
 
-// kickReader is the goroutine reading one kick fd: through the netpoller
-// (file set) or as a queue thread (fd and stop set).
+// kickReader is the goroutine reading one kick fd through the netpoller
+// (file set), or a queue thread waiting for the kicks of one or more
+// queues (kicks and stop set).
 type kickReader struct {
 	index int
-	file  *os.File // a duplicate of the kick fd, netpoller readers
-	fd    int      // a duplicate of the kick fd, queue threads; else -1
-	stop  int      // an eventfd written to stop a queue thread; else -1
-	ep    int      // the queue thread's epoll instance; else -1
+	file  *os.File    // a duplicate of the kick fd, netpoller readers
+	kicks []kickWatch // queue threads: their queues, each fd a duplicate of its kick fd
+	stop  int         // an eventfd written to stop a queue thread; else -1
+	ep    int         // the queue thread's epoll instance; else -1
 	done  chan struct{}
 }
 
-func newPoller(notify, serve func(int), threaded func(int) bool, log *slog.Logger) (*poller, error) {
+func newPoller(notify, serve func(int), threaded func(int) int, log *slog.Logger) (*poller, error) {
 	return &poller{log: log, notify: notify, serve: serve, threaded: threaded}, nil
 }
 
@@ -84,17 +87,41 @@ func (p *poller) set(watch []kickWatch, pending []int) {
 	if p.closed {
 		return
 	}
+	var netpolled []kickWatch
+	threads := map[int][]kickWatch{} // owner queue -> the queues its thread waits for
+	var owners []int
 	for _, w := range watch {
-		r, err := p.startReader(w)
-		if err != nil {
-			p.log.Error("vhost-user: cannot watch kick fd; ring not polled", "queue", w.index, "err", err)
+		owner := -1
+		if p.serve != nil && p.threaded != nil {
+			owner = p.threaded(w.index)
+		}
+		if owner < 0 {
+			netpolled = append(netpolled, w)
 			continue
 		}
-		p.readers = append(p.readers, r)
+		if _, ok := threads[owner]; !ok {
+			owners = append(owners, owner)
+		}
+		threads[owner] = append(threads[owner], w)
+	}
+	for _, w := range netpolled {
+		p.start(p.startReader(w))
+	}
+	for _, owner := range owners {
+		p.start(p.startThread(threads[owner]))
 	}
 	for _, i := range pending {
 		p.notify(i)
 	}
+}
+
+// start records a started reader, or logs why it could not start.
+func (p *poller) start(r *kickReader, err error) {
+	if err != nil {
+		p.log.Error("vhost-user: cannot watch kick fd; ring not polled", "err", err)
+		return
+	}
+	p.readers = append(p.readers, r)
 }
 
 // close stops every reader and waits for them.
@@ -124,14 +151,11 @@ func (p *poller) stopReaders() {
 func (p *poller) startReader(w kickWatch) (*kickReader, error) {
 	fd, err := unix.FcntlInt(uintptr(w.fd), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
-		return nil, err
-	}
-	if p.serve != nil && p.threaded != nil && p.threaded(w.index) {
-		return p.startThread(w.index, fd)
+		return nil, fmt.Errorf("queue %d: %w", w.index, err)
 	}
 	// The fd is non-blocking (adoptEventfd), so os.NewFile registers it
 	// with the runtime's poller and Read waits there.
-	r := &kickReader{index: w.index, file: os.NewFile(uintptr(fd), "vhost-user-kick"), fd: -1, stop: -1, ep: -1, done: make(chan struct{})}
+	r := &kickReader{index: w.index, file: os.NewFile(uintptr(fd), "vhost-user-kick"), stop: -1, ep: -1, done: make(chan struct{})}
 	go p.read(r)
 	return r, nil
 }

@@ -1,6 +1,7 @@
 package vhostuser
 
 import (
+	"fmt"
 	"runtime"
 	"time"
 
@@ -15,10 +16,11 @@ import (
 // (which also reads the kick fd: see thread). Until the edge-triggered
 // wait the thread was blocked in ppoll(2) on the two fds; what follows
 // about "the ppoll" holds for the wait that replaced it. Which queues get one is the device's
-// choice (queueThreader: virtio-fs's request queues, not its hiprio
-// queue, whose kicks are rare and stay in the netpoller).
+// choice (queueThreader: each of virtio-fs's request queues; its hiprio
+// queue's kick fd joins the first request queue's epoll, so its FORGETs
+// wake no thread of their own, see virtiofs.Device.QueueThread).
 //
-// Why only the request queues: a goroutine blocked in a system call keeps
+// Why no thread of its own for the hiprio queue: a goroutine blocked in a system call keeps
 // its P. The earlier ppoll design (3d82c00, rejected in 25ccdd8) had a
 // thread for the hiprio queue too; on this 2-CPU machine both Ps then sat
 // in syscalls, so sysmon retook them every 20 us (retake -> handoffp ->
@@ -163,21 +165,31 @@ import (
 // holds that P in ppoll. Tried and rejected: runtime.Gosched before every
 // ppoll (G above): read 1.37x, 1.42x, no better.
 
-// queueThreader is a device that says which of its queues want a queue
-// thread (virtiofs.Device.QueueThread).
+// queueThreader is a device that says which queue thread waits for each
+// queue's kicks (virtiofs.Device.QueueThread): the index of the queue
+// that owns the thread, or -1 for the runtime's netpoller. Queues that
+// name the same owner share its thread.
 type queueThreader interface {
-	QueueThread(index int) bool
+	QueueThread(index int) int
 }
 
-// startThread starts the queue thread of one queue on fd, a duplicate of
-// its kick fd that the reader then owns. The thread waits in an epoll
-// instance of its own (ep) with the kick fd registered edge-triggered and
-// the stop eventfd level-triggered (see thread for why edge-triggered).
-func (p *poller) startThread(index, fd int) (*kickReader, error) {
-	r := &kickReader{index: index, fd: fd, stop: -1, ep: -1, done: make(chan struct{})}
+// startThread starts the queue thread for the kicks of ws, duplicating
+// each kick fd (the thread owns the duplicates). The thread waits in an
+// epoll instance of its own (ep) with the kick fds registered
+// edge-triggered and the stop eventfd level-triggered (see thread for why
+// edge-triggered).
+func (p *poller) startThread(ws []kickWatch) (*kickReader, error) {
+	r := &kickReader{index: ws[0].index, stop: -1, ep: -1, done: make(chan struct{})}
 	fail := func(err error) (*kickReader, error) {
 		r.closeFds()
-		return nil, err
+		return nil, fmt.Errorf("queue thread of queue %d: %w", r.index, err)
+	}
+	for _, w := range ws {
+		fd, err := unix.FcntlInt(uintptr(w.fd), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			return fail(err)
+		}
+		r.kicks = append(r.kicks, kickWatch{index: w.index, fd: fd})
 	}
 	var err error
 	if r.stop, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
@@ -186,9 +198,11 @@ func (p *poller) startThread(index, fd int) (*kickReader, error) {
 	if r.ep, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
 		return fail(err)
 	}
-	kick := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLET, Fd: int32(r.fd)}
-	if err := unix.EpollCtl(r.ep, unix.EPOLL_CTL_ADD, r.fd, &kick); err != nil {
-		return fail(err)
+	for _, k := range r.kicks {
+		kick := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLET, Fd: int32(k.fd)}
+		if err := unix.EpollCtl(r.ep, unix.EPOLL_CTL_ADD, k.fd, &kick); err != nil {
+			return fail(err)
+		}
 	}
 	stop := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(r.stop)}
 	if err := unix.EpollCtl(r.ep, unix.EPOLL_CTL_ADD, r.stop, &stop); err != nil {
@@ -208,7 +222,11 @@ func (r *kickReader) wake() {
 
 // closeFds closes a stopped queue thread's fds.
 func (r *kickReader) closeFds() {
-	for _, fd := range []*int{&r.ep, &r.fd, &r.stop} {
+	for _, k := range r.kicks {
+		unix.Close(k.fd)
+	}
+	r.kicks = nil
+	for _, fd := range []*int{&r.ep, &r.stop} {
 		if *fd >= 0 {
 			unix.Close(*fd)
 			*fd = -1
@@ -259,14 +277,14 @@ func (r *kickReader) closeFds() {
 // 36.1 us and 30.1 against 34.3 us, medians).
 func (p *poller) thread(r *kickReader) {
 	defer close(r.done)
-	var evs [2]unix.EpollEvent
+	evs := make([]unix.EpollEvent, len(r.kicks)+1)
 	var w kickWait
 	for {
 		now := time.Now()
 		if w.yieldDue(now) {
 			runtime.Gosched()
 		}
-		n, err := unix.EpollWait(r.ep, evs[:], w.timeoutMs(now))
+		n, err := unix.EpollWait(r.ep, evs, w.timeoutMs(now))
 		switch {
 		case err == unix.EINTR:
 			continue
@@ -277,16 +295,18 @@ func (p *poller) thread(r *kickReader) {
 			w.timedOut(time.Now())
 			continue
 		}
-		kicked := false
 		for _, ev := range evs[:n] {
 			if ev.Fd == int32(r.stop) {
 				return
 			}
-			kicked = true
 		}
-		if kicked {
-			w.kicked(now)
-			p.serve(r.index)
+		w.kicked(now)
+		for _, ev := range evs[:n] {
+			for _, k := range r.kicks {
+				if ev.Fd == int32(k.fd) {
+					p.serve(k.index)
+				}
+			}
 		}
 	}
 }

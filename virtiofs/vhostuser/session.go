@@ -76,7 +76,7 @@ func newSession(dev virtio.Device, uc *net.UnixConn, log *slog.Logger, maxSlots 
 	if k, ok := dev.(kickServer); ok {
 		serve = func(i int) { k.ServeKick(i) }
 	}
-	var threaded func(int) bool
+	var threaded func(int) int
 	if t, ok := dev.(queueThreader); ok {
 		threaded = t.QueueThread
 	}
