@@ -40,6 +40,8 @@ type serveConfig struct {
 	EntryTimeout time.Duration
 	// Writeback offers the kernel's writeback cache (serve --writeback).
 	Writeback bool
+	// SyncPoll is fusedev.Options.SyncPoll.
+	SyncPoll time.Duration
 }
 
 // The child's control protocol, one line each way on stdin and stdout.
@@ -50,6 +52,7 @@ const (
 	cmdPayload = "payload"  // payload BASE64: overlay.SetPayload; answers "ok"
 	cmdExit    = "exitcode" // answers "CODE SET" from overlay.ExitCode
 	cmdSpliced = "spliced"  // answers Mount.SplicedWrites
+	cmdPolls   = "polls"    // answers "HITS MISSES" from Mount.SyncPolls
 )
 
 // serveChild runs the server side of a test mount and returns the exit
@@ -101,7 +104,7 @@ func serve(configPath string, ctl *os.File, reply *os.File) error {
 		opts.Offer = fuse.Offered | fuse.InitWritebackCache
 	}
 	srv := fuse.NewServer(ov, opts)
-	m, err := fusedev.New(srv, cfg.Mnt, fusedev.Options{AllowOther: true, NoSplice: cfg.NoSplice})
+	m, err := fusedev.New(srv, cfg.Mnt, fusedev.Options{AllowOther: true, NoSplice: cfg.NoSplice, SyncPoll: cfg.SyncPoll})
 	if err != nil {
 		return err
 	}
@@ -127,6 +130,9 @@ func serve(configPath string, ctl *os.File, reply *os.File) error {
 			answer = fmt.Sprint(code, set)
 		case cmdSpliced:
 			answer = fmt.Sprint(m.SplicedWrites())
+		case cmdPolls:
+			hits, misses := m.SyncPolls()
+			answer = fmt.Sprint(hits, misses)
 		default:
 			return fmt.Errorf("unknown command %q", cmd)
 		}

@@ -382,6 +382,7 @@ func (m *Mount) loop(fd int) {
 	pw := &pendingWrite{s: s, spliced: &m.splicedWrites, buf: in[writeDataOffset:]}
 	for {
 		w.take()
+		m.pollBeforeRead(fd)
 		n, pending, spliced, err := 0, 0, false, error(nil)
 		if s != nil && m.spliceCredit.Load() > 0 {
 			n, pending, spliced, err = s.readRequest(in)
@@ -398,6 +399,7 @@ func (m *Mount) loop(fd int) {
 			}
 			return
 		}
+		m.arrived()
 		slow := slowRequest(in[:n], pending)
 		if slow {
 			m.slow.Add(1)
@@ -428,6 +430,7 @@ func (m *Mount) loop(fd int) {
 			// ENOENT: the request was interrupted and the kernel forgot it.
 			_, err = unix.Write(fd, out[:size])
 		}
+		m.replied()
 		w.timer.Stop()
 		if slow {
 			m.slow.Add(-1)
