@@ -63,8 +63,6 @@ type serveFlags struct {
 	// idleRelease is how long without requests ends a burst, after which
 	// the free heap goes back to the OS (0: never).
 	idleRelease time.Duration
-	// syncPoll is the /dev/fuse poll window (fusedev.Options.SyncPoll).
-	syncPoll time.Duration
 	// readdirplus is how READDIRPLUS is offered to the client at INIT.
 	readdirplus fuse.ReaddirplusMode
 	rules       ruleFlags
@@ -105,7 +103,6 @@ vhost-user-fs-device / vhost-user-fs-pci (--socket), a drop-in for virtiofsd.
 	fl.BoolVar(&f.noTap, "no-tap", false, "do not observe requests at all (for benchmarks)")
 	fl.BoolVar(&f.verbose, "verbose", false, "log dropped and rejected requests")
 	fl.DurationVar(&f.idleRelease, "idle-release", idlefree.DefaultIdle, "after a burst of requests that grew the heap, return the server's free memory to the OS once no request has come for this long (0: never)")
-	fl.DurationVar(&f.syncPoll, "sync-poll", fusedev.DefaultSyncPoll, "with --mount, while requests come back within this long of the replies before them, a reader polls /dev/fuse up to this long after a reply before it sleeps in read(2) (0: never poll)")
 	addRuleFlags(fl, &f.rules)
 	_ = cmd.MarkFlagRequired("shared-dir")
 	cmd.MarkFlagsOneRequired("mount", "socket", "socket-path")
@@ -340,32 +337,17 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 	return err
 }
 
-// syncPollOption maps --sync-poll (0: off) to fusedev.Options.SyncPoll
-// (0: the default, negative: off).
-func syncPollOption(d time.Duration) time.Duration {
-	if d <= 0 {
-		return -1
-	}
-	return d
-}
-
 func serveFuseDev(cmd *cobra.Command, srv *fuse.Server, f serveFlags) error {
 	// Signals are caught before the mount appears, so a SIGTERM sent as
 	// soon as it does still unmounts.
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
-	m, err := fusedev.New(srv, f.mount, fusedev.Options{Workers: f.workers, AllowOther: true, SyncPoll: syncPollOption(f.syncPoll)})
+	m, err := fusedev.New(srv, f.mount, fusedev.Options{Workers: f.workers, AllowOther: true})
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(cmd.ErrOrStderr(), "krunbench: serving %s on %s (Ctrl-C to unmount)\n", f.sharedDir, f.mount)
-	if f.verbose {
-		defer func() {
-			hits, misses := m.SyncPolls()
-			fmt.Fprintf(cmd.ErrOrStderr(), "krunbench: /dev/fuse polls before a read: %d found a request, %d gave up\n", hits, misses)
-		}()
-	}
 	done := make(chan error, 1)
 	go func() { done <- m.Wait() }()
 	select {

@@ -67,11 +67,6 @@ type Options struct {
 	// even when the filesystem could hand out a descriptor (see splice.go),
 	// and reads every request, large WRITEs too (see splicein.go).
 	NoSplice bool
-	// SyncPoll is how long a reader polls /dev/fuse after a reply before
-	// it blocks in read(2), while requests come back within that long of
-	// the replies before them (syncpoll.go); 0 is DefaultSyncPoll, a
-	// negative value turns polling off.
-	SyncPoll time.Duration
 }
 
 // Mount is a live /dev/fuse mount.
@@ -101,16 +96,6 @@ type Mount struct {
 	live, slow          atomic.Int32
 	workers, maxWorkers int32
 	freeBufs            chan workerBufs // retired workers' buffers (keepBufs)
-	// The poll before a read (syncpoll.go): its window (0: off), the
-	// mount's clock, when the last reply went out, the streak of
-	// requests that came within the window, the one poller's flag and
-	// the counters.
-	syncPoll             time.Duration
-	epoch                time.Time
-	lastReply            atomic.Int64
-	streak               atomic.Int32
-	spinning             atomic.Bool
-	pollHits, pollMisses atomic.Uint64
 }
 
 // New mounts srv's filesystem on dir and starts serving.
@@ -122,12 +107,6 @@ func New(srv *fuse.Server, dir string, opts Options) (*Mount, error) {
 		opts.Readers = max(1, runtime.GOMAXPROCS(0)-1)
 	}
 	opts.Readers = min(opts.Readers, opts.Workers)
-	switch {
-	case opts.SyncPoll == 0:
-		opts.SyncPoll = DefaultSyncPoll
-	case opts.SyncPoll < 0:
-		opts.SyncPoll = 0
-	}
 	if opts.FSName == "" {
 		opts.FSName = "krunbench"
 	}
@@ -181,7 +160,7 @@ func New(srv *fuse.Server, dir string, opts Options) (*Mount, error) {
 	m := &Mount{dir: dir, dev: os.NewFile(uintptr(fd), "/dev/fuse"), srv: srv, noSplice: opts.NoSplice, maxRequest: maxRequest,
 		readers: make(chan struct{}, opts.Readers),
 		workers: int32(opts.Workers), maxWorkers: int32(max(opts.Workers, maxWorkersFloor)),
-		freeBufs: make(chan workerBufs, keptBufs), syncPoll: opts.SyncPoll, epoch: time.Now()}
+		freeBufs: make(chan workerBufs, keptBufs)}
 	for range opts.Workers {
 		m.live.Add(1)
 		m.wg.Add(1)

@@ -55,8 +55,6 @@ type mountOpts struct {
 	entryTimeout time.Duration
 	// writeback offers the kernel's writeback cache.
 	writeback bool
-	// syncPoll is fusedev.Options.SyncPoll (0: its default).
-	syncPoll time.Duration
 }
 
 // syncBuffer collects a child's stderr while it runs.
@@ -126,7 +124,7 @@ func mount(t *testing.T, o mountOpts) *mounted {
 	}
 	cfg, err := json.Marshal(serveConfig{Shared: mt.shared, Mnt: mt.mnt, Trace: mt.traceFile,
 		Payload: o.payload, Config: o.config, NoSplice: o.noSplice, NoFile: o.noFile,
-		EntryTimeout: o.entryTimeout, Writeback: o.writeback, SyncPoll: o.syncPoll})
+		EntryTimeout: o.entryTimeout, Writeback: o.writeback})
 	must(t, err)
 	cfgPath := filepath.Join(base, "serve.json")
 	must(t, os.WriteFile(cfgPath, cfg, 0o600))
@@ -257,15 +255,6 @@ func (mt *mounted) splicedWrites(t *testing.T) uint64 {
 	n, err := strconv.ParseUint(mt.request(t, cmdSpliced), 10, 64)
 	must(t, err)
 	return n
-}
-
-// syncPolls is the server mount's SyncPolls.
-func (mt *mounted) syncPolls(t *testing.T) (hits, misses uint64) {
-	t.Helper()
-	if _, err := fmt.Sscan(mt.request(t, cmdPolls), &hits, &misses); err != nil {
-		t.Fatalf("polls answer: %v", err)
-	}
-	return hits, misses
 }
 
 // serverFDs counts the server child's open descriptors.

@@ -40,8 +40,6 @@ type serveConfig struct {
 	EntryTimeout time.Duration
 	// Writeback offers the kernel's writeback cache (serve --writeback).
 	Writeback bool
-	// SyncPoll is fusedev.Options.SyncPoll.
-	SyncPoll time.Duration
 }
 
 // The child's control protocol, one line each way on stdin and stdout.
@@ -52,7 +50,6 @@ const (
 	cmdPayload = "payload"  // payload BASE64: overlay.SetPayload; answers "ok"
 	cmdExit    = "exitcode" // answers "CODE SET" from overlay.ExitCode
 	cmdSpliced = "spliced"  // answers Mount.SplicedWrites
-	cmdPolls   = "polls"    // answers "HITS MISSES" from Mount.SyncPolls
 )
 
 // serveChild runs the server side of a test mount and returns the exit
@@ -104,7 +101,7 @@ func serve(configPath string, ctl *os.File, reply *os.File) error {
 		opts.Offer = fuse.Offered | fuse.InitWritebackCache
 	}
 	srv := fuse.NewServer(ov, opts)
-	m, err := fusedev.New(srv, cfg.Mnt, fusedev.Options{AllowOther: true, NoSplice: cfg.NoSplice, SyncPoll: cfg.SyncPoll})
+	m, err := fusedev.New(srv, cfg.Mnt, fusedev.Options{AllowOther: true, NoSplice: cfg.NoSplice})
 	if err != nil {
 		return err
 	}
@@ -130,9 +127,6 @@ func serve(configPath string, ctl *os.File, reply *os.File) error {
 			answer = fmt.Sprint(code, set)
 		case cmdSpliced:
 			answer = fmt.Sprint(m.SplicedWrites())
-		case cmdPolls:
-			hits, misses := m.SyncPolls()
-			answer = fmt.Sprint(hits, misses)
 		default:
 			return fmt.Errorf("unknown command %q", cmd)
 		}
