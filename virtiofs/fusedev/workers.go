@@ -336,6 +336,41 @@ const maxWorkersFloor = 64
 // nor all workers busy applies: without the writeback cache the
 // writer's WRITEs are synchronous).
 
+// Tried, not kept (session 14, h-fusepoll edc0d50): a short poll of
+// /dev/fuse before a read while the client looks synchronous, so the
+// reader is not asleep in read(2) when the next request comes (a vCPU
+// that halts is woken by an IPI through the hypervisor here). After 3
+// requests in a row read within the window (300 us) of the previous
+// reply, the one token holder looped poll(fd, 0) + sched_yield until a
+// request was queued or the window after the later of its start and
+// the last reply (any worker's) ran out, 2 ms at most; a poll that
+// found nothing ended the streak (a real-mount test saw no poll for a
+// client sleeping between LOOKUPs, and for a fast one 1,997 of 2,000
+// LOOKUPs found by polls, 1,548-1,910 beside two busy loops). Without
+// the yield the spinner kept the client its reply woke off that CPU:
+// 77-174 of ~1,041 WRITEs found by polls, dd 512 MiB conv=fsync 0.63-
+// 0.88 s against 0.58-0.75; with it 79-99% were found. fusebench
+// -settings default -runs 2, old and new binaries alternating per run
+// (ABBA), 8 pairs in two heavy-lock holds, go-fuse and passthrough_hp
+// in the same rounds, new/old of the runs' medians, median [p25-p75]:
+//
+//	write (fresh)         0.98 [0.96-1.01]  server CPU 0.168 -> 0.290 s
+//	write-warm            1.00 [0.97-1.08]  0.163 -> 0.277 s
+//	write --writeback     1.04 [1.01-1.12]  0.255 -> 0.223 s
+//	write-warm --wb       1.01 [0.93-1.05]  0.193 -> 0.193 s
+//	stat (fresh)          1.11 [1.06-1.14]  0.237 -> 0.253 s
+//	create (fresh)        1.13 [1.09-1.15]  1.147 -> 1.573 s
+//	par-randread          1.00 [0.97-1.01]  0.580 -> 0.615 s
+//	mixed writer          0.97 [0.96-1.04]  1.385 -> 1.605 s
+//	mixed p99/idle p99    7.6 -> 7.9 (p99 under the writer 738 -> 696 us)
+//
+// ours/go-fuse (medians of the runs): write 1.18x old, 1.19x new;
+// write-warm 1.16x old, 1.14x new. The sequential write's reader wakeup
+// is not where its time goes (serial copies, as splicein.go's session 10
+// note found); the poll only adds CPU. The metadata rows, already ahead
+// of both peers, gained 11-13% (the LOOKUP or CREATE stream's reader no
+// longer sleeps between requests), for 1.37x the server CPU on create.
+
 // worker is one serving goroutine's state.
 type worker struct {
 	m     *Mount
