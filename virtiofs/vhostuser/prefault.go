@@ -22,7 +22,7 @@ import (
 // resident are mapped: RSS grows by what the device would have touched
 // anyway, plus resident pages it never touches in the blocks at the
 // edges of what it does (the pool's ends), at most a block each.
-const prefaultBlock = 2 << 20
+const prefaultBlock = 256 << 10
 
 // pageSize is the host's page size, the unit of mincore(2).
 var pageSize = uint64(unix.Getpagesize())
@@ -60,6 +60,7 @@ func mapResident(block []byte) {
 		return
 	}
 	var vec [prefaultBlock / 4096]byte
+	block = block[:min(len(block), prefaultBlock)] // vec's size
 	pages := (uint64(len(block)) + pageSize - 1) / pageSize
 	base := uintptr(unsafe.Pointer(&block[0]))
 	if _, _, e := unix.Syscall(unix.SYS_MINCORE, base, uintptr(len(block)), uintptr(unsafe.Pointer(&vec[0]))); e != 0 {

@@ -1,7 +1,10 @@
 package vhostuser
 
 import (
+	"encoding/binary"
+	"os"
 	"runtime"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -15,9 +18,10 @@ import (
 // memfd (every eighth one left a hole), then sends one chain whose buffers
 // lie in that block. Afterwards the backend writes to every other resident
 // page of the block through its own mapping without a page fault (it took
-// one per page before the prefault: write faults map a single page), and
-// the holes are still holes: the memfd holds as many blocks as before and
-// mincore(2) reports them absent.
+// one per page before the prefault: write faults map a single page), the
+// next block's resident pages are still unmapped there, and the holes are
+// still holes: the memfd holds as many blocks as before and mincore(2)
+// reports them absent.
 func TestPrefaultMapsTheResidentPagesOfABlock(t *testing.T) {
 	b, dev := echoBackend(t, Options{Log: testLogger(t)})
 	fe, _ := startedPair(t, b)
@@ -27,7 +31,10 @@ func TestPrefaultMapsTheResidentPagesOfABlock(t *testing.T) {
 		wbuf = highGPA + 0x1000 // and its writable one
 		cold = highGPA + 0x2000 // the rest of the block starts here
 	)
-	coldEnd := min(uint64(highGPA+prefaultBlock), ringBase(0)) // below queue 0's rings
+	if highGPA+2*prefaultBlock > ringBase(0) {
+		t.Fatalf("the test needs two blocks of %#x below queue 0's rings at %#x", prefaultBlock, ringBase(0))
+	}
+	coldEnd := uint64(highGPA + prefaultBlock)
 	hole := func(gpa uint64) bool { return (gpa/virtio.PageSize)%8 == 5 }
 	for gpa := uint64(highGPA); gpa < ringBase(0); gpa += virtio.PageSize {
 		if !hole(gpa) {
@@ -62,6 +69,15 @@ func TestPrefaultMapsTheResidentPagesOfABlock(t *testing.T) {
 	touched, faults := touchResident(backend, cold, hole)
 	if faults > 8 {
 		t.Errorf("writing %d resident pages of the block after a chain used it: %d page faults, want ~0", touched, faults)
+	}
+
+	// The block and no more: resident pages of the next block, past the
+	// 64 KiB a fault-around at the block's last page may also map, are
+	// still unmapped in the backend's view.
+	next, err := mem.Slice(highGPA+prefaultBlock, prefaultBlock)
+	must(t, err)
+	if n := mappedPages(t, next[64<<10:]); n != 0 {
+		t.Errorf("%d pages of the next block are mapped in the backend; want 0", n)
 	}
 
 	var after unix.Stat_t
@@ -101,4 +117,28 @@ func touchResident(b []byte, gpa uint64, hole func(uint64) bool) (pages int, fau
 		panic(err)
 	}
 	return pages, r1.Minflt - r0.Minflt
+}
+
+// mappedPages counts the pages of b that are present in this process's page
+// tables (/proc/self/pagemap). It skips the test where shmem may be mapped
+// by huge folios, whose one fault maps more than a page.
+func mappedPages(t *testing.T, b []byte) int {
+	t.Helper()
+	if thp, err := os.ReadFile("/sys/kernel/mm/transparent_hugepage/shmem_enabled"); err == nil && !strings.Contains(string(thp), "[never]") && !strings.Contains(string(thp), "[deny]") {
+		t.Skipf("shmem transparent huge pages on (%s)", strings.TrimSpace(string(thp)))
+	}
+	f, err := os.Open("/proc/self/pagemap")
+	must(t, err)
+	defer f.Close()
+	pages := len(b) / int(pageSize)
+	entries := make([]byte, 8*pages)
+	_, err = f.ReadAt(entries, int64(uintptr(unsafe.Pointer(&b[0]))/uintptr(pageSize))*8)
+	must(t, err)
+	n := 0
+	for i := range pages {
+		if binary.LittleEndian.Uint64(entries[8*i:])&(1<<63) != 0 {
+			n++
+		}
+	}
+	return n
 }

@@ -19,6 +19,12 @@ import (
 // (a second device goroutine does not wait for the first: it goes on and
 // takes the faults the function would have saved). Resolving a buffer
 // whose blocks were all seen costs one atomic load per block it covers.
+//
+// The in-process VMM (vmm/memory) sets none: its guest RAM is anonymous
+// memory of its own process, and KVM maps each page the guest touches
+// through that process's page tables (get_user_pages), so a device there
+// finds every page the guest made resident already mapped and takes no
+// fault to prefault.
 type FirstUse struct {
 	shift uint
 	size  uint64 // the region's length in bytes
