@@ -30,6 +30,13 @@
 // buffers abandons the request, and the process, the connection and
 // later connections go on.
 //
+// Guest RAM mapped here is faulted in page by page as the device first
+// touches it, although the guest made most of it resident long before: so
+// the first time a chain's buffer or indirect table lies in a block of a
+// region (prefault.go), the pages of that block already resident in the
+// front-end's file are mapped at once (mincore(2), then
+// MADV_POPULATE_READ on the resident runs only; holes stay holes).
+//
 // The device is activated once every ring the front-end configured has a
 // kick fd and is enabled, and reset when a ring is stopped with
 // GET_VRING_BASE, when guest memory changes under it, or when the front-end

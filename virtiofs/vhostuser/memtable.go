@@ -16,6 +16,9 @@ type mapped struct {
 	memRegion
 	mapping []byte // the whole mmap, page aligned
 	data    []byte // the region's bytes inside it
+	// prefault maps a block's resident pages at its first use (nil if
+	// data is not page aligned); kept across table rebuilds.
+	prefault *virtio.FirstUse
 }
 
 // memTable is the set of guest RAM regions shared by the front-end. It is
@@ -72,7 +75,8 @@ func mapRegion(r memRegionMsg, fd int) (*mapped, error) {
 	if err != nil {
 		return nil, protoErr("memory region %#x+%#x: mmap at offset %#x: %v", r.gpa, r.size, r.mmapOffset, err)
 	}
-	return &mapped{memRegion: memRegion(r), mapping: b, data: b[delta : delta+r.size : delta+r.size]}, nil
+	data := b[delta : delta+r.size : delta+r.size]
+	return &mapped{memRegion: memRegion(r), mapping: b, data: data, prefault: newPrefault(data)}, nil
 }
 
 func (m *mapped) unmap() { _ = unix.Munmap(m.mapping) }
@@ -85,7 +89,7 @@ func (t *memTable) rebuild() error {
 	}
 	rs := make([]virtio.Region, len(t.regions))
 	for i, r := range t.regions {
-		rs[i] = virtio.Region{GPA: r.gpa, Data: r.data}
+		rs[i] = virtio.Region{GPA: r.gpa, Data: r.data, FirstUse: r.prefault}
 	}
 	mem, err := virtio.NewMemory(rs...)
 	if err != nil {

@@ -122,15 +122,19 @@ func (q *Queue) walk(mem GuestMemory, c *Chain) (reason string, fatal bool) {
 				return fmt.Sprintf("indirect table of %d descriptors after %d direct ones exceeds the queue size %d",
 					d.len/descSize, count-1, q.size), false
 			}
-			// The table is checked in one piece first: AppendSlices into a
-			// nil list cost a heap allocation per indirect chain, which is
-			// nearly every Linux virtio-fs request
-			// (TestPopIntoIndirectAllocs); a table over two contiguous
-			// regions is still accepted through AppendSlices.
-			if _, err := mem.Slice(d.addr, uint64(d.len)); err != nil {
-				if _, err := mem.AppendSlices(nil, d.addr, uint64(d.len)); err != nil {
-					return "indirect table: " + err.Error(), false
-				}
+			// The table is resolved like a buffer, so that the memory's
+			// FirstUse sees it, into the spare room of c.Readable and
+			// dropped again: AppendSlices into a nil list cost a heap
+			// allocation per indirect chain, which is nearly every Linux
+			// virtio-fs request (TestPopIntoIndirectAllocs), while a pooled
+			// chain's list has room (and a new one's is grown once for the
+			// buffers that follow).
+			keep := len(c.Readable)
+			parts, err := mem.AppendSlices(c.Readable, d.addr, uint64(d.len))
+			clear(parts[keep:])
+			c.Readable = parts[:keep]
+			if err != nil {
+				return "indirect table: " + err.Error(), false
 			}
 			indirect = true
 			table, tableLen, idx, count = d.addr, d.len/descSize, 0, 0

@@ -45,11 +45,14 @@ var (
 type GuestMemory interface {
 	// Slice returns a host slice of length n aliasing guest memory at
 	// [gpa, gpa+n). The range must lie inside a single region. A zero
-	// length succeeds only when gpa lies inside a region.
+	// length succeeds only when gpa lies inside a region. It is for the
+	// device's own small accesses (ring entries, descriptors).
 	Slice(gpa, n uint64) ([]byte, error)
 	// AppendSlices appends to dst host slices covering [gpa, gpa+n),
 	// splitting only where the range crosses from one region into a
 	// GPA-contiguous neighbour. A zero length appends nothing and succeeds.
+	// It is how chains' buffers and indirect tables are resolved: Memory
+	// runs a region's FirstUse here.
 	AppendSlices(dst [][]byte, gpa, n uint64) ([][]byte, error)
 
 	LoadU16(gpa uint64) (uint16, error)
@@ -65,6 +68,10 @@ type GuestMemory interface {
 type Region struct {
 	GPA  uint64
 	Data []byte
+	// FirstUse, when not nil, runs once per block of Data the first time
+	// AppendSlices resolves a range in that block. It must have been made
+	// for len(Data) bytes.
+	FirstUse *FirstUse
 }
 
 // End returns the first guest-physical address after the region.
@@ -77,6 +84,10 @@ func (r Region) End() uint64 { return r.GPA + uint64(len(r.Data)) }
 type Memory struct {
 	regions []Region
 	last    atomic.Uint32
+	// firstUse holds each region's FirstUse, in the order of regions;
+	// nil when no region has one, so that AppendSlices costs one
+	// comparison more without them.
+	firstUse []*FirstUse
 }
 
 var _ GuestMemory = (*Memory)(nil)
@@ -101,10 +112,21 @@ func NewMemory(regions ...Region) (*Memory, error) {
 			return nil, fmt.Errorf("%w: region %#x is not 8-byte aligned in host memory", ErrBadRegion, r.GPA)
 		case i > 0 && rs[i-1].End() > r.GPA:
 			return nil, fmt.Errorf("%w: regions at %#x and %#x overlap", ErrBadRegion, rs[i-1].GPA, r.GPA)
+		case r.FirstUse != nil && r.FirstUse.size != n:
+			return nil, fmt.Errorf("%w: region %#x+%#x has a first use made for %#x bytes", ErrBadRegion, r.GPA, n, r.FirstUse.size)
 		}
 		rs[i].Data = r.Data[:n:n]
 	}
-	return &Memory{regions: rs}, nil
+	m := &Memory{regions: rs}
+	for i, r := range rs {
+		if r.FirstUse != nil {
+			if m.firstUse == nil {
+				m.firstUse = make([]*FirstUse, len(rs))
+			}
+			m.firstUse[i] = r.FirstUse
+		}
+	}
+	return m, nil
 }
 
 // Regions returns the regions sorted by GPA. The slice must not be modified.
@@ -154,6 +176,9 @@ func (m *Memory) AppendSlices(dst [][]byte, gpa, n uint64) ([][]byte, error) {
 		d := m.regions[i].Data
 		off := gpa - m.regions[i].GPA
 		take := min(n, uint64(len(d))-off)
+		if m.firstUse != nil && m.firstUse[i] != nil {
+			m.firstUse[i].use(d, off, take)
+		}
 		dst = append(dst, d[off:off+take:off+take])
 		gpa += take
 		n -= take

@@ -261,6 +261,12 @@ func (q *Queue) Validate(mem GuestMemory) error {
 		{"used ring", q.used, ringHeaderLen + usedElemSize*n + 2},
 	}
 	for _, r := range rings {
+		// Slice first: rings are not buffers, and AppendSlices would run
+		// the memory's FirstUse on the blocks around them; a ring over two
+		// contiguous regions is still accepted through AppendSlices.
+		if _, err := mem.Slice(r.gpa, r.len); err == nil {
+			continue
+		}
 		if _, err := mem.AppendSlices(nil, r.gpa, r.len); err != nil {
 			return fmt.Errorf("%w: %s %#x+%#x: %w", ErrInvalidQueue, r.name, r.gpa, r.len, err)
 		}
