@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"runtime"
 	"sync"
 	"testing"
@@ -404,11 +405,19 @@ func TestPopIntoIndirectAllocs(t *testing.T) {
 		return ms.Mallocs - before
 	}
 	pop() // the first fills c's buffer lists
-	var n uint64
-	for range 20 {
-		n += pop()
+	// Mallocs counts the whole process: under -race beside a busy machine
+	// another goroutine's allocation landed in a round about once in 20
+	// runs. An allocation of PopInto's shows in every round (20 at
+	// least), so the best of 3 rounds still catches it.
+	best := uint64(math.MaxUint64)
+	for range 3 {
+		var n uint64
+		for range 20 {
+			n += pop()
+		}
+		best = min(best, n)
 	}
-	if n != 0 {
-		t.Fatalf("PopInto of an indirect chain: %d allocations in 20 pops, want 0", n)
+	if best != 0 {
+		t.Fatalf("PopInto of an indirect chain: %d allocations in 20 pops (the best of 3 rounds), want 0", best)
 	}
 }
