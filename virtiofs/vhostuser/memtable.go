@@ -31,16 +31,15 @@ type memTable struct {
 
 // check validates a region description against itself and the table.
 func (t *memTable) check(r memRegionMsg) error {
-	pg := uint64(unix.Getpagesize())
 	switch {
 	case r.size == 0:
 		return protoErr("memory region at %#x is empty", r.gpa)
 	case r.gpa%virtio.PageSize != 0 || r.size%virtio.PageSize != 0:
 		return protoErr("memory region %#x+%#x is not page aligned", r.gpa, r.size)
-	case r.size > math.MaxInt-pg:
+	case r.size > math.MaxInt-pageSize:
 		return protoErr("memory region %#x+%#x is too large", r.gpa, r.size)
 	case r.gpa > math.MaxUint64-r.size, r.userAddr > math.MaxUint64-r.size,
-		r.mmapOffset > math.MaxInt64-r.size-pg:
+		r.mmapOffset > math.MaxInt64-r.size-pageSize:
 		return protoErr("memory region %#x+%#x (user %#x, offset %#x) wraps around", r.gpa, r.size, r.userAddr, r.mmapOffset)
 	}
 	for _, o := range t.regions {
@@ -68,8 +67,7 @@ func mapRegion(r memRegionMsg, fd int) (*mapped, error) {
 	if uint64(st.Size) < r.mmapOffset+r.size {
 		return nil, protoErr("memory region %#x+%#x: file of %d bytes is shorter than offset %#x + size", r.gpa, r.size, st.Size, r.mmapOffset)
 	}
-	pg := uint64(unix.Getpagesize())
-	start := r.mmapOffset &^ (pg - 1)
+	start := r.mmapOffset &^ (pageSize - 1)
 	delta := r.mmapOffset - start
 	b, err := unix.Mmap(fd, int64(start), int(delta+r.size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {

@@ -36,7 +36,7 @@ import (
 // the blocks at the pool's edges.
 const prefaultBlock = 256 << 10
 
-// pageSize is the host's page size, the unit of mincore(2).
+// pageSize is the host's page size: the unit of mmap offsets and of mincore(2).
 var pageSize = uint64(unix.Getpagesize())
 
 // noPopulate is set once MADV_POPULATE_READ is refused (Linux before

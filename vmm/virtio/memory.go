@@ -84,10 +84,6 @@ func (r Region) End() uint64 { return r.GPA + uint64(len(r.Data)) }
 type Memory struct {
 	regions []Region
 	last    atomic.Uint32
-	// firstUse holds each region's FirstUse, in the order of regions;
-	// nil when no region has one, so that AppendSlices costs one
-	// comparison more without them.
-	firstUse []*FirstUse
 }
 
 var _ GuestMemory = (*Memory)(nil)
@@ -117,16 +113,7 @@ func NewMemory(regions ...Region) (*Memory, error) {
 		}
 		rs[i].Data = r.Data[:n:n]
 	}
-	m := &Memory{regions: rs}
-	for i, r := range rs {
-		if r.FirstUse != nil {
-			if m.firstUse == nil {
-				m.firstUse = make([]*FirstUse, len(rs))
-			}
-			m.firstUse[i] = r.FirstUse
-		}
-	}
-	return m, nil
+	return &Memory{regions: rs}, nil
 }
 
 // Regions returns the regions sorted by GPA. The slice must not be modified.
@@ -176,8 +163,8 @@ func (m *Memory) AppendSlices(dst [][]byte, gpa, n uint64) ([][]byte, error) {
 		d := m.regions[i].Data
 		off := gpa - m.regions[i].GPA
 		take := min(n, uint64(len(d))-off)
-		if m.firstUse != nil && m.firstUse[i] != nil {
-			m.firstUse[i].use(d, off, take)
+		if fu := m.regions[i].FirstUse; fu != nil {
+			fu.use(d, off, take)
 		}
 		dst = append(dst, d[off:off+take:off+take])
 		gpa += take
