@@ -336,7 +336,7 @@ func profileBoots(ctx context.Context, cfg *config, modes map[string]*mode, tmp,
 	err := rotatedBoots(ctx, cfg, cfg.profileRuns, share, func(rep int, name string) error {
 		m := modes[name]
 		pr := &profiler{dir: cfg.profile, prefix: fmt.Sprintf("%s.%d", name, rep)}
-		b, err := boot(ctx, cfg, m, tmp, share, fmt.Sprintf("%s.profile%d", name, rep), false, pr)
+		b, err := boot(ctx, cfg, m, tmp, share, fmt.Sprintf("%s.profile%d", name, rep), m.countInitrd, false, pr)
 		if err != nil {
 			return fmt.Errorf("%s profile boot %d: %w", name, rep+1, err)
 		}

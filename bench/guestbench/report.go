@@ -63,7 +63,12 @@ func newResults(cfg *config, info machine, modes map[string]*mode) *results {
 	c.Runs, c.SizeBytes, c.Dirs, c.FilesPerDir, c.Creates = cfg.runs, cfg.size, cfg.dirs, cfg.filesPerDir, cfg.creates
 	c.Bin, c.GuestKernel, c.Accel, c.CPUs, c.MemMiB, c.QueueSize = cfg.bin, cfg.kernel, cfg.accel, cfg.cpus, cfg.memMiB, cfg.queueSize
 	c.Guest = "qemu -M microvm, memory-backend-memfd share=on, virtio-mmio (modern), console on virtconsole; root is an initramfs whose /init is guestbench/runner; the filesystem under test at /mnt; the same for every mode"
-	c.Order = "each repetition boots every mode once, in rotated order; a boot takes one sample of every workload, in -workloads order"
+	c.Order = "each repetition (round) boots every mode once, in rotated order; a boot takes one sample of every workload, in -workloads order"
+	if cfg.largeRuns > 0 && cfg.largeRuns < cfg.runs && slices.Contains(cfg.workloads, "memory-large") {
+		c.Order += fmt.Sprintf(", but memory-large only in the first %d rounds (-large-runs; its row is RSS only)", cfg.largeRuns)
+	}
+	c.LargeRuns = cfg.largeRuns
+	c.Ratios = "ratios to virtiofsd, per krunbench mode and workload: CPU per 1,000 requests and wall seconds are taken within each round (that round's krunbench boot against the virtiofsd boot of the same round; CPU scaled by the two modes' request counts from the counting boots), and the judged ratio is the median over the rounds, with min and max (a round where either side failed gives none); the whole-workload CPU ratio likewise; the ratio of the two modes' medians is kept beside them (cpu_ratio_of_medians, wall_ratio_of_medians); RSS ratios are ratios of medians"
 	c.CacheDrop = "in the guest, sync; echo 3 > /proc/sys/vm/drop_caches before every sample"
 	c.HostCache = "warm: the host reads the file and walks the tree before every boot, so no mode reads the host disk"
 	c.Caching = []string{
@@ -75,7 +80,7 @@ func newResults(cfg *config, info machine, modes map[string]*mode) *results {
 		c.Device += ",iommu_platform=on; guest " + strings.Join(qemu.TCGDMAParams(cfg.memMiB), " ") + " (the QEMU engine's TCG setup, issue 16: every buffer bounced through the swiotlb); VIRTIO_F_ACCESS_PLATFORM checked negotiated in every boot"
 	}
 	c.DMABounce = cfg.dmaBounce
-	c.Counting = "one extra boot per mode, untimed, with the backend's own request record on (krunbench --trace, virtiofsd -d); the runner looks up a missing name before and after each workload and the requests between the two markers are counted; CPU per 1,000 requests = median CPU of the timed boots / that count"
+	c.Counting = "one extra boot per mode, untimed, with the backend's own request record on (krunbench --trace, virtiofsd -d); the runner looks up a missing name before and after each workload and the requests between the two markers are counted; CPU per 1,000 requests = median CPU of the timed boots / that count (the ratios to virtiofsd are taken round by round: see ratios)"
 	c.MemoryFiles, c.LargeFiles = cfg.memoryFiles, cfg.largeFiles
 	c.IdleSampleS = cfg.idleSample.Seconds()
 	for _, name := range cfg.modes {
@@ -102,7 +107,10 @@ func newResults(cfg *config, info machine, modes map[string]*mode) *results {
 	return r
 }
 
-func (r *results) add(wl, mode string, m measure) {
+// add records the sample of workload wl that mode's boot of round rep
+// (0-based) took.
+func (r *results) add(wl, mode string, rep int, m measure) {
+	m.Round = rep + 1
 	m.Value = m.Units / m.Seconds / unitScale(wl)
 	for _, x := range r.Rows {
 		if x.Name == wl {
@@ -150,8 +158,8 @@ func walkFailed(s *series) bool {
 func (r *results) finish(elapsed time.Duration) {
 	r.Elapsed = elapsed.Seconds()
 	r.Machine.LoadEnd = hostinfo.LoadAvg()
-	cpu := &target{Description: fmt.Sprintf("backend CPU per 1,000 requests <= %.1fx virtiofsd's: every workload, each krunbench mode", targetCPU), Rows: map[string]bool{}}
-	wall := &target{Description: "wall time no worse than virtiofsd's: median seconds, every workload, each krunbench mode", Rows: map[string]bool{}}
+	cpu := &target{Description: fmt.Sprintf("backend CPU per 1,000 requests <= %.1fx virtiofsd's: median over rounds of the round's ratio, every workload, each krunbench mode", targetCPU), Rows: map[string]bool{}}
+	wall := &target{Description: "wall time no worse than virtiofsd's: median over rounds of the round's ratio of seconds, every workload, each krunbench mode", Rows: map[string]bool{}}
 	rss := &target{Description: "backend RSS after the memory walk <= virtiofsd's: median VmRSS", Rows: map[string]bool{}}
 	for _, x := range r.Rows {
 		for _, s := range x.Modes {
@@ -184,6 +192,8 @@ func (r *results) finish(elapsed time.Duration) {
 		}
 		x.CPURatio, x.WallRatio, x.RSSRatio = map[string]float64{}, map[string]float64{}, map[string]float64{}
 		x.TotalCPURatio = map[string]float64{}
+		x.CPURatioRounds, x.WallRatioRounds = map[string]*schema.RoundRatios{}, map[string]*schema.RoundRatios{}
+		x.CPURatioOfMedians, x.WallRatioOfMedians = map[string]float64{}, map[string]float64{}
 		for _, m := range r.Modes {
 			s := x.Modes[m.Name]
 			if s == nil || len(s.Samples) == 0 || !m.krunbench {
@@ -191,19 +201,28 @@ func (r *results) finish(elapsed time.Duration) {
 			}
 			judged := m.Name == modeTap || m.Name == modeNoTap
 			key := m.Name + " " + x.Name
-			if peer.MedianServerCPU > 0 {
-				x.TotalCPURatio[m.Name] = s.MedianServerCPU / peer.MedianServerCPU
+			if total := roundRatios(s.Samples, peer.Samples, serverCPU, 1); total != nil {
+				x.TotalCPURatio[m.Name] = total.Median
 			}
 			if s.CPUPer1k > 0 && peer.CPUPer1k > 0 {
-				x.CPURatio[m.Name] = s.CPUPer1k / peer.CPUPer1k
-				if judged && !isMemory(x.Name) {
-					cpu.Rows[key] = x.CPURatio[m.Name] <= targetCPU
+				x.CPURatioOfMedians[m.Name] = s.CPUPer1k / peer.CPUPer1k
+				// Per 1k requests: the counts are the counting boots',
+				// one per mode, so each round's CPU ratio is scaled by
+				// virtiofsd's count over this mode's.
+				if p := roundRatios(s.Samples, peer.Samples, serverCPU, float64(peer.Requests)/float64(s.Requests)); p != nil {
+					x.CPURatioRounds[m.Name], x.CPURatio[m.Name] = p, p.Median
+					if judged && !isMemory(x.Name) {
+						cpu.Rows[key] = p.Median <= targetCPU
+					}
 				}
 			}
 			if peer.MedianSeconds > 0 {
-				x.WallRatio[m.Name] = s.MedianSeconds / peer.MedianSeconds
+				x.WallRatioOfMedians[m.Name] = s.MedianSeconds / peer.MedianSeconds
+			}
+			if p := roundRatios(s.Samples, peer.Samples, seconds, 1); p != nil {
+				x.WallRatioRounds[m.Name], x.WallRatio[m.Name] = p, p.Median
 				if judged && !isMemory(x.Name) {
-					wall.Rows[key] = x.WallRatio[m.Name] <= targetWall
+					wall.Rows[key] = p.Median <= targetWall
 				}
 			}
 			if peer.MedianIdleRSSKiB > 0 && s.MedianIdleRSSKiB > 0 {
@@ -248,8 +267,12 @@ func (r *results) printTable(w io.Writer) {
 	if c.dmaBounce {
 		bounce = "iommu_platform=on + swiotlb=force"
 	}
-	fmt.Fprintf(w, "\nguest benchmark: median of %d boots per mode; %s, %d vCPU, %d MiB; vhost-user-fs-device %s for every backend\n",
-		c.runs, c.accel, c.cpus, c.memMiB, bounce)
+	large := ""
+	if c.largeRuns > 0 && c.largeRuns < c.runs && slices.Contains(c.workloads, "memory-large") {
+		large = fmt.Sprintf(" (memory-large: the first %d)", c.largeRuns)
+	}
+	fmt.Fprintf(w, "\nguest benchmark: median of %d boots per mode%s; %s, %d vCPU, %d MiB; vhost-user-fs-device %s for every backend\n",
+		c.runs, large, c.accel, c.cpus, c.memMiB, bounce)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	head := []string{"workload", "unit"}
 	for _, m := range r.Modes {
@@ -274,6 +297,8 @@ func (r *results) printTable(w io.Writer) {
 	tw.Flush()
 
 	fmt.Fprintf(w, "\nbackend: CPU s in the timed part (median) / requests (counting boot) = CPU ms per 1,000 requests; RSS MiB after the workload\n")
+	fmt.Fprintf(w, "ratios to virtiofsd: cpu/1k, cpu (whole workload) and wall are medians over rounds of each round's ratio [min-max over rounds] (judged);\n")
+	fmt.Fprintf(w, "\"of medians\": the ratio of the two modes' medians, for comparison; rss: ratio of medians\n")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	head = []string{"workload"}
 	for _, m := range r.Modes {
@@ -281,7 +306,7 @@ func (r *results) printTable(w io.Writer) {
 	}
 	for _, m := range r.Modes {
 		if m.krunbench {
-			head = append(head, m.Label+" cpu/1k ratio", "cpu ratio", "wall ratio", "rss ratio")
+			head = append(head, m.Label+" cpu/1k ratio", "of medians", "cpu ratio", "wall ratio", "of medians", "rss ratio")
 		}
 	}
 	fmt.Fprintln(tw, strings.Join(append(head, ""), "\t"))
@@ -307,7 +332,8 @@ func (r *results) printTable(w io.Writer) {
 		}
 		for _, m := range r.Modes {
 			if m.krunbench {
-				line = append(line, ratio(x.CPURatio, m.Name), ratio(x.TotalCPURatio, m.Name), ratio(x.WallRatio, m.Name), ratio(x.RSSRatio, m.Name))
+				line = append(line, fmtRoundRatios(x.CPURatioRounds[m.Name]), ratio(x.CPURatioOfMedians, m.Name), ratio(x.TotalCPURatio, m.Name),
+					fmtRoundRatios(x.WallRatioRounds[m.Name]), ratio(x.WallRatioOfMedians, m.Name), ratio(x.RSSRatio, m.Name))
 			}
 		}
 		fmt.Fprintln(tw, strings.Join(append(line, ""), "\t"))
@@ -357,6 +383,15 @@ func (r *results) printTable(w io.Writer) {
 			}
 		}
 	}
+}
+
+// fmtRoundRatios is a ratio taken within rounds: "1.13x [1.05-1.60]"
+// (median [min-max] over rounds).
+func fmtRoundRatios(p *schema.RoundRatios) string {
+	if p == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.2fx [%.2f-%.2f]", p.Median, p.Min, p.Max)
 }
 
 // formatOps lists opcode counts, the most frequent first.

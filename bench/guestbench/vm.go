@@ -196,14 +196,15 @@ type bootResult struct {
 	failed map[string]string
 }
 
-// boot runs one guest in mode m and returns its samples, one per
-// workload, with the host CPU time the server and QEMU spent in each and
-// the server's RSS at the end of each. A counting boot runs the server
-// with its request record on (m.countArgv), for requestCounts; its
-// timings are not used. A profile boot (prof not nil) runs the counting
-// boot's workloads with perf attached to the server (profile.go), each
-// workload's perf enabled from its begin line to its end line.
-func boot(ctx context.Context, cfg *config, m *mode, tmp, share, label string, counting bool, prof *profiler) (*bootResult, error) {
+// boot runs one guest in mode m from initrd (which says the workloads)
+// and returns its samples, one per workload, with the host CPU time the
+// server and QEMU spent in each and the server's RSS at the end of each.
+// A counting boot runs the server with its request record on
+// (m.countArgv), for requestCounts; its timings are not used. A profile
+// boot (prof not nil) runs the counting boot's workloads with perf
+// attached to the server (profile.go), each workload's perf enabled from
+// its begin line to its end line.
+func boot(ctx context.Context, cfg *config, m *mode, tmp, share, label, initrd string, counting bool, prof *profiler) (*bootResult, error) {
 	logFile := filepath.Join(tmp, label+".log")
 	log, err := os.Create(logFile)
 	if err != nil {
@@ -238,10 +239,6 @@ func boot(ctx context.Context, cfg *config, m *mode, tmp, share, label string, c
 		return nil, err
 	}
 	defer pr.Close()
-	initrd := m.initrd
-	if counting || prof != nil {
-		initrd = m.countInitrd
-	}
 	args := qemuArgs(cfg, initrd, socket)
 	fmt.Fprintf(log, "qemu: %s %s\n", cfg.qemu, strings.Join(args, " "))
 	vm, err := startProc("qemu", append([]string{cfg.qemu}, args...), pw, log)

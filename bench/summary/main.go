@@ -356,34 +356,93 @@ func (s *summary) guest(path string) error {
 		return err
 	}
 	fmt.Fprintf(s.w, "\n## Guest path: QEMU TCG guest, krunbench `serve --socket` vs virtiofsd (%s)\n\n", filepath.Base(path))
-	fmt.Fprintf(s.w, "%s; %d runs; %s; krunbench %s; load at start %s; %.0f s.\n",
-		orNone(r.Label), r.Config.Runs, r.Machine.Date, r.Machine.Krunbench, r.Machine.LoadStart, r.Elapsed)
+	large := ""
+	if c := r.Config; c.LargeRuns > 0 && c.LargeRuns < c.Runs {
+		large = fmt.Sprintf(" (memory-large in the first %d)", c.LargeRuns)
+	}
+	fmt.Fprintf(s.w, "%s; %d runs%s; %s; krunbench %s; load at start %s; %.0f s.\n",
+		orNone(r.Label), r.Config.Runs, large, r.Machine.Date, r.Machine.Krunbench, r.Machine.LoadStart, r.Elapsed)
 	if len(r.Rows) > 0 && r.Rows[0].Modes[guestPeer] == nil {
 		return errors.New("no virtiofsd mode: an old (virtio-9p era) guest.json? rerun guestbench")
 	}
-	t := newTable(s.w, "krunbench: `serve --readdirplus auto`, the directory listing offer virtiofsd makes, so both get the same requests; judged.",
-		"| workload | krunbench CPU ms/1k req | virtiofsd CPU ms/1k req | ratio (≤0.8) | | total CPU ratio | krunbench s | virtiofsd s | wall ratio (≤1.0) | |").start()
-	for _, row := range r.Rows {
-		a, b := row.Modes[guestOurs], row.Modes[guestPeer]
-		if a == nil || b == nil || isMemoryRow(row.Name) {
-			continue // the memory walks are judged on RSS only (as guestbench does)
-		}
-		cpu, wall := "n/a", "n/a"
-		if v, ok := row.CPURatio[guestOurs]; ok {
-			cpu = s.judge(fmt.Sprintf("guest %s CPU per 1k requests %.2fx virtiofsd (target ≤ %.1fx)", row.Name, v, targetGuestCPU), v <= targetGuestCPU)
-		}
-		if v, ok := row.WallRatio[guestOurs]; ok {
-			wall = s.judge(fmt.Sprintf("guest %s wall %.2fx virtiofsd (target ≤ %.1fx)", row.Name, v, targetGuestWall), v <= targetGuestWall)
-		}
-		t.row("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |", row.Name,
-			perK(a), perK(b), ratio(row.CPURatio, guestOurs), cpu, ratio(row.TotalCPURatio, guestOurs),
-			secs(a), secs(b), ratio(row.WallRatio, guestOurs), wall)
+	if guestPaired(&r) {
+		s.guestJudged(&r)
+	} else {
+		s.guestJudgedOfMedians(&r)
 	}
 	s.guestAsShipped(&r)
 	s.guestOpcodes(&r)
 	s.guestMemory(&r)
 	s.guestLargeWalk(&r)
 	return nil
+}
+
+// guestPaired says whether the file holds ratios taken within rounds
+// (guestbench since session 15); older files hold ratios of medians.
+func guestPaired(r *results.GuestFile) bool {
+	return slices.ContainsFunc(r.Rows, func(row *results.GuestRow) bool { return len(row.WallRatioRounds) > 0 })
+}
+
+// guestJudged is the judged guest table: per workload, krunbench (with
+// virtiofsd's offer) against virtiofsd, CPU per 1,000 requests and wall
+// time judged on the median over rounds of each round's ratio, with its
+// spread, and the ratio of the medians beside it.
+func (s *summary) guestJudged(r *results.GuestFile) {
+	t := newTable(s.w, fmt.Sprintf("krunbench: `serve --readdirplus auto`, the directory listing offer virtiofsd makes, so both get the same requests; judged on the median of per-round ratios over %d rounds [min–max over the rounds] (each round's krunbench boot against the virtiofsd boot of the same round); \"of medians\": the ratio of the two modes' medians, shown, not judged.", r.Config.Runs),
+		"| workload | krunbench CPU ms/1k req | virtiofsd CPU ms/1k req | CPU/1k ratio (≤0.8) | | of medians | total CPU ratio | krunbench s | virtiofsd s | wall ratio (≤1.0) | | of medians |").start()
+	for _, row := range r.Rows {
+		a, b := row.Modes[guestOurs], row.Modes[guestPeer]
+		if a == nil || b == nil || isMemoryRow(row.Name) {
+			continue // the memory walks are judged on RSS only (as guestbench does)
+		}
+		cpu, wall := "n/a", "n/a"
+		if p := row.CPURatioRounds[guestOurs]; p != nil {
+			cpu = s.judge(fmt.Sprintf("guest %s CPU per 1k requests %.2fx virtiofsd (median of %d per-round ratios; target ≤ %.1fx)", row.Name, p.Median, len(p.Ratios), targetGuestCPU), p.Median <= targetGuestCPU)
+		}
+		if p := row.WallRatioRounds[guestOurs]; p != nil {
+			wall = s.judge(fmt.Sprintf("guest %s wall %.2fx virtiofsd (median of %d per-round ratios; target ≤ %.1fx)", row.Name, p.Median, len(p.Ratios), targetGuestWall), p.Median <= targetGuestWall)
+		}
+		t.row("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |", row.Name,
+			perK(a), perK(b), roundsCell(row.CPURatioRounds[guestOurs], r.Config.Runs), cpu, ratio(row.CPURatioOfMedians, guestOurs), ratio(row.TotalCPURatio, guestOurs),
+			secs(a), secs(b), roundsCell(row.WallRatioRounds[guestOurs], r.Config.Runs), wall, ratio(row.WallRatioOfMedians, guestOurs))
+	}
+}
+
+// guestJudgedOfMedians is the judged guest table of a file written
+// before guestbench took its ratios within rounds: it holds only the
+// ratios of the two modes' medians, and those are judged, as they were.
+func (s *summary) guestJudgedOfMedians(r *results.GuestFile) {
+	t := newTable(s.w, fmt.Sprintf("krunbench: `serve --readdirplus auto`, the directory listing offer virtiofsd makes, so both get the same requests; judged. This file has no per-round ratios (written before guestbench took them): the ratios are of the two modes' medians over %d boots each.", r.Config.Runs),
+		"| workload | krunbench CPU ms/1k req | virtiofsd CPU ms/1k req | ratio of medians (≤0.8) | | total CPU ratio | krunbench s | virtiofsd s | wall ratio of medians (≤1.0) | |").start()
+	for _, row := range r.Rows {
+		a, b := row.Modes[guestOurs], row.Modes[guestPeer]
+		if a == nil || b == nil || isMemoryRow(row.Name) {
+			continue
+		}
+		cpu, wall := "n/a", "n/a"
+		if v, ok := row.CPURatio[guestOurs]; ok {
+			cpu = s.judge(fmt.Sprintf("guest %s CPU per 1k requests %.2fx virtiofsd (ratio of medians; target ≤ %.1fx)", row.Name, v, targetGuestCPU), v <= targetGuestCPU)
+		}
+		if v, ok := row.WallRatio[guestOurs]; ok {
+			wall = s.judge(fmt.Sprintf("guest %s wall %.2fx virtiofsd (ratio of medians; target ≤ %.1fx)", row.Name, v, targetGuestWall), v <= targetGuestWall)
+		}
+		t.row("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |", row.Name,
+			perK(a), perK(b), ratio(row.CPURatio, guestOurs), cpu, ratio(row.TotalCPURatio, guestOurs),
+			secs(a), secs(b), ratio(row.WallRatio, guestOurs), wall)
+	}
+}
+
+// roundsCell prints a ratio taken within rounds: median [min–max], and
+// how many rounds gave it where fewer than the run's (a failed boot).
+func roundsCell(p *results.RoundRatios, runs int) string {
+	if p == nil {
+		return "–"
+	}
+	cell := fmt.Sprintf("%.2fx [%.2f–%.2f]", p.Median, p.Min, p.Max)
+	if len(p.Ratios) < runs {
+		cell += fmt.Sprintf(" (%d rounds)", len(p.Ratios))
+	}
+	return cell
 }
 
 // isMemoryRow says whether a guest workload is judged on RSS only.
@@ -393,7 +452,7 @@ func isMemoryRow(name string) bool { return name == "memory" || name == "memory-
 // always) against virtiofsd: other requests for the same walk, so shown,
 // not judged.
 func (s *summary) guestAsShipped(r *results.GuestFile) {
-	t := newTable(s.w, "krunbench as shipped (`--readdirplus always`: READDIRPLUS for every chunk, no LOOKUP per entry), against the same virtiofsd; other requests, so not judged:",
+	t := newTable(s.w, "krunbench as shipped (`--readdirplus always`: READDIRPLUS for every chunk, no LOOKUP per entry), against the same virtiofsd; other requests, so not judged (ratios taken as in the table above):",
 		"| workload | krunbench CPU ms/1k req | ratio | total CPU ratio | krunbench s | wall ratio |")
 	for _, row := range r.Rows {
 		a, b := row.Modes[guestAsShipped], row.Modes[guestPeer]

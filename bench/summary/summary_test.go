@@ -75,7 +75,8 @@ func TestVerdictsFollowTheTargets(t *testing.T) {
 		"| tap | 100 | 250 | 2.50x [2.00–3.00] | **missed** |",
 		"| stat | +2.0% [+1.0, +3.0] | met | +4.5% [+3.0, +6.0] |",
 		"| tap | 20.0 |",
-		"missed: guest stat CPU per 1k requests 10.00x virtiofsd (target ≤ 0.8x)",
+		"missed: guest stat CPU per 1k requests 10.00x virtiofsd (ratio of medians; target ≤ 0.8x)",
+		"This file has no per-round ratios (written before guestbench took them): the ratios are of the two modes' medians over 2 boots each.",
 		"| stat | 500.0 (100 req) | 50.0 (2000 req) | 10.00x | **missed** | – | 1.00 | 2.00 | 0.50x | met |",
 		"krunbench 10.0 MiB, virtiofsd –, no ratio (see failures)",
 		"| stat | 2000.0 (10 req) | 40.00x | – | 0.50 | 0.25x |",
@@ -92,6 +93,89 @@ func TestVerdictsFollowTheTargets(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q\n%s", want, out)
 		}
+	}
+}
+
+// guestPairedFixture is a guestbench file with ratios taken within
+// rounds (4 rounds, memory-large in the first 2): the judged ratios are
+// the per-round medians, which meet the targets where the ratios of
+// medians (one disturbed boot in round 1) miss them; read's wall ratio
+// is over 3 rounds (a failed boot), create's CPU misses.
+const guestPairedFixture = `{"config":{"runs":4,"memory_large_runs":2,"ratios":"within rounds"},"workloads":[
+ {"name":"stat","modes":{"virtiofs-tap":{"median_seconds":4.79,"requests":100,"server_cpu_s_per_1k_requests":0.5},
+   "virtiofsd":{"median_seconds":4.32,"requests":100,"server_cpu_s_per_1k_requests":0.57},
+   "virtiofs-always":{"median_seconds":2.5,"requests":10,"server_cpu_s_per_1k_requests":2}},
+  "cpu_per_1k_over_virtiofsd":{"virtiofs-tap":0.75,"virtiofs-always":3.1},
+  "cpu_per_1k_over_virtiofsd_by_round":{"virtiofs-tap":{"median":0.75,"min":0.75,"max":1.35,"rounds":[1,2,3,4],"ratios":[1.35,0.75,0.75,0.75]},
+   "virtiofs-always":{"median":3.1,"min":3,"max":3.2,"rounds":[1,2,3,4],"ratios":[3,3.1,3.1,3.2]}},
+  "cpu_ratio_of_medians":{"virtiofs-tap":0.875,"virtiofs-always":3.5},
+  "cpu_over_virtiofsd":{"virtiofs-tap":0.75,"virtiofs-always":0.31},
+  "seconds_over_virtiofsd":{"virtiofs-tap":0.95,"virtiofs-always":0.6},
+  "seconds_over_virtiofsd_by_round":{"virtiofs-tap":{"median":0.95,"min":0.95,"max":1.425,"rounds":[1,2,3,4],"ratios":[1.425,0.95,0.95,0.95]}},
+  "wall_ratio_of_medians":{"virtiofs-tap":1.108,"virtiofs-always":0.58}},
+ {"name":"read","modes":{"virtiofs-tap":{"median_seconds":3.3,"requests":2056,"server_cpu_s_per_1k_requests":0.1},"virtiofsd":{"median_seconds":3.4,"requests":2056,"server_cpu_s_per_1k_requests":0.13}},
+  "cpu_per_1k_over_virtiofsd":{"virtiofs-tap":0.77},
+  "cpu_per_1k_over_virtiofsd_by_round":{"virtiofs-tap":{"median":0.77,"min":0.7,"max":0.9,"rounds":[1,2,4],"ratios":[0.7,0.77,0.9]}},
+  "seconds_over_virtiofsd":{"virtiofs-tap":0.97},
+  "seconds_over_virtiofsd_by_round":{"virtiofs-tap":{"median":0.97,"min":0.9,"max":1.1,"rounds":[1,2,4],"ratios":[0.9,0.97,1.1]}}},
+ {"name":"create","modes":{"virtiofs-tap":{"median_seconds":5,"requests":30000,"server_cpu_s_per_1k_requests":0.03},"virtiofsd":{"median_seconds":5,"requests":35000,"server_cpu_s_per_1k_requests":0.025}},
+  "cpu_per_1k_over_virtiofsd":{"virtiofs-tap":1.19},
+  "cpu_per_1k_over_virtiofsd_by_round":{"virtiofs-tap":{"median":1.19,"min":1.1,"max":1.3,"rounds":[1,2,3,4],"ratios":[1.1,1.2,1.18,1.3]}},
+  "cpu_ratio_of_medians":{"virtiofs-tap":1.2},
+  "seconds_over_virtiofsd":{"virtiofs-tap":1},
+  "seconds_over_virtiofsd_by_round":{"virtiofs-tap":{"median":1,"min":0.9,"max":1.1,"rounds":[1,2,3,4],"ratios":[0.9,1,1,1.1]}},
+  "wall_ratio_of_medians":{"virtiofs-tap":1}}]}`
+
+// TestGuestJudgedOnPairedRatios: a file with per-round ratios is judged
+// on their medians, shown with their spread (and the rounds, where a
+// failed boot left fewer) beside the ratios of medians; the heading says
+// how many rounds.
+func TestGuestJudgedOnPairedRatios(t *testing.T) {
+	out, errs := run(t, map[string]string{"guest.json": guestPairedFixture})
+	if len(errs) != 1 || !strings.Contains(errs[0], "no such file") {
+		t.Fatalf("errors = %q (want only fuse.json missing)", errs)
+	}
+	for _, want := range []string{
+		"4 runs (memory-large in the first 2);",
+		"judged on the median of per-round ratios over 4 rounds [min–max over the rounds]",
+		"| workload | krunbench CPU ms/1k req | virtiofsd CPU ms/1k req | CPU/1k ratio (≤0.8) | | of medians | total CPU ratio | krunbench s | virtiofsd s | wall ratio (≤1.0) | | of medians |",
+		"| stat | 500.0 (100 req) | 570.0 (100 req) | 0.75x [0.75–1.35] | met | 0.88x | 0.75x | 4.79 | 4.32 | 0.95x [0.95–1.43] | met | 1.11x |",
+		"| read | 100.0 (2056 req) | 130.0 (2056 req) | 0.77x [0.70–0.90] (3 rounds) | met | – | – | 3.30 | 3.40 | 0.97x [0.90–1.10] (3 rounds) | met | – |",
+		"| create | 30.0 (30000 req) | 25.0 (35000 req) | 1.19x [1.10–1.30] | **missed** | 1.20x | – | 5.00 | 5.00 | 1.00x [0.90–1.10] | met | 1.00x |",
+		"| stat | 2000.0 (10 req) | 3.10x | 0.31x | 2.50 | 0.60x |",
+		"missed: guest create CPU per 1k requests 1.19x virtiofsd (median of 4 per-round ratios; target ≤ 0.8x)",
+		"5 targets met, 1 missed.",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "no per-round ratios") {
+		t.Errorf("a file with per-round ratios was summarised as an old one:\n%s", out)
+	}
+}
+
+// TestCommittedOldGuestFileFallsBack: the committed guest.json (written
+// before guestbench took ratios within rounds) is summarised on its
+// ratios of medians, and the table says so.
+func TestCommittedOldGuestFileFallsBack(t *testing.T) {
+	var out bytes.Buffer
+	s := &summary{w: &out}
+	if err := s.guest(filepath.Join("..", "results", "guest.json")); err != nil {
+		t.Fatal(err)
+	}
+	var r results.GuestFile
+	if _, err := results.ReadCommitted("guest.json", &r); err != nil {
+		t.Fatal(err)
+	}
+	if guestPaired(&r) {
+		t.Skip("the committed guest.json has per-round ratios: TestGuestJudgedOnPairedRatios covers it, and an old file is the fixture of TestVerdictsFollowTheTargets")
+	}
+	if !strings.Contains(out.String(), "This file has no per-round ratios") || !strings.Contains(out.String(), "| ratio of medians (≤0.8) |") {
+		t.Errorf("the old file's table does not say how its ratios were taken:\n%s", out.String())
+	}
+	if judged := strings.Join(append(s.met, s.missed...), "\n"); !strings.Contains(judged, "guest stat CPU per 1k requests 1.39x virtiofsd (ratio of medians; target ≤ 0.8x)") {
+		t.Errorf("the old file's verdicts do not say they judge ratios of medians:\n%s", judged)
 	}
 }
 

@@ -2,6 +2,10 @@ package results
 
 // GuestMeasure is one sample of one workload in one boot.
 type GuestMeasure struct {
+	// Round is the repetition (1-based; cli.Rotate's rounds) whose boot
+	// took the sample, what pairs it with the other modes' samples of
+	// the same round; 0 in files written before rounds were recorded.
+	Round   int     `json:"round,omitempty"`
 	Value   float64 `json:"value"`
 	Seconds float64 `json:"seconds"`
 	Units   float64 `json:"units"`
@@ -74,17 +78,46 @@ type GuestRow struct {
 	Modes map[string]*GuestSeries `json:"modes"`
 	// Ratios of each krunbench mode to virtiofsd (< 1: krunbench uses
 	// less), keyed by mode: backend CPU per 1,000 requests, wall time,
-	// and RSS at the end of the workload.
-	CPURatio map[string]float64 `json:"cpu_per_1k_over_virtiofsd,omitempty"`
+	// and RSS at the end of the workload. CPURatio and WallRatio, the
+	// judged ones, are the median over rounds of each round's ratio (the
+	// krunbench boot against the virtiofsd boot of the same round; the
+	// CPU one scaled by the two modes' request counts), their spread and
+	// rounds in CPURatioRounds and WallRatioRounds; in files without
+	// those (written before session 15) they are the ratio of the two
+	// modes' medians. RSSRatio is the ratio of medians.
+	CPURatio       map[string]float64      `json:"cpu_per_1k_over_virtiofsd,omitempty"`
+	CPURatioRounds map[string]*RoundRatios `json:"cpu_per_1k_over_virtiofsd_by_round,omitempty"`
+	// CPURatioOfMedians and WallRatioOfMedians are the ratios of the two
+	// modes' medians (CPUPer1k, MedianSeconds): the estimator judged
+	// before, shown beside the paired one.
+	CPURatioOfMedians map[string]float64 `json:"cpu_ratio_of_medians,omitempty"`
 	// TotalCPURatio is the backend CPU of the whole workload over
 	// virtiofsd's: what matters where the two answer the same workload
 	// with different requests (READDIRPLUS instead of READDIR+LOOKUPs).
-	TotalCPURatio map[string]float64 `json:"cpu_over_virtiofsd,omitempty"`
-	WallRatio     map[string]float64 `json:"seconds_over_virtiofsd,omitempty"`
-	RSSRatio      map[string]float64 `json:"rss_over_virtiofsd,omitempty"`
+	// Taken like CPURatio (where that is paired, this is too: CPURatio
+	// times virtiofsd's requests over krunbench's).
+	TotalCPURatio      map[string]float64      `json:"cpu_over_virtiofsd,omitempty"`
+	WallRatio          map[string]float64      `json:"seconds_over_virtiofsd,omitempty"`
+	WallRatioRounds    map[string]*RoundRatios `json:"seconds_over_virtiofsd_by_round,omitempty"`
+	WallRatioOfMedians map[string]float64      `json:"wall_ratio_of_medians,omitempty"`
+	RSSRatio           map[string]float64      `json:"rss_over_virtiofsd,omitempty"`
 	// IdleRSSRatio is the same for the idle RSS sample (shown, not
 	// judged: the target is RSSRatio's).
 	IdleRSSRatio map[string]float64 `json:"rss_idle_over_virtiofsd,omitempty"`
+}
+
+// RoundRatios is one ratio taken within each round (a krunbench boot
+// against the virtiofsd boot of the same round, minutes apart at most)
+// over the rounds where both modes have a sample: its median, which is
+// what is judged, the smallest and largest, and each round's.
+type RoundRatios struct {
+	Median float64 `json:"median"`
+	Min    float64 `json:"min"`
+	Max    float64 `json:"max"`
+	// Rounds are the rounds (GuestMeasure.Round) that gave a ratio, in
+	// order, and Ratios each one's ratio.
+	Rounds []int     `json:"rounds"`
+	Ratios []float64 `json:"ratios"`
 }
 
 // GuestMachine is the host and the build under test.
@@ -160,4 +193,10 @@ type GuestConfig struct {
 	// IdleSampleS is how long the guest left the mount alone after each
 	// memory walk before the idle RSS sample (0: none).
 	IdleSampleS float64 `json:"idle_sample_s,omitempty"`
+	// LargeRuns is -large-runs: memory-large runs in the first this
+	// many rounds only (0: in every round, or a file from before).
+	LargeRuns int `json:"memory_large_runs,omitempty"`
+	// Ratios says how the ratios to virtiofsd are taken (absent in files
+	// from before session 15: ratios of medians).
+	Ratios string `json:"ratios,omitempty"`
 }
