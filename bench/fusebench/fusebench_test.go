@@ -113,11 +113,12 @@ func TestLimitedModesRunOnTheOverheadRowsOnly(t *testing.T) {
 	}
 }
 
-func TestWritebackModeRunsTheWriteRowsOnly(t *testing.T) {
+func TestWritebackModeRunsTheWriterRowsOnly(t *testing.T) {
 	for _, limit := range []bool{true, false} {
 		cfg := &config{limitModes: limit}
-		if !cfg.runsRow(modeWriteback, "write") || !cfg.runsRow(modeWriteback, "write-warm") || cfg.runsRow(modeWriteback, "read") || cfg.runsRow(modeWriteback, "stat-warm") {
-			t.Errorf("limitModes %v: the writeback mode must run write and write-warm and nothing else", limit)
+		if !cfg.runsRow(modeWriteback, "write") || !cfg.runsRow(modeWriteback, "write-warm") || !cfg.runsRow(modeWriteback, rowMixed) ||
+			cfg.runsRow(modeWriteback, "read") || cfg.runsRow(modeWriteback, "stat-warm") || cfg.runsRow(modeWriteback, rowParStat) {
+			t.Errorf("limitModes %v: the writeback mode must run write, write-warm and mixed and nothing else", limit)
 		}
 	}
 }

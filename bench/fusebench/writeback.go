@@ -11,17 +11,19 @@ import (
 // mode rather than from its server (issue 15 asks to say so). krunbench
 // offers that mode as `serve --writeback` (off by default: it is only safe
 // for a directory nothing else changes meanwhile), and the "writeback"
-// mode runs it on the write rows only, so that "write (writeback, both)"
-// compares the two servers under the same cache mode.
+// mode runs it on the write rows and the mixed row (its writer is one),
+// so that "write (writeback, both)" and "mixed (writeback, both)" compare
+// the two servers under the same cache mode; on the mixed row the stat
+// client's p99 under the writer is then shown for both cache modes.
 
 // modeWriteback is krunbench serve --writeback (tap on).
 const modeWriteback = "writeback"
 
 // writebackRows are the rows the writeback mode runs.
-var writebackRows = []string{"write", "write-warm"}
+var writebackRows = []string{"write", "write-warm", rowMixed}
 
-// runsWriteback says whether the writeback mode runs row: the write rows
-// only, whatever -modes says (reads and metadata rows do not go through
+// runsWriteback says whether the writeback mode runs row: the rows with a
+// writer only, whatever -modes says (reads and metadata rows do not go through
 // the writeback cache).
 func runsWriteback(row string) bool { return slices.Contains(writebackRows, row) }
 

@@ -195,7 +195,7 @@ func (s *summary) fuse(path string) error {
 			ratioCell(row.OursOverPtHP), star, s.ratioVerdict(tag+row.Name+" vs passthrough_hp", row.OursOverPtHP, targetOverPtHP))
 	}
 	for _, row := range r.Rows {
-		if row.WritebackOverPtHP == nil {
+		if row.WritebackOverPtHP == nil || isConcurrencyRow(row) {
 			continue
 		}
 		t.row("| %s (writeback, both) | %s | %s | – | %s | – | | %s | %s |", row.Name, row.Unit,
@@ -228,6 +228,11 @@ func (s *summary) concurrency(tag string, rows []*results.Row) {
 		t.row("| %s | %s | %s | %s | %s | %s | %s | %s |", row.Name, row.Unit,
 			median(row.Modes[ours]), median(row.Modes[ptHP]), median(row.Modes[goFuse]),
 			ratioCell(row.OursOverPtHP), s.ratioVerdict(tag+row.Name+" vs passthrough_hp", row.OursOverPtHP, targetOverPtHP), ratioCell(row.OursOverGoFuse))
+		if row.WritebackOverPtHP != nil {
+			t.row("| %s (writeback, both) | %s | %s | %s | – | %s | %s | – |", row.Name, row.Unit,
+				median(row.Modes[writeback]), median(row.Modes[ptHP]),
+				ratioCell(row.WritebackOverPtHP), s.ratioVerdict(tag+row.Name+" (writeback, both) vs passthrough_hp", row.WritebackOverPtHP, targetOverPtHP))
+		}
 	}
 	for _, row := range conc {
 		if row.P99UnderWriter == nil {
