@@ -75,7 +75,6 @@ type activation struct {
 // to the lane's helper, which hands what arrives to the workers, so a slow
 // or held request never holds up the requests behind it.
 type lane struct {
-	pop     sync.Mutex  // Pop is not safe for concurrent use
 	serving atomic.Bool // the poller is serving, or about to serve, a chain
 	help    chan struct{}
 }
@@ -355,16 +354,28 @@ func slowRequest(c *virtio.Chain) (slow bool) {
 
 // drain pops every available chain of one queue: it hands all but the last
 // to the workers and serves the last itself, and repeats until the ring is
-// empty. It marks the lane serving before the pop that finds the ring
-// empty, so that a kick for a chain it did not see wakes the helper rather
-// than waiting for it. It returns false once the device stopped or the
-// queue broke.
+// empty. It marks the lane serving before the read of avail->idx that the
+// pops of one round go by, so that a kick for a chain published after that
+// read wakes the helper rather than waiting for the chain it serves. Only
+// the first pop of a round reads avail->idx; the others take what that
+// read showed (PopSeenInto), and the look after serving reads it again
+// (with EVENT_IDX the driver does not kick for a chain published while the
+// device holds an earlier one unseen). It returns false once the device
+// stopped or the queue broke.
+//
+// Before, every pop read avail->idx and a round ended with an empty pop,
+// a second one after marking the lane serving, and the empty look after
+// serving: 4 pops, 4 reads of avail->idx and 8 locks (the lane's and the
+// queue's) for a stat request, one chain per kick. Now 3 pops, 2 reads and
+// 3 locks (TestServeKickReadsAvailIdxTwice). guestbench -profile numbers
+// for both are in the commit that made the change.
 func (d *Device) drain(a *activation, qi int) bool {
 	l := a.lanes[qi]
 	for {
+		l.serving.Store(true)
 		var last *virtio.Chain
 		for {
-			c, ok := d.pop(a, qi)
+			c, ok := d.pop(a, qi, last == nil)
 			if !ok {
 				if last != nil {
 					a.jobs <- job{queue: qi, chain: last}
@@ -373,11 +384,7 @@ func (d *Device) drain(a *activation, qi int) bool {
 				return false
 			}
 			if c == nil {
-				if last == nil || l.serving.Load() {
-					break
-				}
-				l.serving.Store(true) // then look once more
-				continue
+				break
 			}
 			if last != nil {
 				a.jobs <- job{queue: qi, chain: last}
@@ -394,8 +401,8 @@ func (d *Device) drain(a *activation, qi int) bool {
 		}
 		d.complete(a, qi, last.Head, d.serve(job{queue: qi, chain: last}))
 		putChain(last)
-		l.serving.Store(false)
-		// chains that came meanwhile may have had their kick taken: look again
+		// chains that came meanwhile may have had their kick taken or
+		// suppressed: look again
 	}
 }
 
@@ -410,7 +417,7 @@ func (d *Device) help(a *activation, qi int) {
 			return
 		}
 		for {
-			c, ok := d.pop(a, qi)
+			c, ok := d.pop(a, qi, true)
 			if !ok {
 				return
 			}
@@ -422,15 +429,20 @@ func (d *Device) help(a *activation, qi int) {
 	}
 }
 
-// pop takes the next chain of a queue under the lane's lock; nil when the
-// ring is empty. It completes a rejected chain with length 0 and goes on.
-// ok is false once the device stops or the queue broke. Every caller hands
-// a popped chain on or serves it: the workers drain jobs until Reset closes
-// it after the pollers are gone, and a dropped chain would never be
-// answered. The stop check before every pop keeps a driver that keeps the
-// ring full from holding Reset off.
-func (d *Device) pop(a *activation, qi int) (c *virtio.Chain, ok bool) {
-	l := a.lanes[qi]
+// pop takes the next chain of a queue; nil when the ring is empty. With
+// look it reads avail->idx once the entries seen at its last read are
+// consumed (PopInto); without, it takes only those (PopSeenInto). It
+// completes a rejected chain with length 0 and goes on. ok is false once
+// the device stops or the queue broke. Every caller hands a popped chain on
+// or serves it: the workers drain jobs until Reset closes it after the
+// pollers are gone, and a dropped chain would never be answered. The stop
+// check before every pop keeps a driver that keeps the ring full from
+// holding Reset off. The poller and the helper pop the same queue
+// concurrently; the queue's own lock orders their pops (a lane lock
+// around each pop, kept from when Pop was not safe for concurrent use,
+// was two more lock operations a pop).
+func (d *Device) pop(a *activation, qi int, look bool) (c *virtio.Chain, ok bool) {
+	q := a.queues[qi]
 	for {
 		select {
 		case <-a.stop:
@@ -438,9 +450,13 @@ func (d *Device) pop(a *activation, qi int) (c *virtio.Chain, ok bool) {
 		default:
 		}
 		c := getChain()
-		l.pop.Lock()
-		got, err := a.queues[qi].PopInto(a.mem, c)
-		l.pop.Unlock()
+		var got bool
+		var err error
+		if look {
+			got, err = q.PopInto(a.mem, c)
+		} else {
+			got, err = q.PopSeenInto(a.mem, c)
+		}
 		if err != nil {
 			putChain(c)
 			// Only a failed pop asks what failed: errors.As's target,
