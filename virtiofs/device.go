@@ -52,8 +52,10 @@ type Device struct {
 	log     *slog.Logger
 	acked   uint64
 
-	mu  sync.Mutex
-	run *activation
+	// run is the activation being served, nil between Reset and
+	// Activate: an atomic pointer rather than a field under a mutex, which
+	// was one more lock a kick (ServeKick, QueueNotify).
+	run atomic.Pointer[activation]
 }
 
 // activation is the state of one Activate..Reset period.
@@ -176,17 +178,13 @@ func (d *Device) Activate(mem virtio.GuestMemory, queues []*virtio.Queue, notifi
 		go d.poll(a, i)
 		go d.help(a, i)
 	}
-	d.mu.Lock()
-	d.run = a
-	d.mu.Unlock()
+	d.run.Store(a)
 	return nil
 }
 
 // QueueNotify wakes the queue's poller; it never blocks.
 func (d *Device) QueueNotify(index int) {
-	d.mu.Lock()
-	a := d.run
-	d.mu.Unlock()
+	a := d.run.Load()
 	if a == nil || index < 0 || index >= len(a.kicks) {
 		return
 	}
@@ -205,10 +203,7 @@ func (d *Device) QueueNotify(index int) {
 // Reset stops the pollers, waits for requests in flight to be answered,
 // and ends the FUSE session.
 func (d *Device) Reset() {
-	d.mu.Lock()
-	a := d.run
-	d.run = nil
-	d.mu.Unlock()
+	a := d.run.Swap(nil)
 	if a == nil {
 		return
 	}
@@ -255,9 +250,7 @@ func (d *Device) ServeKick(index int) bool {
 		d.QueueNotify(index)
 		return true
 	}
-	d.mu.Lock()
-	a := d.run
-	d.mu.Unlock()
+	a := d.run.Load()
 	if a == nil || index < 0 || index >= len(a.kicks) || a.queues[index] == nil {
 		return false
 	}
@@ -538,13 +531,12 @@ func (d *Device) usedLen(j job, n int, reply bool) uint32 {
 
 // complete returns a chain to the driver and notifies it when needed.
 func (d *Device) complete(a *activation, qi int, head uint16, n uint32) {
-	q := a.queues[qi]
-	if err := q.AddUsed(a.mem, head, n); err != nil {
+	need, err := a.queues[qi].AddUsedNotify(a.mem, head, n)
+	if err != nil {
 		d.log.Error("virtio-fs: add used", "queue", qi, "err", err)
 		return
 	}
-	need, err := q.NeedsNotification(a.mem)
-	if err != nil || !need {
+	if !need {
 		return
 	}
 	if err := a.notifiers[qi].Notify(); err != nil {
