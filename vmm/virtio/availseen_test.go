@@ -2,8 +2,6 @@ package virtio_test
 
 import (
 	"errors"
-	"os/exec"
-	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -125,30 +123,5 @@ func TestSetNextAvailForgetsSeenEntries(t *testing.T) {
 	}
 	if ok, err := q.PopInto(d.Mem, &c); ok || err != nil {
 		t.Fatalf("PopInto after SetNextAvail past the last entry = %v %v, want empty", ok, err)
-	}
-}
-
-// TestFirstUseSeenInlined: the check AppendSlices makes per resolved
-// buffer whether its block was used before stays inlined (one bit test,
-// no call); FirstUse.use, which it guards, is over the inliner's budget.
-// It runs the compiler on this package, so not with -short.
-func TestFirstUseSeenInlined(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the compiler")
-	}
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go command")
-	}
-	cmd := exec.Command(goBin, "build", "-gcflags=-m", "-o", "/dev/null", ".")
-	cmd.Env = append(cmd.Environ(), "CGO_ENABLED=0")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build -gcflags=-m: %v\n%s", err, out)
-	}
-	for _, want := range []string{"can inline (*FirstUse).inUsedBlock", "inlining call to (*FirstUse).inUsedBlock"} {
-		if !strings.Contains(string(out), want) {
-			t.Errorf("go build -gcflags=-m does not say %q", want)
-		}
 	}
 }

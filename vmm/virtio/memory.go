@@ -163,7 +163,7 @@ func (m *Memory) AppendSlices(dst [][]byte, gpa, n uint64) ([][]byte, error) {
 		d := m.regions[i].Data
 		off := gpa - m.regions[i].GPA
 		take := min(n, uint64(len(d))-off)
-		if fu := m.regions[i].FirstUse; fu != nil && !fu.inUsedBlock(off, take) {
+		if fu := m.regions[i].FirstUse; fu != nil {
 			fu.use(d, off, take)
 		}
 		dst = append(dst, d[off:off+take:off+take])
