@@ -327,23 +327,32 @@ func slowRequest(c *virtio.Chain) (slow bool) {
 	return slow
 }
 
-// Looked at and left (guest path, the stat workload's user time): per
-// request drain pops 4 times (the chain, then 3 empty looks: the serving
-// handshake and the look after serving), takes about 10 uncontended locks
-// (the lane's and the queue's) and 2 region lookups per descriptor
-// (readDesc, AppendSlices). BenchmarkServeKick (in-process, load about 1):
-// an empty ServeKick 88-96 ns, a whole GETATTR 2.96-2.99 us and LOOKUP
-// 3.36-3.52 us from kick to used element, its fstatat and
-// name_to_handle_at included, so all of that bookkeeping is well under 0.5
-// us a request. guestbench -profile of the same LOOKUPs in the TCG guest
-// (one boot, per 1,000 requests, perf's cost in it): our user code 17.8 ms
-// (virtqueue 7.4, fuse 4.5, device 2.8, passthrough 1.8, vhost-user 0.9),
-// 5x the in-process cost of the whole request: first loads of what the
-// vCPU just wrote (avail ring, descriptor, indirect table, header: a chain
-// of dependent misses, on swiotlb pages that move with every request),
-// which fewer instructions would not shorten; virtiofsd takes the same
-// loads. Trimming the empty pops or the locks would save under 1% of the
-// backend's CPU, below what guestbench can show.
+// The guest path's bookkeeping per request (the stat workload's user
+// time). Before: drain popped 4 times for a one-chain kick (the chain, an
+// empty pop, another after marking the lane serving, the look after
+// serving), each pop a read of avail->idx under the lane's lock and the
+// queue's, and completion took the queue's lock twice (AddUsed, then
+// NeedsNotification), ServeKick the device's mutex: 12 lock operations a
+// request with the call fd's. Now 3 pops of which 2 read avail->idx (the
+// queue keeps the index it read: Queue.PopSeenInto), no lane lock, one for
+// completion (Queue.AddUsedNotify), the activation an atomic pointer: 5.
+// BenchmarkServeKick (in-process, old and new test binaries alternating, 8
+// pairs): an empty ServeKick 86 -> 58 ns (medians; new/old per pair
+// 0.76), a whole GETATTR 2.79 -> 2.73 us and LOOKUP 3.36 -> 3.53 us from
+// kick to used element, syscalls included: within their spread. guestbench
+// -profile (3 boots a side, old and new rotated in one run, default
+// settings), self time per 1,000 requests: the pops (Queue.PopInto,
+// Device.pop) 0.39 -> 0.20 ms stat and 0.29 -> 0.18 create, completion
+// (complete, AddUsed, NeedsNotification) 0.36 -> 0.21 and 0.41 -> 0.18,
+// Mutex.Unlock 0.12 -> 0.07 and 0.12 -> 0.06, the queue's and device's
+// bookkeeping without readDesc 2.83 -> 2.38 and 2.58 -> 2.02 ms: 0.8%
+// and 1.3% of the backend's task-clock (58 and 42 ms per 1,000). The rest
+// of the queue's user time is first loads of what the vCPU just wrote
+// (readDesc 5.1-5.2 ms per 1,000 stat requests, 82% of it on the
+// descriptor's first load: avail ring, descriptor, indirect table, header,
+// a chain of dependent misses on swiotlb pages that move with every
+// request), which fewer instructions do not shorten; virtiofsd takes the
+// same loads. Timed A/B numbers are in the commit that made the change.
 
 // drain pops every available chain of one queue: it hands all but the last
 // to the workers and serves the last itself, and repeats until the ring is
@@ -352,16 +361,18 @@ func slowRequest(c *virtio.Chain) (slow bool) {
 // read wakes the helper rather than waiting for the chain it serves. Only
 // the first pop of a round reads avail->idx; the others take what that
 // read showed (PopSeenInto), and the look after serving reads it again
-// (with EVENT_IDX the driver does not kick for a chain published while the
-// device holds an earlier one unseen). It returns false once the device
-// stopped or the queue broke.
+// (chains that came meanwhile may have had their kick taken by this
+// round). It returns false once the device stopped or the queue broke.
 //
 // Before, every pop read avail->idx and a round ended with an empty pop,
 // a second one after marking the lane serving, and the empty look after
 // serving: 4 pops, 4 reads of avail->idx and 8 locks (the lane's and the
 // queue's) for a stat request, one chain per kick. Now 3 pops, 2 reads and
-// 3 locks (TestServeKickReadsAvailIdxTwice). guestbench -profile numbers
-// for both are in the commit that made the change.
+// 3 locks (TestServeKickReadsAvailIdxTwice); the numbers are above drain.
+// A chain published while a round pops is found by the look after
+// serving rather than by the round's next pop (the ServeKick path: no
+// helper there), which only moves a chain that raced a read of avail->idx
+// by nanoseconds behind the one served inline.
 func (d *Device) drain(a *activation, qi int) bool {
 	l := a.lanes[qi]
 	for {
