@@ -125,3 +125,35 @@ func TestSetNextAvailForgetsSeenEntries(t *testing.T) {
 		t.Fatalf("PopInto after SetNextAvail past the last entry = %v %v, want empty", ok, err)
 	}
 }
+
+// TestRingChangesForgetSeenEntries: a front-end that sets the queue's size
+// or its avail ring again (vhost-user SET_VRING_NUM, SET_VRING_ADDR; a
+// hostile one may do so while the queue runs) makes the queue forget the
+// avail index it read, which was validated against the old ring: the
+// entries it showed are not taken without reading avail->idx again.
+func TestRingChangesForgetSeenEntries(t *testing.T) {
+	for name, change := range map[string]func(q *virtio.Queue){
+		"SetSize":      func(q *virtio.Queue) { q.SetSize(q.Size()) },
+		"SetAvailRing": func(q *virtio.Queue) { q.SetAvailRing(q.AvailRing()) },
+	} {
+		d := virtiotest.New(virtiotest.Config{QueueSize: 4})
+		q := d.Queue()
+		for i := range 2 {
+			if _, err := d.AddChain(virtiotest.R(pattern(8, byte(i))), virtiotest.W(8)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		d.Publish()
+		var c virtio.Chain
+		if ok, err := q.PopInto(d.Mem, &c); !ok || err != nil {
+			t.Fatalf("%s: first pop: %v %v", name, ok, err)
+		}
+		change(q)
+		if ok, err := q.PopSeenInto(d.Mem, &c); ok || err != nil {
+			t.Errorf("%s: PopSeenInto after the change = %v %v, want nothing", name, ok, err)
+		}
+		if ok, err := q.PopInto(d.Mem, &c); !ok || err != nil {
+			t.Errorf("%s: PopInto after the change = %v %v, want the second chain (avail->idx read again)", name, ok, err)
+		}
+	}
+}

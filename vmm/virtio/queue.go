@@ -173,8 +173,9 @@ func (q *Queue) MaxSize() uint16 { return q.maxSize }
 // Size returns the configured queue size.
 func (q *Queue) Size() uint16 { defer q.lock()(); return q.size }
 
-// SetSize sets the queue size (QueueNum); Validate checks it.
-func (q *Queue) SetSize(n uint16) { defer q.lock()(); q.size = n }
+// SetSize sets the queue size (QueueNum); Validate checks it. The avail
+// index read last is forgotten: it was validated against the old size.
+func (q *Queue) SetSize(n uint16) { defer q.lock()(); q.size, q.availSeen = n, q.nextAvail }
 
 // DescTable returns the guest-physical address of the descriptor table.
 func (q *Queue) DescTable() uint64 { defer q.lock()(); return q.desc }
@@ -185,8 +186,9 @@ func (q *Queue) SetDescTable(gpa uint64) { defer q.lock()(); q.desc = gpa }
 // AvailRing returns the guest-physical address of the available ring.
 func (q *Queue) AvailRing() uint64 { defer q.lock()(); return q.avail }
 
-// SetAvailRing sets the available (driver) ring address.
-func (q *Queue) SetAvailRing(gpa uint64) { defer q.lock()(); q.avail = gpa }
+// SetAvailRing sets the available (driver) ring address and forgets the
+// avail index read from the old one.
+func (q *Queue) SetAvailRing(gpa uint64) { defer q.lock()(); q.avail, q.availSeen = gpa, q.nextAvail }
 
 // UsedRing returns the guest-physical address of the used ring.
 func (q *Queue) UsedRing() uint64 { defer q.lock()(); return q.used }
