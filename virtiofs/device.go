@@ -52,8 +52,10 @@ type Device struct {
 	log     *slog.Logger
 	acked   uint64
 
-	mu  sync.Mutex
-	run *activation
+	// run is the activation being served, nil between Reset and
+	// Activate: an atomic pointer rather than a field under a mutex, which
+	// was one more lock a kick (ServeKick, QueueNotify).
+	run atomic.Pointer[activation]
 }
 
 // activation is the state of one Activate..Reset period.
@@ -75,7 +77,6 @@ type activation struct {
 // to the lane's helper, which hands what arrives to the workers, so a slow
 // or held request never holds up the requests behind it.
 type lane struct {
-	pop     sync.Mutex  // Pop is not safe for concurrent use
 	serving atomic.Bool // the poller is serving, or about to serve, a chain
 	help    chan struct{}
 }
@@ -177,17 +178,13 @@ func (d *Device) Activate(mem virtio.GuestMemory, queues []*virtio.Queue, notifi
 		go d.poll(a, i)
 		go d.help(a, i)
 	}
-	d.mu.Lock()
-	d.run = a
-	d.mu.Unlock()
+	d.run.Store(a)
 	return nil
 }
 
 // QueueNotify wakes the queue's poller; it never blocks.
 func (d *Device) QueueNotify(index int) {
-	d.mu.Lock()
-	a := d.run
-	d.mu.Unlock()
+	a := d.run.Load()
 	if a == nil || index < 0 || index >= len(a.kicks) {
 		return
 	}
@@ -206,10 +203,7 @@ func (d *Device) QueueNotify(index int) {
 // Reset stops the pollers, waits for requests in flight to be answered,
 // and ends the FUSE session.
 func (d *Device) Reset() {
-	d.mu.Lock()
-	a := d.run
-	d.run = nil
-	d.mu.Unlock()
+	a := d.run.Swap(nil)
 	if a == nil {
 		return
 	}
@@ -256,9 +250,7 @@ func (d *Device) ServeKick(index int) bool {
 		d.QueueNotify(index)
 		return true
 	}
-	d.mu.Lock()
-	a := d.run
-	d.mu.Unlock()
+	a := d.run.Load()
 	if a == nil || index < 0 || index >= len(a.kicks) || a.queues[index] == nil {
 		return false
 	}
@@ -335,36 +327,59 @@ func slowRequest(c *virtio.Chain) (slow bool) {
 	return slow
 }
 
-// Looked at and left (guest path, the stat workload's user time): per
-// request drain pops 4 times (the chain, then 3 empty looks: the serving
-// handshake and the look after serving), takes about 10 uncontended locks
-// (the lane's and the queue's) and 2 region lookups per descriptor
-// (readDesc, AppendSlices). BenchmarkServeKick (in-process, load about 1):
-// an empty ServeKick 88-96 ns, a whole GETATTR 2.96-2.99 us and LOOKUP
-// 3.36-3.52 us from kick to used element, its fstatat and
-// name_to_handle_at included, so all of that bookkeeping is well under 0.5
-// us a request. guestbench -profile of the same LOOKUPs in the TCG guest
-// (one boot, per 1,000 requests, perf's cost in it): our user code 17.8 ms
-// (virtqueue 7.4, fuse 4.5, device 2.8, passthrough 1.8, vhost-user 0.9),
-// 5x the in-process cost of the whole request: first loads of what the
-// vCPU just wrote (avail ring, descriptor, indirect table, header: a chain
-// of dependent misses, on swiotlb pages that move with every request),
-// which fewer instructions would not shorten; virtiofsd takes the same
-// loads. Trimming the empty pops or the locks would save under 1% of the
-// backend's CPU, below what guestbench can show.
+// The guest path's bookkeeping per request (the stat workload's user
+// time). Before: drain popped 4 times for a one-chain kick (the chain, an
+// empty pop, another after marking the lane serving, the look after
+// serving), each pop a read of avail->idx under the lane's lock and the
+// queue's, and completion took the queue's lock twice (AddUsed, then
+// NeedsNotification), ServeKick the device's mutex: 12 lock operations a
+// request with the call fd's. Now 3 pops of which 2 read avail->idx (the
+// queue keeps the index it read: Queue.PopSeenInto), no lane lock, one for
+// completion (Queue.AddUsedNotify), the activation an atomic pointer: 5.
+// BenchmarkServeKick (in-process, old and new test binaries alternating, 8
+// pairs): an empty ServeKick 86 -> 58 ns (medians; new/old per pair
+// 0.76), a whole GETATTR 2.79 -> 2.73 us and LOOKUP 3.36 -> 3.53 us from
+// kick to used element, syscalls included: within their spread. guestbench
+// -profile (3 boots a side, old and new rotated in one run, default
+// settings), self time per 1,000 requests: the pops (Queue.PopInto,
+// Device.pop) 0.39 -> 0.20 ms stat and 0.29 -> 0.18 create, completion
+// (complete, AddUsed, NeedsNotification) 0.36 -> 0.21 and 0.41 -> 0.18,
+// Mutex.Unlock 0.12 -> 0.07 and 0.12 -> 0.06, the queue's and device's
+// bookkeeping without readDesc 2.83 -> 2.38 and 2.58 -> 2.02 ms: 0.8%
+// and 1.3% of the backend's task-clock (58 and 42 ms per 1,000). The rest
+// of the queue's user time is first loads of what the vCPU just wrote
+// (readDesc 5.1-5.2 ms per 1,000 stat requests, 82% of it on the
+// descriptor's first load: avail ring, descriptor, indirect table, header,
+// a chain of dependent misses on swiotlb pages that move with every
+// request), which fewer instructions do not shorten; virtiofsd takes the
+// same loads. Timed A/B numbers are in the commit that made the change.
 
 // drain pops every available chain of one queue: it hands all but the last
 // to the workers and serves the last itself, and repeats until the ring is
-// empty. It marks the lane serving before the pop that finds the ring
-// empty, so that a kick for a chain it did not see wakes the helper rather
-// than waiting for it. It returns false once the device stopped or the
-// queue broke.
+// empty. It marks the lane serving before the read of avail->idx that the
+// pops of one round go by, so that a kick for a chain published after that
+// read wakes the helper rather than waiting for the chain it serves. Only
+// the first pop of a round reads avail->idx; the others take what that
+// read showed (PopSeenInto), and the look after serving reads it again
+// (chains that came meanwhile may have had their kick taken by this
+// round). It returns false once the device stopped or the queue broke.
+//
+// Before, every pop read avail->idx and a round ended with an empty pop,
+// a second one after marking the lane serving, and the empty look after
+// serving: 4 pops, 4 reads of avail->idx and 8 locks (the lane's and the
+// queue's) for a stat request, one chain per kick. Now 3 pops, 2 reads and
+// 3 locks (TestServeKickReadsAvailIdxTwice); the numbers are above drain.
+// A chain published while a round pops is found by the look after
+// serving rather than by the round's next pop (the ServeKick path: no
+// helper there), which only moves a chain that raced a read of avail->idx
+// by nanoseconds behind the one served inline.
 func (d *Device) drain(a *activation, qi int) bool {
 	l := a.lanes[qi]
 	for {
+		l.serving.Store(true)
 		var last *virtio.Chain
 		for {
-			c, ok := d.pop(a, qi)
+			c, ok := d.pop(a, qi, last == nil)
 			if !ok {
 				if last != nil {
 					a.jobs <- job{queue: qi, chain: last}
@@ -373,11 +388,7 @@ func (d *Device) drain(a *activation, qi int) bool {
 				return false
 			}
 			if c == nil {
-				if last == nil || l.serving.Load() {
-					break
-				}
-				l.serving.Store(true) // then look once more
-				continue
+				break
 			}
 			if last != nil {
 				a.jobs <- job{queue: qi, chain: last}
@@ -394,8 +405,8 @@ func (d *Device) drain(a *activation, qi int) bool {
 		}
 		d.complete(a, qi, last.Head, d.serve(job{queue: qi, chain: last}))
 		putChain(last)
-		l.serving.Store(false)
-		// chains that came meanwhile may have had their kick taken: look again
+		// chains that came meanwhile may have had their kick taken or
+		// suppressed: look again
 	}
 }
 
@@ -410,7 +421,7 @@ func (d *Device) help(a *activation, qi int) {
 			return
 		}
 		for {
-			c, ok := d.pop(a, qi)
+			c, ok := d.pop(a, qi, true)
 			if !ok {
 				return
 			}
@@ -422,15 +433,20 @@ func (d *Device) help(a *activation, qi int) {
 	}
 }
 
-// pop takes the next chain of a queue under the lane's lock; nil when the
-// ring is empty. It completes a rejected chain with length 0 and goes on.
-// ok is false once the device stops or the queue broke. Every caller hands
-// a popped chain on or serves it: the workers drain jobs until Reset closes
-// it after the pollers are gone, and a dropped chain would never be
-// answered. The stop check before every pop keeps a driver that keeps the
-// ring full from holding Reset off.
-func (d *Device) pop(a *activation, qi int) (c *virtio.Chain, ok bool) {
-	l := a.lanes[qi]
+// pop takes the next chain of a queue; nil when the ring is empty. With
+// look it reads avail->idx once the entries seen at its last read are
+// consumed (PopInto); without, it takes only those (PopSeenInto). It
+// completes a rejected chain with length 0 and goes on. ok is false once
+// the device stops or the queue broke. Every caller hands a popped chain on
+// or serves it: the workers drain jobs until Reset closes it after the
+// pollers are gone, and a dropped chain would never be answered. The stop
+// check before every pop keeps a driver that keeps the ring full from
+// holding Reset off. The poller and the helper pop the same queue
+// concurrently; the queue's own lock orders their pops (a lane lock
+// around each pop, kept from when Pop was not safe for concurrent use,
+// was two more lock operations a pop).
+func (d *Device) pop(a *activation, qi int, look bool) (c *virtio.Chain, ok bool) {
+	q := a.queues[qi]
 	for {
 		select {
 		case <-a.stop:
@@ -438,9 +454,13 @@ func (d *Device) pop(a *activation, qi int) (c *virtio.Chain, ok bool) {
 		default:
 		}
 		c := getChain()
-		l.pop.Lock()
-		got, err := a.queues[qi].PopInto(a.mem, c)
-		l.pop.Unlock()
+		var got bool
+		var err error
+		if look {
+			got, err = q.PopInto(a.mem, c)
+		} else {
+			got, err = q.PopSeenInto(a.mem, c)
+		}
 		if err != nil {
 			putChain(c)
 			// Only a failed pop asks what failed: errors.As's target,
@@ -522,13 +542,12 @@ func (d *Device) usedLen(j job, n int, reply bool) uint32 {
 
 // complete returns a chain to the driver and notifies it when needed.
 func (d *Device) complete(a *activation, qi int, head uint16, n uint32) {
-	q := a.queues[qi]
-	if err := q.AddUsed(a.mem, head, n); err != nil {
+	need, err := a.queues[qi].AddUsedNotify(a.mem, head, n)
+	if err != nil {
 		d.log.Error("virtio-fs: add used", "queue", qi, "err", err)
 		return
 	}
-	need, err := q.NeedsNotification(a.mem)
-	if err != nil || !need {
+	if !need {
 		return
 	}
 	if err := a.notifiers[qi].Notify(); err != nil {

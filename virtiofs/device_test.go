@@ -29,7 +29,12 @@ type rig struct {
 	wait    *time.Timer   // kickRoundTrip's deadline, reused: no allocation per request
 }
 
-func newRig(t testing.TB, payload []byte) *rig {
+func newRig(t testing.TB, payload []byte) *rig { return newRigMem(t, payload, nil) }
+
+// newRigMem is newRig with the device given wrap(the driver's memory) as
+// guest memory (a driver-side mock that counts or changes accesses); nil
+// wrap gives it the driver's memory itself.
+func newRigMem(t testing.TB, payload []byte, wrap func(*virtiotest.Driver) virtio.GuestMemory) *rig {
 	pt, err := passthrough.New(t.TempDir(), passthrough.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -51,7 +56,11 @@ func newRig(t testing.TB, payload []byte) *rig {
 		return nil
 	})
 	queues := []*virtio.Queue{nil, r.drv.Queue()}
-	if err := r.dev.Activate(r.drv.Mem, queues, []virtio.Notifier{notify, notify}); err != nil {
+	var mem virtio.GuestMemory = r.drv.Mem
+	if wrap != nil {
+		mem = wrap(r.drv)
+	}
+	if err := r.dev.Activate(mem, queues, []virtio.Notifier{notify, notify}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(r.dev.Reset)

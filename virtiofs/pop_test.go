@@ -2,10 +2,13 @@ package virtiofs_test
 
 import (
 	"runtime"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/krunbench/krunbench/virtiofs/fuse"
 	"github.com/krunbench/krunbench/virtiofs/fuse/fusetest"
+	"github.com/krunbench/krunbench/vmm/virtio"
 	"github.com/krunbench/krunbench/vmm/virtio/virtiotest"
 )
 
@@ -62,5 +65,76 @@ func TestServedChainReused(t *testing.T) {
 	}
 	if per := float64(mallocs) / (n - 1); per >= 3 {
 		t.Fatalf("%.1f allocations per request served inline, want under 3", per)
+	}
+}
+
+// availIdxCounter is the driver's guest memory counting the device's reads
+// of avail->idx.
+type availIdxCounter struct {
+	*virtio.Memory
+	at    uint64
+	loads atomic.Int64
+}
+
+func (m *availIdxCounter) LoadU16(gpa uint64) (uint16, error) {
+	if gpa == m.at {
+		m.loads.Add(1)
+	}
+	return m.Memory.LoadU16(gpa)
+}
+
+// TestServeKickReadsAvailIdxTwice: a kick that brings one request, as in
+// a guest's find (one request in flight), costs two reads of avail->idx:
+// the pop that finds the chain and the look after serving it; that the
+// chain was the last one published is known from the first read. Two
+// chains published together cost the same two reads. Before, the drain
+// popped 4 times for one chain, each pop a read (the chain, an empty pop,
+// the same again after marking the lane serving, the look after serving),
+// and the test failed with 4 reads.
+func TestServeKickReadsAvailIdxTwice(t *testing.T) {
+	var mem *availIdxCounter
+	r := newRigMem(t, nil, func(d *virtiotest.Driver) virtio.GuestMemory {
+		mem = &availIdxCounter{Memory: d.Mem, at: d.Avail + 2}
+		return mem
+	})
+	// The queue's poller drains once when it starts (one read of an empty
+	// ring) and then only on QueueNotify, which this test never calls:
+	// every read after that one is ServeKick's.
+	deadline := time.Now().Add(30 * time.Second)
+	for mem.loads.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the poller did not look at the ring in 30 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	serve := func(reqs ...[]byte) int64 {
+		t.Helper()
+		for _, req := range reqs {
+			if _, err := r.drv.AddChain(virtiotest.R(req), virtiotest.W(256)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r.drv.Publish()
+		before := mem.loads.Load()
+		r.dev.ServeKick(1)
+		n := mem.loads.Load() - before
+		for done := 0; done < len(reqs); { // all but the last chain go to a worker
+			done += len(r.drv.TakeUsed())
+			if time.Now().After(deadline) {
+				t.Fatalf("%d of %d requests answered in 30 s", done, len(reqs))
+			}
+			time.Sleep(time.Millisecond)
+		}
+		return n
+	}
+	serve(fusetest.Request(fuse.OpInit, 1, 0, fuse.InitIn{Major: 7, Minor: 37}, [44]byte{}))
+	getattr := func(unique uint64) []byte { return fusetest.Request(fuse.OpGetattr, unique, 1, fuse.GetAttrIn{}) }
+	for i, reqs := range [][][]byte{{getattr(2)}, {getattr(3)}, {getattr(4), getattr(5)}} {
+		if n := serve(reqs...); n != 2 {
+			t.Errorf("kick %d: ServeKick of %d chains read avail->idx %d times, want 2", i, len(reqs), n)
+		}
+	}
+	if n := mem.loads.Load(); n != 1+2*4 {
+		t.Errorf("%d reads of avail->idx in all, want 9 (the poller's first, then 2 a kick)", n)
 	}
 }

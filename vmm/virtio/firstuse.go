@@ -51,6 +51,16 @@ func (f *FirstUse) BlockSize() uint64 { return 1 << f.shift }
 
 // use marks the blocks covering data[off:off+n] (n > 0) as used, running
 // fn for each one not used before.
+//
+// Not inlined (cost 157, the inliner's budget is 80), so a call per
+// resolved buffer. Tried: the common case (a buffer in one block already
+// seen: one bit test) as a method of cost 40 inlined into AppendSlices,
+// use only for the rest. guestbench -profile, 3 boots a side (stat, find
+// of 15,000 files; create, 5,000 create+unlink; old and new rotated in one
+// run, default settings): use and AppendSlices together 0.180 ms of self
+// time per 1,000 requests against 0.196 inlined (stat), 0.092 against
+// 0.092 (create). What the bit test costs is the load of the bit's word,
+// not the call; not kept.
 func (f *FirstUse) use(data []byte, off, n uint64) {
 	for b, last := off>>f.shift, (off+n-1)>>f.shift; b <= last; b++ {
 		w, bit := &f.seen[b/64], uint64(1)<<(b%64)

@@ -164,3 +164,53 @@ func TestEnableDisableNotification(t *testing.T) {
 		}
 	})
 }
+
+// TestAddUsedNotifyAgreesWithTwoCalls: AddUsedNotify answers as AddUsed
+// followed by NeedsNotification does, on two queues driven alike, with and
+// without EVENT_IDX, for used_event and NO_INTERRUPT values around the used
+// index; a head not in flight fails it without publishing or asking.
+func TestAddUsedNotifyAgreesWithTwoCalls(t *testing.T) {
+	for _, eventIdx := range []bool{true, false} {
+		const size = 8
+		one := virtiotest.New(virtiotest.Config{QueueSize: size, EventIdx: eventIdx})
+		two := virtiotest.New(virtiotest.Config{QueueSize: size, EventIdx: eventIdx})
+		q1, q2 := one.Queue(), two.Queue()
+		rng := rand.New(rand.NewPCG(3, 4))
+		for round := range 3000 {
+			var heads []uint16
+			for _, d := range []*virtiotest.Driver{one, two} {
+				if _, err := d.AddChain(virtiotest.R([]byte{1}), virtiotest.W(2)); err != nil {
+					t.Fatal(err)
+				}
+				d.Publish()
+			}
+			heads = append(heads, mustPop(t, q1, one.Mem).Head, mustPop(t, q2, two.Mem).Head)
+			event := one.UsedIdx() + uint16(rng.IntN(6)) - 3
+			flags := uint16(rng.IntN(2)) * virtio.AvailFNoInterrupt
+			for _, d := range []*virtiotest.Driver{one, two} {
+				d.SetUsedEvent(event)
+				d.SetAvailFlags(flags)
+			}
+			got, err := q1.AddUsedNotify(one.Mem, heads[0], 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := q2.AddUsed(two.Mem, heads[1], 2); err != nil {
+				t.Fatal(err)
+			}
+			want, err := q2.NeedsNotification(two.Mem)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != want {
+				t.Fatalf("event idx %v, round %d: AddUsedNotify = %v, AddUsed+NeedsNotification = %v", eventIdx, round, got, want)
+			}
+			one.TakeUsed()
+			two.TakeUsed()
+		}
+		before := one.UsedIdx()
+		if need, err := q1.AddUsedNotify(one.Mem, 0, 0); err == nil || need || one.UsedIdx() != before {
+			t.Fatalf("AddUsedNotify of a head not in flight = %v, %v, used idx %d -> %d", need, err, before, one.UsedIdx())
+		}
+	}
+}

@@ -106,6 +106,10 @@ type Queue struct {
 
 	nextAvail uint16
 	nextUsed  uint16
+	// availSeen is avail->idx as last read (and validated against
+	// nextAvail and the size): the entries [nextAvail, availSeen) are
+	// published and Pop takes them without reading avail->idx again.
+	availSeen uint16
 
 	signalledUsed  uint16
 	signalledValid bool
@@ -152,7 +156,7 @@ func (q *Queue) resetLocked() {
 	q.size = q.maxSize
 	q.desc, q.avail, q.used = 0, 0, 0
 	q.ready, q.eventIdx = false, false
-	q.nextAvail, q.nextUsed = 0, 0
+	q.nextAvail, q.nextUsed, q.availSeen = 0, 0, 0
 	q.signalledUsed, q.signalledValid = 0, false
 	q.notifyOn = true
 	q.broken = false
@@ -169,8 +173,9 @@ func (q *Queue) MaxSize() uint16 { return q.maxSize }
 // Size returns the configured queue size.
 func (q *Queue) Size() uint16 { defer q.lock()(); return q.size }
 
-// SetSize sets the queue size (QueueNum); Validate checks it.
-func (q *Queue) SetSize(n uint16) { defer q.lock()(); q.size = n }
+// SetSize sets the queue size (QueueNum); Validate checks it. The avail
+// index read last is forgotten: it was validated against the old size.
+func (q *Queue) SetSize(n uint16) { defer q.lock()(); q.size, q.availSeen = n, q.nextAvail }
 
 // DescTable returns the guest-physical address of the descriptor table.
 func (q *Queue) DescTable() uint64 { defer q.lock()(); return q.desc }
@@ -181,8 +186,9 @@ func (q *Queue) SetDescTable(gpa uint64) { defer q.lock()(); q.desc = gpa }
 // AvailRing returns the guest-physical address of the available ring.
 func (q *Queue) AvailRing() uint64 { defer q.lock()(); return q.avail }
 
-// SetAvailRing sets the available (driver) ring address.
-func (q *Queue) SetAvailRing(gpa uint64) { defer q.lock()(); q.avail = gpa }
+// SetAvailRing sets the available (driver) ring address and forgets the
+// avail index read from the old one.
+func (q *Queue) SetAvailRing(gpa uint64) { defer q.lock()(); q.avail, q.availSeen = gpa, q.nextAvail }
 
 // UsedRing returns the guest-physical address of the used ring.
 func (q *Queue) UsedRing() uint64 { defer q.lock()(); return q.used }
@@ -206,8 +212,9 @@ func (q *Queue) SetEventIdx(on bool) { defer q.lock()(); q.eventIdx = on }
 // (last_avail_idx; vhost-user GET_VRING_BASE).
 func (q *Queue) NextAvail() uint16 { defer q.lock()(); return q.nextAvail }
 
-// SetNextAvail sets last_avail_idx (vhost-user SET_VRING_BASE).
-func (q *Queue) SetNextAvail(idx uint16) { defer q.lock()(); q.nextAvail = idx }
+// SetNextAvail sets last_avail_idx (vhost-user SET_VRING_BASE) and forgets
+// the avail index read last.
+func (q *Queue) SetNextAvail(idx uint16) { defer q.lock()(); q.nextAvail, q.availSeen = idx, idx }
 
 // NextUsed returns the index the next used element will be written at (the
 // device's shadow of used->idx).
@@ -335,8 +342,10 @@ func (q *Queue) usedElem(i uint16) uint64 {
 }
 func (q *Queue) availEventAddr() uint64 { return q.used + ringHeaderLen + usedElemSize*uint64(q.size) }
 
-// pendingLocked returns how many available entries are not yet consumed,
-// breaking the queue if the driver's avail index is implausible.
+// pendingLocked reads avail->idx and returns how many available entries
+// are not yet consumed, breaking the queue if the driver's avail index is
+// implausible (more than the queue's size ahead of nextAvail). A plausible
+// one is kept in availSeen.
 func (q *Queue) pendingLocked(mem GuestMemory) (uint16, error) {
 	idx, err := mem.LoadU16(q.availIdxAddr())
 	if err != nil {
@@ -346,6 +355,7 @@ func (q *Queue) pendingLocked(mem GuestMemory) (uint16, error) {
 	if n > q.size {
 		return 0, q.breakLocked(fmt.Sprintf("avail idx %d is %d entries ahead of %d (size %d)", idx, n, q.nextAvail, q.size))
 	}
+	q.availSeen = idx
 	return n, nil
 }
 
@@ -375,15 +385,40 @@ func (q *Queue) Pop(mem GuestMemory) (*Chain, error) {
 // PopInto is Pop that reuses c (and the capacity of its buffer lists). It
 // reports whether a chain was stored in c; on a *ChainError it returns
 // false and c holds only the head.
+//
+// avail->idx is read only once the entries seen at its last read are all
+// consumed (as a driver reads used->idx), so a kick that brings several
+// chains costs one read of it, not one per chain. Each read is validated
+// as before (at most the queue's size ahead of nextAvail); the entries
+// seen are never more than that, and each Pop consumes one.
 func (q *Queue) PopInto(mem GuestMemory, c *Chain) (ok bool, err error) {
+	return q.popInto(mem, c, true)
+}
+
+// PopSeenInto is PopInto limited to the entries published when avail->idx
+// was last read (by a Pop, Pending or EnableNotification): it never reads
+// avail->idx, and reports false, without touching guest memory, once
+// those are consumed. A device that has just popped a chain uses it to
+// learn whether that chain was the last one the driver had published,
+// which PopInto would answer with one more read of avail->idx; a chain
+// published since is found by its next PopInto.
+func (q *Queue) PopSeenInto(mem GuestMemory, c *Chain) (ok bool, err error) {
+	return q.popInto(mem, c, false)
+}
+
+func (q *Queue) popInto(mem GuestMemory, c *Chain, look bool) (ok bool, err error) {
 	defer q.lock()()
 	defer q.guardFaults(&err, debug.SetPanicOnFault(true))
 	if err := q.usable(); err != nil {
 		return false, err
 	}
-	n, err := q.pendingLocked(mem)
-	if err != nil || n == 0 {
-		return false, err
+	if q.availSeen == q.nextAvail {
+		if !look {
+			return false, nil
+		}
+		if n, err := q.pendingLocked(mem); err != nil || n == 0 {
+			return false, err
+		}
 	}
 	head, err := mem.LoadU16(q.availEntry(q.nextAvail))
 	if err != nil {
@@ -435,6 +470,28 @@ func (q *Queue) AddUsed(mem GuestMemory, head uint16, n uint32) (err error) {
 	if err := q.usable(); err != nil {
 		return err
 	}
+	return q.addUsedLocked(mem, head, n)
+}
+
+// AddUsedNotify is AddUsed followed by NeedsNotification, under one lock:
+// it reports whether the driver wants a notification for the element (and
+// any added since the previous NeedsNotification). When AddUsed fails it
+// returns its error and does not ask. A device that notifies after each
+// completion saves a lock, a fault guard and a usable check per request
+// against the two calls.
+func (q *Queue) AddUsedNotify(mem GuestMemory, head uint16, n uint32) (need bool, err error) {
+	defer q.lock()()
+	defer q.guardFaults(&err, debug.SetPanicOnFault(true))
+	if err := q.usable(); err != nil {
+		return false, err
+	}
+	if err := q.addUsedLocked(mem, head, n); err != nil {
+		return false, err
+	}
+	return q.needsNotificationLocked(mem)
+}
+
+func (q *Queue) addUsedLocked(mem GuestMemory, head uint16, n uint32) error {
 	if head >= q.size {
 		return fmt.Errorf("%w: %d >= %d", ErrInvalidHead, head, q.size)
 	}
@@ -472,6 +529,10 @@ func (q *Queue) NeedsNotification(mem GuestMemory) (need bool, err error) {
 	if err := q.usable(); err != nil {
 		return false, err
 	}
+	return q.needsNotificationLocked(mem)
+}
+
+func (q *Queue) needsNotificationLocked(mem GuestMemory) (bool, error) {
 	old, valid := q.signalledUsed, q.signalledValid
 	q.signalledUsed, q.signalledValid = q.nextUsed, true
 	if valid && old == q.nextUsed {
