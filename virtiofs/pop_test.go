@@ -2,7 +2,6 @@ package virtiofs_test
 
 import (
 	"runtime"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -68,21 +67,6 @@ func TestServedChainReused(t *testing.T) {
 	}
 }
 
-// availIdxCounter is the driver's guest memory counting the device's reads
-// of avail->idx.
-type availIdxCounter struct {
-	*virtio.Memory
-	at    uint64
-	loads atomic.Int64
-}
-
-func (m *availIdxCounter) LoadU16(gpa uint64) (uint16, error) {
-	if gpa == m.at {
-		m.loads.Add(1)
-	}
-	return m.Memory.LoadU16(gpa)
-}
-
 // TestServeKickReadsAvailIdxTwice: a kick that brings one request, as in
 // a guest's find (one request in flight), costs two reads of avail->idx:
 // the pop that finds the chain and the look after serving it; that the
@@ -92,16 +76,16 @@ func (m *availIdxCounter) LoadU16(gpa uint64) (uint16, error) {
 // the same again after marking the lane serving, the look after serving),
 // and the test failed with 4 reads.
 func TestServeKickReadsAvailIdxTwice(t *testing.T) {
-	var mem *availIdxCounter
+	var mem *virtiotest.AvailIdxCounter
 	r := newRigMem(t, nil, func(d *virtiotest.Driver) virtio.GuestMemory {
-		mem = &availIdxCounter{Memory: d.Mem, at: d.Avail + 2}
+		mem = d.CountAvailIdx()
 		return mem
 	})
 	// The queue's poller drains once when it starts (one read of an empty
 	// ring) and then only on QueueNotify, which this test never calls:
 	// every read after that one is ServeKick's.
 	deadline := time.Now().Add(30 * time.Second)
-	for mem.loads.Load() == 0 {
+	for mem.Loads() == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("the poller did not look at the ring in 30 s")
 		}
@@ -115,9 +99,9 @@ func TestServeKickReadsAvailIdxTwice(t *testing.T) {
 			}
 		}
 		r.drv.Publish()
-		before := mem.loads.Load()
+		before := mem.Loads()
 		r.dev.ServeKick(1)
-		n := mem.loads.Load() - before
+		n := mem.Loads() - before
 		for done := 0; done < len(reqs); { // all but the last chain go to a worker
 			done += len(r.drv.TakeUsed())
 			if time.Now().After(deadline) {
@@ -134,7 +118,7 @@ func TestServeKickReadsAvailIdxTwice(t *testing.T) {
 			t.Errorf("kick %d: ServeKick of %d chains read avail->idx %d times, want 2", i, len(reqs), n)
 		}
 	}
-	if n := mem.loads.Load(); n != 1+2*4 {
+	if n := mem.Loads(); n != 1+2*4 {
 		t.Errorf("%d reads of avail->idx in all, want 9 (the poller's first, then 2 a kick)", n)
 	}
 }

@@ -2,31 +2,11 @@ package virtio_test
 
 import (
 	"errors"
-	"sync/atomic"
 	"testing"
 
 	"github.com/krunbench/krunbench/vmm/virtio"
 	"github.com/krunbench/krunbench/vmm/virtio/virtiotest"
 )
-
-// availIdxCounter is the driver's guest memory counting the device's reads
-// of avail->idx.
-type availIdxCounter struct {
-	*virtio.Memory
-	at    uint64
-	loads atomic.Int64
-}
-
-func (m *availIdxCounter) LoadU16(gpa uint64) (uint16, error) {
-	if gpa == m.at {
-		m.loads.Add(1)
-	}
-	return m.Memory.LoadU16(gpa)
-}
-
-func countAvailIdx(d *virtiotest.Driver) *availIdxCounter {
-	return &availIdxCounter{Memory: d.Mem, at: d.Avail + 2}
-}
 
 // TestPopReadsAvailIdxOncePerBatch: three chains published together cost
 // one read of avail->idx for their three pops, the empty pop after them
@@ -36,7 +16,7 @@ func countAvailIdx(d *virtiotest.Driver) *availIdxCounter {
 func TestPopReadsAvailIdxOncePerBatch(t *testing.T) {
 	d := virtiotest.New(virtiotest.Config{QueueSize: 8, EventIdx: true})
 	q := d.Queue()
-	mem := countAvailIdx(d)
+	mem := d.CountAvailIdx()
 	for i := range 3 {
 		if _, err := d.AddChain(virtiotest.R(pattern(8, byte(i))), virtiotest.W(8)); err != nil {
 			t.Fatal(err)
@@ -49,13 +29,13 @@ func TestPopReadsAvailIdxOncePerBatch(t *testing.T) {
 			t.Fatalf("pop %d: %v %v", i, ok, err)
 		}
 	}
-	if n := mem.loads.Load(); n != 1 {
+	if n := mem.Loads(); n != 1 {
 		t.Fatalf("3 pops of 3 chains published together read avail->idx %d times, want 1", n)
 	}
 	if ok, err := q.PopInto(mem, &c); ok || err != nil {
 		t.Fatalf("empty PopInto = %v %v", ok, err)
 	}
-	if n := mem.loads.Load(); n != 2 {
+	if n := mem.Loads(); n != 2 {
 		t.Fatalf("the empty pop read avail->idx %d times in all, want 2", n)
 	}
 	if _, err := d.AddChain(virtiotest.R(pattern(8, 9)), virtiotest.W(8)); err != nil {
@@ -65,7 +45,7 @@ func TestPopReadsAvailIdxOncePerBatch(t *testing.T) {
 	if ok, err := q.PopSeenInto(mem, &c); ok || err != nil {
 		t.Fatalf("PopSeenInto of a chain published after the last read = %v %v, want false", ok, err)
 	}
-	if n := mem.loads.Load(); n != 2 {
+	if n := mem.Loads(); n != 2 {
 		t.Fatalf("PopSeenInto read avail->idx (%d reads in all, want 2)", n)
 	}
 	if ok, err := q.PopInto(mem, &c); !ok || err != nil {
@@ -81,18 +61,8 @@ func TestPopReadsAvailIdxOncePerBatch(t *testing.T) {
 // queue at the next read, once the entries seen at the earlier read are
 // consumed; those are popped as published, never more than the size.
 func TestAvailIdxValidatedAtEachRead(t *testing.T) {
-	d := virtiotest.New(virtiotest.Config{QueueSize: 4})
-	q := d.Queue()
-	for i := range 2 {
-		if _, err := d.AddChain(virtiotest.R(pattern(8, byte(i))), virtiotest.W(8)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	d.Publish()
+	d, q := twoPublishedOnePopped(t)
 	var c virtio.Chain
-	if ok, err := q.PopInto(d.Mem, &c); !ok || err != nil {
-		t.Fatalf("first pop: %v %v", ok, err)
-	}
 	d.SetAvailIdx(q.NextAvail() + 1 + 5) // 6 ahead of the next entry, size 4
 	if ok, err := q.PopInto(d.Mem, &c); !ok || err != nil {
 		t.Fatalf("the second chain, seen at the first read: %v %v", ok, err)
@@ -105,18 +75,8 @@ func TestAvailIdxValidatedAtEachRead(t *testing.T) {
 // TestSetNextAvailForgetsSeenEntries: after SetNextAvail (vhost-user's
 // SET_VRING_BASE) no entry of an earlier read is popped without a new one.
 func TestSetNextAvailForgetsSeenEntries(t *testing.T) {
-	d := virtiotest.New(virtiotest.Config{QueueSize: 4})
-	q := d.Queue()
-	for i := range 2 {
-		if _, err := d.AddChain(virtiotest.R(pattern(8, byte(i))), virtiotest.W(8)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	d.Publish()
+	d, q := twoPublishedOnePopped(t)
 	var c virtio.Chain
-	if ok, err := q.PopInto(d.Mem, &c); !ok || err != nil {
-		t.Fatalf("first pop: %v %v", ok, err)
-	}
 	q.SetNextAvail(q.NextAvail() + 1) // the front-end says the second is consumed
 	if ok, err := q.PopSeenInto(d.Mem, &c); ok || err != nil {
 		t.Fatalf("PopSeenInto after SetNextAvail = %v %v, want nothing", ok, err)
@@ -136,18 +96,8 @@ func TestRingChangesForgetSeenEntries(t *testing.T) {
 		"SetSize":      func(q *virtio.Queue) { q.SetSize(q.Size()) },
 		"SetAvailRing": func(q *virtio.Queue) { q.SetAvailRing(q.AvailRing()) },
 	} {
-		d := virtiotest.New(virtiotest.Config{QueueSize: 4})
-		q := d.Queue()
-		for i := range 2 {
-			if _, err := d.AddChain(virtiotest.R(pattern(8, byte(i))), virtiotest.W(8)); err != nil {
-				t.Fatal(err)
-			}
-		}
-		d.Publish()
+		d, q := twoPublishedOnePopped(t)
 		var c virtio.Chain
-		if ok, err := q.PopInto(d.Mem, &c); !ok || err != nil {
-			t.Fatalf("%s: first pop: %v %v", name, ok, err)
-		}
 		change(q)
 		if ok, err := q.PopSeenInto(d.Mem, &c); ok || err != nil {
 			t.Errorf("%s: PopSeenInto after the change = %v %v, want nothing", name, ok, err)
@@ -156,4 +106,24 @@ func TestRingChangesForgetSeenEntries(t *testing.T) {
 			t.Errorf("%s: PopInto after the change = %v %v, want the second chain (avail->idx read again)", name, ok, err)
 		}
 	}
+}
+
+// twoPublishedOnePopped is a queue of size 4 whose driver published two
+// chains in one avail->idx update, the first of them popped (so the
+// queue has read the index and seen the second).
+func twoPublishedOnePopped(t *testing.T) (*virtiotest.Driver, *virtio.Queue) {
+	t.Helper()
+	d := virtiotest.New(virtiotest.Config{QueueSize: 4})
+	q := d.Queue()
+	for i := range 2 {
+		if _, err := d.AddChain(virtiotest.R(pattern(8, byte(i))), virtiotest.W(8)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.Publish()
+	var c virtio.Chain
+	if ok, err := q.PopInto(d.Mem, &c); !ok || err != nil {
+		t.Fatalf("first pop: %v %v", ok, err)
+	}
+	return d, q
 }
